@@ -1,0 +1,584 @@
+/*
+ * log.c: structured events on stderr (JSON lines or text) or to journald.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOG_MAX_FIELDS	32
+#define JOURNAL_SOCKET	"/run/systemd/journal/socket"
+
+enum field_kind {
+	FIELD_STRING,
+	FIELD_NUMBER,
+	FIELD_NULL
+};
+
+struct field {
+	char		 name[32];
+	enum field_kind	 kind;
+	size_t		 off;		/* value in the scratch buffer */
+	size_t		 len;
+};
+
+static enum log_format	log_fmt = LOG_FORMAT_AUTO;
+static enum log_format	log_active = LOG_FORMAT_TEXT;
+static int		log_level = LOG_INFO;
+static int		journal_fd = -1;
+
+static const char *const level_names[] = {
+	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"
+};
+
+static int	stderr_is_journal(void);
+static void	resolve_format(void);
+
+/* Whether stderr is the journal's stream socket (systemd.exec(5)). */
+static int
+stderr_is_journal(void)
+{
+	const char		*e = getenv("JOURNAL_STREAM");
+	unsigned long long	 dev, ino;
+	struct stat		 st;
+
+	if (e == NULL || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &st) != 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
+/* Turn auto into a concrete format, once per log_setup. */
+static void
+resolve_format(void)
+{
+	log_active = log_fmt;
+	if (log_fmt == LOG_FORMAT_AUTO) {
+		if (stderr_is_journal())
+			log_active = LOG_FORMAT_JOURNAL;
+		else if (isatty(STDERR_FILENO))
+			log_active = LOG_FORMAT_TEXT;
+		else
+			log_active = LOG_FORMAT_JSON;
+	}
+	if (log_active == LOG_FORMAT_JOURNAL && journal_fd == -1) {
+		journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (journal_fd == -1)
+			log_active = LOG_FORMAT_JSON;
+	}
+}
+
+void
+log_setup(enum log_format fmt, int level)
+{
+	log_fmt = fmt;
+	log_level = level;
+	resolve_format();
+}
+
+enum log_format
+log_format_active(void)
+{
+	return log_active;
+}
+
+int
+log_format_parse(const char *s)
+{
+	if (strcmp(s, "auto") == 0)
+		return LOG_FORMAT_AUTO;
+	if (strcmp(s, "json") == 0)
+		return LOG_FORMAT_JSON;
+	if (strcmp(s, "journal") == 0)
+		return LOG_FORMAT_JOURNAL;
+	if (strcmp(s, "text") == 0)
+		return LOG_FORMAT_TEXT;
+	return -1;
+}
+
+int
+log_level_parse(const char *s)
+{
+	if (strcmp(s, "error") == 0 || strcmp(s, "err") == 0)
+		return LOG_ERR;
+	if (strcmp(s, "warning") == 0 || strcmp(s, "warn") == 0)
+		return LOG_WARNING;
+	if (strcmp(s, "notice") == 0)
+		return LOG_NOTICE;
+	if (strcmp(s, "info") == 0)
+		return LOG_INFO;
+	if (strcmp(s, "debug") == 0)
+		return LOG_DEBUG;
+	return -1;
+}
+
+int
+log_enabled(int prio)
+{
+	return prio <= log_level;
+}
+
+/*
+ * Consume one conversion from fmt (pointing at '%') and its argument, and
+ * append the value's text to sb.  Returns the kind, and advances *fmtp.
+ */
+static enum field_kind
+take_value(const char **fmtp, va_list *ap, struct buf *sb)
+{
+	const char	*f = *fmtp + 1;
+	char		 spec[16];
+	size_t		 n = 0;
+	int		 lng = 0, zsz = 0, jmx = 0;
+	enum field_kind	 kind = FIELD_NUMBER;
+
+	spec[n++] = '%';
+	while (*f == '.' || isdigit((unsigned char)*f)) {
+		if (n < sizeof spec - 4)
+			spec[n++] = *f;
+		f++;
+	}
+	for (;; f++) {
+		if (*f == 'l')
+			lng++;
+		else if (*f == 'z')
+			zsz = 1;
+		else if (*f == 'j')
+			jmx = 1;
+		else
+			break;
+	}
+	switch (*f) {
+	case 'd':
+	case 'i':
+		if (zsz)
+			buf_printf(sb, "%zd", va_arg(*ap, ssize_t));
+		else if (jmx)
+			buf_printf(sb, "%jd", va_arg(*ap, intmax_t));
+		else if (lng >= 2)
+			buf_printf(sb, "%lld", va_arg(*ap, long long));
+		else if (lng == 1)
+			buf_printf(sb, "%ld", va_arg(*ap, long));
+		else
+			buf_printf(sb, "%d", va_arg(*ap, int));
+		break;
+	case 'u':
+	case 'x':
+		if (*f == 'x')
+			kind = FIELD_STRING;	/* hex is an identifier */
+		spec[n++] = 'j';
+		spec[n++] = *f;
+		spec[n] = '\0';
+		if (zsz)
+			buf_printf(sb, spec, (uintmax_t)va_arg(*ap, size_t));
+		else if (jmx)
+			buf_printf(sb, spec, va_arg(*ap, uintmax_t));
+		else if (lng >= 2)
+			buf_printf(sb, spec,
+			    (uintmax_t)va_arg(*ap, unsigned long long));
+		else if (lng == 1)
+			buf_printf(sb, spec,
+			    (uintmax_t)va_arg(*ap, unsigned long));
+		else
+			buf_printf(sb, spec, (uintmax_t)va_arg(*ap, unsigned));
+		break;
+	case 'f':
+	case 'g':
+	case 'e':
+		spec[n++] = *f;
+		spec[n] = '\0';
+		buf_printf(sb, spec, va_arg(*ap, double));
+		break;
+	case 'c':
+		kind = FIELD_STRING;
+		buf_addc(sb, (unsigned char)va_arg(*ap, int));
+		break;
+	case 's': {
+		const char *s = va_arg(*ap, const char *);
+
+		if (s == NULL)
+			kind = FIELD_NULL;
+		else {
+			kind = FIELD_STRING;
+			buf_adds(sb, s);
+		}
+		break;
+	}
+	default:
+		kind = FIELD_STRING;
+		buf_adds(sb, "?bad-conversion");
+		break;
+	}
+	if (*f != '\0')
+		f++;
+	*fmtp = f;
+	return kind;
+}
+
+/* Split the field list into fields, values into sb. */
+static size_t
+parse_fields(const char *fmt, va_list ap, struct field *fv, struct buf *sb)
+{
+	const char	*p = fmt;
+	size_t		 nf = 0, nlen, nconv, nlit;
+	enum field_kind	 kind;
+	va_list		 aq;
+
+	va_copy(aq, ap);
+	while (p != NULL && *p != '\0') {
+		struct field	*fd;
+		const char	*eq;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		eq = strchr(p, '=');
+		if (eq == NULL || nf == LOG_MAX_FIELDS)
+			break;
+		fd = &fv[nf++];
+		nlen = (size_t)(eq - p);
+		if (nlen >= sizeof fd->name)
+			nlen = sizeof fd->name - 1;
+		memcpy(fd->name, p, nlen);
+		fd->name[nlen] = '\0';
+		p = eq + 1;
+		fd->off = sb->len;
+		/*
+		 * A value is literal text and conversions up to the next
+		 * space; a lone conversion keeps its kind (number, null).
+		 */
+		nconv = nlit = 0;
+		fd->kind = FIELD_STRING;
+		while (*p != '\0' && *p != ' ') {
+			if (*p == '%' && p[1] != '%') {
+				kind = take_value(&p, &aq, sb);
+				if (kind == FIELD_NULL && (nconv + nlit > 0 ||
+				    (*p != '\0' && *p != ' ')))
+					buf_adds(sb, "null");
+				fd->kind = kind;
+				nconv++;
+			} else {
+				if (*p == '%')
+					p++;
+				buf_addc(sb, (unsigned char)*p++);
+				nlit++;
+			}
+		}
+		if (nconv != 1 || nlit != 0)
+			fd->kind = FIELD_STRING;
+		fd->len = sb->len - fd->off;
+	}
+	va_end(aq);
+	return nf;
+}
+
+/* Append s as the body of a JSON string (without quotes). */
+static void
+json_escape(struct buf *b, const unsigned char *s, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = s[i];
+
+		switch (c) {
+		case '"':
+			buf_add(b, "\\\"", 2);
+			break;
+		case '\\':
+			buf_add(b, "\\\\", 2);
+			break;
+		case '\n':
+			buf_add(b, "\\n", 2);
+			break;
+		case '\r':
+			buf_add(b, "\\r", 2);
+			break;
+		case '\t':
+			buf_add(b, "\\t", 2);
+			break;
+		default:
+			if (c < 0x20 || c == 0x7f)
+				buf_printf(b, "\\u%04x", c);
+			else
+				buf_addc(b, c);
+		}
+	}
+}
+
+static void
+timestamp(char *out, size_t len)
+{
+	uint64_t	ms = wall_ms();
+	time_t		t = (time_t)(ms / 1000);
+	struct tm	tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+/* Whether a text value needs quotes to stay one token. */
+static int
+needs_quotes(const unsigned char *s, size_t len)
+{
+	size_t	i;
+
+	if (len == 0)
+		return 1;
+	for (i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] == '"' || s[i] == '=' || s[i] == 0x7f)
+			return 1;
+	return 0;
+}
+
+static void
+render_text(struct buf *out, const char *event, const struct field *fv,
+    size_t nf, const struct buf *sb)
+{
+	size_t	i;
+
+	buf_adds(out, event);
+	for (i = 0; i < nf; i++) {
+		const unsigned char *v = sb->data + fv[i].off;
+
+		buf_printf(out, " %s=", fv[i].name);
+		if (fv[i].kind == FIELD_NULL)
+			buf_adds(out, "-");
+		else if (needs_quotes(v, fv[i].len)) {
+			buf_addc(out, '"');
+			json_escape(out, v, fv[i].len);
+			buf_addc(out, '"');
+		} else
+			buf_add(out, v, fv[i].len);
+	}
+}
+
+static void
+write_all(int fd, const unsigned char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return;		/* nowhere left to complain */
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* One journal field; values with a newline use the binary form. */
+static void
+journal_field(struct buf *dg, const char *name, const void *v, size_t len)
+{
+	size_t		i;
+	uint64_t	le;
+	unsigned char	n8[8];
+
+	for (i = 0; name[i] != '\0'; i++)
+		buf_addc(dg, (unsigned char)toupper((unsigned char)name[i]));
+	if (memchr(v, '\n', len) == NULL) {
+		buf_addc(dg, '=');
+		buf_add(dg, v, len);
+	} else {
+		buf_addc(dg, '\n');
+		le = len;
+		for (i = 0; i < 8; i++)
+			n8[i] = (unsigned char)(le >> (8 * i));
+		buf_add(dg, n8, 8);
+		buf_add(dg, v, len);
+	}
+	buf_addc(dg, '\n');
+}
+
+static void
+send_journal(int prio, const char *event, const struct field *fv, size_t nf,
+    const struct buf *sb)
+{
+	struct sockaddr_un	 sa = { .sun_family = AF_UNIX };
+	struct buf		 dg, msg;
+	char			 p[4];
+	size_t			 i;
+
+	buf_init(&dg);
+	buf_init(&msg);
+	render_text(&msg, event, fv, nf, sb);
+	journal_field(&dg, "MESSAGE", msg.data, msg.len);
+	snprintf(p, sizeof p, "%d", prio);
+	journal_field(&dg, "PRIORITY", p, strlen(p));
+	journal_field(&dg, "EVENT", event, strlen(event));
+	journal_field(&dg, "SYSLOG_IDENTIFIER", "programs-cached",
+	    strlen("programs-cached"));
+	for (i = 0; i < nf; i++) {
+		/* Our own names must not collide with journald's. */
+		if (strcmp(fv[i].name, "message") == 0 ||
+		    strcmp(fv[i].name, "priority") == 0 ||
+		    strcmp(fv[i].name, "event") == 0)
+			continue;
+		if (fv[i].kind == FIELD_NULL)
+			continue;
+		journal_field(&dg, fv[i].name, sb->data + fv[i].off,
+		    fv[i].len);
+	}
+	memcpy(sa.sun_path, JOURNAL_SOCKET, sizeof JOURNAL_SOCKET);
+	if (getenv("PCD_JOURNAL_SOCKET") != NULL) {
+		/* Tests stand in for journald with their own socket. */
+		snprintf(sa.sun_path, sizeof sa.sun_path, "%s",
+		    getenv("PCD_JOURNAL_SOCKET"));
+	}
+	if (sendto(journal_fd, dg.data, dg.len, MSG_NOSIGNAL,
+	    (struct sockaddr *)&sa, sizeof sa) == -1) {
+		/* Journal gone or entry too big: keep the line on stderr. */
+		buf_addc(&msg, '\n');
+		write_all(STDERR_FILENO, msg.data, msg.len);
+	}
+	buf_free(&dg);
+	buf_free(&msg);
+}
+
+void
+log_eventv(int prio, const char *event, const char *fields, va_list ap)
+{
+	struct field	 fv[LOG_MAX_FIELDS];
+	struct buf	 sb, out;
+	size_t		 nf, i;
+	char		 ts[80];
+	int		 saved_errno = errno;
+
+	if (!log_enabled(prio))
+		return;
+	if (prio < 0 || prio > LOG_DEBUG)
+		prio = LOG_ERR;
+	buf_init(&sb);
+	buf_init(&out);
+	nf = parse_fields(fields, ap, fv, &sb);
+
+	switch (log_active) {
+	case LOG_FORMAT_JOURNAL:
+		send_journal(prio, event, fv, nf, &sb);
+		break;
+	case LOG_FORMAT_TEXT:
+		timestamp(ts, sizeof ts);
+		buf_printf(&out, "%s %s ", ts, level_names[prio]);
+		render_text(&out, event, fv, nf, &sb);
+		buf_addc(&out, '\n');
+		write_all(STDERR_FILENO, out.data, out.len);
+		break;
+	case LOG_FORMAT_AUTO:
+	case LOG_FORMAT_JSON:
+		timestamp(ts, sizeof ts);
+		buf_printf(&out, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"",
+		    ts, level_names[prio]);
+		json_escape(&out, (const unsigned char *)event, strlen(event));
+		buf_addc(&out, '"');
+		for (i = 0; i < nf; i++) {
+			const unsigned char *v = sb.data + fv[i].off;
+
+			buf_printf(&out, ",\"%s\":", fv[i].name);
+			if (fv[i].kind == FIELD_NULL)
+				buf_adds(&out, "null");
+			else if (fv[i].kind == FIELD_NUMBER &&
+			    fv[i].len > 0 && strspn((const char *)v,
+			    "0123456789-+.eE") >= fv[i].len)
+				buf_add(&out, v, fv[i].len);
+			else {
+				/* inf/nan and the like stay strings. */
+				buf_addc(&out, '"');
+				json_escape(&out, v, fv[i].len);
+				buf_addc(&out, '"');
+			}
+		}
+		buf_adds(&out, "}\n");
+		write_all(STDERR_FILENO, out.data, out.len);
+		break;
+	}
+	buf_free(&sb);
+	buf_free(&out);
+	errno = saved_errno;
+}
+
+void
+log_event(int prio, const char *event, const char *fields, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fields);
+	log_eventv(prio, event, fields, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	log_event(LOG_DEBUG, "debug", "msg=%s", msg);
+	free(msg);
+}
+
+/* No allocation here: fatal may be reporting that malloc failed. */
+static PCD_NORETURN void
+fatal_common(int with_errno, const char *fmt, va_list ap)
+{
+	char	msg[512], line[1024];
+	int	saved = errno;
+	size_t	n;
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (with_errno) {
+		n = strlen(msg);
+		snprintf(msg + n, sizeof msg - n, ": %s", strerror(saved));
+	}
+	if (log_active == LOG_FORMAT_JSON) {
+		/* msg is ours; quotes in it are replaced, not escaped. */
+		for (n = 0; msg[n] != '\0'; n++)
+			if (msg[n] == '"' || msg[n] == '\\' ||
+			    (unsigned char)msg[n] < 0x20)
+				msg[n] = '\'';
+		snprintf(line, sizeof line,
+		    "{\"level\":\"crit\",\"event\":\"fatal\",\"error\":\"%s\"}\n",
+		    msg);
+	} else
+		snprintf(line, sizeof line, "crit fatal error=\"%s\"\n", msg);
+	write_all(STDERR_FILENO, (const unsigned char *)line, strlen(line));
+	exit(1);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	fatal_common(1, fmt, ap);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	fatal_common(0, fmt, ap);
+}

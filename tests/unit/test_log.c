@@ -1,0 +1,145 @@
+/*
+ * test_log.c: events come out as one well-formed line each, with typed
+ * fields, in every format.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "t.h"
+
+static char	captured[8192];
+/* Not a constant, so that the compiler lets a NULL %s through. */
+static const char *volatile nothing;
+
+/* Run one log_event with stderr redirected to a file; keep what it wrote. */
+#define CAPTURE(stmt) do {						\
+	FILE	*tmp_ = tmpfile();					\
+	int	 save_ = dup(2);					\
+	size_t	 n_;							\
+	fflush(stderr);							\
+	dup2(fileno(tmp_), 2);						\
+	stmt;								\
+	dup2(save_, 2);							\
+	close(save_);							\
+	rewind(tmp_);							\
+	n_ = fread(captured, 1, sizeof captured - 1, tmp_);		\
+	captured[n_] = '\0';						\
+	fclose(tmp_);							\
+} while (0)
+
+/* The text after the timestamp, which changes from run to run. */
+static const char *
+after_ts(const char *line, const char *marker)
+{
+	const char *p = strstr(line, marker);
+
+	return p != NULL ? p : "(marker not found)";
+}
+
+static void
+test_json(void)
+{
+	log_setup(LOG_FORMAT_JSON, LOG_INFO);
+	CAPTURE(log_event(LOG_ERR, "refresh_failed",
+	    "site=%s stage=uuids url=%s http_status=%ld error=%s attempt=%d",
+	    "lms.example.com", "http://d/api/v1/programs/?a=1&b=2", 503L,
+	    "HTTP 503 \"busy\"\n", 3));
+	T_STREQ(after_ts(captured, "\"level\""),
+	    "\"level\":\"error\",\"event\":\"refresh_failed\","
+	    "\"site\":\"lms.example.com\",\"stage\":\"uuids\","
+	    "\"url\":\"http://d/api/v1/programs/?a=1&b=2\","
+	    "\"http_status\":503,\"error\":\"HTTP 503 \\\"busy\\\"\\n\","
+	    "\"attempt\":3}\n");
+	T_CHECK(strncmp(captured, "{\"ts\":\"", 7) == 0);
+
+	/* NULL strings are null; sizes and doubles are numbers. */
+	CAPTURE(log_event(LOG_INFO, "x", "a=%s b=%zu c=%.1f d=%llu e=%u",
+	    nothing, (size_t)42, 2.5, 18446744073709551615ULL,
+	    7u));
+	T_STREQ(after_ts(captured, "\"a\""),
+	    "\"a\":null,\"b\":42,\"c\":2.5,\"d\":18446744073709551615,"
+	    "\"e\":7}\n");
+
+	/* Literal text around a conversion makes a string. */
+	CAPTURE(log_event(LOG_NOTICE, "signal", "signal=SIG%s n=%d%%",
+	    "HUP", 5));
+	T_STREQ(after_ts(captured, "\"signal\":"),
+	    "\"signal\":\"SIGHUP\",\"n\":\"5%\"}\n");
+
+	/* Below the level: nothing at all. */
+	CAPTURE(log_event(LOG_DEBUG, "debug", "msg=%s", "hidden"));
+	T_STREQ(captured, "");
+}
+
+static void
+test_text(void)
+{
+	log_setup(LOG_FORMAT_TEXT, LOG_DEBUG);
+	CAPTURE(log_event(LOG_WARNING, "program_rejected",
+	    "uuid=%s reason=%s n=%d", "abc", "missing uuid", 1));
+	T_STREQ(after_ts(captured, " warning"),
+	    " warning program_rejected uuid=abc reason=\"missing uuid\" "
+	    "n=1\n");
+	CAPTURE(log_debug("hello %d", 7));
+	T_STREQ(after_ts(captured, " debug"), " debug debug msg=\"hello 7\"\n");
+}
+
+static void
+test_journal(void)
+{
+	struct sockaddr_un	 sa = { .sun_family = AF_UNIX };
+	char			 path[64], dg[4096];
+	ssize_t			 n;
+	int			 fd;
+
+	snprintf(path, sizeof path, "/tmp/pcd-test-journal.%d", (int)getpid());
+	unlink(path);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	T_CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+	setenv("PCD_JOURNAL_SOCKET", path, 1);
+	log_setup(LOG_FORMAT_JOURNAL, LOG_INFO);
+	log_event(LOG_ERR, "refresh_failed", "site=%s http_status=%d error=%s",
+	    "lms.example.com", 500, "two\nlines");
+	n = recv(fd, dg, sizeof dg - 1, MSG_DONTWAIT);
+	T_CHECK(n > 0);
+	dg[n > 0 ? n : 0] = '\0';
+	T_CHECK(memmem(dg, (size_t)n, "\nPRIORITY=3\n", 12) != NULL);
+	T_CHECK(memmem(dg, (size_t)n, "\nEVENT=refresh_failed\n", 22) !=
+	    NULL);
+	T_CHECK(memmem(dg, (size_t)n, "\nSITE=lms.example.com\n", 22) != NULL);
+	T_CHECK(memmem(dg, (size_t)n, "\nHTTP_STATUS=500\n", 17) != NULL);
+	/* A value with a newline uses the binary form: NAME\n<u64 len>. */
+	T_CHECK(memmem(dg, (size_t)n, "\nERROR\n\x09\0\0\0\0\0\0\0two\nlines\n",
+	    24) != NULL);
+	T_CHECK(strncmp(dg, "MESSAGE", 7) == 0);
+	close(fd);
+	unlink(path);
+	unsetenv("PCD_JOURNAL_SOCKET");
+}
+
+static void
+test_parse(void)
+{
+	T_INTEQ(log_format_parse("json"), LOG_FORMAT_JSON);
+	T_INTEQ(log_format_parse("journal"), LOG_FORMAT_JOURNAL);
+	T_INTEQ(log_format_parse("xml"), -1);
+	T_INTEQ(log_level_parse("warning"), LOG_WARNING);
+	T_INTEQ(log_level_parse("loud"), -1);
+}
+
+int
+main(void)
+{
+	test_json();
+	test_text();
+	test_journal();
+	test_parse();
+	return t_done();
+}
