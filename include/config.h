@@ -1,0 +1,107 @@
+/*
+ * config.h: the INI configuration (SPEC §8), read with inih.
+ *
+ * cfg_load() validates everything it reads: an unknown section or key, a
+ * bad value, a line too long, a missing or unreadable file are each logged
+ * as a config_error event naming the file, the line and the key, and make
+ * the load fail.  Nothing half-read is ever returned.
+ */
+#ifndef PCD_CONFIG_H
+#define PCD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "log.h"
+
+#define CFG_DEFAULT_PATH	"/etc/programs-cached/programs-cached.conf"
+
+enum cfg_distribution {
+	DIST_RENDEZVOUS,
+	DIST_KETAMA,
+	DIST_ALL
+};
+
+enum cfg_value_format {
+	VALUE_PICKLE,
+	VALUE_JSON
+};
+
+enum cfg_pathway_ids {
+	PATHWAY_IDS_KEYS,	/* "pathway-7", as cache_programs writes */
+	PATHWAY_IDS_IDS		/* 7, what the LMS reader looks up */
+};
+
+struct cfg_server {
+	char	*host;
+	int	 port;
+	char	*name;		/* "host:port", pymemcache's node name */
+};
+
+struct cfg_site {
+	char	*domain;
+	long	 site_id;
+	char	*catalog_api_url;	/* NULL: unconfigured site */
+	int	 line;			/* where its section starts */
+};
+
+struct cfg {
+	char			*path;
+
+	/* [discovery] */
+	char			*oauth_url;
+	char			*client_id;
+	char			*client_secret_file;
+	char			*token_file;
+	long			 connect_timeout_ms;
+	long			 request_timeout_ms;
+	long			 low_speed_limit;	/* bytes/s */
+	long			 low_speed_time_ms;
+	long			 refresh_deadline_ms;
+	int			 max_in_flight;
+	int			 retries;
+	long			 retry_backoff_ms;
+	long			 retry_backoff_max_ms;
+	size_t			 max_response_size;
+	int			 max_pages;
+
+	/* [memcached] */
+	struct cfg_server	*servers;
+	size_t			 nservers;
+	enum key_function	 key_function;
+	char			*key_prefix;
+	char			*key_version;
+	enum key_hash		 long_key_hash;
+	enum cfg_distribution	 distribution;
+	enum cfg_value_format	 value_format;
+	int			 pickle_protocol;
+	enum cfg_pathway_ids	 pathway_ids;
+	long			 mc_connect_timeout_ms;
+	long			 mc_io_timeout_ms;
+
+	/* [daemon] */
+	long			 refresh_interval_ms;
+	long			 check_interval_ms;
+	long			 verify_interval_ms;
+	char			*state_dir;
+	char			*listen;
+	enum log_format		 log_format;
+	int			 log_level;
+	double			 max_shrink;		/* fraction, 0..1 */
+	bool			 force_publish;
+	int			 stale_after;
+
+	/* [site DOMAIN] sections, sorted by domain */
+	struct cfg_site		*sites;
+	size_t			 nsites;
+};
+
+/* Read and validate path.  NULL after logging every problem found. */
+struct cfg	*cfg_load(const char *path);
+void		 cfg_free(struct cfg *);
+/* The site with this domain, or NULL. */
+const struct cfg_site	*cfg_site(const struct cfg *, const char *domain);
+
+#endif
