@@ -1,0 +1,31 @@
+/*
+ * daemon.h: the event loop, its timers and signals (SPEC §4, §8).
+ *
+ * One refresh at start-up, then every refresh_interval +/- 10 %.
+ * SIGHUP re-reads the configuration and refreshes now (coalesced: while a
+ * refresh runs, at most one more is queued).  SIGTERM and SIGINT stop
+ * cleanly: requests in flight are dropped, nothing half-written is left.
+ */
+#ifndef PCD_DAEMON_H
+#define PCD_DAEMON_H
+
+#include <stdbool.h>
+
+#include "config.h"
+
+struct daemon_opts {
+	const char	*config_path;
+	bool		 once;		/* one refresh, then exit */
+	const char	*domain;	/* only this site */
+	bool		 force;		/* publish what the shrink guard holds */
+};
+
+/* Exit codes of one-shot runs (SPEC §7). */
+#define PCD_EXIT_OK	0	/* every site published */
+#define PCD_EXIT_FAIL	1	/* any failure, for any site */
+#define PCD_EXIT_USAGE	2	/* bad usage or configuration */
+
+/* Run until stopped (or one refresh with once); takes cfg.  Exit code. */
+int	daemon_run(struct cfg *, const struct daemon_opts *);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * http.h: HTTP requests through one libcurl multi handle driven by libevent.
+ *
+ * Requests are queued and at most max_in_flight run at once, over the multi
+ * handle's shared connection cache (keep-alive, HTTP/2 multiplexing where
+ * the server offers it).  A request that fails with a connection error, a
+ * timeout, 429 or 5xx is tried again after an exponential backoff with
+ * jitter, or after the server's Retry-After, up to `retries` more times;
+ * each retry is logged as an http_retry event.  The callback runs exactly
+ * once per request, from the event loop, never from inside libcurl, and
+ * never from inside http_get() itself.
+ */
+#ifndef PCD_HTTP_H
+#define PCD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct http;
+struct http_req;
+
+struct http_opts {
+	long		 connect_timeout_ms;
+	long		 request_timeout_ms;
+	long		 low_speed_limit;	/* bytes/s; 0 = off */
+	long		 low_speed_time_ms;
+	int		 max_in_flight;
+	int		 retries;
+	long		 retry_backoff_ms;
+	long		 retry_backoff_max_ms;
+	size_t		 max_response_size;
+};
+
+struct http_result {
+	const char	*url;
+	long		 status;	/* HTTP status; 0 if none arrived */
+	const char	*content_type;	/* NULL if none */
+	const char	*body;		/* NUL-terminated; "" if none */
+	size_t		 len;
+	/*
+	 * NULL when a 2xx response arrived whole; otherwise why not, e.g.
+	 * "HTTP 503", "Operation timed out after 5001 milliseconds ...",
+	 * "response larger than 64 MiB", "cancelled: shutdown".
+	 */
+	const char	*error;
+	int		 attempts;
+};
+
+/* Called once per request; the result and its body are freed after. */
+typedef void	(*http_cb)(const struct http_result *, void *arg);
+
+struct http	*http_new(struct event_base *, const struct http_opts *);
+/* Drop every request without calling back, and free everything. */
+void		 http_free(struct http *);
+/* Change limits for requests started from now on. */
+void		 http_set_opts(struct http *, const struct http_opts *);
+
+/*
+ * GET url.  authorization is the whole header value ("JWT ...") or NULL.
+ * The strings are copied.
+ */
+struct http_req	*http_get(struct http *, const char *url,
+		    const char *authorization, http_cb, void *arg);
+/* POST an application/x-www-form-urlencoded body; never retried. */
+struct http_req	*http_post_form(struct http *, const char *url,
+		    const char *form, http_cb, void *arg);
+/* Call back every outstanding request now with error "cancelled: why". */
+void		 http_cancel_all(struct http *, const char *why);
+/* Requests queued, running or waiting to retry. */
+size_t		 http_pending(const struct http *);
+
+/* URL-encode s for a form body or query (curl_easy_escape); caller frees. */
+char		*http_escape(const char *s);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * store.h: the memcached servers, through libmemcached.
+ *
+ * Each server has its own connection: the daemon decides placement itself
+ * (pymemcache's rendezvous hashing is not among libmemcached's
+ * distributions), so every key goes to exactly the server the LMS reads it
+ * from.  Writes are pipelined without replies (NOREPLY + BUFFER_REQUESTS:
+ * one round trip per batch instead of per key; research/libs.md §2.6), so
+ * sizes and keys are checked here before sending, and store_flush() ends
+ * each batch with a round trip that proves the server has processed it.
+ *
+ * A server that fails is marked down, logged once (memcached_error), and
+ * skipped until it is tried again after a short pause; the caller learns
+ * which writes did not happen.
+ */
+#ifndef PCD_STORE_H
+#define PCD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* At most this many servers (placement arrays are fixed). */
+#define STORE_MAX_SERVERS	64
+
+struct store;
+
+struct store	*store_new(const struct cfg *);
+void		 store_free(struct store *);
+
+size_t		 store_nservers(const struct store *);
+const char	*store_server_name(const struct store *, size_t);
+/* Whether the server answered the last time it was asked. */
+bool		 store_server_up(const struct store *, size_t);
+
+/*
+ * The servers a wire key belongs on: idx[0] for rendezvous and ketama,
+ * every server for "all".  Returns how many.
+ */
+size_t		 store_place(const struct store *, const char *key,
+		    size_t keylen, size_t idx[STORE_MAX_SERVERS]);
+
+enum store_rc {
+	STORE_OK,		/* sent */
+	STORE_TOO_BIG,		/* over the server's item size: not sent */
+	STORE_DOWN,		/* server down: not sent */
+	STORE_ERROR		/* libmemcached refused it (logged) */
+};
+
+/* Queue a set (exptime 0) on server i. */
+enum store_rc	 store_set(struct store *, size_t i, const char *key,
+		    size_t keylen, const void *val, size_t len,
+		    uint32_t flags);
+/* Queue a delete on server i. */
+enum store_rc	 store_delete(struct store *, size_t i, const char *key,
+		    size_t keylen);
+/*
+ * Send everything queued on server i and wait until the server has done
+ * it.  0, or -1 if the server failed on the way (it is then marked down and
+ * none of its writes since the last flush can be trusted).
+ */
+int		 store_flush(struct store *, size_t i);
+
+#endif

@@ -1,0 +1,323 @@
+/*
+ * daemon.c: the loop that owns the refresh timer, the signals and the
+ * generations.  Event callbacks only decode what happened and call the
+ * function that does the work.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "catalog.h"
+#include "daemon.h"
+#include "disc.h"
+#include "http.h"
+#include "keys.h"
+#include "log.h"
+#include "publish.h"
+#include "store.h"
+#include "util.h"
+
+struct daemon {
+	struct event_base		*base;
+	const struct daemon_opts	*opts;
+	struct cfg			*cfg;
+	struct cfg			*pending_cfg;	/* from SIGHUP, mid-refresh */
+	struct http			*http;
+	struct store			*store;
+	struct keyfn			 kf;
+	struct catalog			*last;		/* last published */
+	struct disc			*disc;		/* refresh running */
+	bool				 queued;	/* SIGHUP during a refresh */
+	bool				 stopping;
+	bool				 store_changed;	/* rewrite everything */
+	int				 exit_code;
+	uint64_t			 refresh_started;
+	struct event			*refresh_timer;
+	struct event			*sig_hup;
+	struct event			*sig_term;
+	struct event			*sig_int;
+};
+
+static void	start_refresh(struct daemon *);
+
+/* HTTP limits from the configuration. */
+static void
+http_opts_from(const struct cfg *cfg, struct http_opts *o)
+{
+	o->connect_timeout_ms = cfg->connect_timeout_ms;
+	o->request_timeout_ms = cfg->request_timeout_ms;
+	o->low_speed_limit = cfg->low_speed_limit;
+	o->low_speed_time_ms = cfg->low_speed_time_ms;
+	o->max_in_flight = cfg->max_in_flight;
+	o->retries = cfg->retries;
+	o->retry_backoff_ms = cfg->retry_backoff_ms;
+	o->retry_backoff_max_ms = cfg->retry_backoff_max_ms;
+	o->max_response_size = cfg->max_response_size;
+}
+
+/* Whether two configurations talk to memcached the same way. */
+static bool
+same_store(const struct cfg *a, const struct cfg *b)
+{
+	size_t	i;
+
+	if (a->nservers != b->nservers || a->distribution != b->distribution ||
+	    a->mc_connect_timeout_ms != b->mc_connect_timeout_ms ||
+	    a->mc_io_timeout_ms != b->mc_io_timeout_ms ||
+	    a->key_function != b->key_function ||
+	    a->long_key_hash != b->long_key_hash ||
+	    strcmp(a->key_prefix, b->key_prefix) != 0 ||
+	    strcmp(a->key_version, b->key_version) != 0 ||
+	    a->value_format != b->value_format ||
+	    a->pickle_protocol != b->pickle_protocol)
+		return false;
+	for (i = 0; i < a->nservers; i++)
+		if (strcmp(a->servers[i].name, b->servers[i].name) != 0)
+			return false;
+	return true;
+}
+
+/* Make cfg the configuration in use (taking it). */
+static void
+apply_config(struct daemon *d, struct cfg *cfg)
+{
+	struct http_opts	ho;
+
+	log_setup(cfg->log_format, cfg->log_level);
+	http_opts_from(cfg, &ho);
+	if (d->http == NULL)
+		d->http = http_new(d->base, &ho);
+	else
+		http_set_opts(d->http, &ho);
+	if (d->store == NULL || !same_store(d->cfg, cfg)) {
+		store_free(d->store);
+		d->store = store_new(cfg);
+		key_clear(&d->kf);
+		key_init(&d->kf, cfg->key_function, cfg->long_key_hash,
+		    cfg->key_prefix, cfg->key_version);
+		/* Placement or encoding may differ: write everything again. */
+		d->store_changed = d->cfg != NULL;
+	}
+	if (d->cfg != cfg)
+		cfg_free(d->cfg);
+	d->cfg = cfg;
+}
+
+/* Arm the refresh timer: the interval, +/- 10 % so hosts drift apart. */
+static void
+schedule_refresh(struct daemon *d)
+{
+	double		ms = (double)d->cfg->refresh_interval_ms;
+	long		delay;
+	struct timeval	tv;
+
+	delay = (long)(ms * (0.9 + 0.2 * rand_unit()));
+	tv.tv_sec = delay / 1000;
+	tv.tv_usec = (delay % 1000) * 1000;
+	evtimer_add(d->refresh_timer, &tv);
+	log_debug("next refresh in %ld ms", delay);
+}
+
+/* Count the sites by outcome. */
+static void
+count_sites(const struct catalog *c, size_t *ok, size_t *partial,
+    size_t *failed)
+{
+	size_t	i;
+
+	*ok = *partial = *failed = 0;
+	for (i = 0; i < c->nsites; i++) {
+		switch (c->sites[i]->status) {
+		case SITE_OK:
+		case SITE_UNCONFIGURED:
+			(*ok)++;
+			break;
+		case SITE_PARTIAL:
+			(*partial)++;
+			break;
+		case SITE_FAILED:
+			(*failed)++;
+			break;
+		}
+	}
+}
+
+/* A refresh has fetched all it could: publish it and report. */
+static void
+refresh_done(struct daemon *d, struct catalog *next)
+{
+	struct pub_stats	ps;
+	size_t			ok, partial, failed;
+	uint64_t		ms;
+	int			prc;
+
+	d->disc = NULL;
+	prc = pub_write(d->store, &d->kf, next, d->last, d->store_changed,
+	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, &ps);
+	if (prc == 0)
+		d->store_changed = false;
+	ms = mono_ms() - d->refresh_started;
+	count_sites(next, &ok, &partial, &failed);
+	if (prc == 0 && partial == 0 && failed == 0) {
+		log_event(LOG_INFO, "refresh_succeeded", "sites=%zu "
+		    "programs=%zu pathways=%zu keys_written=%zu "
+		    "keys_skipped=%zu keys_deleted=%zu bytes_written=%zu "
+		    "duration_ms=%llu", next->nsites, next->nprograms,
+		    next->npathways, ps.written, ps.skipped, (size_t)0,
+		    ps.bytes, (unsigned long long)ms);
+		d->exit_code = PCD_EXIT_OK;
+	} else {
+		log_event(LOG_ERR, "refresh_failed", "stage=refresh "
+		    "outcome=%s sites=%zu sites_partial=%zu sites_failed=%zu "
+		    "programs=%zu pathways=%zu keys_written=%zu "
+		    "keys_skipped=%zu keys_failed=%zu duration_ms=%llu",
+		    failed == next->nsites || ps.written + ps.skipped == 0 ?
+		    "failed" : "partial",
+		    next->nsites, partial, failed, next->nprograms,
+		    next->npathways, ps.written, ps.skipped, ps.failed,
+		    (unsigned long long)ms);
+		d->exit_code = PCD_EXIT_FAIL;
+	}
+	catalog_free(d->last);
+	d->last = next;
+
+	if (d->opts->once) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	if (d->pending_cfg != NULL) {
+		apply_config(d, d->pending_cfg);
+		d->pending_cfg = NULL;
+	}
+	if (d->queued) {
+		d->queued = false;
+		start_refresh(d);
+		return;
+	}
+	schedule_refresh(d);
+}
+
+/* disc's callback. */
+static void
+on_refresh_done(struct catalog *next, void *arg)
+{
+	struct daemon	*d = arg;
+	struct disc	*disc = d->disc;
+
+	refresh_done(d, next);
+	disc_free(disc);
+}
+
+static void
+start_refresh(struct daemon *d)
+{
+	evtimer_del(d->refresh_timer);
+	d->refresh_started = mono_ms();
+	log_event(LOG_INFO, "refresh_started", "sites=%zu domain=%s",
+	    d->cfg->nsites, d->opts->domain);
+	d->disc = disc_start(d->base, d->http, d->cfg, d->last,
+	    d->opts->domain, on_refresh_done, d);
+}
+
+static void
+on_refresh_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	start_refresh(arg);
+}
+
+/* SIGHUP: re-read the configuration, and refresh now (or right after). */
+static void
+reload(struct daemon *d)
+{
+	struct cfg	*cfg;
+
+	if ((cfg = cfg_load(d->opts->config_path)) == NULL) {
+		log_event(LOG_ERR, "config_error", "file=%s error=%s",
+		    d->opts->config_path, "reload failed: keeping the "
+		    "configuration in use");
+	} else {
+		log_event(LOG_INFO, "config_loaded", "file=%s sites=%zu "
+		    "servers=%zu", cfg->path, cfg->nsites, cfg->nservers);
+		if (d->disc != NULL) {
+			/* The running refresh still reads the old one. */
+			cfg_free(d->pending_cfg);
+			d->pending_cfg = cfg;
+		} else
+			apply_config(d, cfg);
+	}
+	if (d->disc != NULL)
+		d->queued = true;
+	else
+		start_refresh(d);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon	*d = arg;
+
+	(void)what;
+	log_event(LOG_NOTICE, "signal", "signal=SIG%s refreshing=%s",
+	    sigabbrev_np((int)sig), d->disc != NULL ? "true" : "false");
+	switch (sig) {
+	case SIGHUP:
+		if (!d->opts->once)
+			reload(d);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		d->stopping = true;
+		event_base_loopexit(d->base, NULL);
+		break;
+	}
+}
+
+int
+daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
+{
+	struct daemon	d;
+
+	memset(&d, 0, sizeof d);
+	d.opts = opts;
+	d.exit_code = PCD_EXIT_FAIL;
+	if ((d.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	apply_config(&d, cfg);
+	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
+	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
+	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
+	event_add(d.sig_hup, NULL);
+	event_add(d.sig_term, NULL);
+	event_add(d.sig_int, NULL);
+
+	start_refresh(&d);
+	event_base_dispatch(d.base);
+
+	if (d.stopping) {
+		/* A daemon asked to stop has done its job; --once has not. */
+		if (!opts->once)
+			d.exit_code = PCD_EXIT_OK;
+		else if (d.disc != NULL)
+			d.exit_code = PCD_EXIT_FAIL;
+	}
+	disc_free(d.disc);
+	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
+
+	catalog_free(d.last);
+	http_free(d.http);
+	store_free(d.store);
+	key_clear(&d.kf);
+	cfg_free(d.pending_cfg);
+	cfg_free(d.cfg);
+	event_free(d.refresh_timer);
+	event_free(d.sig_hup);
+	event_free(d.sig_term);
+	event_free(d.sig_int);
+	event_base_free(d.base);
+	return d.exit_code;
+}

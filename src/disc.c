@@ -1,0 +1,616 @@
+/*
+ * disc.c: the request sequence of one refresh, and its failure rules.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "catalog.h"
+#include "disc.h"
+#include "http.h"
+#include "jsonld.h"
+#include "log.h"
+#include "map.h"
+#include "util.h"
+
+struct disc;
+
+/* The state of the site being fetched. */
+struct site_fetch {
+	struct disc			*d;
+	const struct cfg_site		*cs;
+	const struct catalog_site	*prev;	/* last generation's, or NULL */
+	struct map			 prevprog; /* uuid -> prev record */
+	char				**uuids;
+	size_t				 nuuids;
+	struct map			 unique;	/* uuid -> slot + 1 */
+	struct catalog_program		**slots;	/* per unique uuid */
+	size_t				 outstanding;
+	bool				 uuids_failed;
+	bool				 partial;
+	/* pagination of the UUID list (when enveloped) and of pathways */
+	int				 uuid_pages;
+	struct map			 uuid_next_seen;
+	int				 pw_page;
+	struct map			 pw_next_seen;
+	json_t				*pathways;
+	bool				 pathways_failed;
+	bool				 pathways_done;
+};
+
+struct disc {
+	struct event_base	*base;
+	struct http		*http;
+	const struct cfg	*cfg;
+	const struct catalog	*prev;
+	char			*only;
+	disc_cb			 cb;
+	void			*arg;
+	struct catalog_opts	 opts;
+	char			*auth;		/* Authorization header value */
+	struct catalog		*next;
+	size_t			 site;		/* index into cfg->sites */
+	struct site_fetch	*sf;
+	struct event		*deadline;
+	struct event		*done_ev;
+	bool			 expired;
+	bool			 stopping;	/* disc_free: no callback */
+	uint64_t		 started;
+};
+
+/* What a request is for. */
+enum req_kind {
+	RQ_UUIDS,
+	RQ_DETAIL,
+	RQ_PATHWAYS
+};
+
+struct req {
+	struct site_fetch	*sf;
+	enum req_kind		 kind;
+	size_t			 slot;		/* RQ_DETAIL */
+	char			*uuid;		/* RQ_DETAIL */
+};
+
+static void	next_site(struct disc *);
+static void	site_maybe_done(struct site_fetch *);
+
+void
+disc_catalog_opts(const struct cfg *cfg, struct catalog_opts *o)
+{
+	o->format = cfg->value_format;
+	o->proto = cfg->pickle_protocol;
+	o->pathway_ids = cfg->pathway_ids;
+}
+
+/* Log a failed request (or stage): one event, with all that is known. */
+static void
+req_failed(struct site_fetch *sf, const char *stage,
+    const struct http_result *r, const char *error)
+{
+	if (r == NULL) {
+		log_event(LOG_ERR, "refresh_failed", "site=%s stage=%s "
+		    "error=%s", sf->cs->domain, stage, error);
+		return;
+	}
+	log_event(LOG_ERR, "refresh_failed", "site=%s stage=%s url=%s "
+	    "http_status=%ld error=%s attempt=%d", sf->cs->domain, stage,
+	    r->url, r->status, error != NULL ? error : r->error, r->attempts);
+}
+
+/*
+ * Parse a response body that must be JSON.  NULL after logging why: an
+ * HTTP failure, a content type that is not JSON, or a body that does not
+ * parse (truncated bodies end here even when libcurl saw no error).
+ */
+static json_t *
+parse_body(struct site_fetch *sf, const char *stage,
+    const struct http_result *r)
+{
+	json_error_t	 e;
+	json_t		*j;
+	char		 msg[JSON_ERROR_TEXT_LENGTH + 64];
+
+	if (r->error != NULL) {
+		req_failed(sf, stage, r, NULL);
+		return NULL;
+	}
+	if (r->content_type != NULL && strstr(r->content_type, "json") ==
+	    NULL) {
+		snprintf(msg, sizeof msg, "unexpected content type %s",
+		    r->content_type);
+		req_failed(sf, stage, r, msg);
+		return NULL;
+	}
+	if ((j = jsonld_load(r->body, r->len, 0, &e)) == NULL) {
+		snprintf(msg, sizeof msg, "malformed JSON at line %d column "
+		    "%d: %s", e.line, e.column, e.text);
+		req_failed(sf, stage, r, msg);
+		return NULL;
+	}
+	return j;
+}
+
+/* Queue a GET for this site. */
+static void
+get(struct site_fetch *sf, enum req_kind kind, const char *url,
+    size_t slot, const char *uuid, http_cb cb)
+{
+	struct req	*q = xcalloc(1, sizeof *q);
+
+	q->sf = sf;
+	q->kind = kind;
+	q->slot = slot;
+	q->uuid = uuid != NULL ? xstrdup(uuid) : NULL;
+	sf->outstanding++;
+	http_get(sf->d->http, url, sf->d->auth, cb, q);
+}
+
+static void
+req_free(struct req *q)
+{
+	free(q->uuid);
+	free(q);
+}
+
+/* Whether a pagination "next" is acceptable; logs why not. */
+static bool
+next_ok(struct site_fetch *sf, const char *stage, struct map *seen,
+    int pages, const json_t *next, const struct http_result *r)
+{
+	char	msg[128];
+
+	if (pages >= sf->d->cfg->max_pages) {
+		snprintf(msg, sizeof msg, "more than %d pages (max_pages)",
+		    sf->d->cfg->max_pages);
+		req_failed(sf, stage, r, msg);
+		return false;
+	}
+	if (json_is_string(next)) {
+		struct map_item *it = map_put(seen, json_string_value(next),
+		    json_string_length(next));
+
+		if (it->val != NULL) {
+			req_failed(sf, stage, r, "pagination loop: \"next\" "
+			    "repeats an earlier page");
+			return false;
+		}
+		it->val = seen;
+	}
+	return true;
+}
+
+/* One detail arrived (or failed). */
+static void
+on_detail(const struct http_result *r, void *arg)
+{
+	struct req		*q = arg;
+	struct site_fetch	*sf = q->sf;
+	struct catalog_program	*prev, *p = NULL;
+	json_t			*j;
+	char			 whybuf[256];
+
+	sf->outstanding--;
+	prev = map_get(&sf->prevprog, q->uuid, strlen(q->uuid));
+	if ((j = parse_body(sf, "detail", r)) != NULL) {
+		p = catalog_program_new(j, q->uuid, &sf->d->opts, prev, whybuf,
+		    sizeof whybuf);
+		if (p == NULL)
+			log_event(LOG_WARNING, "program_rejected",
+			    "site=%s uuid=%s url=%s reason=%s",
+			    sf->cs->domain, q->uuid, r->url, whybuf);
+		json_decref(j);
+	}
+	if (p == NULL) {
+		/* SPEC §7: the program keeps its previous value, if any. */
+		sf->partial = true;
+		if (prev != NULL)
+			p = catalog_program_ref(prev);
+	}
+	sf->slots[q->slot] = p;
+	req_free(q);
+	site_maybe_done(sf);
+}
+
+/* Fetch the next page of pathways. */
+static void
+get_pathways(struct site_fetch *sf, http_cb cb)
+{
+	char	*url;
+
+	sf->pw_page++;
+	url = xasprintf("%s/pathways/?status=published&exclude_utm=1&page=%d",
+	    sf->cs->catalog_api_url, sf->pw_page);
+	get(sf, RQ_PATHWAYS, url, 0, NULL, cb);
+	free(url);
+}
+
+/* A page of pathways arrived (or failed). */
+static void
+on_pathways(const struct http_result *r, void *arg)
+{
+	struct req		*q = arg;
+	struct site_fetch	*sf = q->sf;
+	json_t			*j, *results, *next;
+
+	sf->outstanding--;
+	req_free(q);
+	if ((j = parse_body(sf, "pathways", r)) == NULL)
+		goto fail;
+	results = json_object_get(j, "results");
+	next = json_object_get(j, "next");
+	if (!json_is_object(j) || !json_is_array(results)) {
+		req_failed(sf, "pathways", r, "a pathways page is not an "
+		    "object with a list of results");
+		json_decref(j);
+		goto fail;
+	}
+	json_array_extend(sf->pathways, results);
+	/* get_pathways: next_page + 1 while the body's next is truthy. */
+	if (next != NULL && !json_is_null(next) && !json_is_false(next) &&
+	    !(json_is_string(next) && json_string_length(next) == 0)) {
+		if (sf->d->expired || !next_ok(sf, "pathways",
+		    &sf->pw_next_seen, sf->pw_page, next, r)) {
+			json_decref(j);
+			goto fail;
+		}
+		json_decref(j);
+		get_pathways(sf, on_pathways);
+		return;
+	}
+	json_decref(j);
+	sf->pathways_done = true;
+	site_maybe_done(sf);
+	return;
+fail:
+	sf->pathways_failed = true;
+	sf->pathways_done = true;
+	sf->partial = true;
+	site_maybe_done(sf);
+}
+
+/* The UUID list is complete: fetch every detail and the pathways. */
+static void
+start_details(struct site_fetch *sf)
+{
+	size_t	i, n = 0;
+	char	*url;
+
+	sf->slots = xcalloc(sf->nuuids + 1, sizeof *sf->slots);
+	for (i = 0; i < sf->nuuids; i++) {
+		struct map_item	*it;
+		char		*esc;
+
+		it = map_put(&sf->unique, sf->uuids[i], strlen(sf->uuids[i]));
+		if (it->val != NULL)
+			continue;	/* listed twice: fetched once */
+		it->val = (void *)(uintptr_t)(n + 1);
+		esc = http_escape(sf->uuids[i]);
+		url = xasprintf("%s/programs/%s/?exclude_utm=1",
+		    sf->cs->catalog_api_url, esc);
+		get(sf, RQ_DETAIL, url, n, sf->uuids[i], on_detail);
+		free(url);
+		free(esc);
+		n++;
+	}
+	get_pathways(sf, on_pathways);
+}
+
+/* Fetch the UUID list (its first page, or the page after). */
+static void get_uuids(struct site_fetch *, const char *);
+
+/* The UUID list (or one page of it) arrived. */
+static void
+on_uuids(const struct http_result *r, void *arg)
+{
+	struct req		*q = arg;
+	struct site_fetch	*sf = q->sf;
+	json_t			*j, *list, *next = NULL, *v;
+	size_t			 i;
+
+	sf->outstanding--;
+	req_free(q);
+	if ((j = parse_body(sf, "uuids", r)) == NULL)
+		goto fail;
+	list = j;
+	if (json_is_object(j)) {
+		/* A paginated envelope {count, next, results}. */
+		list = json_object_get(j, "results");
+		next = json_object_get(j, "next");
+	}
+	if (!json_is_array(list)) {
+		req_failed(sf, "uuids", r, "the UUID list is not a JSON list");
+		json_decref(j);
+		goto fail;
+	}
+	json_array_foreach(list, i, v) {
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    strlen(json_string_value(v)) != json_string_length(v)) {
+			log_event(LOG_WARNING, "program_rejected", "site=%s "
+			    "url=%s index=%zu reason=%s", sf->cs->domain,
+			    r->url, i, "an entry of the UUID list is not a "
+			    "UUID string");
+			sf->partial = true;
+			continue;
+		}
+		sf->uuids = xreallocarray(sf->uuids, sf->nuuids + 1,
+		    sizeof *sf->uuids);
+		sf->uuids[sf->nuuids++] = xstrdup(json_string_value(v));
+	}
+	if (json_is_string(next) && json_string_length(next) > 0) {
+		if (sf->d->expired || !next_ok(sf, "uuids",
+		    &sf->uuid_next_seen, sf->uuid_pages, next, r)) {
+			json_decref(j);
+			goto fail;
+		}
+		get_uuids(sf, json_string_value(next));
+		json_decref(j);
+		return;
+	}
+	json_decref(j);
+	if (sf->d->expired)
+		goto fail;
+	start_details(sf);
+	return;
+fail:
+	sf->uuids_failed = true;
+	site_maybe_done(sf);
+}
+
+static void
+get_uuids(struct site_fetch *sf, const char *next)
+{
+	char	*url;
+
+	sf->uuid_pages++;
+	if (next != NULL)
+		url = xstrdup(next);
+	else
+		url = xasprintf("%s/programs/?exclude_utm=1&status=active&"
+		    "status=retired&uuids_only=1", sf->cs->catalog_api_url);
+	get(sf, RQ_UUIDS, url, 0, NULL, on_uuids);
+	free(url);
+}
+
+static void
+site_fetch_free(struct site_fetch *sf)
+{
+	size_t	i;
+
+	for (i = 0; i < sf->nuuids; i++)
+		free(sf->uuids[i]);
+	free(sf->uuids);
+	for (i = 0; sf->slots != NULL && i < sf->unique.nitems; i++)
+		catalog_program_unref(sf->slots[i]);
+	free(sf->slots);
+	map_free(&sf->unique);
+	map_free(&sf->prevprog);
+	map_free(&sf->uuid_next_seen);
+	map_free(&sf->pw_next_seen);
+	json_decref(sf->pathways);
+	free(sf);
+}
+
+/* The site's result, from what was fetched and the previous generation. */
+static struct catalog_site *
+site_result(struct site_fetch *sf)
+{
+	struct catalog_site	*s;
+	size_t			 i;
+
+	if (sf->uuids_failed) {
+		/* SPEC §7: nothing of the site changes. */
+		if (sf->prev != NULL) {
+			s = catalog_site_copy(sf->prev);
+		} else {
+			s = catalog_site_new(sf->cs->domain,
+			    sf->cs->site_id);
+			s->has_data = false;
+		}
+		s->site_id = sf->cs->site_id;
+		s->status = SITE_FAILED;
+		return s;
+	}
+	s = catalog_site_new(sf->cs->domain, sf->cs->site_id);
+	s->has_data = true;
+	s->status = sf->partial ? SITE_PARTIAL : SITE_OK;
+	s->uuids = sf->uuids;
+	s->nuuids = sf->nuuids;
+	sf->uuids = NULL;
+	sf->nuuids = 0;
+	for (i = 0; i < sf->unique.nitems; i++) {
+		if (sf->slots[i] != NULL)
+			catalog_site_add_program(s, sf->slots[i]);
+		sf->slots[i] = NULL;
+	}
+	if (!sf->pathways_failed)
+		s->pathways = json_incref(sf->pathways);
+	else if (sf->prev != NULL && sf->prev->pathways != NULL)
+		s->pathways = json_incref(sf->prev->pathways);
+	s->pathways_failed = sf->pathways_failed;
+	return s;
+}
+
+/* When nothing of the site is outstanding, record it and go on. */
+static void
+site_maybe_done(struct site_fetch *sf)
+{
+	struct disc	*d = sf->d;
+
+	if (sf->outstanding > 0)
+		return;
+	if (d->stopping) {
+		site_fetch_free(sf);
+		d->sf = NULL;
+		return;
+	}
+	catalog_add_site(d->next, site_result(sf));
+	site_fetch_free(sf);
+	d->sf = NULL;
+	d->site++;
+	next_site(d);
+}
+
+/* Everything has ended: call back from the loop, not from a callback. */
+static void
+on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct disc	*d = arg;
+	struct catalog	*next = d->next;
+
+	(void)fd;
+	(void)what;
+	d->next = NULL;
+	if (catalog_build(next, &d->opts) == -1)
+		log_debug("some values could not be encoded");
+	d->cb(next, d->arg);
+}
+
+/* Start the next site, or finish. */
+static void
+next_site(struct disc *d)
+{
+	const struct cfg_site	*cs;
+	struct site_fetch	*sf;
+	struct catalog_site	*s;
+	size_t			 i;
+
+	for (; d->site < d->cfg->nsites; d->site++) {
+		cs = &d->cfg->sites[d->site];
+		if (d->only != NULL && strcmp(cs->domain, d->only) != 0)
+			continue;
+		if (cs->catalog_api_url == NULL) {
+			s = catalog_site_new(cs->domain, cs->site_id);
+			s->status = SITE_UNCONFIGURED;
+			catalog_add_site(d->next, s);
+			continue;
+		}
+		sf = xcalloc(1, sizeof *sf);
+		sf->d = d;
+		sf->cs = cs;
+		sf->prev = catalog_find_site(d->prev, cs->domain);
+		sf->pathways = json_array();
+		map_init(&sf->prevprog);
+		map_init(&sf->unique);
+		map_init(&sf->uuid_next_seen);
+		map_init(&sf->pw_next_seen);
+		for (i = 0; sf->prev != NULL && i < sf->prev->nprograms; i++) {
+			struct catalog_program *p = sf->prev->programs[i];
+
+			map_put(&sf->prevprog, catalog_program_uuid(p),
+			    strlen(catalog_program_uuid(p)))->val = p;
+		}
+		d->sf = sf;
+		if (d->expired) {
+			req_failed(sf, "deadline", NULL,
+			    "refresh deadline exceeded before the site "
+			    "was fetched");
+			sf->uuids_failed = true;
+			site_maybe_done(sf);
+			return;
+		}
+		if (d->auth == NULL && (d->cfg->token_file != NULL)) {
+			req_failed(sf, "auth", NULL, "no token");
+			sf->uuids_failed = true;
+			site_maybe_done(sf);
+			return;
+		}
+		get_uuids(sf, NULL);
+		return;
+	}
+	event_active(d->done_ev, EV_TIMEOUT, 0);
+}
+
+/* The whole refresh took too long: cancel what is still running. */
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct disc	*d = arg;
+
+	(void)fd;
+	(void)what;
+	d->expired = true;
+	log_event(LOG_ERR, "refresh_failed", "stage=deadline error=%s "
+	    "deadline_ms=%ld", "refresh deadline exceeded: cancelling what "
+	    "is still running", d->cfg->refresh_deadline_ms);
+	http_cancel_all(d->http, "refresh deadline exceeded");
+}
+
+/* "JWT <token>" from token_file; NULL (logged) if it cannot be read. */
+static char *
+read_token(const char *path)
+{
+	FILE	*f;
+	char	 tok[8192];
+	size_t	 n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		log_event(LOG_ERR, "token_failed", "file=%s error=%s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	n = fread(tok, 1, sizeof tok - 1, f);
+	fclose(f);
+	tok[n] = '\0';
+	while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' ||
+	    tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+		tok[--n] = '\0';
+	if (n == 0 || strpbrk(tok, "\r\n") != NULL) {
+		log_event(LOG_ERR, "token_failed", "file=%s error=%s", path,
+		    "the file does not hold one token");
+		return NULL;
+	}
+	return xasprintf("JWT %s", tok);
+}
+
+struct disc *
+disc_start(struct event_base *base, struct http *http, const struct cfg *cfg,
+    const struct catalog *prev, const char *only_domain, disc_cb cb,
+    void *arg)
+{
+	struct disc	*d;
+	struct timeval	 tv;
+
+	d = xcalloc(1, sizeof *d);
+	d->base = base;
+	d->http = http;
+	d->cfg = cfg;
+	d->prev = prev;
+	d->only = only_domain != NULL ? xstrdup(only_domain) : NULL;
+	d->cb = cb;
+	d->arg = arg;
+	d->next = catalog_new();
+	d->started = mono_ms();
+	disc_catalog_opts(cfg, &d->opts);
+	if (cfg->token_file != NULL)
+		d->auth = read_token(cfg->token_file);
+	d->done_ev = event_new(base, -1, 0, on_done, d);
+	d->deadline = evtimer_new(base, on_deadline, d);
+	tv.tv_sec = cfg->refresh_deadline_ms / 1000;
+	tv.tv_usec = (cfg->refresh_deadline_ms % 1000) * 1000;
+	evtimer_add(d->deadline, &tv);
+	next_site(d);
+	return d;
+}
+
+void
+disc_free(struct disc *d)
+{
+	if (d == NULL)
+		return;
+	d->stopping = true;
+	if (d->sf != NULL) {
+		/* Outstanding requests point at sf: end them first. */
+		http_cancel_all(d->http, "shutdown");
+	}
+	event_free(d->deadline);
+	event_free(d->done_ev);
+	catalog_free(d->next);
+	free(d->only);
+	free(d->auth);
+	free(d);
+}

@@ -1,0 +1,142 @@
+/*
+ * main.c: the command line (SPEC §8).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <libmemcached/memcached.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+
+static const char usage_text[] =
+"usage: programs-cached [-c FILE] [--once] [--domain DOMAIN]\n"
+"       programs-cached [-c FILE] --check-config\n"
+"       programs-cached --version | --help\n"
+"\n"
+"Keep the Open edX LMS programs cache in memcached filled from Discovery.\n"
+"\n"
+"  -c, --config FILE   configuration file\n"
+"                      (default " CFG_DEFAULT_PATH ")\n"
+"      --once          refresh and publish once, then exit: 0 when every\n"
+"                      site was published, 1 on any failure, 2 on bad\n"
+"                      usage or configuration\n"
+"      --domain DOMAIN only refresh the site with this domain\n"
+"      --check-config  validate the configuration and exit (0 or 2)\n"
+"      --version       print the version and exit\n"
+"  -h, --help          print this help and exit\n"
+"\n"
+"Signals: SIGHUP re-reads the configuration and refreshes now;\n"
+"SIGTERM and SIGINT stop.  See programs-cached(8).\n";
+
+enum {
+	OPT_ONCE = 256,
+	OPT_DOMAIN,
+	OPT_CHECK_CONFIG,
+	OPT_VERSION
+};
+
+static const struct option longopts[] = {
+	{ "config",		required_argument,	NULL, 'c' },
+	{ "once",		no_argument,		NULL, OPT_ONCE },
+	{ "domain",		required_argument,	NULL, OPT_DOMAIN },
+	{ "check-config",	no_argument,		NULL, OPT_CHECK_CONFIG },
+	{ "version",		no_argument,		NULL, OPT_VERSION },
+	{ "help",		no_argument,		NULL, 'h' },
+	{ NULL,			0,			NULL, 0 }
+};
+
+/* Bad usage: say what and how to get help, exit 2. */
+static void
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "programs-cached: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'programs-cached --help'.\n");
+	exit(PCD_EXIT_USAGE);
+}
+
+static void
+print_version(void)
+{
+	printf("programs-cached %s\n", PCD_VERSION);
+	printf("libcurl %s, libevent %s, jansson %s, libmemcached %s\n",
+	    curl_version_info(CURLVERSION_NOW)->version,
+	    event_get_version(), jansson_version_str(),
+	    memcached_lib_version());
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct daemon_opts	 opts;
+	struct cfg		*cfg;
+	bool			 check = false;
+	int			 ch;
+
+	memset(&opts, 0, sizeof opts);
+	opts.config_path = CFG_DEFAULT_PATH;
+	log_setup(LOG_FORMAT_AUTO, LOG_INFO);
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			opts.config_path = optarg;
+			break;
+		case OPT_ONCE:
+			opts.once = true;
+			break;
+		case OPT_DOMAIN:
+			opts.domain = optarg;
+			break;
+		case OPT_CHECK_CONFIG:
+			check = true;
+			break;
+		case OPT_VERSION:
+			print_version();
+			return 0;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case ':':
+			usage_error("option %s needs an argument",
+			    argv[optind - 1]);
+			break;
+		default:
+			usage_error("unknown option %s", argv[optind - 1]);
+			break;
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument %s", argv[optind]);
+
+	if ((cfg = cfg_load(opts.config_path)) == NULL)
+		return PCD_EXIT_USAGE;
+	log_setup(cfg->log_format, cfg->log_level);
+	if (opts.domain != NULL && cfg_site(cfg, opts.domain) == NULL) {
+		log_event(LOG_ERR, "config_error", "file=%s key=site error=%s "
+		    "domain=%s", cfg->path, "--domain names no [site] section",
+		    opts.domain);
+		cfg_free(cfg);
+		return PCD_EXIT_USAGE;
+	}
+	log_event(LOG_INFO, "config_loaded", "file=%s sites=%zu servers=%zu "
+	    "version=%s", cfg->path, cfg->nsites, cfg->nservers, PCD_VERSION);
+	if (check) {
+		cfg_free(cfg);
+		return PCD_EXIT_OK;
+	}
+
+	/* A write to a closed socket must be an error, not death. */
+	signal(SIGPIPE, SIG_IGN);
+	json_object_seed(0);
+	return daemon_run(cfg, &opts);
+}

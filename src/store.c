@@ -1,0 +1,299 @@
+/*
+ * store.c: memcached servers through libmemcached (1.1, the awesome fork).
+ *
+ * Pitfalls measured on this libmemcached (research/libs.md §0, §2):
+ * BUFFER_REQUESTS without NOREPLY aborts the process, so buffering is
+ * only ever used with NOREPLY; NOREPLY hides E2BIG, so item sizes are
+ * checked here against the server's own item_size_max; a write pipeline
+ * is only known to be done after a round trip on the same connection.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libmemcached/memcached.h>
+
+#include "log.h"
+#include "place.h"
+#include "store.h"
+#include "util.h"
+
+/* memcached's per-item overhead beyond key and value, rounded up. */
+#define ITEM_OVERHEAD	64
+/* How long a failed server is left alone before it is tried again. */
+#define RETRY_MS	1000
+
+struct server {
+	char		*name;		/* pymemcache's node name */
+	char		*host;
+	int		 port;
+	memcached_st	*mc;		/* writes: NOREPLY + buffered */
+	bool		 up;
+	bool		 checked;	/* item_size_max read */
+	uint64_t	 retry_at;	/* mono_ms when down */
+	size_t		 item_max;
+};
+
+struct store {
+	struct server		 sv[STORE_MAX_SERVERS];
+	size_t			 n;
+	const char		*nodes[STORE_MAX_SERVERS];
+	enum cfg_distribution	 dist;
+	memcached_st		*placer;	/* ketama only */
+	long			 connect_ms;
+	long			 io_ms;
+};
+
+/* A connection to one server with our behaviours. */
+static memcached_st *
+conn_new(const struct store *st, const struct server *s, bool noreply)
+{
+	memcached_st	*mc;
+
+	if ((mc = memcached_create(NULL)) == NULL)
+		fatalx("memcached_create failed");
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
+	    (uint64_t)st->connect_ms);
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
+	    (uint64_t)st->io_ms);
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
+	if (noreply) {
+		memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_NOREPLY, 1);
+		memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS,
+		    1);
+	}
+	if (memcached_server_add(mc, s->host, (in_port_t)s->port) !=
+	    MEMCACHED_SUCCESS)
+		fatalx("memcached_server_add %s failed", s->name);
+	return mc;
+}
+
+struct store *
+store_new(const struct cfg *cfg)
+{
+	struct store	*st;
+	size_t		 i;
+
+	if (cfg->nservers > STORE_MAX_SERVERS)
+		fatalx("more than %d memcached servers", STORE_MAX_SERVERS);
+	st = xcalloc(1, sizeof *st);
+	st->n = cfg->nservers;
+	st->dist = cfg->distribution;
+	st->connect_ms = cfg->mc_connect_timeout_ms;
+	st->io_ms = cfg->mc_io_timeout_ms;
+	for (i = 0; i < st->n; i++) {
+		struct server *s = &st->sv[i];
+
+		s->name = xstrdup(cfg->servers[i].name);
+		s->host = xstrdup(cfg->servers[i].host);
+		s->port = cfg->servers[i].port;
+		s->up = true;
+		s->item_max = 1024 * 1024;
+		s->mc = conn_new(st, s, true);
+		st->nodes[i] = s->name;
+	}
+	if (st->dist == DIST_KETAMA) {
+		if ((st->placer = memcached_create(NULL)) == NULL)
+			fatalx("memcached_create failed");
+		memcached_behavior_set(st->placer, MEMCACHED_BEHAVIOR_KETAMA, 1);
+		for (i = 0; i < st->n; i++)
+			memcached_server_add(st->placer, st->sv[i].host,
+			    (in_port_t)st->sv[i].port);
+	}
+	return st;
+}
+
+void
+store_free(struct store *st)
+{
+	size_t	i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < st->n; i++) {
+		memcached_free(st->sv[i].mc);
+		free(st->sv[i].name);
+		free(st->sv[i].host);
+	}
+	if (st->placer != NULL)
+		memcached_free(st->placer);
+	free(st);
+}
+
+size_t
+store_nservers(const struct store *st)
+{
+	return st->n;
+}
+
+const char *
+store_server_name(const struct store *st, size_t i)
+{
+	return st->sv[i].name;
+}
+
+bool
+store_server_up(const struct store *st, size_t i)
+{
+	return st->sv[i].up;
+}
+
+size_t
+store_place(const struct store *st, const char *key, size_t keylen,
+    size_t idx[STORE_MAX_SERVERS])
+{
+	size_t	i;
+
+	switch (st->dist) {
+	case DIST_ALL:
+		for (i = 0; i < st->n; i++)
+			idx[i] = i;
+		return st->n;
+	case DIST_KETAMA:
+		idx[0] = memcached_generate_hash(st->placer, key, keylen);
+		if (idx[0] >= st->n)
+			idx[0] = 0;
+		return 1;
+	case DIST_RENDEZVOUS:
+	default:
+		idx[0] = place_rendezvous(st->nodes, st->n, key, keylen);
+		return 1;
+	}
+}
+
+/* A server failed: log it once, and leave it alone for a while. */
+static void
+server_down(struct server *s, const char *op, const char *error)
+{
+	if (s->up)
+		log_event(LOG_ERR, "memcached_error", "server=%s op=%s "
+		    "error=%s", s->name, op, error);
+	s->up = false;
+	s->checked = false;
+	s->retry_at = mono_ms() + RETRY_MS;
+	/* Drop the half-used connection; the next one starts clean. */
+	memcached_quit(s->mc);
+}
+
+/* stats settings callback: pick out item_size_max. */
+static memcached_return_t
+on_setting(const memcached_instance_st *inst, const char *key, size_t klen,
+    const char *val, size_t vlen, void *arg)
+{
+	struct server	*s = arg;
+	char		 num[32];
+
+	(void)inst;
+	if (klen == 13 && memcmp(key, "item_size_max", 13) == 0 &&
+	    vlen < sizeof num) {
+		memcpy(num, val, vlen);
+		num[vlen] = '\0';
+		s->item_max = (size_t)strtoull(num, NULL, 10);
+	}
+	return MEMCACHED_SUCCESS;
+}
+
+/*
+ * Make sure a server can be written to: retry a down server once its
+ * pause is over, and learn its item size limit on first contact (through
+ * a replying connection: stats callbacks never fire under ASCII NOREPLY).
+ */
+static bool
+server_ready(struct store *st, struct server *s)
+{
+	memcached_st		*ctl;
+	memcached_return_t	 rc;
+
+	if (!s->up && mono_ms() < s->retry_at)
+		return false;
+	if (s->checked)
+		return true;
+	ctl = conn_new(st, s, false);
+	rc = memcached_stat_execute(ctl, "settings", on_setting, s);
+	memcached_free(ctl);
+	if (rc != MEMCACHED_SUCCESS) {
+		server_down(s, "connect", memcached_strerror(NULL, rc));
+		return false;
+	}
+	if (!s->up)
+		log_event(LOG_NOTICE, "memcached_recovered", "server=%s",
+		    s->name);
+	s->up = true;
+	s->checked = true;
+	return true;
+}
+
+enum store_rc
+store_set(struct store *st, size_t i, const char *key, size_t keylen,
+    const void *val, size_t len, uint32_t flags)
+{
+	struct server		*s = &st->sv[i];
+	memcached_return_t	 rc;
+
+	if (!server_ready(st, s))
+		return STORE_DOWN;
+	if (keylen + len + ITEM_OVERHEAD > s->item_max)
+		return STORE_TOO_BIG;
+	rc = memcached_set(s->mc, key, keylen, val, len, 0, flags);
+	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED)
+		return STORE_OK;
+	if (memcached_fatal(rc) || rc == MEMCACHED_CONNECTION_FAILURE ||
+	    rc == MEMCACHED_SERVER_TEMPORARILY_DISABLED ||
+	    rc == MEMCACHED_SERVER_MARKED_DEAD) {
+		server_down(s, "set", memcached_strerror(s->mc, rc));
+		return STORE_DOWN;
+	}
+	log_event(LOG_ERR, "memcached_error", "server=%s op=set key=%.*s "
+	    "error=%s", s->name, (int)keylen, key,
+	    memcached_strerror(s->mc, rc));
+	return STORE_ERROR;
+}
+
+enum store_rc
+store_delete(struct store *st, size_t i, const char *key, size_t keylen)
+{
+	struct server		*s = &st->sv[i];
+	memcached_return_t	 rc;
+
+	if (!server_ready(st, s))
+		return STORE_DOWN;
+	rc = memcached_delete(s->mc, key, keylen, 0);
+	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED ||
+	    rc == MEMCACHED_NOTFOUND)
+		return STORE_OK;
+	server_down(s, "delete", memcached_strerror(s->mc, rc));
+	return STORE_DOWN;
+}
+
+int
+store_flush(struct store *st, size_t i)
+{
+	struct server		*s = &st->sv[i];
+	memcached_result_st	 res;
+	memcached_return_t	 rc;
+	const char		*keys[1] = { "programs-cached:barrier" };
+	size_t			 lens[1] = { strlen(keys[0]) };
+
+	if (!s->up)
+		return -1;
+	/*
+	 * A get on the same connection: memcached answers in order, so its
+	 * END means every buffered write before it has been processed.
+	 */
+	rc = memcached_mget(s->mc, keys, lens, 1);
+	if (rc != MEMCACHED_SUCCESS) {
+		server_down(s, "flush", memcached_strerror(s->mc, rc));
+		return -1;
+	}
+	memcached_result_create(s->mc, &res);
+	while (memcached_fetch_result(s->mc, &res, &rc) != NULL)
+		;
+	memcached_result_free(&res);
+	if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND &&
+	    rc != MEMCACHED_SUCCESS) {
+		server_down(s, "flush", memcached_strerror(s->mc, rc));
+		return -1;
+	}
+	return 0;
+}
