@@ -15,6 +15,7 @@
 #include "http.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "publish.h"
 #include "store.h"
 #include "util.h"
@@ -144,6 +145,24 @@ count_sites(const struct catalog *c, size_t *ok, size_t *partial,
 	}
 }
 
+/* What /metrics shows of a finished refresh. */
+static void
+record_metrics(const struct catalog *c, enum metrics_outcome o, uint64_t ms)
+{
+	size_t	i;
+
+	metrics.refreshes[o]++;
+	metrics.last_refresh_seconds = (double)ms / 1000;
+	metrics.refresh_seconds_sum += (double)ms / 1000;
+	if (o == OUTCOME_OK)
+		metrics.last_success = (double)wall_ms() / 1000;
+	metrics.programs = c->nprograms;
+	metrics.pathways = c->npathways;
+	memset(metrics.keys, 0, sizeof metrics.keys);
+	for (i = 0; i < c->nentries; i++)
+		metrics.keys[c->entries[i].family]++;
+}
+
 /* A refresh has fetched all it could: publish it and report. */
 static void
 refresh_done(struct daemon *d, struct catalog *next)
@@ -180,6 +199,8 @@ refresh_done(struct daemon *d, struct catalog *next)
 		    (unsigned long long)ms);
 		d->exit_code = PCD_EXIT_FAIL;
 	}
+	record_metrics(next, d->exit_code == PCD_EXIT_OK ? OUTCOME_OK :
+	    ps.written + ps.skipped == 0 ? OUTCOME_FAILED : OUTCOME_PARTIAL, ms);
 	catalog_free(d->last);
 	d->last = next;
 

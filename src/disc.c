@@ -15,6 +15,7 @@
 #include "jsonld.h"
 #include "log.h"
 #include "map.h"
+#include "metrics.h"
 #include "util.h"
 
 struct disc;
@@ -199,10 +200,12 @@ on_detail(const struct http_result *r, void *arg)
 	if ((j = parse_body(sf, "detail", r)) != NULL) {
 		p = catalog_program_new(j, q->uuid, &sf->d->opts, prev, whybuf,
 		    sizeof whybuf);
-		if (p == NULL)
+		if (p == NULL) {
+			metrics.programs_rejected++;
 			log_event(LOG_WARNING, "program_rejected",
 			    "site=%s uuid=%s url=%s reason=%s",
 			    sf->cs->domain, q->uuid, r->url, whybuf);
+		}
 		json_decref(j);
 	}
 	if (p == NULL) {

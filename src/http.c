@@ -20,6 +20,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 enum req_state {
@@ -432,6 +433,8 @@ attempt_done(struct http_req *r, CURLcode cc)
 	curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
 	curl_multi_remove_handle(h->multi, r->easy);
 	h->active--;
+	metrics.http_responses[status >= 100 && status <= 599 ?
+	    status / 100 : 0]++;
 
 	if (r->too_big || cc == CURLE_FILESIZE_EXCEEDED)
 		snprintf(err, sizeof err, "response larger than %zu bytes",
@@ -453,6 +456,7 @@ attempt_done(struct http_req *r, CURLcode cc)
 		wait_ms = backoff_ms(&h->opts, r->attempt);
 		if (cc == CURLE_OK && (ra = retry_after(r->easy)) >= 0)
 			wait_ms = (ra > 3600 ? 3600 : ra) * 1000;
+		metrics.http_retries++;
 		log_event(LOG_WARNING, "http_retry",
 		    "url=%s attempt=%d http_status=%ld error=%s delay_ms=%ld",
 		    r->url, r->attempt, status, err, wait_ms);

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "map.h"
+#include "metrics.h"
 #include "publish.h"
 #include "util.h"
 
@@ -171,6 +172,7 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 		} else
 			ps->failed++;
 	}
+	metrics.keys_skipped += ps->skipped;
 	for (i = 0; i < STORE_MAX_SERVERS; i++)
 		free(pend[i].v);
 	free(skipped);

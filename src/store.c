@@ -14,6 +14,7 @@
 #include <libmemcached/memcached.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "place.h"
 #include "store.h"
 #include "util.h"
@@ -166,6 +167,7 @@ store_place(const struct store *st, const char *key, size_t keylen,
 static void
 server_down(struct server *s, const char *op, const char *error)
 {
+	metrics.mc_errors++;
 	if (s->up)
 		log_event(LOG_ERR, "memcached_error", "server=%s op=%s "
 		    "error=%s", s->name, op, error);
@@ -236,14 +238,18 @@ store_set(struct store *st, size_t i, const char *key, size_t keylen,
 	if (keylen + len + ITEM_OVERHEAD > s->item_max)
 		return STORE_TOO_BIG;
 	rc = memcached_set(s->mc, key, keylen, val, len, 0, flags);
-	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED)
+	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED) {
+		metrics.mc_sets++;
+		metrics.mc_set_bytes += len;
 		return STORE_OK;
+	}
 	if (memcached_fatal(rc) || rc == MEMCACHED_CONNECTION_FAILURE ||
 	    rc == MEMCACHED_SERVER_TEMPORARILY_DISABLED ||
 	    rc == MEMCACHED_SERVER_MARKED_DEAD) {
 		server_down(s, "set", memcached_strerror(s->mc, rc));
 		return STORE_DOWN;
 	}
+	metrics.mc_errors++;
 	log_event(LOG_ERR, "memcached_error", "server=%s op=set key=%.*s "
 	    "error=%s", s->name, (int)keylen, key,
 	    memcached_strerror(s->mc, rc));
@@ -260,8 +266,10 @@ store_delete(struct store *st, size_t i, const char *key, size_t keylen)
 		return STORE_DOWN;
 	rc = memcached_delete(s->mc, key, keylen, 0);
 	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED ||
-	    rc == MEMCACHED_NOTFOUND)
+	    rc == MEMCACHED_NOTFOUND) {
+		metrics.mc_deletes++;
 		return STORE_OK;
+	}
 	server_down(s, "delete", memcached_strerror(s->mc, rc));
 	return STORE_DOWN;
 }

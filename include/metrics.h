@@ -1,0 +1,63 @@
+/*
+ * metrics.h: the counters and gauges behind /metrics (SPEC §6).
+ *
+ * One process-wide struct, as memcached keeps its stats: the loop is single
+ * threaded, so modules bump fields directly where things happen, and
+ * metrics_render() writes them in the Prometheus text format.
+ */
+#ifndef PCD_METRICS_H
+#define PCD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "util.h"
+
+enum metrics_outcome {
+	OUTCOME_OK,
+	OUTCOME_PARTIAL,
+	OUTCOME_FAILED,
+	OUTCOME_COUNT
+};
+
+/* HTTP responses by status class; 0 = no response (transport error). */
+#define METRICS_HTTP_CLASSES	6
+
+struct metrics {
+	/* refreshes */
+	uint64_t	refreshes[OUTCOME_COUNT];
+	double		last_success;		/* unix seconds, 0 = never */
+	double		last_refresh_seconds;	/* duration of the last one */
+	double		refresh_seconds_sum;
+	uint64_t	programs;		/* in the last generation */
+	uint64_t	pathways;
+	uint64_t	keys[FAM_COUNT];	/* by family, last generation */
+	uint64_t	programs_rejected;
+	uint64_t	publishes_held;
+
+	/* Discovery */
+	uint64_t	http_responses[METRICS_HTTP_CLASSES];
+	uint64_t	http_retries;
+	uint64_t	tokens_acquired;
+	uint64_t	token_failures;
+
+	/* memcached */
+	uint64_t	mc_sets;
+	uint64_t	mc_set_bytes;
+	uint64_t	mc_deletes;
+	uint64_t	mc_gets;		/* keys asked for in verification */
+	uint64_t	mc_errors;
+	uint64_t	keys_skipped;		/* unchanged, not rewritten */
+	uint64_t	restarts_detected;
+	uint64_t	cache_misses;
+	uint64_t	keys_repaired;
+	uint64_t	repairs;
+};
+
+extern struct metrics	metrics;
+
+/* The Prometheus text exposition of everything above, appended to b. */
+void	metrics_render(struct buf *b);
+
+#endif
