@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -622,6 +623,18 @@ cfg_validate(struct loader *ld)
 	}
 	if (cfg->client_id != NULL && cfg->oauth_url == NULL)
 		cfg_error(ld, 0, "oauth_url", "client_id needs oauth_url");
+	if (cfg->client_id != NULL && cfg->client_secret_file == NULL &&
+	    getenv("CREDENTIALS_DIRECTORY") == NULL)
+		cfg_error(ld, 0, "client_secret_file", "client_id needs "
+		    "client_secret_file (or systemd's "
+		    "LoadCredential=client-secret:...)");
+	if (cfg->client_secret_file != NULL &&
+	    access(cfg->client_secret_file, R_OK) != 0)
+		cfg_error(ld, 0, "client_secret_file", "cannot read %s: %s",
+		    cfg->client_secret_file, strerror(errno));
+	if (cfg->token_file != NULL && access(cfg->token_file, R_OK) != 0)
+		cfg_error(ld, 0, "token_file", "cannot read %s: %s",
+		    cfg->token_file, strerror(errno));
 	if (cfg->client_id != NULL && cfg->token_file != NULL)
 		cfg_error(ld, 0, "token_file",
 		    "use either client_id (OAuth2) or token_file, not both");

@@ -210,6 +210,8 @@ http_set_opts(struct http *h, const struct http_opts *opts)
 static void
 req_free(struct http_req *r)
 {
+	if (r->form != NULL)	/* it may hold a client secret */
+		explicit_bzero(r->form, strlen(r->form));
 	if (r->retry_ev != NULL)
 		event_free(r->retry_ev);
 	if (r->easy != NULL)
@@ -439,9 +441,11 @@ attempt_done(struct http_req *r, CURLcode cc)
 	if (r->too_big || cc == CURLE_FILESIZE_EXCEEDED)
 		snprintf(err, sizeof err, "response larger than %zu bytes",
 		    h->opts.max_response_size);
+	else if (cc != CURLE_OK && r->errbuf[0] != '\0')
+		snprintf(err, sizeof err, "%s: %s", curl_easy_strerror(cc),
+		    r->errbuf);
 	else if (cc != CURLE_OK)
-		snprintf(err, sizeof err, "%s", r->errbuf[0] != '\0' ?
-		    r->errbuf : curl_easy_strerror(cc));
+		snprintf(err, sizeof err, "%s", curl_easy_strerror(cc));
 	else if (status < 200 || status > 299)
 		snprintf(err, sizeof err, "HTTP %ld", status);
 	else {

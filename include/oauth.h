@@ -1,0 +1,45 @@
+/*
+ * oauth.h: an OAuth2 client-credentials JWT for Discovery (SPEC §2).
+ *
+ * POST {oauth_url}/oauth2/access_token with grant_type=client_credentials,
+ * client_id, client_secret and token_type=jwt; the answer's access_token is
+ * kept until shortly before expires_in runs out.  The secret is read from
+ * client_secret_file, or $CREDENTIALS_DIRECTORY/client-secret (systemd's
+ * LoadCredential=), each time a token is needed: it is never logged, never
+ * on the command line, and never kept in memory longer than one request.
+ * Events: token_acquired, token_failed (with the reason, never the secret
+ * or the token).
+ */
+#ifndef PCD_OAUTH_H
+#define PCD_OAUTH_H
+
+#include <stdbool.h>
+
+#include "config.h"
+
+struct event_base;
+struct http;
+struct oauth;
+
+/* authorization is "JWT <token>", or NULL if none could be had. */
+typedef void	(*oauth_cb)(const char *authorization, void *arg);
+
+/* NULL when the configuration does not use OAuth (no client_id). */
+struct oauth	*oauth_new(struct event_base *, struct http *,
+		    const struct cfg *);
+void		 oauth_free(struct oauth *);
+/*
+ * Call back with a token: the cached one while it is fresh, else a new
+ * one.  With stale set (the caller got a 401 using that header value), a
+ * new one is fetched unless it has already been replaced since.  Callers
+ * waiting at the same time share one request.  The callback runs from the
+ * event loop, never from inside oauth_get().
+ */
+void		 oauth_get(struct oauth *, const char *stale, oauth_cb,
+		    void *arg);
+/* Call every waiting callback now, without a token (shutdown). */
+void		 oauth_cancel(struct oauth *);
+/* Where the secret is read from (for config checks): caller frees. */
+char		*oauth_secret_path(const struct cfg *);
+
+#endif
