@@ -53,6 +53,7 @@ enum site_status {
 	SITE_OK,		/* everything fetched and published */
 	SITE_PARTIAL,		/* published; some items kept old values */
 	SITE_FAILED,		/* nothing new: previous values kept */
+	SITE_HELD,		/* shrank too much: previous values kept */
 	SITE_UNCONFIGURED	/* no catalog URL: [] lists */
 };
 

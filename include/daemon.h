@@ -18,6 +18,7 @@ struct daemon_opts {
 	bool		 once;		/* one refresh, then exit */
 	const char	*domain;	/* only this site */
 	bool		 force;		/* publish what the shrink guard holds */
+	bool		 dry_run;	/* once, printing instead of writing */
 };
 
 /* Exit codes of one-shot runs (SPEC §7). */

@@ -20,19 +20,23 @@
 
 struct event_base;
 struct http;
+struct oauth;
 struct disc;
 
 /* The refresh is over: next is the new generation (the callee owns it). */
 typedef void	(*disc_cb)(struct catalog *next, void *arg);
 
 /*
- * Start a refresh.  prev (borrowed, may be NULL) is the last published
- * generation; only_domain, if set, limits the refresh to that site.  The
- * callback runs from the event loop once everything has ended.
+ * Start a refresh.  oauth is NULL without OAuth (token_file or no auth).
+ * prev (borrowed, may be NULL) is the last published generation;
+ * only_domain, if set, limits the refresh to that site; force publishes a
+ * site the shrink guard would hold.  The callback runs from the event loop
+ * once everything has ended.
  */
 struct disc	*disc_start(struct event_base *, struct http *,
-		    const struct cfg *, const struct catalog *prev,
-		    const char *only_domain, disc_cb, void *arg);
+		    struct oauth *, const struct cfg *,
+		    const struct catalog *prev, const char *only_domain,
+		    bool force, disc_cb, void *arg);
 /* Stop a refresh without calling back (shutdown). */
 void		 disc_free(struct disc *);
 /* The catalogue options a configuration implies. */

@@ -4,6 +4,7 @@
  * function that does the work.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "oauth.h"
 #include "publish.h"
 #include "store.h"
 #include "util.h"
@@ -26,6 +28,7 @@ struct daemon {
 	struct cfg			*cfg;
 	struct cfg			*pending_cfg;	/* from SIGHUP, mid-refresh */
 	struct http			*http;
+	struct oauth			*oauth;
 	struct store			*store;
 	struct keyfn			 kf;
 	struct catalog			*last;		/* last published */
@@ -80,6 +83,22 @@ same_store(const struct cfg *a, const struct cfg *b)
 	return true;
 }
 
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL &&
+	    strcmp(a, b) == 0);
+}
+
+/* Whether two configurations get their tokens the same way. */
+static bool
+same_oauth(const struct cfg *a, const struct cfg *b)
+{
+	return same_str(a->client_id, b->client_id) &&
+	    same_str(a->oauth_url, b->oauth_url) &&
+	    same_str(a->client_secret_file, b->client_secret_file);
+}
+
 /* Make cfg the configuration in use (taking it). */
 static void
 apply_config(struct daemon *d, struct cfg *cfg)
@@ -92,6 +111,11 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		d->http = http_new(d->base, &ho);
 	else
 		http_set_opts(d->http, &ho);
+	if (d->cfg == NULL || !same_oauth(d->cfg, cfg)) {
+		/* A new client, secret or server needs a new token. */
+		oauth_free(d->oauth);
+		d->oauth = oauth_new(d->base, d->http, cfg);
+	}
 	if (d->store == NULL || !same_store(d->cfg, cfg)) {
 		store_free(d->store);
 		d->store = store_new(cfg);
@@ -139,6 +163,7 @@ count_sites(const struct catalog *c, size_t *ok, size_t *partial,
 			(*partial)++;
 			break;
 		case SITE_FAILED:
+		case SITE_HELD:
 			(*failed)++;
 			break;
 		}
@@ -163,6 +188,23 @@ record_metrics(const struct catalog *c, enum metrics_outcome o, uint64_t ms)
 		metrics.keys[c->entries[i].family]++;
 }
 
+/* --dry-run: print what would change, write nothing, stop. */
+static void
+dry_run_done(struct daemon *d, struct catalog *next)
+{
+	size_t	ok, partial, failed;
+	int	rc;
+
+	rc = pub_dry_run(d->store, &d->kf, next,
+	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, stdout);
+	fflush(stdout);
+	count_sites(next, &ok, &partial, &failed);
+	d->exit_code = rc == 0 && partial == 0 && failed == 0 ?
+	    PCD_EXIT_OK : PCD_EXIT_FAIL;
+	catalog_free(next);
+	event_base_loopexit(d->base, NULL);
+}
+
 /* A refresh has fetched all it could: publish it and report. */
 static void
 refresh_done(struct daemon *d, struct catalog *next)
@@ -173,6 +215,10 @@ refresh_done(struct daemon *d, struct catalog *next)
 	int			prc;
 
 	d->disc = NULL;
+	if (d->opts->dry_run) {
+		dry_run_done(d, next);
+		return;
+	}
 	prc = pub_write(d->store, &d->kf, next, d->last, d->store_changed,
 	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, &ps);
 	if (prc == 0)
@@ -238,8 +284,8 @@ start_refresh(struct daemon *d)
 	d->refresh_started = mono_ms();
 	log_event(LOG_INFO, "refresh_started", "sites=%zu domain=%s",
 	    d->cfg->nsites, d->opts->domain);
-	d->disc = disc_start(d->base, d->http, d->cfg, d->last,
-	    d->opts->domain, on_refresh_done, d);
+	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg, d->last,
+	    d->opts->domain, d->opts->force, on_refresh_done, d);
 }
 
 static void
@@ -330,6 +376,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
 
 	catalog_free(d.last);
+	oauth_free(d.oauth);
 	http_free(d.http);
 	store_free(d.store);
 	key_clear(&d.kf);

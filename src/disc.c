@@ -16,6 +16,7 @@
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
+#include "oauth.h"
 #include "util.h"
 
 struct disc;
@@ -30,7 +31,7 @@ struct site_fetch {
 	size_t				 nuuids;
 	struct map			 unique;	/* uuid -> slot + 1 */
 	struct catalog_program		**slots;	/* per unique uuid */
-	size_t				 outstanding;
+	size_t				 outstanding;	/* requests, token waits */
 	bool				 uuids_failed;
 	bool				 partial;
 	/* pagination of the UUID list (when enveloped) and of pathways */
@@ -40,19 +41,21 @@ struct site_fetch {
 	struct map			 pw_next_seen;
 	json_t				*pathways;
 	bool				 pathways_failed;
-	bool				 pathways_done;
 };
 
 struct disc {
 	struct event_base	*base;
 	struct http		*http;
+	struct oauth		*oauth;		/* NULL: static token or none */
 	const struct cfg	*cfg;
 	const struct catalog	*prev;
 	char			*only;
+	bool			 force;		/* publish what would be held */
 	disc_cb			 cb;
 	void			*arg;
 	struct catalog_opts	 opts;
 	char			*auth;		/* Authorization header value */
+	bool			 auth_failed;	/* token_file unreadable */
 	struct catalog		*next;
 	size_t			 site;		/* index into cfg->sites */
 	struct site_fetch	*sf;
@@ -60,25 +63,24 @@ struct disc {
 	struct event		*done_ev;
 	bool			 expired;
 	bool			 stopping;	/* disc_free: no callback */
-	uint64_t		 started;
 };
 
-/* What a request is for. */
-enum req_kind {
-	RQ_UUIDS,
-	RQ_DETAIL,
-	RQ_PATHWAYS
-};
-
+/* One request, and what to do with its answer. */
 struct req {
 	struct site_fetch	*sf;
-	enum req_kind		 kind;
-	size_t			 slot;		/* RQ_DETAIL */
-	char			*uuid;		/* RQ_DETAIL */
+	void			(*handle)(struct req *,
+				    const struct http_result *);
+	char			*url;
+	char			*auth;		/* the header it went with */
+	bool			 renewed;	/* a 401 got a new token */
+	size_t			 slot;		/* details */
+	char			*uuid;		/* details */
 };
 
 static void	next_site(struct disc *);
 static void	site_maybe_done(struct site_fetch *);
+static void	on_response(const struct http_result *, void *);
+static void	on_pathways(struct req *, const struct http_result *);
 
 void
 disc_catalog_opts(const struct cfg *cfg, struct catalog_opts *o)
@@ -103,6 +105,24 @@ req_failed(struct site_fetch *sf, const char *stage,
 	    r->url, r->status, error != NULL ? error : r->error, r->attempts);
 }
 
+/* What an HTTP status most likely means for an operator. */
+static const char *
+status_hint(long status)
+{
+	switch (status) {
+	case 401:
+		return "HTTP 401: Discovery refused the token (check its "
+		    "JWT_AUTH issuer, audience and secret or keys)";
+	case 403:
+		return "HTTP 403: the token's user may not read this (the "
+		    "catalog service user must be staff)";
+	case 404:
+		return "HTTP 404: not found (check catalog_api_url)";
+	default:
+		return NULL;
+	}
+}
+
 /*
  * Parse a response body that must be JSON.  NULL after logging why: an
  * HTTP failure, a content type that is not JSON, or a body that does not
@@ -117,7 +137,7 @@ parse_body(struct site_fetch *sf, const char *stage,
 	char		 msg[JSON_ERROR_TEXT_LENGTH + 64];
 
 	if (r->error != NULL) {
-		req_failed(sf, stage, r, NULL);
+		req_failed(sf, stage, r, status_hint(r->status));
 		return NULL;
 	}
 	if (r->content_type != NULL && strstr(r->content_type, "json") ==
@@ -127,7 +147,8 @@ parse_body(struct site_fetch *sf, const char *stage,
 		req_failed(sf, stage, r, msg);
 		return NULL;
 	}
-	if ((j = jsonld_load(r->body, r->len, 0, &e)) == NULL) {
+	if ((j = jsonld_load(r->body, r->len, JSON_DECODE_ANY, &e)) ==
+	    NULL) {
 		snprintf(msg, sizeof msg, "malformed JSON at line %d column "
 		    "%d: %s", e.line, e.column, e.text);
 		req_failed(sf, stage, r, msg);
@@ -136,26 +157,82 @@ parse_body(struct site_fetch *sf, const char *stage,
 	return j;
 }
 
-/* Queue a GET for this site. */
-static void
-get(struct site_fetch *sf, enum req_kind kind, const char *url,
-    size_t slot, const char *uuid, http_cb cb)
-{
-	struct req	*q = xcalloc(1, sizeof *q);
-
-	q->sf = sf;
-	q->kind = kind;
-	q->slot = slot;
-	q->uuid = uuid != NULL ? xstrdup(uuid) : NULL;
-	sf->outstanding++;
-	http_get(sf->d->http, url, sf->d->auth, cb, q);
-}
-
 static void
 req_free(struct req *q)
 {
+	free(q->url);
+	free(q->auth);
 	free(q->uuid);
 	free(q);
+}
+
+/* Queue a GET for this site. */
+static void
+get(struct site_fetch *sf, const char *url,
+    void (*handle)(struct req *, const struct http_result *), size_t slot,
+    const char *uuid)
+{
+	struct req	*q = xcalloc(1, sizeof *q);
+	struct disc	*d = sf->d;
+
+	q->sf = sf;
+	q->handle = handle;
+	q->url = xstrdup(url);
+	q->auth = d->auth != NULL ? xstrdup(d->auth) : NULL;
+	q->slot = slot;
+	q->uuid = uuid != NULL ? xstrdup(uuid) : NULL;
+	sf->outstanding++;
+	http_get(d->http, url, q->auth, on_response, q);
+}
+
+/* A new token after a 401 (or none): send the request again, once. */
+static void
+on_renewed(const char *header, void *arg)
+{
+	struct req		*q = arg;
+	struct site_fetch	*sf = q->sf;
+	struct disc		*d = sf->d;
+	struct http_result	 r;
+
+	if (header == NULL || d->stopping || d->expired) {
+		memset(&r, 0, sizeof r);
+		r.url = q->url;
+		r.status = 401;
+		r.body = "";
+		r.attempts = 1;
+		r.error = header == NULL ? "HTTP 401, and no new token could "
+		    "be had (see token_failed)" : "cancelled";
+		sf->outstanding--;
+		q->handle(q, &r);
+		req_free(q);
+		site_maybe_done(sf);
+		return;
+	}
+	free(d->auth);
+	d->auth = xstrdup(header);
+	free(q->auth);
+	q->auth = xstrdup(header);
+	http_get(d->http, q->url, q->auth, on_response, q);
+}
+
+/* Every answer comes here first: a 401 renews the token once. */
+static void
+on_response(const struct http_result *r, void *arg)
+{
+	struct req		*q = arg;
+	struct site_fetch	*sf = q->sf;
+	struct disc		*d = sf->d;
+
+	if (r->status == 401 && d->oauth != NULL && !q->renewed &&
+	    !d->stopping && !d->expired) {
+		q->renewed = true;
+		oauth_get(d->oauth, q->auth, on_renewed, q);
+		return;
+	}
+	sf->outstanding--;
+	q->handle(q, r);
+	req_free(q);
+	site_maybe_done(sf);
 }
 
 /* Whether a pagination "next" is acceptable; logs why not. */
@@ -187,15 +264,13 @@ next_ok(struct site_fetch *sf, const char *stage, struct map *seen,
 
 /* One detail arrived (or failed). */
 static void
-on_detail(const struct http_result *r, void *arg)
+on_detail(struct req *q, const struct http_result *r)
 {
-	struct req		*q = arg;
 	struct site_fetch	*sf = q->sf;
 	struct catalog_program	*prev, *p = NULL;
 	json_t			*j;
 	char			 whybuf[256];
 
-	sf->outstanding--;
 	prev = map_get(&sf->prevprog, q->uuid, strlen(q->uuid));
 	if ((j = parse_body(sf, "detail", r)) != NULL) {
 		p = catalog_program_new(j, q->uuid, &sf->d->opts, prev, whybuf,
@@ -215,33 +290,36 @@ on_detail(const struct http_result *r, void *arg)
 			p = catalog_program_ref(prev);
 	}
 	sf->slots[q->slot] = p;
-	req_free(q);
-	site_maybe_done(sf);
 }
 
 /* Fetch the next page of pathways. */
 static void
-get_pathways(struct site_fetch *sf, http_cb cb)
+get_pathways(struct site_fetch *sf)
 {
 	char	*url;
 
 	sf->pw_page++;
 	url = xasprintf("%s/pathways/?status=published&exclude_utm=1&page=%d",
 	    sf->cs->catalog_api_url, sf->pw_page);
-	get(sf, RQ_PATHWAYS, url, 0, NULL, cb);
+	get(sf, url, on_pathways, 0, NULL);
 	free(url);
+}
+
+/* Whether a "next" means there is another page (Python truthiness). */
+static bool
+has_next(const json_t *next)
+{
+	return next != NULL && !json_is_null(next) && !json_is_false(next) &&
+	    !(json_is_string(next) && json_string_length(next) == 0);
 }
 
 /* A page of pathways arrived (or failed). */
 static void
-on_pathways(const struct http_result *r, void *arg)
+on_pathways(struct req *q, const struct http_result *r)
 {
-	struct req		*q = arg;
 	struct site_fetch	*sf = q->sf;
 	json_t			*j, *results, *next;
 
-	sf->outstanding--;
-	req_free(q);
 	if ((j = parse_body(sf, "pathways", r)) == NULL)
 		goto fail;
 	results = json_object_get(j, "results");
@@ -254,26 +332,20 @@ on_pathways(const struct http_result *r, void *arg)
 	}
 	json_array_extend(sf->pathways, results);
 	/* get_pathways: next_page + 1 while the body's next is truthy. */
-	if (next != NULL && !json_is_null(next) && !json_is_false(next) &&
-	    !(json_is_string(next) && json_string_length(next) == 0)) {
+	if (has_next(next)) {
 		if (sf->d->expired || !next_ok(sf, "pathways",
 		    &sf->pw_next_seen, sf->pw_page, next, r)) {
 			json_decref(j);
 			goto fail;
 		}
-		json_decref(j);
-		get_pathways(sf, on_pathways);
-		return;
+		get_pathways(sf);
 	}
 	json_decref(j);
-	sf->pathways_done = true;
-	site_maybe_done(sf);
 	return;
 fail:
+	/* SPEC §7: the site's previous pathways stay. */
 	sf->pathways_failed = true;
-	sf->pathways_done = true;
 	sf->partial = true;
-	site_maybe_done(sf);
 }
 
 /* The UUID list is complete: fetch every detail and the pathways. */
@@ -281,12 +353,11 @@ static void
 start_details(struct site_fetch *sf)
 {
 	size_t	i, n = 0;
-	char	*url;
+	char	*url, *esc;
 
 	sf->slots = xcalloc(sf->nuuids + 1, sizeof *sf->slots);
 	for (i = 0; i < sf->nuuids; i++) {
 		struct map_item	*it;
-		char		*esc;
 
 		it = map_put(&sf->unique, sf->uuids[i], strlen(sf->uuids[i]));
 		if (it->val != NULL)
@@ -295,28 +366,24 @@ start_details(struct site_fetch *sf)
 		esc = http_escape(sf->uuids[i]);
 		url = xasprintf("%s/programs/%s/?exclude_utm=1",
 		    sf->cs->catalog_api_url, esc);
-		get(sf, RQ_DETAIL, url, n, sf->uuids[i], on_detail);
+		get(sf, url, on_detail, n, sf->uuids[i]);
 		free(url);
 		free(esc);
 		n++;
 	}
-	get_pathways(sf, on_pathways);
+	get_pathways(sf);
 }
 
-/* Fetch the UUID list (its first page, or the page after). */
-static void get_uuids(struct site_fetch *, const char *);
+static void	get_uuids(struct site_fetch *, const char *);
 
 /* The UUID list (or one page of it) arrived. */
 static void
-on_uuids(const struct http_result *r, void *arg)
+on_uuids(struct req *q, const struct http_result *r)
 {
-	struct req		*q = arg;
 	struct site_fetch	*sf = q->sf;
 	json_t			*j, *list, *next = NULL, *v;
 	size_t			 i;
 
-	sf->outstanding--;
-	req_free(q);
 	if ((j = parse_body(sf, "uuids", r)) == NULL)
 		goto fail;
 	list = j;
@@ -333,6 +400,7 @@ on_uuids(const struct http_result *r, void *arg)
 	json_array_foreach(list, i, v) {
 		if (!json_is_string(v) || json_string_length(v) == 0 ||
 		    strlen(json_string_value(v)) != json_string_length(v)) {
+			metrics.programs_rejected++;
 			log_event(LOG_WARNING, "program_rejected", "site=%s "
 			    "url=%s index=%zu reason=%s", sf->cs->domain,
 			    r->url, i, "an entry of the UUID list is not a "
@@ -361,9 +429,9 @@ on_uuids(const struct http_result *r, void *arg)
 	return;
 fail:
 	sf->uuids_failed = true;
-	site_maybe_done(sf);
 }
 
+/* Fetch the UUID list (its first page, or the page after). */
 static void
 get_uuids(struct site_fetch *sf, const char *next)
 {
@@ -375,8 +443,28 @@ get_uuids(struct site_fetch *sf, const char *next)
 	else
 		url = xasprintf("%s/programs/?exclude_utm=1&status=active&"
 		    "status=retired&uuids_only=1", sf->cs->catalog_api_url);
-	get(sf, RQ_UUIDS, url, 0, NULL, on_uuids);
+	get(sf, url, on_uuids, 0, NULL);
 	free(url);
+}
+
+/* The site's token is here (or not): start with the UUID list. */
+static void
+on_site_token(const char *header, void *arg)
+{
+	struct site_fetch	*sf = arg;
+	struct disc		*d = sf->d;
+
+	sf->outstanding--;
+	if (header == NULL || d->stopping || d->expired) {
+		req_failed(sf, "auth", NULL, header == NULL ? "no token (see "
+		    "token_failed)" : "cancelled");
+		sf->uuids_failed = true;
+	} else {
+		free(d->auth);
+		d->auth = xstrdup(header);
+		get_uuids(sf, NULL);
+	}
+	site_maybe_done(sf);
 }
 
 static void
@@ -398,6 +486,58 @@ site_fetch_free(struct site_fetch *sf)
 	free(sf);
 }
 
+/* The site as the last generation had it (or nothing), marked status. */
+static struct catalog_site *
+site_kept(struct site_fetch *sf, enum site_status status)
+{
+	struct catalog_site	*s;
+
+	if (sf->prev != NULL)
+		s = catalog_site_copy(sf->prev);
+	else {
+		s = catalog_site_new(sf->cs->domain, sf->cs->site_id);
+		s->has_data = false;
+	}
+	s->site_id = sf->cs->site_id;
+	s->status = status;
+	return s;
+}
+
+/*
+ * The shrink guard (SPEC §7): a site whose program count falls by more than
+ * max_shrink since the last publish, or to zero, is held unless forced.
+ */
+static bool
+shrink_held(struct site_fetch *sf)
+{
+	const struct cfg	*cfg = sf->d->cfg;
+	size_t			 before, now = sf->unique.nitems;
+
+	if (sf->prev == NULL || !sf->prev->has_data ||
+	    sf->prev->status == SITE_UNCONFIGURED)
+		return false;
+	before = sf->prev->nprograms;
+	if (before == 0)
+		return false;
+	if (now > 0 && (double)now >= (double)before * (1 - cfg->max_shrink))
+		return false;
+	if (sf->d->force) {
+		log_event(LOG_WARNING, "publish_forced", "site=%s "
+		    "programs_before=%zu programs_now=%zu max_shrink=%g",
+		    sf->cs->domain, before, now, cfg->max_shrink);
+		return false;
+	}
+	metrics.publishes_held++;
+	log_event(LOG_ERR, "publish_held", "site=%s programs_before=%zu "
+	    "programs_now=%zu max_shrink=%g error=%s", sf->cs->domain, before,
+	    now, cfg->max_shrink, now == 0 ? "the site would have no programs "
+	    "left: kept the previous values (--force or force_publish to "
+	    "publish)" : "the site would lose more programs than max_shrink "
+	    "allows: kept the previous values (--force or force_publish to "
+	    "publish)");
+	return true;
+}
+
 /* The site's result, from what was fetched and the previous generation. */
 static struct catalog_site *
 site_result(struct site_fetch *sf)
@@ -405,19 +545,10 @@ site_result(struct site_fetch *sf)
 	struct catalog_site	*s;
 	size_t			 i;
 
-	if (sf->uuids_failed) {
-		/* SPEC §7: nothing of the site changes. */
-		if (sf->prev != NULL) {
-			s = catalog_site_copy(sf->prev);
-		} else {
-			s = catalog_site_new(sf->cs->domain,
-			    sf->cs->site_id);
-			s->has_data = false;
-		}
-		s->site_id = sf->cs->site_id;
-		s->status = SITE_FAILED;
-		return s;
-	}
+	if (sf->uuids_failed)
+		return site_kept(sf, SITE_FAILED);	/* SPEC §7 */
+	if (shrink_held(sf))
+		return site_kept(sf, SITE_HELD);
 	s = catalog_site_new(sf->cs->domain, sf->cs->site_id);
 	s->has_data = true;
 	s->status = sf->partial ? SITE_PARTIAL : SITE_OK;
@@ -446,14 +577,13 @@ site_maybe_done(struct site_fetch *sf)
 
 	if (sf->outstanding > 0)
 		return;
+	d->sf = NULL;
 	if (d->stopping) {
 		site_fetch_free(sf);
-		d->sf = NULL;
 		return;
 	}
 	catalog_add_site(d->next, site_result(sf));
 	site_fetch_free(sf);
-	d->sf = NULL;
 	d->site++;
 	next_site(d);
 }
@@ -468,9 +598,49 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	d->next = NULL;
-	if (catalog_build(next, &d->opts) == -1)
-		log_debug("some values could not be encoded");
+	catalog_build(next, &d->opts);
 	d->cb(next, d->arg);
+}
+
+/* Start fetching one configured site. */
+static void
+start_site(struct disc *d, const struct cfg_site *cs)
+{
+	struct site_fetch	*sf;
+	size_t			 i;
+
+	sf = xcalloc(1, sizeof *sf);
+	sf->d = d;
+	sf->cs = cs;
+	sf->prev = catalog_find_site(d->prev, cs->domain);
+	sf->pathways = json_array();
+	map_init(&sf->prevprog);
+	map_init(&sf->unique);
+	map_init(&sf->uuid_next_seen);
+	map_init(&sf->pw_next_seen);
+	for (i = 0; sf->prev != NULL && i < sf->prev->nprograms; i++) {
+		struct catalog_program *p = sf->prev->programs[i];
+
+		map_put(&sf->prevprog, catalog_program_uuid(p),
+		    strlen(catalog_program_uuid(p)))->val = p;
+	}
+	d->sf = sf;
+	if (d->expired) {
+		req_failed(sf, "deadline", NULL, "refresh deadline exceeded "
+		    "before the site was fetched");
+		sf->uuids_failed = true;
+	} else if (d->auth_failed) {
+		req_failed(sf, "auth", NULL, "no token (see token_failed)");
+		sf->uuids_failed = true;
+	} else if (d->oauth != NULL) {
+		sf->outstanding++;
+		oauth_get(d->oauth, NULL, on_site_token, sf);
+		return;
+	} else {
+		get_uuids(sf, NULL);
+		return;
+	}
+	site_maybe_done(sf);
 }
 
 /* Start the next site, or finish. */
@@ -478,9 +648,7 @@ static void
 next_site(struct disc *d)
 {
 	const struct cfg_site	*cs;
-	struct site_fetch	*sf;
 	struct catalog_site	*s;
-	size_t			 i;
 
 	for (; d->site < d->cfg->nsites; d->site++) {
 		cs = &d->cfg->sites[d->site];
@@ -492,37 +660,7 @@ next_site(struct disc *d)
 			catalog_add_site(d->next, s);
 			continue;
 		}
-		sf = xcalloc(1, sizeof *sf);
-		sf->d = d;
-		sf->cs = cs;
-		sf->prev = catalog_find_site(d->prev, cs->domain);
-		sf->pathways = json_array();
-		map_init(&sf->prevprog);
-		map_init(&sf->unique);
-		map_init(&sf->uuid_next_seen);
-		map_init(&sf->pw_next_seen);
-		for (i = 0; sf->prev != NULL && i < sf->prev->nprograms; i++) {
-			struct catalog_program *p = sf->prev->programs[i];
-
-			map_put(&sf->prevprog, catalog_program_uuid(p),
-			    strlen(catalog_program_uuid(p)))->val = p;
-		}
-		d->sf = sf;
-		if (d->expired) {
-			req_failed(sf, "deadline", NULL,
-			    "refresh deadline exceeded before the site "
-			    "was fetched");
-			sf->uuids_failed = true;
-			site_maybe_done(sf);
-			return;
-		}
-		if (d->auth == NULL && (d->cfg->token_file != NULL)) {
-			req_failed(sf, "auth", NULL, "no token");
-			sf->uuids_failed = true;
-			site_maybe_done(sf);
-			return;
-		}
-		get_uuids(sf, NULL);
+		start_site(d, cs);
 		return;
 	}
 	event_active(d->done_ev, EV_TIMEOUT, 0);
@@ -571,9 +709,9 @@ read_token(const char *path)
 }
 
 struct disc *
-disc_start(struct event_base *base, struct http *http, const struct cfg *cfg,
-    const struct catalog *prev, const char *only_domain, disc_cb cb,
-    void *arg)
+disc_start(struct event_base *base, struct http *http, struct oauth *oauth,
+    const struct cfg *cfg, const struct catalog *prev,
+    const char *only_domain, bool force, disc_cb cb, void *arg)
 {
 	struct disc	*d;
 	struct timeval	 tv;
@@ -581,16 +719,18 @@ disc_start(struct event_base *base, struct http *http, const struct cfg *cfg,
 	d = xcalloc(1, sizeof *d);
 	d->base = base;
 	d->http = http;
+	d->oauth = oauth;
 	d->cfg = cfg;
 	d->prev = prev;
 	d->only = only_domain != NULL ? xstrdup(only_domain) : NULL;
+	d->force = force || cfg->force_publish;
 	d->cb = cb;
 	d->arg = arg;
 	d->next = catalog_new();
-	d->started = mono_ms();
 	disc_catalog_opts(cfg, &d->opts);
-	if (cfg->token_file != NULL)
-		d->auth = read_token(cfg->token_file);
+	if (oauth == NULL && cfg->token_file != NULL &&
+	    (d->auth = read_token(cfg->token_file)) == NULL)
+		d->auth_failed = true;
 	d->done_ev = event_new(base, -1, 0, on_done, d);
 	d->deadline = evtimer_new(base, on_deadline, d);
 	tv.tv_sec = cfg->refresh_deadline_ms / 1000;
@@ -607,8 +747,10 @@ disc_free(struct disc *d)
 		return;
 	d->stopping = true;
 	if (d->sf != NULL) {
-		/* Outstanding requests point at sf: end them first. */
+		/* Outstanding work points at sf: end it first. */
 		http_cancel_all(d->http, "shutdown");
+		if (d->oauth != NULL)
+			oauth_cancel(d->oauth);
 	}
 	event_free(d->deadline);
 	event_free(d->done_ev);

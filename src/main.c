@@ -17,7 +17,8 @@
 #include "log.h"
 
 static const char usage_text[] =
-"usage: programs-cached [-c FILE] [--once] [--domain DOMAIN]\n"
+"usage: programs-cached [-c FILE] [--once | --dry-run] [--domain DOMAIN]\n"
+"                       [--force]\n"
 "       programs-cached [-c FILE] --check-config\n"
 "       programs-cached --version | --help\n"
 "\n"
@@ -29,6 +30,10 @@ static const char usage_text[] =
 "                      site was published, 1 on any failure, 2 on bad\n"
 "                      usage or configuration\n"
 "      --domain DOMAIN only refresh the site with this domain\n"
+"      --dry-run       fetch and build once, write nothing: print each key\n"
+"                      that would change and a summary per family\n"
+"      --force         publish sites whose program count fell by more than\n"
+"                      max_shrink (or to zero) instead of holding them\n"
 "      --check-config  validate the configuration and exit (0 or 2)\n"
 "      --version       print the version and exit\n"
 "  -h, --help          print this help and exit\n"
@@ -39,6 +44,8 @@ static const char usage_text[] =
 enum {
 	OPT_ONCE = 256,
 	OPT_DOMAIN,
+	OPT_FORCE,
+	OPT_DRY_RUN,
 	OPT_CHECK_CONFIG,
 	OPT_VERSION
 };
@@ -47,6 +54,8 @@ static const struct option longopts[] = {
 	{ "config",		required_argument,	NULL, 'c' },
 	{ "once",		no_argument,		NULL, OPT_ONCE },
 	{ "domain",		required_argument,	NULL, OPT_DOMAIN },
+	{ "force",		no_argument,		NULL, OPT_FORCE },
+	{ "dry-run",		no_argument,		NULL, OPT_DRY_RUN },
 	{ "check-config",	no_argument,		NULL, OPT_CHECK_CONFIG },
 	{ "version",		no_argument,		NULL, OPT_VERSION },
 	{ "help",		no_argument,		NULL, 'h' },
@@ -96,6 +105,12 @@ main(int argc, char *argv[])
 			break;
 		case OPT_DOMAIN:
 			opts.domain = optarg;
+			break;
+		case OPT_FORCE:
+			opts.force = true;
+			break;
+		case OPT_DRY_RUN:
+			opts.dry_run = opts.once = true;
 			break;
 		case OPT_CHECK_CONFIG:
 			check = true;
