@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "catalog.h"
 #include "keys.h"
@@ -34,5 +35,14 @@ struct pub_stats {
 int	pub_write(struct store *, const struct keyfn *, struct catalog *next,
 	    const struct catalog *prev, bool repair, uint32_t flags,
 	    struct pub_stats *);
+
+/*
+ * --dry-run: what pub_write would do, without writing.  Each key that
+ * would be written is printed (new or changed, family, bytes, key), then a
+ * table per family; everything goes to out.  0, or -1 if a server could
+ * not be read (the comparison is then incomplete, and says so).
+ */
+int	pub_dry_run(struct store *, const struct keyfn *,
+	    const struct catalog *next, uint32_t flags, FILE *out);
 
 #endif

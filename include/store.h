@@ -56,6 +56,18 @@ enum store_rc	 store_set(struct store *, size_t i, const char *key,
 /* Queue a delete on server i. */
 enum store_rc	 store_delete(struct store *, size_t i, const char *key,
 		    size_t keylen);
+/* One key found by store_fetch(). */
+typedef void	(*store_hit_cb)(const char *key, size_t keylen,
+		    const char *val, size_t len, uint32_t flags, void *arg);
+
+/*
+ * Read n keys from server i in one multi-get on the connection that
+ * writes (so it sees every write queued before it); cb runs per key found.
+ * Batches are the caller's to keep modest.  0, or -1 if the server failed.
+ */
+int		 store_fetch(struct store *, size_t i,
+		    const char *const *keys, const size_t *lens, size_t n,
+		    store_hit_cb, void *arg);
 /*
  * Send everything queued on server i and wait until the server has done
  * it.  0, or -1 if the server failed on the way (it is then marked down and

@@ -179,3 +179,152 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 	map_free(&prevkeys);
 	return ps->failed > 0 ? -1 : rc;
 }
+
+/* --- dry run --------------------------------------------------------- */
+
+/* How many keys are asked for in one multi-get. */
+#define DRY_BATCH	500
+
+enum dry_state {
+	DRY_NEW,
+	DRY_CHANGED,
+	DRY_SAME
+};
+
+struct dry {
+	const struct catalog	*c;
+	uint32_t		 flags;
+	struct map		 batch;		/* wire key -> entry index + 1 */
+	unsigned char		*found;		/* per entry: servers matching */
+	unsigned char		*seen;		/* per entry: servers having it */
+};
+
+/* One key came back: does it hold what we would write? */
+static void
+dry_hit(const char *key, size_t klen, const char *val, size_t len,
+    uint32_t flags, void *arg)
+{
+	struct dry			*dr = arg;
+	const struct catalog_entry	*e;
+	uintptr_t			 ix;
+
+	if ((ix = (uintptr_t)map_get(&dr->batch, key, klen)) == 0)
+		return;
+	e = &dr->c->entries[ix - 1];
+	dr->seen[ix - 1]++;
+	if (flags == dr->flags && len == e->len &&
+	    memcmp(val, e->val, len) == 0)
+		dr->found[ix - 1]++;
+}
+
+/* Ask one server for a batch of keys. */
+static int
+dry_flush(struct store *st, size_t server, struct dry *dr,
+    const char **keys, size_t *lens, size_t n)
+{
+	int	rc;
+
+	rc = store_fetch(st, server, keys, lens, n, dry_hit, dr);
+	map_free(&dr->batch);
+	map_init(&dr->batch);
+	return rc;
+}
+
+int
+pub_dry_run(struct store *st, const struct keyfn *kf,
+    const struct catalog *c, uint32_t flags, FILE *out)
+{
+	struct dry	 dr;
+	char		 wire[KEY_MAX + 1];
+	char		**wires;
+	unsigned char	*places;
+	const char	*keys[DRY_BATCH];
+	size_t		 lens[DRY_BATCH], idx[STORE_MAX_SERVERS], nsv, i, j, n;
+	size_t		 count[FAM_COUNT][3], bytes[FAM_COUNT], total[3] = {0};
+	int		 wlen, rc = 0, f;
+	static const char *const names[] = { "new", "changed", "same" };
+
+	memset(&dr, 0, sizeof dr);
+	memset(count, 0, sizeof count);
+	memset(bytes, 0, sizeof bytes);
+	dr.c = c;
+	dr.flags = flags;
+	map_init(&dr.batch);
+	nsv = store_nservers(st);
+	dr.found = xcalloc(c->nentries + 1, 1);
+	dr.seen = xcalloc(c->nentries + 1, 1);
+	wires = xcalloc(c->nentries + 1, sizeof *wires);
+	places = xcalloc((c->nentries + 1) * nsv, 1);
+	for (i = 0; i < c->nentries; i++) {
+		wlen = key_make(kf, c->entries[i].key,
+		    strlen(c->entries[i].key), wire);
+		if (wlen == -1)
+			continue;
+		wires[i] = xstrdup(wire);
+		n = store_place(st, wire, (size_t)wlen, idx);
+		for (j = 0; j < n; j++)
+			places[i * nsv + idx[j]] = 1;
+	}
+	/* Per server, the keys that live there, in batches. */
+	for (j = 0; j < nsv; j++) {
+		n = 0;
+		for (i = 0; i < c->nentries; i++) {
+			if (wires[i] == NULL || !places[i * nsv + j])
+				continue;
+			keys[n] = wires[i];
+			lens[n] = strlen(wires[i]);
+			map_put(&dr.batch, keys[n], lens[n])->val =
+			    (void *)(i + 1);
+			if (++n == DRY_BATCH) {
+				if (dry_flush(st, j, &dr, keys, lens, n) == -1)
+					rc = -1;
+				n = 0;
+			}
+		}
+		if (n > 0 && dry_flush(st, j, &dr, keys, lens, n) == -1)
+			rc = -1;
+	}
+	for (i = 0; i < c->nentries; i++) {
+		const struct catalog_entry *e = &c->entries[i];
+		size_t want = 0;
+		enum dry_state ds;
+
+		for (j = 0; j < nsv; j++)
+			want += places[i * nsv + j];
+		if (wires[i] == NULL) {
+			fprintf(out, "invalid  %-24s %8zu  %s\n",
+			    catalog_family_name(e->family), e->len, e->key);
+			continue;
+		}
+		ds = dr.found[i] == want ? DRY_SAME : dr.seen[i] > 0 ?
+		    DRY_CHANGED : DRY_NEW;
+		count[e->family][ds]++;
+		bytes[e->family] += e->len;
+		total[ds]++;
+		if (ds != DRY_SAME)
+			fprintf(out, "%-8s %-24s %8zu  %s\n", names[ds],
+			    catalog_family_name(e->family), e->len, e->key);
+	}
+	fprintf(out, "\n%-24s %8s %12s %8s %8s %8s\n", "family", "keys",
+	    "bytes", "new", "changed", "same");
+	for (f = 0; f < FAM_COUNT; f++)
+		fprintf(out, "%-24s %8zu %12zu %8zu %8zu %8zu\n",
+		    catalog_family_name((enum catalog_family)f),
+		    count[f][0] + count[f][1] + count[f][2], bytes[f],
+		    count[f][0], count[f][1], count[f][2]);
+	for (f = 0, n = 0; f < FAM_COUNT; f++)
+		n += bytes[f];
+	fprintf(out, "%-24s %8zu %12zu %8zu %8zu %8zu\n", "total",
+	    total[0] + total[1] + total[2], n, total[0], total[1], total[2]);
+	if (rc == -1)
+		fprintf(out, "(a memcached server could not be read: keys on it "
+		    "are counted as new)\n");
+	for (i = 0; i < c->nentries; i++)
+		free(wires[i]);
+	free(wires);
+	free(places);
+	free(dr.found);
+	free(dr.seen);
+	map_free(&dr.batch);
+	return rc;
+}

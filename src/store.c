@@ -275,6 +275,39 @@ store_delete(struct store *st, size_t i, const char *key, size_t keylen)
 }
 
 int
+store_fetch(struct store *st, size_t i, const char *const *keys,
+    const size_t *lens, size_t n, store_hit_cb cb, void *arg)
+{
+	struct server		*s = &st->sv[i];
+	memcached_result_st	 res;
+	memcached_return_t	 rc;
+
+	if (!server_ready(st, s))
+		return -1;
+	if (n == 0)
+		return 0;
+	rc = memcached_mget(s->mc, keys, lens, n);
+	if (rc != MEMCACHED_SUCCESS) {
+		server_down(s, "get", memcached_strerror(s->mc, rc));
+		return -1;
+	}
+	metrics.mc_gets += n;
+	memcached_result_create(s->mc, &res);
+	while (memcached_fetch_result(s->mc, &res, &rc) != NULL)
+		cb(memcached_result_key_value(&res),
+		    memcached_result_key_length(&res),
+		    memcached_result_value(&res), memcached_result_length(&res),
+		    memcached_result_flags(&res), arg);
+	memcached_result_free(&res);
+	if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND &&
+	    rc != MEMCACHED_SUCCESS) {
+		server_down(s, "get", memcached_strerror(s->mc, rc));
+		return -1;
+	}
+	return 0;
+}
+
+int
 store_flush(struct store *st, size_t i)
 {
 	struct server		*s = &st->sv[i];
