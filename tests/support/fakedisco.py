@@ -242,6 +242,14 @@ class _HTTPServer(ThreadingHTTPServer):
         self.conn_lock = threading.Lock()
         super().__init__(addr, handler)
 
+    def handle_error(self, request, client_address):
+        """A client that goes away mid-request (the daemon stopped, a
+        timeout it enforced) is normal here: say nothing about it."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
     def get_request(self):
         sock, addr = super().get_request()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

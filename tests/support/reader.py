@@ -429,7 +429,21 @@ def raw_delete(host, port, wire_key):
 
 def dump_keys(host, port, retries=50):
     """The set of wire keys on the server (lru_crawler metadump all; its
-    lines end in a bare LF, then "END" CRLF)."""
+    lines end in a bare LF, then "END" CRLF).  The crawler can miss items
+    that memcached's LRU maintainer moves while it walks (recently read
+    ones), so a dump with fewer keys than curr_items is taken again."""
+    best = None
+    for _ in range(retries):
+        keys = _dump_once(host, port, retries)
+        if best is None or len(keys) > len(best):
+            best = keys
+        if len(best) >= int(stats(host, port).get("curr_items", 0)):
+            return best
+        time.sleep(0.05)
+    return best
+
+
+def _dump_once(host, port, retries):
     for _ in range(retries):
         with _Conn(host, port, timeout=10.0) as c:
             c.send(b"lru_crawler metadump all\r\n")
