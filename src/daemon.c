@@ -32,6 +32,7 @@ struct daemon {
 	struct store			*store;
 	struct keyfn			 kf;
 	struct catalog			*last;		/* last published */
+	struct pub_stale		*stale;		/* keys seen, absences */
 	struct disc			*disc;		/* refresh running */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
@@ -212,6 +213,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 	struct pub_stats	ps;
 	size_t			ok, partial, failed;
 	uint64_t		ms;
+	size_t			deleted;
 	int			prc;
 
 	d->disc = NULL;
@@ -223,14 +225,18 @@ refresh_done(struct daemon *d, struct catalog *next)
 	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, &ps);
 	if (prc == 0)
 		d->store_changed = false;
-	ms = mono_ms() - d->refresh_started;
 	count_sites(next, &ok, &partial, &failed);
+	/* Only a refresh that saw every site can tell what disappeared. */
+	deleted = pub_stale_sweep(d->stale, d->store, &d->kf, next,
+	    d->cfg->stale_after, prc == 0 && partial == 0 && failed == 0 &&
+	    d->opts->domain == NULL);
+	ms = mono_ms() - d->refresh_started;
 	if (prc == 0 && partial == 0 && failed == 0) {
 		log_event(LOG_INFO, "refresh_succeeded", "sites=%zu "
 		    "programs=%zu pathways=%zu keys_written=%zu "
 		    "keys_skipped=%zu keys_deleted=%zu bytes_written=%zu "
 		    "duration_ms=%llu", next->nsites, next->nprograms,
-		    next->npathways, ps.written, ps.skipped, (size_t)0,
+		    next->npathways, ps.written, ps.skipped, deleted,
 		    ps.bytes, (unsigned long long)ms);
 		d->exit_code = PCD_EXIT_OK;
 	} else {
@@ -354,6 +360,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	apply_config(&d, cfg);
+	d.stale = pub_stale_new();
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -376,6 +383,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
 
 	catalog_free(d.last);
+	pub_stale_free(d.stale);
 	oauth_free(d.oauth);
 	http_free(d.http);
 	store_free(d.store);

@@ -71,10 +71,15 @@ end_phase(struct store *st, struct catalog *next, struct pending *pend)
 	return rc;
 }
 
-/* Queue one entry on every server it belongs on; false if any refused. */
+/*
+ * Queue one entry on every server it belongs on; false if any refused.
+ * A server that is down counts in *down: it stops the later phases, where
+ * a value refused for its size (the old one stays) does not.
+ */
 static bool
 send_entry(struct store *st, const struct catalog_entry *e, size_t i,
-    const char *wire, size_t wlen, uint32_t flags, struct pending *pend)
+    const char *wire, size_t wlen, uint32_t flags, struct pending *pend,
+    size_t *down)
 {
 	size_t	idx[STORE_MAX_SERVERS], n, j;
 	bool	ok = true;
@@ -98,6 +103,9 @@ send_entry(struct store *st, const struct catalog_entry *e, size_t i,
 			ok = false;
 			break;
 		case STORE_DOWN:
+			(*down)++;
+			ok = false;
+			break;
 		case STORE_ERROR:
 			ok = false;
 			break;
@@ -114,7 +122,7 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 	struct pending	 pend[STORE_MAX_SERVERS];
 	struct map	 prevkeys;
 	bool		*skipped;
-	size_t		 i, failed = 0;
+	size_t		 i, down = 0;
 	char		 wire[KEY_MAX + 1];
 	int		 wlen, phase = 0, rc = 0;
 
@@ -133,7 +141,7 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 
 		if (phase_of(e->family) != phase) {
 			if (end_phase(st, next, pend) == -1 ||
-			    (phase == 0 && failed > 0)) {
+			    (phase == 0 && down > 0)) {
 				log_event(LOG_ERR, "refresh_failed",
 				    "stage=publish error=%s", "program details "
 				    "could not all be written: indexes and site "
@@ -152,13 +160,10 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 			    "error=%s", e->key, "not a valid memcached key "
 			    "with key_function = django (space, control "
 			    "character or over 250 bytes)");
-			failed++;
 			continue;
 		}
 		next->written[i] = send_entry(st, e, i, wire, (size_t)wlen,
-		    flags, pend);
-		if (!next->written[i])
-			failed++;
+		    flags, pend, &down);
 	}
 	if (end_phase(st, next, pend) == -1)
 		rc = -1;
@@ -327,4 +332,99 @@ pub_dry_run(struct store *st, const struct keyfn *kf,
 	free(dr.seen);
 	map_free(&dr.batch);
 	return rc;
+}
+
+/* --- stale keys ------------------------------------------------------ */
+
+struct pub_stale {
+	struct map	keys;		/* Django key -> absences + 1 */
+};
+
+struct pub_stale *
+pub_stale_new(void)
+{
+	struct pub_stale	*ps = xcalloc(1, sizeof *ps);
+
+	map_init(&ps->keys);
+	return ps;
+}
+
+void
+pub_stale_free(struct pub_stale *ps)
+{
+	if (ps == NULL)
+		return;
+	map_free(&ps->keys);
+	free(ps);
+}
+
+/* Delete one key wherever it lives; false if a server refused. */
+static bool
+stale_delete(struct store *st, const struct keyfn *kf, const char *key,
+    bool *touched)
+{
+	char	wire[KEY_MAX + 1];
+	size_t	idx[STORE_MAX_SERVERS], n, j;
+	int	wlen;
+	bool	ok = true;
+
+	if ((wlen = key_make(kf, key, strlen(key), wire)) == -1)
+		return true;	/* it could never have been written */
+	n = store_place(st, wire, (size_t)wlen, idx);
+	for (j = 0; j < n; j++) {
+		if (store_delete(st, idx[j], wire, (size_t)wlen) != STORE_OK)
+			ok = false;
+		touched[idx[j]] = true;
+	}
+	return ok;
+}
+
+size_t
+pub_stale_sweep(struct pub_stale *ps, struct store *st,
+    const struct keyfn *kf, const struct catalog *next, int stale_after,
+    bool sweep)
+{
+	struct map	 now, kept;
+	struct map_item	*it;
+	struct buf	 examples;
+	bool		 touched[STORE_MAX_SERVERS] = { false };
+	uintptr_t	 absent;
+	size_t		 i, deleted = 0;
+
+	map_init(&now);
+	for (i = 0; i < next->nentries; i++)
+		map_put(&now, next->entries[i].key,
+		    strlen(next->entries[i].key))->val = &now;
+	buf_init(&examples);
+	map_init(&kept);
+	MAP_FOREACH(&ps->keys, it) {
+		if (map_get(&now, it->key, it->keylen) != NULL)
+			continue;	/* present: counted below */
+		absent = (uintptr_t)it->val;	/* absences + 1 */
+		if (sweep)
+			absent++;
+		if (sweep && stale_after > 0 &&
+		    absent - 1 >= (uintptr_t)stale_after &&
+		    stale_delete(st, kf, it->key, touched)) {
+			if (deleted++ < 5)
+				buf_printf(&examples, "%s%s", deleted > 1 ?
+				    " " : "", it->key);
+			continue;
+		}
+		map_put(&kept, it->key, it->keylen)->val = (void *)absent;
+	}
+	MAP_FOREACH(&now, it)
+		map_put(&kept, it->key, it->keylen)->val = (void *)1;
+	map_free(&now);
+	map_free(&ps->keys);
+	ps->keys = kept;
+	for (i = 0; i < store_nservers(st); i++)
+		if (touched[i])
+			store_flush(st, i);
+	if (deleted > 0)
+		log_event(LOG_INFO, "stale_deleted", "keys=%zu stale_after=%d "
+		    "examples=%s", deleted, stale_after,
+		    (const char *)examples.data);
+	buf_free(&examples);
+	return deleted;
 }
