@@ -68,6 +68,10 @@ class EndToEnd(PcdTestCase):
         parent = self.cat["programs"][q["parent"]]
         child = parent["curricula"][[c["is_active"] for c in parent["curricula"]].index(True)]["programs"][0]
         reader = self.reader([self.mc])
+        # An organization listed twice lists the program twice (the same
+        # str object: BINGET in the pickle), as upstream's test asserts.
+        twice = self.cat["programs"][q["double_org"]]["authoring_organizations"][0]["key"]
+        self.assertEqual(reader.get("organization-programs-" + twice).count(q["double_org"]), 2)
         run = child["courses"][0]["course_runs"][0]["key"]
         got = reader.get("course-programs-" + run)
         self.assertIn(parent["uuid"], got)
