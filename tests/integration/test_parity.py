@@ -294,3 +294,36 @@ class StaleKeys(PcdTestCase):
                           predicate=lambda e: e.get("stage") == "refresh")
         time.sleep(0.2)
         self.assertIsNotNone(self.r.get("program-" + gone))
+
+
+class UpstreamFailureAssertions(PcdTestCase):
+    """The failure cases of upstream's test_cache_programs, on a first run
+    (nothing published before, so nothing to keep)."""
+
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.cat = catalog.generate(10, seed=14, dangling_pathway=False)
+        self.fake = self.start_fake(self.cat)
+        self.d = self.daemon(self.config(self.fake, [self.mc], [("lms.example.com", 1, "")]))
+        self.r = self.reader([self.mc])
+
+    def test_missing_pathways_endpoint(self):
+        """exit 1, and pathway-ids == [] (there were none before)."""
+        self.fake.set_fault(self.fake.pathways_path(), kind="status", status=404)
+        rc, _, _ = self.d.run_once()
+        self.assertEqual(rc, 1)
+        self.assertEqual(self.r.get("pathway-ids-lms.example.com"), [])
+        self.assertEqual(self.r.get("program-uuids-lms.example.com"), self.cat["uuids"])
+
+    def test_partial_program_failure(self):
+        """exit 1; the other programs cached; the UUID list complete."""
+        bad = self.cat["uuids"][3]
+        self.fake.set_fault(self.fake.program_path(bad), kind="status", status=500)
+        rc, _, _ = self.d.run_once()
+        self.assertEqual(rc, 1)
+        self.assertIsNone(self.r.get("program-" + bad))
+        for u in self.cat["uuids"]:
+            if u != bad:
+                self.assertEqual(self.r.get("program-" + u)["uuid"], u)
+        self.assertEqual(self.r.get("program-uuids-lms.example.com"), self.cat["uuids"])
