@@ -43,9 +43,12 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/%)
 TOOL_SRCS = $(wildcard tests/tools/*.c)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/%)
+FUZZ_TARGETS = detail pickle keys config
+FUZZ_SECONDS ?= 60
+CLANG	?= clang
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
-	install uninstall clean
+	install uninstall clean fuzz check-fuzz lint
 
 all: $(BUILD)/$(PROG)
 
@@ -70,6 +73,49 @@ $(BUILD)/%: tests/tools/%.c $(BUILD)/libpcd.a
 	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    $(BUILD)/libpcd.a $(PCD_LIBS)
 
+# The fuzz targets' entry points, replayed over the corpus and the inputs
+# that once failed (tests/fuzz/regress) by a plain driver: part of check.
+$(BUILD)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(BUILD)/libpcd.a
+	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/driver.c \
+	    $(BUILD)/libpcd.a $(PCD_LIBS)
+
+check-fuzz: $(FUZZ_TARGETS:%=$(BUILD)/replay_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    $(BUILD)/replay_$$t $$(find tests/fuzz/corpus/$$t \
+	    tests/fuzz/regress/$$t -type f 2>/dev/null | sort); done
+
+# libFuzzer (clang) with ASan and UBSan, each target for FUZZ_SECONDS,
+# from a copy of the committed seeds; crashes land in build/fuzz/crashes.
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(filter-out src/main.c,$(SRCS)) \
+    $(wildcard include/*.h)
+	@mkdir -p build/fuzz
+	$(CLANG) $(filter-out -Wformat=2,$(PCD_CFLAGS)) -g -O1 \
+	    -fsanitize=fuzzer,address,undefined -o $@ $< \
+	    $(filter-out src/main.c,$(SRCS)) $(PCD_LIBS)
+
+fuzz:
+	@tools/deps.sh fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    $(MAKE) --no-print-directory build/fuzz/fuzz_$$t; \
+	    mkdir -p build/fuzz/corpus/$$t build/fuzz/crashes; \
+	    cp -n tests/fuzz/corpus/$$t/* build/fuzz/corpus/$$t/ 2>/dev/null || true; \
+	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=262144 \
+	        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=build/fuzz/crashes/$$t- build/fuzz/corpus/$$t; \
+	done
+
+# Static analysis: cppcheck, and clang-tidy with the checked-in
+# .clang-tidy (every finding is an error).
+lint:
+	@tools/deps.sh lint
+	cppcheck -q --enable=warning,performance,portability --std=c11 \
+	    --error-exitcode=1 --inline-suppr -Iinclude -D_GNU_SOURCE \
+	    -DPCD_VERSION='"$(VERSION)"' src tests/unit tests/tools tests/fuzz
+	printf '%s\n' $(SRCS) | xargs -P2 -n4 sh -c 'clang-tidy -quiet "$$@" \
+	    -- -std=c11 -D_GNU_SOURCE -Iinclude -DPCD_VERSION=\"$(VERSION)\" \
+	    $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)' clang-tidy
+
 deps:
 	@tools/deps.sh test
 
@@ -78,6 +124,7 @@ check: deps
 
 check-unit: $(UNIT_BINS) $(TOOL_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@$(MAKE) --no-print-directory check-fuzz
 
 check-integration: $(BUILD)/$(PROG) $(TOOL_BINS)
 	PCD_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/integration -t . $(TESTFLAGS)

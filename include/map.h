@@ -37,7 +37,8 @@ struct map_item	*map_find(const struct map *, const char *key, size_t keylen);
 struct map_item	*map_put(struct map *, const char *key, size_t keylen);
 uint64_t	 map_hash(const void *, size_t);
 
-#define MAP_FOREACH(m, it) \
-	for ((it) = (m)->items; (it) < (m)->items + (m)->nitems; (it)++)
+#define MAP_FOREACH(m, it)						\
+	for ((it) = (m)->items; (it) != NULL &&				\
+	    (it) < (m)->items + (m)->nitems; (it)++)
 
 #endif

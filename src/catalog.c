@@ -199,10 +199,12 @@ py_lower(const char *s)
 	return (char *)buf_steal(&b, NULL);
 }
 
-/* Python truthiness of a JSON value. */
+/* Python truthiness of a JSON value (NULL: absent, as .get() gives). */
 static bool
 py_truthy(const json_t *v)
 {
+	if (v == NULL)
+		return false;
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		return json_object_size(v) != 0;

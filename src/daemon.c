@@ -117,7 +117,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		oauth_free(d->oauth);
 		d->oauth = oauth_new(d->base, d->http, cfg);
 	}
-	if (d->store == NULL || !same_store(d->cfg, cfg)) {
+	if (d->store == NULL || d->cfg == NULL || !same_store(d->cfg, cfg)) {
 		store_free(d->store);
 		d->store = store_new(cfg);
 		key_clear(&d->kf);

@@ -50,8 +50,16 @@ stderr_is_journal(void)
 	const char		*e = getenv("JOURNAL_STREAM");
 	unsigned long long	 dev, ino;
 	struct stat		 st;
+	char			*end;
 
-	if (e == NULL || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+	if (e == NULL)
+		return 0;
+	errno = 0;
+	dev = strtoull(e, &end, 10);
+	if (*end != ':' || errno != 0)
+		return 0;
+	ino = strtoull(end + 1, &end, 10);
+	if (*end != '\0' || errno != 0)
 		return 0;
 	if (fstat(STDERR_FILENO, &st) != 0)
 		return 0;
@@ -179,6 +187,8 @@ take_value(const char **fmtp, va_list *ap, struct buf *sb)
 		spec[n++] = 'j';
 		spec[n++] = *f;
 		spec[n] = '\0';
+		/* The types differ by platform, even where they do not here. */
+		/* NOLINTBEGIN(bugprone-branch-clone) */
 		if (zsz)
 			buf_printf(sb, spec, (uintmax_t)va_arg(*ap, size_t));
 		else if (jmx)
@@ -191,6 +201,7 @@ take_value(const char **fmtp, va_list *ap, struct buf *sb)
 			    (uintmax_t)va_arg(*ap, unsigned long));
 		else
 			buf_printf(sb, spec, (uintmax_t)va_arg(*ap, unsigned));
+		/* NOLINTEND(bugprone-branch-clone) */
 		break;
 	case 'f':
 	case 'g':
@@ -234,8 +245,10 @@ parse_fields(const char *fmt, va_list ap, struct field *fv, struct buf *sb)
 	enum field_kind	 kind;
 	va_list		 aq;
 
+	if (p == NULL)
+		return 0;
 	va_copy(aq, ap);
-	while (p != NULL && *p != '\0') {
+	while (*p != '\0') {
 		struct field	*fd;
 		const char	*eq;
 
@@ -572,6 +585,7 @@ fatal(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	fatal_common(1, fmt, ap);
+	va_end(ap);	/* not reached */
 }
 
 void
@@ -581,4 +595,5 @@ fatalx(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	fatal_common(0, fmt, ap);
+	va_end(ap);	/* not reached */
 }

@@ -3,20 +3,24 @@
 # installed.  As root, install what is missing with apt-get; otherwise print
 # the command to run and fail.
 #
-# usage: tools/deps.sh build|test|bench|all
+# usage: tools/deps.sh build|test|bench|fuzz|lint|all
 set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev"
 test="memcached python3 python3-django python3-pymemcache python3-pylibmc openssl"
 bench="hyperfine python3-requests valgrind"
+fuzz="clang libclang-rt-14-dev"
+lint="cppcheck clang-tidy"
 
 case "${1:-all}" in
 build)	want="$build" ;;
+fuzz)	want="$build $fuzz" ;;
+lint)	want="$build $lint" ;;
 test)	want="$build $test" ;;
 bench)	want="$build $test $bench" ;;
-all)	want="$build $test $bench" ;;
-*)	echo "usage: $0 build|test|bench|all" >&2; exit 2 ;;
+all)	want="$build $test $bench $fuzz $lint" ;;
+*)	echo "usage: $0 build|test|bench|fuzz|lint|all" >&2; exit 2 ;;
 esac
 
 missing=""

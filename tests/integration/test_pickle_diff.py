@@ -258,6 +258,26 @@ class PickleDiffTest(unittest.TestCase):
         r = run_tool(5, '["\\u0000pcd-number:1", %d]' % 2 ** 70)
         self.assertEqual(r.returncode, 1)
 
+    def test_fuzz_corpus(self):
+        """The fuzzer's inputs (tests/fuzz/corpus/pickle, minimised from
+        `make fuzz` runs) that both jansson and Python's json accept give
+        CPython's bytes exactly."""
+        corpus = os.path.join(os.path.dirname(__file__), "..", "fuzz",
+                              "corpus", "pickle")
+        docs = []
+        for name in sorted(os.listdir(corpus)):
+            with open(os.path.join(corpus, name), "rb") as f:
+                raw = f.read()
+            try:
+                text = raw.decode("utf-8")
+                json.loads(text)
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            if run_tool(5, text).returncode == 0:
+                docs.append(text)
+        self.assertGreater(len(docs), 20)
+        self.check(docs)
+
     def test_parse_error(self):
         r = run_tool(5, '{"a": ')
         self.assertEqual(r.returncode, 1)

@@ -1,0 +1,68 @@
+/*
+ * fuzz_detail.c: a Discovery program detail, as bytes off the network,
+ * through the loader, the catalogue model and the pickler: whatever the
+ * bytes, the program is either rejected with a reason or encoded, and the
+ * entries built from it are well formed.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "catalog.h"
+#include "jsonld.h"
+#include "log.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+{
+	static const struct catalog_opts opts[] = {
+		{ VALUE_PICKLE, 4, PATHWAY_IDS_KEYS },
+		{ VALUE_PICKLE, 2, PATHWAY_IDS_IDS },
+		{ VALUE_JSON, 4, PATHWAY_IDS_KEYS },
+	};
+	json_error_t		 e;
+	json_t			*j, *pw;
+	struct catalog		*c;
+	struct catalog_site	*s;
+	struct catalog_program	*p;
+	char			 why[256];
+	size_t			 i, k;
+
+	log_setup(LOG_FORMAT_JSON, -1);		/* silence */
+	why[0] = '\0';
+	if ((j = jsonld_load((const char *)data, len, JSON_DECODE_ANY,
+	    &e)) == NULL)
+		return 0;
+	for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+		p = catalog_program_new(j, "fuzz-uuid", &opts[k], NULL, why,
+		    sizeof why);
+		if (p == NULL) {
+			if (why[0] == '\0')
+				abort();	/* a rejection must say why */
+			continue;
+		}
+		c = catalog_new();
+		s = catalog_site_new("fuzz.example", 1);
+		s->has_data = true;
+		s->uuids = malloc(sizeof *s->uuids);
+		s->uuids[0] = strdup("fuzz-uuid");
+		s->nuuids = 1;
+		catalog_site_add_program(s, p);
+		/* A pathway naming it, so that pathway_ids gets an id. */
+		pw = json_pack("[{s:i, s:[{s:s}]}]", "id", 7, "programs",
+		    "uuid", "fuzz-uuid");
+		s->pathways = pw;
+		catalog_add_site(c, s);
+		catalog_build(c, &opts[k]);
+		for (i = 0; i < c->nentries; i++)
+			if (c->entries[i].val == NULL || c->entries[i].len == 0)
+				abort();
+		catalog_free(c);
+	}
+	json_decref(j);
+	return 0;
+}
