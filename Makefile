@@ -48,7 +48,7 @@ FUZZ_SECONDS ?= 60
 CLANG	?= clang
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
-	install uninstall clean fuzz check-fuzz lint
+	install uninstall clean fuzz check-fuzz lint check-valgrind
 
 all: $(BUILD)/$(PROG)
 
@@ -128,6 +128,12 @@ check-unit: $(UNIT_BINS) $(TOOL_BINS)
 
 check-integration: $(BUILD)/$(PROG) $(TOOL_BINS)
 	PCD_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/integration -t . $(TESTFLAGS)
+
+# Full refreshes under valgrind (slow: not in check; .ci/run runs it).
+check-valgrind: deps $(BUILD)/$(PROG)
+	@tools/deps.sh bench
+	PCD_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/valgrind \
+	    -t . $(TESTFLAGS)
 
 check-asan: deps
 	$(MAKE) BUILD=build/asan SAN=1 check-unit check-integration

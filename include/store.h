@@ -34,6 +34,8 @@ size_t		 store_nservers(const struct store *);
 const char	*store_server_name(const struct store *, size_t);
 /* Whether the server answered the last time it was asked. */
 bool		 store_server_up(const struct store *, size_t);
+/* Let the next operation try servers that are down now, at once. */
+void		 store_retry_now(struct store *);
 
 /*
  * The servers a wire key belongs on: idx[0] for rendezvous and ketama,

@@ -1,6 +1,7 @@
 /*
  * publish.c: a generation's entries into memcached, in phases.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,20 @@ end_phase(struct store *st, struct catalog *next, struct pending *pend)
 }
 
 /*
+ * A test hook: PCD_TEST_STOP_AFTER_PHASE=N stops the process (SIGSTOP)
+ * once phase N is in memcached, so that a test can kill -9 it exactly
+ * between the details and the indexes (tests/integration/test_matrix.py).
+ */
+static void
+test_stop_point(int phase)
+{
+	const char	*s = getenv("PCD_TEST_STOP_AFTER_PHASE");
+
+	if (s != NULL && atoi(s) == phase)
+		raise(SIGSTOP);
+}
+
+/*
  * Queue one entry on every server it belongs on; false if any refused.
  * A server that is down counts in *down: it stops the later phases, where
  * a value refused for its size (the old one stays) does not.
@@ -128,6 +143,8 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 
 	memset(ps, 0, sizeof *ps);
 	memset(pend, 0, sizeof pend);
+	/* A publish is worth one new try of a server that was down. */
+	store_retry_now(st);
 	free(next->written);
 	next->written = xcalloc(next->nentries + 1, sizeof *next->written);
 	skipped = xcalloc(next->nentries + 1, sizeof *skipped);
@@ -149,6 +166,7 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 				    "points at a missing program");
 				break;
 			}
+			test_stop_point(phase);
 			phase = phase_of(e->family);
 		}
 		if (!repair && unchanged(prev, &prevkeys, e)) {

@@ -140,6 +140,15 @@ store_server_up(const struct store *st, size_t i)
 	return st->sv[i].up;
 }
 
+void
+store_retry_now(struct store *st)
+{
+	size_t	i;
+
+	for (i = 0; i < st->n; i++)
+		st->sv[i].retry_at = 0;
+}
+
 size_t
 store_place(const struct store *st, const char *key, size_t keylen,
     size_t idx[STORE_MAX_SERVERS])
