@@ -1,0 +1,166 @@
+"""Operations: what systemd sees (SPEC §6).
+
+sd_notify messages are read from a datagram socket standing in for
+$NOTIFY_SOCKET (path and abstract forms).
+"""
+
+import os
+import signal
+import time
+import uuid
+
+from tests.support import catalog
+from tests.support.harness import PcdTestCase
+
+SITE = "lms.example.com"
+
+
+def wait_until(fn, timeout=15.0, what="condition"):
+    """Poll fn() until it returns a true value; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("%s not met within %.1fs (last: %r)" % (what, timeout, v))
+        time.sleep(0.05)
+
+
+def mono_usec():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+class OpsCase(PcdTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.cat = catalog.generate(12, seed=21)
+        self.fake = self.start_fake(self.cat)
+
+    def make(self, notify=False, env=None, discovery=None, daemon=None, memcacheds=None,
+             binary=None):
+        cfg = {"refresh_interval": "1h"}
+        cfg.update(daemon or {})
+        return self.daemon(self.config(self.fake, memcacheds or [self.mc], [(SITE, 1, "")],
+                                       discovery=discovery, daemon=cfg),
+                           notify=notify, env=env, binary=binary)
+
+
+class Notify(OpsCase):
+
+    def test_ready_status_reload_and_stop(self):
+        """READY=1 once the first refresh is published; STATUS= says how it
+        went; SIGHUP is RELOADING=1 with MONOTONIC_USEC, then READY=1;
+        SIGTERM is STOPPING=1."""
+        d = self.make(notify=True).start()
+        ok = d.wait_event("refresh_succeeded", timeout=20)
+        n = d.notify
+        i_ready, _ = n.wait_message("READY=1")
+        self.assertEqual(n.count("READY=1"), 1)
+        # Before READY: only "first refresh running" status lines.
+        self.assertEqual(n.lines(0)[:1], ["STATUS=first refresh running"])
+        self.assertEqual(n.index("READY=1"), i_ready)
+        status = n.wait("STATUS=last refresh", since=i_ready, prefix=True)
+        self.assertRegex(status, r"^STATUS=last refresh ok, %d programs; last success "
+                                 r"\d+s ago$" % ok["programs"])
+
+        before = mono_usec()
+        mark = len(n.messages)
+        d.send_signal(signal.SIGHUP)
+        i_rel, msg = n.wait_message("RELOADING=1", since=mark)
+        after = mono_usec()
+        fields = dict(line.split("=", 1) for line in msg.split("\n"))
+        self.assertEqual(fields["RELOADING"], "1")
+        self.assertTrue(before <= int(fields["MONOTONIC_USEC"]) <= after,
+                        (before, fields, after))
+        n.wait("READY=1", since=i_rel + 1)
+        d.wait_events("refresh_succeeded", 2, timeout=20)
+
+        mark = len(n.messages)
+        self.assertEqual(d.stop(), 0)
+        n.wait("STOPPING=1", since=mark)
+
+    def test_abstract_socket(self):
+        """NOTIFY_SOCKET=@name (an abstract socket) reaches the exact name,
+        not one padded with NULs."""
+        name = "@pcd-test-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
+        d = self.make(notify=name).start()
+        self.assertTrue(d.notify.path.startswith("@"))
+        d.wait_event("refresh_succeeded", timeout=20)
+        d.notify.wait("READY=1")
+        self.assertEqual(d.stop(), 0)
+
+    def test_not_ready_until_published(self):
+        """While the first refresh is held up, there is no READY=1, and a
+        SIGHUP does not pretend a reload (RELOADING=1/READY=1) either."""
+        hang = self.fake.set_fault(self.fake.program_path(self.cat["uuids"][2]), kind="hang", times=1)
+        d = self.make(notify=True).start()
+        self.fake.wait_requests(lambda r: r.uuid == self.cat["uuids"][2], timeout=10)
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("config_loaded", predicate=lambda e: "version" not in e)
+        d.notify.wait("STATUS=first refresh running")
+        time.sleep(0.5)
+        self.assertEqual(d.notify.count("READY=1"), 0, d.notify.messages)
+        self.assertEqual(d.notify.count("RELOADING=1"), 0, d.notify.messages)
+        hang.release()
+        d.wait_event("refresh_succeeded", timeout=30)
+        d.notify.wait("READY=1", timeout=10)
+        self.assertEqual(d.stop(), 0)
+
+    def test_failed_first_refresh_is_not_ready(self):
+        """A first refresh that publishes nothing leaves the service
+        starting (no READY=1), and STATUS= says why."""
+        self.fake.set_fault(self.fake.uuids_path(), kind="status", status=403)
+        d = self.make(notify=True, discovery={"retries": 0}).start()
+        d.wait_event("refresh_failed", predicate=lambda e: e.get("stage") == "refresh")
+        status = d.notify.wait("STATUS=last refresh", prefix=True)
+        self.assertIn("last refresh failed, 0 programs; last success never", status)
+        self.assertIn("not ready: nothing published yet", status)
+        self.assertEqual(d.notify.count("READY=1"), 0)
+        self.assertEqual(d.stop(), 0)
+
+    def test_watchdog_pings_at_half_the_interval(self):
+        """WATCHDOG_USEC=600000: WATCHDOG=1 about every 300 ms, from the
+        loop, from the start (before anything is published)."""
+        d = self.make(notify=True, env={"WATCHDOG_USEC": "600000"}).start()
+        ev = d.wait_event("watchdog_enabled")
+        self.assertEqual((ev["interval_ms"], ev["ping_ms"]), (600, 300))
+        wait_until(lambda: d.notify.count("WATCHDOG=1") >= 4, what="4 pings")
+        self.assertEqual(d.stop(), 0)
+
+    def test_watchdog_pid_decides_who_pings(self):
+        """WATCHDOG_PID naming another process: no pings; naming this one
+        (set by a shell that then execs the daemon): pings."""
+        d = self.make(notify=True, env={"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"})
+        d.start()
+        d.wait_event("refresh_succeeded", timeout=20)
+        d.notify.wait("READY=1")
+        time.sleep(0.6)  # three ping intervals
+        self.assertEqual(d.notify.count("WATCHDOG=1"), 0)
+        self.assertEqual(d.events_named("watchdog_enabled"), [])
+        self.assertEqual(d.stop(), 0)
+        d.close()
+
+        wrapper = ["/bin/sh", "-c", 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$0" "$@"',
+                   d.binary]
+        d2 = self.make(notify=True, env={"WATCHDOG_USEC": "200000"}, binary=wrapper).start()
+        d2.wait_event("watchdog_enabled")
+        wait_until(lambda: d2.notify.count("WATCHDOG=1") >= 3, what="3 pings")
+        self.assertEqual(d2.stop(), 0)
+
+    def test_bad_watchdog_usec_and_unreachable_socket_are_logged_once(self):
+        """A malformed WATCHDOG_USEC is reported and ignored; a NOTIFY_SOCKET
+        nobody listens on is reported once, and the daemon works on."""
+        missing = os.path.join(self.tmpdir, "nobody-here.sock")
+        d = self.make(env={"NOTIFY_SOCKET": missing, "WATCHDOG_USEC": "soon"}).start()
+        d.wait_event("refresh_succeeded", timeout=20)
+        d.send_signal(signal.SIGHUP)
+        d.wait_events("refresh_succeeded", 2, timeout=20)
+        fails = d.events_named("notify_failed")
+        self.assertEqual(len([e for e in fails if "WATCHDOG_USEC" in e["error"]]), 1)
+        sock = [e for e in fails if e.get("socket") == missing]
+        self.assertEqual(len(sock), 1, fails)
+        self.assertIn("No such file", sock[0]["error"])
+        self.assertEqual(d.stop(), 0)
