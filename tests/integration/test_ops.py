@@ -1,16 +1,18 @@
-"""Operations: what systemd sees (SPEC §6).
+"""Operations: what systemd and journald see (SPEC §6).
 
 sd_notify messages are read from a datagram socket standing in for
-$NOTIFY_SOCKET (path and abstract forms).
+$NOTIFY_SOCKET (path and abstract forms), journald entries from one standing
+in for /run/systemd/journal/socket.
 """
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 
 from tests.support import catalog
-from tests.support.harness import PcdTestCase
+from tests.support.harness import JournalSocket, PcdTestCase, free_port
 
 SITE = "lms.example.com"
 
@@ -164,3 +166,85 @@ class Notify(OpsCase):
         self.assertEqual(len(sock), 1, fails)
         self.assertIn("No such file", sock[0]["error"])
         self.assertEqual(d.stop(), 0)
+
+
+class Journal(OpsCase):
+
+    def run_with_stderr(self, d, stream_matches):
+        """Run --once with stderr on a file and JOURNAL_STREAM naming that
+        file (or not); (returncode, stderr text)."""
+        err_path = os.path.join(self.tmpdir, "stderr")
+        with open(err_path, "w+b") as err:
+            st = os.fstat(err.fileno())
+            d.env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino + (0 if stream_matches else 1))
+            p = subprocess.run(d.argv("--once"), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=err, env=d._environ(),
+                               timeout=60)
+            err.seek(0)
+            return p.returncode, err.read().decode("utf-8")
+
+    def setUp(self):
+        super().setUp()
+        self.journal = JournalSocket(os.path.join(self.tmpdir, "journal.sock"))
+        self.addCleanup(self.journal.close)
+        # Two sites: one whose UUID list fails, one fine; and a second
+        # memcached server that is not there.
+        self.fake.set_catalogue(catalog.generate(3, seed=2), prefix="/broken")
+        self.fake.set_fault(self.fake.uuids_path("/broken"), kind="status", status=500)
+        self.dead = "127.0.0.1:%d" % free_port()
+        sections = self.config(self.fake, [self.mc, self.dead],
+                               [(SITE, 1, ""), ("broken.example.com", 2, "/broken")],
+                               discovery={"retries": 0},
+                               daemon={"log_format": "auto"},
+                               memcached={"connect_timeout": "200ms"})
+        self.d = self.daemon(sections, env={"PCD_JOURNAL_SOCKET": self.journal.path})
+
+    def test_auto_sends_native_fields_when_stderr_is_the_journal(self):
+        """log_format = auto with JOURNAL_STREAM = stderr's dev:ino: every
+        event is a native journald entry (EVENT, SITE, SERVER, PRIORITY,
+        MESSAGE, ...), and nothing goes to stderr."""
+        rc, err = self.run_with_stderr(self.d, True)
+        self.assertEqual(rc, 1)
+        self.assertEqual(err, "")
+        wait_until(lambda: self.journal.named("shutdown"), what="shutdown entry")
+        for e in self.journal.entries:
+            self.assertEqual(e["SYSLOG_IDENTIFIER"], "programs-cached")
+            self.assertTrue(e["MESSAGE"].startswith(e["EVENT"]), e)
+            self.assertIn(e["PRIORITY"], [str(p) for p in range(8)])
+        started = self.journal.named("refresh_started")
+        self.assertEqual(started[0]["PRIORITY"], "6")
+        failed = [e for e in self.journal.named("refresh_failed") if e.get("STAGE") == "uuids"]
+        self.assertEqual(len(failed), 1, self.journal.entries)
+        f = failed[0]
+        self.assertEqual((f["PRIORITY"], f["SITE"], f["HTTP_STATUS"]),
+                         ("3", "broken.example.com", "500"))
+        self.assertIn("/broken/api/v1/programs/?", f["URL"])
+        self.assertIn("site=broken.example.com", f["MESSAGE"])
+        mc_err = self.journal.named("memcached_error")
+        self.assertTrue(mc_err, self.journal.entries)
+        self.assertEqual(mc_err[0]["SERVER"], self.dead)
+        self.assertEqual(mc_err[0]["PRIORITY"], "3")
+
+    def test_journal_socket_gone_falls_back_to_prefixed_stderr(self):
+        """If the journal socket cannot be reached, each event still reaches
+        the journal through stderr, with the "<N>" priority prefix journald
+        reads (SyslogLevelPrefix=)."""
+        self.d.env["PCD_JOURNAL_SOCKET"] = os.path.join(self.tmpdir, "no-journal.sock")
+        rc, err = self.run_with_stderr(self.d, True)
+        self.assertEqual(rc, 1)
+        lines = err.splitlines()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^<[0-7]>[a-z_]+( |$)")
+        self.assertTrue(any(l.startswith("<6>refresh_started ") for l in lines), err)
+        self.assertTrue(any(l.startswith("<3>refresh_failed site=broken.example.com stage=uuids")
+                            for l in lines), err)
+
+    def test_auto_writes_json_when_the_stream_is_not_stderr(self):
+        """A JOURNAL_STREAM that names some other file (inherited from a
+        parent) is not trusted: JSON lines on stderr, nothing to journald."""
+        rc, err = self.run_with_stderr(self.d, False)
+        self.assertEqual(rc, 1)
+        self.assertIn('"event":"refresh_failed"', err)
+        time.sleep(0.2)
+        self.assertEqual(self.journal.entries, [])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import reader as _reader
 
-__all__ = ["free_port", "Memcached", "Daemon", "RunResult", "NotifySocket",
+__all__ = ["free_port", "Memcached", "Daemon", "RunResult", "NotifySocket", "JournalSocket",
            "PcdTestCase", "daemon_binary", "REPO", "MEMCACHED"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -322,6 +322,73 @@ class NotifySocket:
                 os.unlink(self.path)
             except OSError:
                 pass
+
+
+class JournalSocket:
+    """A stand-in for journald's native socket (PCD_JOURNAL_SOCKET): records
+    each datagram as a dict of fields, decoding both the KEY=value form and
+    the binary KEY\\n<u64 LE length><bytes> form (JOURNAL_NATIVE_PROTOCOL)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.entries = []
+        self._cond = threading.Condition()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(self.path)
+        self._sock.settimeout(0.1)
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="journal")
+        self._thread.start()
+
+    @staticmethod
+    def parse(data):
+        """One datagram as {NAME: str}; ValueError if it is malformed."""
+        fields, i = {}, 0
+        while i < len(data):
+            nl = data.index(b"\n", i)
+            line = data[i:nl]
+            if b"=" in line:
+                name, _, value = line.partition(b"=")
+                i = nl + 1
+            else:
+                name = line
+                size = int.from_bytes(data[nl + 1:nl + 9], "little")
+                value = data[nl + 9:nl + 9 + size]
+                if len(value) != size or data[nl + 9 + size:nl + 10 + size] != b"\n":
+                    raise ValueError("bad binary field %r" % name)
+                i = nl + 10 + size
+            name = name.decode("ascii")
+            if not name or not all(c.isupper() or c.isdigit() or c == "_" for c in name) \
+                    or name[0] == "_":
+                raise ValueError("bad field name %r" % name)
+            fields[name] = value.decode("utf-8")
+        return fields
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                data = self._sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._cond:
+                self.entries.append(self.parse(data))
+                self._cond.notify_all()
+
+    def named(self, event):
+        """The entries with EVENT=event."""
+        with self._cond:
+            return [e for e in self.entries if e.get("EVENT") == event]
+
+    def close(self):
+        self._stop = True
+        self._thread.join(1)
+        self._sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
 
 # --- the daemon ----------------------------------------------------------------------
