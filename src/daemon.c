@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "disc.h"
 #include "http.h"
+#include "httpd.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -42,7 +43,9 @@ struct daemon {
 	struct event			*sig_term;
 	struct event			*sig_int;
 
-	/* operations: what systemd sees (SPEC §6) */
+	/* operations: systemd, the HTTP listener (SPEC §6) */
+	struct httpd			*httpd;
+	char				*listen;	/* address httpd has */
 	struct notify_watchdog		*watchdog;
 	struct event			*status_timer;
 	bool				 refreshed;	/* one has finished */
@@ -55,6 +58,7 @@ struct daemon {
 #define STATUS_EVERY_S	60
 
 static void	start_refresh(struct daemon *);
+static int	listen_apply(struct daemon *);
 static void	mark_published(struct daemon *);
 static void	update_status(struct daemon *);
 
@@ -119,6 +123,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
+	listen_apply(d);
 }
 
 /* Arm the refresh timer: the interval, +/- 10 % so hosts drift apart. */
@@ -324,7 +329,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * Operations: what systemd sees (SPEC §6).
+ * Operations: what systemd, /metrics and /readyz see (SPEC §6).
  */
 
 /* A duration as an operator reads it: 45s, 17m, 3h12m, 2d3h. */
@@ -380,6 +385,65 @@ readiness(const struct daemon *d, struct buf *why)
 		return false;
 	}
 	return true;
+}
+
+/* httpd hook: the readiness of /readyz. */
+static bool
+ops_ready(struct buf *why, void *arg)
+{
+	return readiness(arg, why);
+}
+
+/* httpd hook: the series /metrics adds to metrics_render()'s. */
+static void
+ops_metrics(struct buf *b, void *arg)
+{
+	struct daemon	*d = arg;
+	struct buf	 why;
+	size_t		 i;
+
+	metrics_head(b, "programs_cached_memcached_up", "gauge",
+	    "Whether the server answered when last used (1) or not (0).");
+	for (i = 0; i < store_nservers(d->store); i++)
+		metrics_sample(b, "programs_cached_memcached_up", "server",
+		    store_server_name(d->store, i),
+		    store_server_up(d->store, i) ? 1 : 0);
+	buf_init(&why);
+	metrics_head(b, "programs_cached_ready", "gauge",
+	    "Whether /readyz answers 200 (1) or 503 (0).");
+	metrics_sample(b, "programs_cached_ready", NULL, NULL,
+	    readiness(d, &why) ? 1 : 0);
+	buf_free(&why);
+}
+
+/* Start, move or stop the HTTP listener as d->cfg says; -1 if it failed. */
+static int
+listen_apply(struct daemon *d)
+{
+	const struct cfg	*cfg = d->cfg;
+	struct httpd_hooks	 hooks = { ops_metrics, ops_ready, d };
+	struct httpd		*h;
+
+	if (d->opts->once)
+		return 0;
+	if (cfg->listen == NULL) {
+		httpd_free(d->httpd);
+		d->httpd = NULL;
+		free(d->listen);
+		d->listen = NULL;
+		return 0;
+	}
+	if (d->listen != NULL && strcmp(d->listen, cfg->listen) == 0)
+		return 0;
+	/* On failure (logged) the old listener, if any, stays. */
+	h = httpd_new(d->base, cfg->listen_host, cfg->listen_port, &hooks);
+	if (h == NULL)
+		return -1;
+	httpd_free(d->httpd);
+	d->httpd = h;
+	free(d->listen);
+	d->listen = xstrdup(cfg->listen);
+	return 0;
 }
 
 /*
@@ -469,6 +533,8 @@ ops_start(struct daemon *d)
 
 	if (d->opts->once)
 		return 0;
+	if (d->cfg->listen != NULL && d->httpd == NULL)
+		return -1;
 	d->watchdog = notify_watchdog_start(d->base);
 	if (notify_enabled()) {
 		d->status_timer = event_new(d->base, -1, EV_PERSIST,
@@ -484,6 +550,8 @@ ops_stop(struct daemon *d)
 	notify_watchdog_stop(d->watchdog);
 	if (d->status_timer != NULL)
 		event_free(d->status_timer);
+	httpd_free(d->httpd);
+	free(d->listen);
 }
 
 int

@@ -8,7 +8,8 @@ set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev"
-test="memcached python3 python3-django python3-pymemcache openssl"
+test="memcached python3 python3-django python3-pymemcache openssl
+python3-prometheus-client"
 bench="hyperfine python3-requests valgrind"
 
 case "${1:-all}" in

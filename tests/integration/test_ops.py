@@ -1,20 +1,52 @@
-"""Operations: what systemd and journald see (SPEC §6).
+"""Operations: what systemd, journald and a Prometheus scraper see (SPEC §6).
 
 sd_notify messages are read from a datagram socket standing in for
 $NOTIFY_SOCKET (path and abstract forms), journald entries from one standing
-in for /run/systemd/journal/socket.
+in for /run/systemd/journal/socket, and the HTTP listener is spoken to over
+real HTTP; /metrics is read with prometheus_client's own text parser.
 """
 
+import http.client
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import catalog
 from tests.support.harness import JournalSocket, PcdTestCase, free_port
 
 SITE = "lms.example.com"
+
+
+def http_get(address, path, method="GET", timeout=5):
+    """(status, headers dict with lower-case names, body text)."""
+    host, port = address.rsplit(":", 1)
+    c = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        body = r.read().decode("utf-8")
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+    finally:
+        c.close()
+
+
+def scrape(address):
+    """/metrics parsed by prometheus_client: {(name, labels tuple): value},
+    and the families by name."""
+    status, headers, body = http_get(address, "/metrics")
+    assert status == 200, (status, body)
+    assert headers["content-type"].startswith("text/plain; version=0.0.4"), headers
+    samples, families = {}, {}
+    for fam in text_string_to_metric_families(body):
+        families[fam.name] = fam
+        for s in fam.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples, families
 
 
 def wait_until(fn, timeout=15.0, what="condition"):
@@ -248,3 +280,163 @@ class Journal(OpsCase):
         self.assertIn('"event":"refresh_failed"', err)
         time.sleep(0.2)
         self.assertEqual(self.journal.entries, [])
+
+
+class Http(OpsCase):
+
+    def start(self, **kw):
+        daemon = {"listen": "127.0.0.1:0"}
+        daemon.update(kw.pop("daemon", {}))
+        d = self.make(daemon=daemon, **kw).start()
+        ev = d.wait_event("listening")
+        self.assertRegex(ev["address"], r"^127\.0\.0\.1:\d+$")
+        self.assertNotEqual(ev["address"], "127.0.0.1:0")
+        return d, ev["address"]
+
+    def test_off_unless_listen_is_set(self):
+        d = self.make().start()
+        d.wait_event("refresh_succeeded", timeout=20)
+        self.assertEqual(d.events_named("listening"), [])
+        self.assertEqual(d.stop(), 0)
+
+    def test_metrics_healthz_readyz_through_a_refresh(self):
+        """Before the first publish: healthy, not ready.  After: ready, and
+        /metrics (valid Prometheus text) counts what happened; a SIGHUP
+        refresh moves the counters."""
+        hang = self.fake.set_fault(self.fake.program_path(self.cat["uuids"][0]), kind="hang", times=1)
+        d, addr = self.start()
+        self.fake.wait_requests(lambda r: r.uuid == self.cat["uuids"][0], timeout=10)
+        self.assertEqual(http_get(addr, "/healthz")[::2], (200, "ok\n"))
+        status, _, body = http_get(addr, "/readyz")
+        self.assertEqual((status, body), (503, "nothing published yet: the first refresh "
+                                               "is running\n"))
+        m, fams = scrape(addr)
+        self.assertEqual(m[("programs_cached_ready", ())], 0)
+        self.assertEqual(m[("programs_cached_refreshes_total", (("outcome", "ok"),))], 0)
+        self.assertEqual(fams["programs_cached_refreshes"].type, "counter")
+
+        hang.release()
+        ok = d.wait_event("refresh_succeeded", timeout=30)
+        self.assertEqual(http_get(addr, "/readyz")[::2], (200, "ready\n"))
+        m, fams = scrape(addr)
+        self.assertEqual(m[("programs_cached_ready", ())], 1)
+        self.assertEqual(m[("programs_cached_memcached_up", (("server", self.mc.address),))], 1)
+        self.assertEqual(fams["programs_cached_memcached_up"].type, "gauge")
+        self.assertEqual(m[("programs_cached_refreshes_total", (("outcome", "ok"),))], 1)
+        self.assertEqual(m[("programs_cached_programs", ())], ok["programs"])
+        keys = sum(v for (name, _), v in m.items() if name == "programs_cached_keys")
+        self.assertEqual(keys, ok["keys_written"])
+        self.assertEqual(m[("programs_cached_memcached_sets_total", ())], ok["keys_written"])
+        self.assertGreater(m[("programs_cached_last_success_timestamp_seconds", ())],
+                           time.time() - 60)
+        self.assertGreater(m[("programs_cached_http_responses_total", (("class", "2xx"),))], 0)
+
+        d.send_signal(signal.SIGHUP)
+        d.wait_events("refresh_succeeded", 2, timeout=30)
+        m2, _ = scrape(addr)
+        self.assertEqual(m2[("programs_cached_refreshes_total", (("outcome", "ok"),))], 2)
+        self.assertEqual(m2[("programs_cached_refresh_duration_seconds_count", ())], 2)
+        self.assertEqual(m2[("programs_cached_keys_skipped_total", ())], ok["keys_written"])
+        self.assertEqual(m2[("programs_cached_memcached_sets_total", ())], ok["keys_written"])
+        self.assertEqual(d.stop(), 0)
+
+    def test_methods_paths_and_head(self):
+        d, addr = self.start()
+        d.wait_event("refresh_succeeded", timeout=20)
+        status, headers, body = http_get(addr, "/metrics", method="POST")
+        self.assertEqual(status, 405)
+        self.assertEqual(headers["allow"], "GET, HEAD")
+        self.assertEqual(http_get(addr, "/nope")[0], 404)
+        self.assertEqual(http_get(addr, "/metrics?x=1")[0], 200)
+        for path in ("/metrics", "/readyz", "/healthz"):
+            get = http_get(addr, path)
+            head = http_get(addr, path, method="HEAD")
+            self.assertEqual(head[0], get[0])
+            self.assertEqual(head[2], "")
+            self.assertEqual(int(head[1]["content-length"]), len(get[2].encode()))
+        self.assertEqual(d.stop(), 0)
+
+    def test_readyz_follows_memcached(self):
+        """A server that fails a write makes /readyz 503 naming it, and
+        memcached_up 0; once it is back and written to, ready again."""
+        d, addr = self.start()
+        d.wait_event("refresh_succeeded", timeout=20)
+        self.mc.kill9()
+        self.fake.set_catalogue(catalog.generate(12, seed=22))
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("refresh_failed", predicate=lambda e: e.get("stage") == "refresh")
+        status, _, body = http_get(addr, "/readyz")
+        self.assertEqual((status, body), (503, "memcached unreachable: %s\n" % self.mc.address))
+        m, _ = scrape(addr)
+        self.assertEqual(m[("programs_cached_memcached_up", (("server", self.mc.address),))], 0)
+        self.assertEqual(m[("programs_cached_ready", ())], 0)
+
+        self.mc.start()
+
+        def refreshed_and_ready():
+            mark = d.mark()
+            d.send_signal(signal.SIGHUP)
+            wait_until(lambda: d.events_named("refresh_succeeded", mark) or
+                       d.events_named("refresh_failed", mark), what="a refresh")
+            return http_get(addr, "/readyz")[0] == 200
+        wait_until(refreshed_and_ready, timeout=30, what="ready after memcached came back")
+        self.assertEqual(d.stop(), 0)
+
+    def test_readyz_goes_stale_after_three_intervals(self):
+        """Refreshes that keep failing leave the cache as it was: after 3
+        refresh intervals without a publish /readyz says so."""
+        d, addr = self.start(daemon={"refresh_interval": "1s"}, discovery={"retries": 0})
+        d.wait_event("refresh_succeeded", timeout=20)
+        self.fake.set_fault(self.fake.uuids_path(), kind="status", status=500)
+        status, _, body = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(
+            http_get(addr, "/readyz")), timeout=20, what="/readyz 503")
+        self.assertRegex(body, r"^last publish \d+s ago, more than 3 refresh intervals "
+                               r"\(3s\)\n$")
+        self.assertGreater(len(d.events_named("refresh_failed")), 0)
+        self.assertEqual(d.stop(), 0)
+
+    def test_listen_failure_stops_start_up(self):
+        """An address already taken is a start-up failure: listen_failed
+        names the reason, exit 1."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            d = self.make(daemon={"listen": "127.0.0.1:%d" % port})
+            d.start()
+            self.assertEqual(d.wait_exit(10), 1)
+        ev = d.events_named("listen_failed")
+        self.assertEqual(len(ev), 1)
+        self.assertEqual(ev[0]["port"], port)
+        self.assertIn("Address already in use", ev[0]["error"])
+        self.assertEqual(d.events_named("refresh_started"), [])
+
+    def test_reload_moves_the_listener(self):
+        d, addr = self.start()
+        d.wait_event("refresh_succeeded", timeout=20)
+        port = free_port()
+        d.sections["daemon"]["listen"] = str(port)  # a bare port: loopback
+        d.write_config()
+        mark = d.mark()
+        d.send_signal(signal.SIGHUP)
+        ev = d.wait_event("listening", since=mark)
+        self.assertEqual(ev["address"], "127.0.0.1:%d" % port)
+        self.assertEqual(http_get(ev["address"], "/healthz")[0], 200)
+        with self.assertRaises(ConnectionRefusedError):
+            http_get(addr, "/healthz")
+        self.assertEqual(d.stop(), 0)
+
+    def test_listen_values(self):
+        """listen is checked with the rest of the configuration."""
+        cases = [("127.0.0.1:9640", 0), ("9640", 0), ("[::1]:0", 0), ("localhost:80", 0),
+                 ("", 0), ("::1:80", 2), ("127.0.0.1:", 2), ("127.0.0.1:http", 2),
+                 ("127.0.0.1:70000", 2), (":80", 2), ("[::1]80", 2)]
+        for value, want in cases:
+            with self.subTest(listen=value):
+                d = self.make(daemon={"listen": value})
+                r = d.run("--check-config")
+                self.assertEqual(r.returncode, want, r.stderr)
+                if want:
+                    err = r.named("config_error")[0]
+                    self.assertEqual(err["key"], "listen")
+                    self.assertIn("bad address", err["error"])
