@@ -8,9 +8,9 @@ set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev"
-# systemd: systemd-analyze checks the unit.
+# systemd: systemd-analyze checks the unit; mandoc lints the man pages.
 test="memcached python3 python3-django python3-pymemcache openssl
-python3-prometheus-client systemd"
+python3-prometheus-client systemd mandoc"
 bench="hyperfine python3-requests valgrind"
 
 case "${1:-all}" in

@@ -1,11 +1,14 @@
-"""The operator's side of the package: the systemd unit, checked with
-systemd-analyze verify and security, offline (no systemd runs as PID 1
-here)."""
+"""The operator's side of the package: the systemd unit (systemd-analyze
+verify and security, offline: no systemd runs as PID 1 here), `make install`
+and `make uninstall` into a DESTDIR, and the man pages (mandoc -Tlint, and
+every option and key documented)."""
 
 import os
 import re
 import shutil
+import stat
 import subprocess
+import unittest
 from pathlib import Path
 
 from tests.support.harness import REPO, PcdTestCase, daemon_binary
@@ -93,3 +96,106 @@ class Unit(PcdTestCase):
 
     def test_verify_is_clean_and_exposure_at_most_2(self):
         check_unit(self, UNIT, daemon_binary())
+
+
+class Install(PcdTestCase):
+
+    def make(self, *args):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        build = os.environ.get("PCD_BUILD", "build")
+        p = subprocess.run(["make", "-s", "-C", str(REPO), "BUILD=" + build, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                           timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout.decode())
+
+    def files_under(self, root):
+        return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*")
+                      if p.is_file() or p.is_symlink())
+
+    def test_install_and_uninstall_into_destdir(self):
+        for prefix, sysconf in (("/usr", "/etc"), ("/usr/local", "/opt/etc")):
+            with self.subTest(prefix=prefix, sysconfdir=sysconf):
+                dest = Path(self.tmpdir) / ("dest" + prefix.replace("/", "-"))
+                # The operator's own configuration is neither overwritten
+                # nor removed.
+                mine = dest / sysconf.lstrip("/") / "programs-cached" / "programs-cached.conf"
+                mine.parent.mkdir(parents=True)
+                mine.write_text("# mine\n")
+                args = ["DESTDIR=" + str(dest), "PREFIX=" + prefix, "SYSCONFDIR=" + sysconf]
+                self.make("install", *args)
+                p, e = prefix.lstrip("/"), sysconf.lstrip("/")
+                want = sorted([
+                    "%s/programs-cached/programs-cached.conf" % e,
+                    "%s/programs-cached/programs-cached.conf.example" % e,
+                    "%s/lib/systemd/system/programs-cached.service" % p,
+                    "%s/sbin/programs-cached" % p,
+                    "%s/share/man/man5/programs-cached.conf.5" % p,
+                    "%s/share/man/man8/programs-cached.8" % p])
+                self.assertEqual(self.files_under(dest), want)
+                self.assertEqual(mine.read_text(), "# mine\n")
+                binary = dest / p / "sbin" / "programs-cached"
+                self.assertEqual(stat.S_IMODE(binary.stat().st_mode), 0o755)
+                out = subprocess.run([str(binary), "--version"], stdout=subprocess.PIPE,
+                                     check=True).stdout.decode()
+                self.assertTrue(out.startswith("programs-cached "), out)
+                unit = dest / p / "lib/systemd/system/programs-cached.service"
+                self.assertEqual(stat.S_IMODE(unit.stat().st_mode), 0o644)
+                s = unit_settings(unit.read_text())
+                self.assertEqual(s["ExecStart"], ["%s/sbin/programs-cached -c %s/programs-cached/"
+                                                  "programs-cached.conf" % (prefix, sysconf)])
+                self.assertEqual(s["LoadCredential"],
+                                 ["client-secret:%s/programs-cached/client-secret" % sysconf])
+                man5 = (dest / p / "share/man/man5/programs-cached.conf.5").read_text()
+                self.assertIn("%s/programs-cached/programs-cached.conf" % sysconf, man5)
+                check_unit(self, unit, binary, manpath=str(dest / p / "share/man"))
+
+                self.make("uninstall", *args)
+                self.assertEqual(self.files_under(dest),
+                                 ["%s/programs-cached/programs-cached.conf" % e])
+                mine.unlink()
+                self.make("uninstall", *args)  # twice is fine
+                self.assertFalse(mine.parent.exists())
+
+
+class ManPages(unittest.TestCase):
+
+    PAGES = [REPO / "man" / "programs-cached.8", REPO / "man" / "programs-cached.conf.5"]
+
+    def test_mandoc_lint_is_clean(self):
+        if not shutil.which("mandoc"):
+            self.skipTest("mandoc is not installed (tools/deps.sh test)")
+        for page in self.PAGES:
+            p = subprocess.run(["mandoc", "-Tlint", "-Wwarning", str(page)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.assertEqual((p.returncode, p.stdout.decode()), (0, ""), page)
+
+    def test_every_option_is_documented(self):
+        """Each long option of --help is in programs-cached(8)."""
+        out = subprocess.run([daemon_binary(), "--help"], stdout=subprocess.PIPE,
+                             check=True).stdout.decode()
+        page = self.PAGES[0].read_text()
+        options = set(re.findall(r"--([a-z][a-z-]+)", out))
+        self.assertGreater(len(options), 4)
+        for opt in options:
+            self.assertIn("Fl \\-%s" % opt, page, opt)
+
+    def test_every_key_is_documented(self):
+        """Each key of the example configuration is in programs-cached.conf(5),
+        in the right section."""
+        conf = (REPO / "conf" / "programs-cached.conf").read_text()
+        page = self.PAGES[1].read_text()
+        sections = re.split(r"^\.Ss ", page, flags=re.M)[1:]
+        by_section = {s.split("\n", 1)[0].split()[0].strip("[]"): s for s in sections}
+        current, n = None, 0
+        for line in conf.splitlines():
+            m = re.match(r"^\[(\w+)", line)
+            if m:
+                current = m.group(1)
+                continue
+            m = re.match(r"^#?([a-z_]+) = ", line)
+            if m and current:
+                n += 1
+                self.assertRegex(by_section[current], r"\.It Ic (\S+ , Ic )*%s\b" % m.group(1),
+                                 "%s in [%s]" % (m.group(1), current))
+        self.assertGreater(n, 30)
