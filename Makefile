@@ -5,7 +5,8 @@
 #                        with -Werror and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
 #   make demo            run the daemon once against the sample catalogue
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR= (binary, unit, man
+#                        pages, example configuration); make uninstall
 
 PROG	 = programs-cached
 VERSION	 = 0.1.0
@@ -13,6 +14,8 @@ VERSION	 = 0.1.0
 PREFIX	?= /usr/local
 SBINDIR	?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
+MANDIR	?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR	?=
 
 BUILD	?= build
@@ -142,15 +145,34 @@ demo: deps
 	$(MAKE) $(BUILD)/$(PROG)
 	PCD_BUILD=$(BUILD) $(PYTHON) tools/demo.py
 
-install: $(BUILD)/$(PROG)
-	install -d $(DESTDIR)$(SBINDIR)
-	install -m 755 $(BUILD)/$(PROG) $(DESTDIR)$(SBINDIR)/$(PROG)
-	install -d $(DESTDIR)$(SYSCONFDIR)/$(PROG)
-	install -m 644 conf/$(PROG).conf $(DESTDIR)$(SYSCONFDIR)/$(PROG)/$(PROG).conf.example
+# The unit and the man pages name the default paths; installed, they name
+# the ones given here.
+SUBST	 = sed -e 's|/usr/local/sbin/$(PROG)|$(SBINDIR)/$(PROG)|g' \
+	       -e 's|/etc/$(PROG)|$(SYSCONFDIR)/$(PROG)|g'
 
+install: $(BUILD)/$(PROG)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/$(PROG) \
+	    $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(BUILD)/$(PROG) $(DESTDIR)$(SBINDIR)/$(PROG)
+	install -m 644 conf/$(PROG).conf \
+	    $(DESTDIR)$(SYSCONFDIR)/$(PROG)/$(PROG).conf.example
+	$(SUBST) systemd/$(PROG).service \
+	    >$(DESTDIR)$(SYSTEMDUNITDIR)/$(PROG).service
+	$(SUBST) man/$(PROG).8 >$(DESTDIR)$(MANDIR)/man8/$(PROG).8
+	$(SUBST) man/$(PROG).conf.5 >$(DESTDIR)$(MANDIR)/man5/$(PROG).conf.5
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$(PROG).service \
+	    $(DESTDIR)$(MANDIR)/man8/$(PROG).8 \
+	    $(DESTDIR)$(MANDIR)/man5/$(PROG).conf.5
+
+# The operator's configuration and secret stay, and so does their directory.
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/$(PROG)
-	rm -f $(DESTDIR)$(SYSCONFDIR)/$(PROG)/$(PROG).conf.example
+	rm -f $(DESTDIR)$(SBINDIR)/$(PROG) \
+	    $(DESTDIR)$(SYSCONFDIR)/$(PROG)/$(PROG).conf.example \
+	    $(DESTDIR)$(SYSTEMDUNITDIR)/$(PROG).service \
+	    $(DESTDIR)$(MANDIR)/man8/$(PROG).8 \
+	    $(DESTDIR)$(MANDIR)/man5/$(PROG).conf.5
+	rmdir $(DESTDIR)$(SYSCONFDIR)/$(PROG) 2>/dev/null || true
 
 clean:
 	rm -rf build

@@ -86,7 +86,9 @@ struct cfg {
 	long			 check_interval_ms;
 	long			 verify_interval_ms;
 	char			*state_dir;
-	char			*listen;
+	char			*listen;		/* host:port; NULL = off */
+	char			*listen_host;
+	int			 listen_port;
 	enum log_format		 log_format;
 	int			 log_level;
 	double			 max_shrink;		/* fraction, 0..1 */

@@ -60,4 +60,14 @@ extern struct metrics	metrics;
 /* The Prometheus text exposition of everything above, appended to b. */
 void	metrics_render(struct buf *b);
 
+/*
+ * For series kept elsewhere (per-server state, readiness): the HELP and
+ * TYPE lines, and one sample with an optional label (label NULL: none),
+ * its value escaped as the text format requires.
+ */
+void	metrics_head(struct buf *b, const char *name, const char *type,
+	    const char *help);
+void	metrics_sample(struct buf *b, const char *name, const char *label,
+	    const char *value, double v);
+
 #endif

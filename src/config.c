@@ -29,6 +29,7 @@ enum opt_type {
 	OPT_FRACTION,
 	OPT_ENUM,
 	OPT_SERVERS,
+	OPT_LISTEN,
 	OPT_LOGFORMAT,
 	OPT_LOGLEVEL
 };
@@ -101,7 +102,7 @@ static const struct opt opts[] = {
 	O("daemon", "verify_interval", OPT_DURATION, verify_interval_ms,
 	    100, 7 * DAY_MS),
 	O("daemon", "state_dir", OPT_STRING, state_dir, 0, 0),
-	O("daemon", "listen", OPT_STRING, listen, 0, 0),
+	O("daemon", "listen", OPT_LISTEN, listen, 0, 0),
 	O("daemon", "log_format", OPT_LOGFORMAT, log_format, 0, 0),
 	O("daemon", "log_level", OPT_LOGLEVEL, log_level, 0, 0),
 	O("daemon", "max_shrink", OPT_FRACTION, max_shrink, 0, 0),
@@ -342,6 +343,59 @@ bad:
 	return 0;
 }
 
+/*
+ * The HTTP listener's address: "host:port", "[v6]:port", or a bare port
+ * on 127.0.0.1 (loopback unless the operator says otherwise); port 0 takes
+ * any free one.  Empty turns the listener off.
+ */
+static int
+parse_listen(struct cfg *cfg, const char *s, char *err, size_t errlen)
+{
+	char		*copy, *colon, *end, *portstr;
+	const char	*host;
+	long		 port;
+
+	free(cfg->listen);
+	free(cfg->listen_host);
+	cfg->listen = cfg->listen_host = NULL;
+	cfg->listen_port = 0;
+	if (*s == '\0')
+		return 0;
+	copy = xstrdup(s);
+	if (*copy == '[') {
+		if ((end = strchr(copy, ']')) == NULL || end[1] != ':')
+			goto bad;
+		*end = '\0';
+		host = copy + 1;
+		portstr = end + 2;
+	} else if ((colon = strrchr(copy, ':')) == NULL) {
+		host = "127.0.0.1";
+		portstr = copy;
+	} else {
+		if (strchr(copy, ':') != colon)
+			goto bad;	/* a bare v6 address needs brackets */
+		*colon = '\0';
+		host = copy;
+		portstr = colon + 1;
+	}
+	errno = 0;
+	port = strtol(portstr, &end, 10);
+	if (*portstr < '0' || *portstr > '9' || *end != '\0' || errno != 0 ||
+	    port > 65535 || *host == '\0')
+		goto bad;
+	cfg->listen_host = xstrdup(host);
+	cfg->listen_port = (int)port;
+	cfg->listen = strchr(host, ':') != NULL ?
+	    xasprintf("[%s]:%ld", host, port) : xasprintf("%s:%ld", host, port);
+	free(copy);
+	return 0;
+bad:
+	snprintf(err, errlen, "bad address \"%s\" (want host:port, "
+	    "[v6]:port or a port)", s);
+	free(copy);
+	return -1;
+}
+
 /* Set one option of the table from its text. */
 static void
 set_opt(struct loader *ld, const struct opt *o, const char *value)
@@ -414,6 +468,10 @@ set_opt(struct loader *ld, const struct opt *o, const char *value)
 		return;
 	case OPT_SERVERS:
 		if (parse_servers(cfg, value, err, sizeof err) == -1)
+			cfg_error(ld, ld->line, o->name, "%s", err);
+		return;
+	case OPT_LISTEN:
+		if (parse_listen(cfg, value, err, sizeof err) == -1)
 			cfg_error(ld, ld->line, o->name, "%s", err);
 		return;
 	case OPT_LOGFORMAT:
@@ -739,6 +797,7 @@ cfg_free(struct cfg *cfg)
 	free(cfg->key_version);
 	free(cfg->state_dir);
 	free(cfg->listen);
+	free(cfg->listen_host);
 	for (i = 0; i < cfg->nsites; i++) {
 		free(cfg->sites[i].domain);
 		free(cfg->sites[i].catalog_api_url);

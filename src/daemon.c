@@ -14,9 +14,11 @@
 #include "daemon.h"
 #include "disc.h"
 #include "http.h"
+#include "httpd.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "oauth.h"
 #include "publish.h"
 #include "store.h"
@@ -43,9 +45,25 @@ struct daemon {
 	struct event			*sig_hup;
 	struct event			*sig_term;
 	struct event			*sig_int;
+
+	/* operations: systemd, the HTTP listener (SPEC §6) */
+	struct httpd			*httpd;
+	char				*listen;	/* address httpd has */
+	struct notify_watchdog		*watchdog;
+	struct event			*status_timer;
+	bool				 refreshed;	/* one has finished */
+	enum metrics_outcome		 outcome;	/* of the last one */
+	bool				 published;
+	uint64_t			 published_ms;	/* mono, last one */
 };
 
+/* How often STATUS= is refreshed between refreshes (for its ages). */
+#define STATUS_EVERY_S	60
+
 static void	start_refresh(struct daemon *);
+static int	listen_apply(struct daemon *);
+static void	mark_published(struct daemon *);
+static void	update_status(struct daemon *);
 
 /* HTTP limits from the configuration. */
 static void
@@ -129,6 +147,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
+	listen_apply(d);
 }
 
 /* Arm the refresh timer: the interval, +/- 10 % so hosts drift apart. */
@@ -251,10 +270,16 @@ refresh_done(struct daemon *d, struct catalog *next)
 		    (unsigned long long)ms);
 		d->exit_code = PCD_EXIT_FAIL;
 	}
-	record_metrics(next, d->exit_code == PCD_EXIT_OK ? OUTCOME_OK :
-	    ps.written + ps.skipped == 0 ? OUTCOME_FAILED : OUTCOME_PARTIAL, ms);
+	d->outcome = d->exit_code == PCD_EXIT_OK ? OUTCOME_OK :
+	    ps.written + ps.skipped == 0 ? OUTCOME_FAILED : OUTCOME_PARTIAL;
+	record_metrics(next, d->outcome, ms);
 	catalog_free(d->last);
 	d->last = next;
+	d->refreshed = true;
+	/* Published: everything in place, and fresh data for some site. */
+	if (prc == 0 && failed < next->nsites)
+		mark_published(d);
+	update_status(d);
 
 	if (d->opts->once) {
 		event_base_loopexit(d->base, NULL);
@@ -292,6 +317,7 @@ start_refresh(struct daemon *d)
 	    d->cfg->nsites, d->opts->domain);
 	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg, d->last,
 	    d->opts->domain, d->opts->force, on_refresh_done, d);
+	update_status(d);
 }
 
 static void
@@ -308,6 +334,7 @@ reload(struct daemon *d)
 {
 	struct cfg	*cfg;
 
+	notify_reloading();
 	if ((cfg = cfg_load(d->opts->config_path)) == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s error=%s",
 		    d->opts->config_path, "reload failed: keeping the "
@@ -322,6 +349,8 @@ reload(struct daemon *d)
 		} else
 			apply_config(d, cfg);
 	}
+	/* Reloaded as systemd means it: the configuration is read. */
+	notify_reloaded();
 	if (d->disc != NULL)
 		d->queued = true;
 	else
@@ -343,10 +372,237 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGTERM:
 	case SIGINT:
+		notify_stopping();
 		d->stopping = true;
 		event_base_loopexit(d->base, NULL);
 		break;
 	}
+}
+
+/*
+ * Operations: what systemd, /metrics and /readyz see (SPEC §6).
+ */
+
+/* A duration as an operator reads it: 45s, 17m, 3h12m, 2d3h. */
+static void
+fmt_age(uint64_t ms, char *out, size_t len)
+{
+	uint64_t	s = ms / 1000;
+
+	if (s < 120)
+		snprintf(out, len, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(out, len, "%llum", (unsigned long long)(s / 60));
+	else if (s < 86400)
+		snprintf(out, len, "%lluh%llum", (unsigned long long)(s / 3600),
+		    (unsigned long long)(s % 3600 / 60));
+	else
+		snprintf(out, len, "%llud%lluh", (unsigned long long)(s / 86400),
+		    (unsigned long long)(s % 86400 / 3600));
+}
+
+/*
+ * Ready: the last publish (or repair) is younger than 3 refresh intervals
+ * and every memcached server answered when last used.  If not, why.
+ */
+static bool
+readiness(const struct daemon *d, struct buf *why)
+{
+	uint64_t	limit = 3 * (uint64_t)d->cfg->refresh_interval_ms;
+	uint64_t	age = mono_ms() - d->published_ms;
+	char		a[32], l[32];
+	size_t		i, down = 0;
+
+	for (i = 0; i < store_nservers(d->store); i++) {
+		if (store_server_up(d->store, i))
+			continue;
+		buf_printf(why, "%s%s", down++ == 0 ?
+		    "memcached unreachable: " : ", ",
+		    store_server_name(d->store, i));
+	}
+	if (down > 0)
+		return false;
+	if (!d->published) {
+		buf_adds(why, d->refreshed ? "nothing published yet: the "
+		    "refreshes so far failed" : "nothing published yet: the "
+		    "first refresh is running");
+		return false;
+	}
+	if (age > limit) {
+		fmt_age(age, a, sizeof a);
+		fmt_age(limit, l, sizeof l);
+		buf_printf(why, "last publish %s ago, more than 3 refresh "
+		    "intervals (%s)", a, l);
+		return false;
+	}
+	return true;
+}
+
+/* httpd hook: the readiness of /readyz. */
+static bool
+ops_ready(struct buf *why, void *arg)
+{
+	return readiness(arg, why);
+}
+
+/* httpd hook: the series /metrics adds to metrics_render()'s. */
+static void
+ops_metrics(struct buf *b, void *arg)
+{
+	struct daemon	*d = arg;
+	struct buf	 why;
+	size_t		 i;
+
+	metrics_head(b, "programs_cached_memcached_up", "gauge",
+	    "Whether the server answered when last used (1) or not (0).");
+	for (i = 0; i < store_nservers(d->store); i++)
+		metrics_sample(b, "programs_cached_memcached_up", "server",
+		    store_server_name(d->store, i),
+		    store_server_up(d->store, i) ? 1 : 0);
+	buf_init(&why);
+	metrics_head(b, "programs_cached_ready", "gauge",
+	    "Whether /readyz answers 200 (1) or 503 (0).");
+	metrics_sample(b, "programs_cached_ready", NULL, NULL,
+	    readiness(d, &why) ? 1 : 0);
+	buf_free(&why);
+}
+
+/* Start, move or stop the HTTP listener as d->cfg says; -1 if it failed. */
+static int
+listen_apply(struct daemon *d)
+{
+	const struct cfg	*cfg = d->cfg;
+	struct httpd_hooks	 hooks = { ops_metrics, ops_ready, d };
+	struct httpd		*h;
+
+	if (d->opts->once)
+		return 0;
+	if (cfg->listen == NULL) {
+		httpd_free(d->httpd);
+		d->httpd = NULL;
+		free(d->listen);
+		d->listen = NULL;
+		return 0;
+	}
+	if (d->listen != NULL && strcmp(d->listen, cfg->listen) == 0)
+		return 0;
+	/* On failure (logged) the old listener, if any, stays. */
+	h = httpd_new(d->base, cfg->listen_host, cfg->listen_port, &hooks);
+	if (h == NULL)
+		return -1;
+	httpd_free(d->httpd);
+	d->httpd = h;
+	free(d->listen);
+	d->listen = xstrdup(cfg->listen);
+	return 0;
+}
+
+/*
+ * Something is in the cache now: a publish (and, from the snapshot and
+ * repair code, a snapshot loaded or a repair).  The first finishes
+ * start-up for systemd (READY=1); each restarts /readyz's clock.
+ */
+static void
+mark_published(struct daemon *d)
+{
+	d->published = true;
+	d->published_ms = mono_ms();
+	if (!d->opts->once)
+		notify_ready();
+}
+
+/* The STATUS= line of `systemctl status`: outcome, programs, age. */
+static void
+update_status(struct daemon *d)
+{
+	static const char *const outcomes[OUTCOME_COUNT] = {
+		"ok", "partial", "failed"
+	};
+	struct buf	 why;
+	char		 age[32];
+	double		 ms;
+
+	if (d->opts->once || !notify_enabled())
+		return;
+	if (!d->refreshed) {
+		notify_status("first refresh running");
+		return;
+	}
+	/* Wall clock (last_success is a timestamp); it may have stepped. */
+	ms = (double)wall_ms() - metrics.last_success * 1000;
+	fmt_age(ms > 0 ? (uint64_t)ms : 0, age, sizeof age);
+	buf_init(&why);
+	buf_adds(&why, "");
+	if (readiness(d, &why))
+		buf_truncate(&why, 0);
+	notify_status("%slast refresh %s, %zu programs; last success %s%s%s%s",
+	    d->disc != NULL ? "refreshing; " : "", outcomes[d->outcome],
+	    d->last != NULL ? d->last->nprograms : 0,
+	    metrics.last_success > 0 ? age : "never",
+	    metrics.last_success > 0 ? " ago" : "",
+	    why.len > 0 ? "; not ready: " : "", (const char *)why.data);
+	buf_free(&why);
+}
+
+/* Keep the age in STATUS= current between refreshes. */
+static void
+on_status_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	update_status(arg);
+}
+
+/* libevent's own warnings, as events like everything else. */
+static void
+on_libevent_log(int severity, const char *msg)
+{
+	int	prio;
+
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		prio = LOG_DEBUG;
+		break;
+	case EVENT_LOG_MSG:
+		prio = LOG_INFO;
+		break;
+	case EVENT_LOG_WARN:
+		prio = LOG_WARNING;
+		break;
+	default:
+		prio = LOG_ERR;
+		break;
+	}
+	log_event(prio, "libevent", "msg=%s", msg);
+}
+
+/* The daemon's operator interfaces; -1 if one cannot start (logged). */
+static int
+ops_start(struct daemon *d)
+{
+	struct timeval	tv = { STATUS_EVERY_S, 0 };
+
+	if (d->opts->once)
+		return 0;
+	if (d->cfg->listen != NULL && d->httpd == NULL)
+		return -1;
+	d->watchdog = notify_watchdog_start(d->base);
+	if (notify_enabled()) {
+		d->status_timer = event_new(d->base, -1, EV_PERSIST,
+		    on_status_timer, d);
+		event_add(d->status_timer, &tv);
+	}
+	return 0;
+}
+
+static void
+ops_stop(struct daemon *d)
+{
+	notify_watchdog_stop(d->watchdog);
+	if (d->status_timer != NULL)
+		event_free(d->status_timer);
+	httpd_free(d->httpd);
+	free(d->listen);
 }
 
 int
@@ -357,6 +613,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	memset(&d, 0, sizeof d);
 	d.opts = opts;
 	d.exit_code = PCD_EXIT_FAIL;
+	event_set_log_callback(on_libevent_log);
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	apply_config(&d, cfg);
@@ -369,8 +626,10 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	event_add(d.sig_term, NULL);
 	event_add(d.sig_int, NULL);
 
-	start_refresh(&d);
-	event_base_dispatch(d.base);
+	if (ops_start(&d) == 0) {
+		start_refresh(&d);
+		event_base_dispatch(d.base);
+	}
 
 	if (d.stopping) {
 		/* A daemon asked to stop has done its job; --once has not. */
@@ -394,6 +653,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	event_free(d.sig_hup);
 	event_free(d.sig_term);
 	event_free(d.sig_int);
+	ops_stop(&d);
 	event_base_free(d.base);
 	return d.exit_code;
 }

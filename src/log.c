@@ -456,9 +456,15 @@ send_journal(int prio, const char *event, const struct field *fv, size_t nf,
 	}
 	if (sendto(journal_fd, dg.data, dg.len, MSG_NOSIGNAL,
 	    (struct sockaddr *)&sa, sizeof sa) == -1) {
-		/* Journal gone or entry too big: keep the line on stderr. */
-		buf_addc(&msg, '\n');
-		write_all(STDERR_FILENO, msg.data, msg.len);
+		/*
+		 * Journal gone or entry too big: keep the line on stderr,
+		 * with the "<N>" prefix journald reads a priority from.
+		 */
+		buf_truncate(&dg, 0);
+		buf_printf(&dg, "<%d>", prio);
+		buf_add(&dg, msg.data, msg.len);
+		buf_addc(&dg, '\n');
+		write_all(STDERR_FILENO, dg.data, dg.len);
 	}
 	buf_free(&dg);
 	buf_free(&msg);
@@ -572,6 +578,9 @@ fatal_common(int with_errno, const char *fmt, va_list ap)
 		snprintf(line, sizeof line,
 		    "{\"level\":\"crit\",\"event\":\"fatal\",\"error\":\"%s\"}\n",
 		    msg);
+	} else if (log_active == LOG_FORMAT_JOURNAL) {
+		/* stderr is the journal: "<2>" sets PRIORITY (crit). */
+		snprintf(line, sizeof line, "<2>fatal error=\"%s\"\n", msg);
 	} else
 		snprintf(line, sizeof line, "crit fatal error=\"%s\"\n", msg);
 	write_all(STDERR_FILENO, (const unsigned char *)line, strlen(line));

@@ -113,3 +113,35 @@ metrics_render(struct buf *b)
 	counter(b, "programs_cached_repairs_total",
 	    "Repairs run (after a restart, misses or SIGUSR1).", m->repairs);
 }
+
+void
+metrics_head(struct buf *b, const char *name, const char *type,
+    const char *help)
+{
+	head(b, name, type, help);
+}
+
+void
+metrics_sample(struct buf *b, const char *name, const char *label,
+    const char *value, double v)
+{
+	const char	*p;
+
+	buf_adds(b, name);
+	if (label != NULL) {
+		buf_printf(b, "{%s=\"", label);
+		/* The text format escapes these three in label values. */
+		for (p = value; *p != '\0'; p++) {
+			if (*p == '\\')
+				buf_adds(b, "\\\\");
+			else if (*p == '"')
+				buf_adds(b, "\\\"");
+			else if (*p == '\n')
+				buf_adds(b, "\\n");
+			else
+				buf_addc(b, (unsigned char)*p);
+		}
+		buf_adds(b, "\"}");
+	}
+	buf_printf(b, " %.17g\n", v);
+}

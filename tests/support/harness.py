@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import reader as _reader
 
-__all__ = ["free_port", "Memcached", "Daemon", "RunResult", "NotifySocket",
+__all__ = ["free_port", "Memcached", "Daemon", "RunResult", "NotifySocket", "JournalSocket",
            "PcdTestCase", "daemon_binary", "REPO", "MEMCACHED"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -237,14 +237,18 @@ class Memcached:
 # --- systemd notify socket ----------------------------------------------------------
 
 class NotifySocket:
-    """A $NOTIFY_SOCKET (AF_UNIX datagram) that records sd_notify messages."""
+    """A $NOTIFY_SOCKET (AF_UNIX datagram) that records sd_notify messages.
+
+    path: a filesystem path, or "@name" for a Linux abstract socket (the
+    form systemd uses for containers); .path is what NOTIFY_SOCKET gets."""
 
     def __init__(self, path):
         self.path = str(path)
         self.messages = []
         self._cond = threading.Condition()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(self.path)
+        # Python binds "\0name" as exactly that many bytes, as systemd does.
+        self._sock.bind("\0" + self.path[1:] if self.path.startswith("@") else self.path)
         self._sock.settimeout(0.1)
         self._stop = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name="notify")
@@ -267,21 +271,115 @@ class NotifySocket:
         with self._cond:
             return [l for m in self.messages[since:] for l in m.split("\n") if l]
 
-    def wait(self, text, timeout=10.0, since=0):
+    @staticmethod
+    def _matches(line, text, prefix):
+        return line == text or ((prefix or text.endswith("=")) and line.startswith(text))
+
+    def wait(self, text, timeout=10.0, since=0, prefix=False):
         """Wait for a line equal to text, or starting with it if text ends
-        with "=" (e.g. "STATUS="); return the line."""
+        with "=" (e.g. "STATUS=") or prefix is true; return the line."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for m in self.messages[since:]:
                     for line in m.split("\n"):
-                        if line == text or (text.endswith("=") and line.startswith(text)):
+                        if self._matches(line, text, prefix):
                             return line
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError("no %r from sd_notify within %.1fs; got %r"
                                          % (text, timeout, self.messages[-10:]))
                 self._cond.wait(left)
+
+    def index(self, text, since=0, prefix=False):
+        """The index of the first message from since on with a line that
+        matches text as for wait(), or None."""
+        with self._cond:
+            for i in range(since, len(self.messages)):
+                for line in self.messages[i].split("\n"):
+                    if self._matches(line, text, prefix):
+                        return i
+        return None
+
+    def wait_message(self, text, timeout=10.0, since=0, prefix=False):
+        """Like wait(), but return (index, whole message)."""
+        self.wait(text, timeout, since, prefix)
+        i = self.index(text, since, prefix)
+        with self._cond:
+            return i, self.messages[i]
+
+    def count(self, text, since=0):
+        """How many messages from since on have a line equal to text."""
+        with self._cond:
+            return sum(1 for m in self.messages[since:] if text in m.split("\n"))
+
+    def close(self):
+        self._stop = True
+        self._thread.join(1)
+        self._sock.close()
+        if not self.path.startswith("@"):
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+class JournalSocket:
+    """A stand-in for journald's native socket (PCD_JOURNAL_SOCKET): records
+    each datagram as a dict of fields, decoding both the KEY=value form and
+    the binary KEY\\n<u64 LE length><bytes> form (JOURNAL_NATIVE_PROTOCOL)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.entries = []
+        self._cond = threading.Condition()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(self.path)
+        self._sock.settimeout(0.1)
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="journal")
+        self._thread.start()
+
+    @staticmethod
+    def parse(data):
+        """One datagram as {NAME: str}; ValueError if it is malformed."""
+        fields, i = {}, 0
+        while i < len(data):
+            nl = data.index(b"\n", i)
+            line = data[i:nl]
+            if b"=" in line:
+                name, _, value = line.partition(b"=")
+                i = nl + 1
+            else:
+                name = line
+                size = int.from_bytes(data[nl + 1:nl + 9], "little")
+                value = data[nl + 9:nl + 9 + size]
+                if len(value) != size or data[nl + 9 + size:nl + 10 + size] != b"\n":
+                    raise ValueError("bad binary field %r" % name)
+                i = nl + 10 + size
+            name = name.decode("ascii")
+            if not name or not all(c.isupper() or c.isdigit() or c == "_" for c in name) \
+                    or name[0] == "_":
+                raise ValueError("bad field name %r" % name)
+            fields[name] = value.decode("utf-8")
+        return fields
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                data = self._sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self._cond:
+                self.entries.append(self.parse(data))
+                self._cond.notify_all()
+
+    def named(self, event):
+        """The entries with EVENT=event."""
+        with self._cond:
+            return [e for e in self.entries if e.get("EVENT") == event]
 
     def close(self):
         self._stop = True
@@ -345,7 +443,7 @@ class Daemon:
     binary: a path or an argv list (default daemon_binary()).  env: extra
     environment (JOURNAL_STREAM, NOTIFY_SOCKET, CREDENTIALS_DIRECTORY are
     removed from the inherited one).  notify=True provides a NOTIFY_SOCKET
-    (self.notify, a NotifySocket).
+    (self.notify, a NotifySocket); notify="@name" an abstract one.
     """
 
     def __init__(self, tmpdir, config_sections, binary=None, env=None, name="pcd",
@@ -365,7 +463,8 @@ class Daemon:
         self._stderr_file = self.tmpdir / ("%s.stderr" % name)
         self.notify = None
         if notify:
-            self.notify = NotifySocket(self.tmpdir / ("%s.notify" % name))
+            where = notify if isinstance(notify, str) else self.tmpdir / ("%s.notify" % name)
+            self.notify = NotifySocket(where)
             self.env.setdefault("NOTIFY_SOCKET", self.notify.path)
         self.write_config(config_sections)
 

@@ -1,0 +1,43 @@
+/*
+ * httpd.h: the optional HTTP listener for operators (SPEC §6), on the
+ * daemon's own event loop with libevent's evhttp.
+ *
+ *	/metrics	Prometheus text: metrics_render() and the caller's
+ *			extra series
+ *	/healthz	200 "ok" whenever the loop answers at all
+ *	/readyz		200 "ready", or 503 and the caller's one-line reason
+ *
+ * GET and HEAD only (405 otherwise), small header and body limits, a
+ * short timeout.  It is off unless [daemon] listen is set; the address is
+ * loopback unless the operator names another.
+ */
+#ifndef PCD_HTTPD_H
+#define PCD_HTTPD_H
+
+#include <stdbool.h>
+
+#include "util.h"
+
+struct event_base;
+struct httpd;
+
+struct httpd_hooks {
+	/* Series to append to /metrics, after metrics_render()'s. */
+	void	(*metrics)(struct buf *, void *arg);
+	/* Whether the daemon is ready; if not, why (one line) in reason. */
+	bool	(*ready)(struct buf *reason, void *arg);
+	void	*arg;
+};
+
+/*
+ * Listen on host:port (port 0: any free one) and log event "listening"
+ * with the address bound.  NULL if that fails (logged as listen_failed).
+ * hooks is copied.
+ */
+struct httpd	*httpd_new(struct event_base *, const char *host, int port,
+		    const struct httpd_hooks *);
+void		 httpd_free(struct httpd *);
+/* The address bound, "127.0.0.1:9640" or "[::1]:9640" (borrowed). */
+const char	*httpd_address(const struct httpd *);
+
+#endif

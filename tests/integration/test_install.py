@@ -1,0 +1,201 @@
+"""The operator's side of the package: the systemd unit (systemd-analyze
+verify and security, offline: no systemd runs as PID 1 here), `make install`
+and `make uninstall` into a DESTDIR, and the man pages (mandoc -Tlint, and
+every option and key documented)."""
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import unittest
+from pathlib import Path
+
+from tests.support.harness import REPO, PcdTestCase, daemon_binary
+
+UNIT = REPO / "systemd" / "programs-cached.service"
+MAX_EXPOSURE = 2.0
+
+
+def unit_settings(text):
+    """{key: [values]} of a unit file (sections merged; keys repeat)."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;[":
+            continue
+        k, _, v = line.partition("=")
+        out.setdefault(k.strip(), []).append(v.strip())
+    return out
+
+
+def analyze(*args, env=None):
+    """systemd-analyze args...; (returncode, stdout + stderr)."""
+    p = subprocess.run(["systemd-analyze", *args], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, env=env, timeout=120)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+def check_unit(test, unit_path, binary, manpath=None):
+    """Verify a copy of unit_path whose ExecStart= runs binary (verify
+    insists that it exists), and return its exposure score.  With manpath,
+    Documentation=man: pages are looked up there too."""
+    text = Path(unit_path).read_text()
+    copy_dir = Path(test.tmpdir) / "unit-check"
+    copy_dir.mkdir(exist_ok=True)
+    copy = copy_dir / "programs-cached.service"
+    copy.write_text(re.sub(r"^ExecStart=\S+", "ExecStart=" + str(binary), text,
+                           flags=re.M))
+    env = dict(os.environ)
+    if manpath and shutil.which("man"):
+        env["MANPATH"] = manpath
+        rc, out = analyze("verify", str(copy), env=env)
+    else:
+        rc, out = analyze("verify", "--man=no", str(copy))
+    test.assertEqual((rc, out), (0, ""), "systemd-analyze verify")
+    rc, out = analyze("security", "--offline=yes", "--threshold=%d" % (MAX_EXPOSURE * 10),
+                      str(copy))
+    m = re.search(r"Overall exposure level for programs-cached\.service: (\d+\.\d+)", out)
+    test.assertIsNotNone(m, out)
+    exposure = float(m.group(1))
+    test.assertEqual(rc, 0, out)
+    test.assertLessEqual(exposure, MAX_EXPOSURE, out)
+    if os.environ.get("PCD_TEST_VERBOSE"):
+        print("\n%s: exposure %.1f" % (unit_path, exposure))
+    return exposure
+
+
+class Unit(PcdTestCase):
+
+    def test_declares_what_the_daemon_relies_on(self):
+        s = unit_settings(UNIT.read_text())
+        one = {k: v[-1] for k, v in s.items()}
+        self.assertEqual(one["Type"], "notify")
+        self.assertEqual(one["NotifyAccess"], "main")
+        self.assertEqual(one["ExecReload"], "/bin/kill -HUP $MAINPID")
+        self.assertRegex(one["ExecStart"], r"^/usr/local/sbin/programs-cached -c "
+                                           r"/etc/programs-cached/programs-cached\.conf$")
+        self.assertRegex(one["WatchdogSec"], r"^\d+s$")
+        self.assertEqual(one["Restart"], "on-failure")
+        self.assertEqual(one["StateDirectory"], "programs-cached")
+        self.assertEqual(one["LoadCredential"],
+                         "client-secret:/etc/programs-cached/client-secret")
+        for k in ("DynamicUser", "ProtectSystem", "NoNewPrivileges", "PrivateTmp",
+                  "PrivateDevices", "ProtectKernelTunables", "ProtectKernelModules",
+                  "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock",
+                  "ProtectHostname", "RestrictNamespaces", "RestrictRealtime",
+                  "LockPersonality", "MemoryDenyWriteExecute", "SystemCallArchitectures"):
+            self.assertIn(one.get(k), ("yes", "strict", "native"), k)
+        self.assertEqual(one["CapabilityBoundingSet"], "")
+        self.assertEqual(one["UMask"], "0077")
+        self.assertEqual(one["RestrictAddressFamilies"], "AF_UNIX AF_INET AF_INET6")
+        self.assertEqual(s["SystemCallFilter"][0], "@system-service")
+        # The daemon's default state_dir is the StateDirectory.
+        conf = (REPO / "conf" / "programs-cached.conf").read_text()
+        self.assertIn("#state_dir = /var/lib/programs-cached\n", conf)
+
+    def test_verify_is_clean_and_exposure_at_most_2(self):
+        check_unit(self, UNIT, daemon_binary())
+
+
+class Install(PcdTestCase):
+
+    def make(self, *args):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        build = os.environ.get("PCD_BUILD", "build")
+        p = subprocess.run(["make", "-s", "-C", str(REPO), "BUILD=" + build, *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                           timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout.decode())
+
+    def files_under(self, root):
+        return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*")
+                      if p.is_file() or p.is_symlink())
+
+    def test_install_and_uninstall_into_destdir(self):
+        for prefix, sysconf in (("/usr", "/etc"), ("/usr/local", "/opt/etc")):
+            with self.subTest(prefix=prefix, sysconfdir=sysconf):
+                dest = Path(self.tmpdir) / ("dest" + prefix.replace("/", "-"))
+                # The operator's own configuration is neither overwritten
+                # nor removed.
+                mine = dest / sysconf.lstrip("/") / "programs-cached" / "programs-cached.conf"
+                mine.parent.mkdir(parents=True)
+                mine.write_text("# mine\n")
+                args = ["DESTDIR=" + str(dest), "PREFIX=" + prefix, "SYSCONFDIR=" + sysconf]
+                self.make("install", *args)
+                p, e = prefix.lstrip("/"), sysconf.lstrip("/")
+                want = sorted([
+                    "%s/programs-cached/programs-cached.conf" % e,
+                    "%s/programs-cached/programs-cached.conf.example" % e,
+                    "%s/lib/systemd/system/programs-cached.service" % p,
+                    "%s/sbin/programs-cached" % p,
+                    "%s/share/man/man5/programs-cached.conf.5" % p,
+                    "%s/share/man/man8/programs-cached.8" % p])
+                self.assertEqual(self.files_under(dest), want)
+                self.assertEqual(mine.read_text(), "# mine\n")
+                binary = dest / p / "sbin" / "programs-cached"
+                self.assertEqual(stat.S_IMODE(binary.stat().st_mode), 0o755)
+                out = subprocess.run([str(binary), "--version"], stdout=subprocess.PIPE,
+                                     check=True).stdout.decode()
+                self.assertTrue(out.startswith("programs-cached "), out)
+                unit = dest / p / "lib/systemd/system/programs-cached.service"
+                self.assertEqual(stat.S_IMODE(unit.stat().st_mode), 0o644)
+                s = unit_settings(unit.read_text())
+                self.assertEqual(s["ExecStart"], ["%s/sbin/programs-cached -c %s/programs-cached/"
+                                                  "programs-cached.conf" % (prefix, sysconf)])
+                self.assertEqual(s["LoadCredential"],
+                                 ["client-secret:%s/programs-cached/client-secret" % sysconf])
+                man5 = (dest / p / "share/man/man5/programs-cached.conf.5").read_text()
+                self.assertIn("%s/programs-cached/programs-cached.conf" % sysconf, man5)
+                check_unit(self, unit, binary, manpath=str(dest / p / "share/man"))
+
+                self.make("uninstall", *args)
+                self.assertEqual(self.files_under(dest),
+                                 ["%s/programs-cached/programs-cached.conf" % e])
+                mine.unlink()
+                self.make("uninstall", *args)  # twice is fine
+                self.assertFalse(mine.parent.exists())
+
+
+class ManPages(unittest.TestCase):
+
+    PAGES = [REPO / "man" / "programs-cached.8", REPO / "man" / "programs-cached.conf.5"]
+
+    def test_mandoc_lint_is_clean(self):
+        if not shutil.which("mandoc"):
+            self.skipTest("mandoc is not installed (tools/deps.sh test)")
+        for page in self.PAGES:
+            p = subprocess.run(["mandoc", "-Tlint", "-Wwarning", str(page)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.assertEqual((p.returncode, p.stdout.decode()), (0, ""), page)
+
+    def test_every_option_is_documented(self):
+        """Each long option of --help is in programs-cached(8)."""
+        out = subprocess.run([daemon_binary(), "--help"], stdout=subprocess.PIPE,
+                             check=True).stdout.decode()
+        page = self.PAGES[0].read_text()
+        options = set(re.findall(r"--([a-z][a-z-]+)", out))
+        self.assertGreater(len(options), 4)
+        for opt in options:
+            self.assertIn("Fl \\-%s" % opt, page, opt)
+
+    def test_every_key_is_documented(self):
+        """Each key of the example configuration is in programs-cached.conf(5),
+        in the right section."""
+        conf = (REPO / "conf" / "programs-cached.conf").read_text()
+        page = self.PAGES[1].read_text()
+        sections = re.split(r"^\.Ss ", page, flags=re.M)[1:]
+        by_section = {s.split("\n", 1)[0].split()[0].strip("[]"): s for s in sections}
+        current, n = None, 0
+        for line in conf.splitlines():
+            m = re.match(r"^\[(\w+)", line)
+            if m:
+                current = m.group(1)
+                continue
+            m = re.match(r"^#?([a-z_]+) = ", line)
+            if m and current:
+                n += 1
+                self.assertRegex(by_section[current], r"\.It Ic (\S+ , Ic )*%s\b" % m.group(1),
+                                 "%s in [%s]" % (m.group(1), current))
+        self.assertGreater(n, 30)
