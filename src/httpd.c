@@ -45,6 +45,7 @@ bound_address(evutil_socket_t fd, char *out, size_t len)
 	socklen_t		 sl = sizeof ss;
 	char			 host[INET6_ADDRSTRLEN];
 
+	memset(&ss, 0, sizeof ss);
 	snprintf(out, len, "?");
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
 		return;
@@ -215,7 +216,6 @@ httpd_new(struct event_base *base, const char *host, int port,
     const struct httpd_hooks *hooks)
 {
 	struct httpd			*h;
-	struct evhttp_bound_socket	*bs;
 	int				 fd;
 
 	if ((fd = listen_on(host, port)) == -1)
@@ -233,7 +233,7 @@ httpd_new(struct event_base *base, const char *host, int port,
 	evhttp_set_max_headers_size(h->http, HTTPD_MAX_HEADERS);
 	evhttp_set_max_body_size(h->http, HTTPD_MAX_BODY);
 	evhttp_set_gencb(h->http, on_request, h);
-	if ((bs = evhttp_accept_socket_with_handle(h->http, fd)) == NULL)
+	if (evhttp_accept_socket_with_handle(h->http, fd) == NULL)
 		fatalx("evhttp_accept_socket failed");
 	bound_address(fd, h->address, sizeof h->address);
 	log_event(LOG_INFO, "listening", "address=%s paths=%s", h->address,

@@ -82,7 +82,7 @@ test_stop_point(int phase)
 {
 	const char	*s = getenv("PCD_TEST_STOP_AFTER_PHASE");
 
-	if (s != NULL && atoi(s) == phase)
+	if (s != NULL && strtol(s, NULL, 10) == phase)
 		raise(SIGSTOP);
 }
 
