@@ -34,6 +34,9 @@ size_t		 store_nservers(const struct store *);
 const char	*store_server_name(const struct store *, size_t);
 /* Whether the server answered the last time it was asked. */
 bool		 store_server_up(const struct store *, size_t);
+/* Whether a value of len bytes under a keylen-byte key fits on server i. */
+bool		 store_fits(const struct store *, size_t i, size_t keylen,
+		    size_t len);
 
 /*
  * The servers a wire key belongs on: idx[0] for rendezvous and ketama,
@@ -62,5 +65,37 @@ enum store_rc	 store_delete(struct store *, size_t i, const char *key,
  * none of its writes since the last flush can be trusted).
  */
 int		 store_flush(struct store *, size_t i);
+
+/* What restart detection needs from memcached's general stats. */
+struct store_stats {
+	long		pid;
+	unsigned long	uptime;		/* seconds */
+};
+
+/*
+ * Read server i's stats over a fresh replying connection (stats callbacks
+ * never fire on the NOREPLY write connection, research/libs.md §0.3).
+ * A down server is asked again once its pause is over; one that answers
+ * is marked up (memcached_recovered).  0, or -1 (logged once per change).
+ */
+int		 store_stats(struct store *, size_t i, struct store_stats *);
+/*
+ * Drop server i's write connection: after a restart its socket is dead
+ * and anything buffered on it would be lost without an error.
+ */
+void		 store_reconnect(struct store *, size_t i);
+
+/* One key found by store_mget: its index in the request, and its value. */
+typedef void	(*store_hit_cb)(size_t j, const void *val, size_t len,
+		    uint32_t flags, void *arg);
+
+/*
+ * Ask server i for n keys, in bounded batches, on the connection that
+ * writes: memcached answers in order, so every write sent before is seen.
+ * cb runs for each key present (borrowed value, valid during the call).
+ * 0, or -1 if the server failed (marked down, logged once).
+ */
+int		 store_mget(struct store *, size_t i, const char *const *keys,
+		    const size_t *lens, size_t n, store_hit_cb, void *arg);
 
 #endif
