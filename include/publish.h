@@ -35,4 +35,9 @@ int	pub_write(struct store *, const struct keyfn *, struct catalog *next,
 	    const struct catalog *prev, bool repair, uint32_t flags,
 	    struct pub_stats *);
 
+/* Phases, in the order they are written (repairs follow them too). */
+#define PUB_PHASES	3
+/* The phase a family is written in: 0 details, 1 indexes, 2 site lists. */
+int	pub_phase(enum catalog_family);
+
 #endif

@@ -26,6 +26,12 @@ phase_of(enum catalog_family f)
 	}
 }
 
+int
+pub_phase(enum catalog_family f)
+{
+	return phase_of(f);
+}
+
 /* Entries written to a server since its last flush. */
 struct pending {
 	size_t	*v;
