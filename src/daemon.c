@@ -16,7 +16,9 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "monitor.h"
 #include "publish.h"
+#include "snapshot.h"
 #include "store.h"
 #include "util.h"
 
@@ -29,6 +31,10 @@ struct daemon {
 	struct store			*store;
 	struct keyfn			 kf;
 	struct catalog			*last;		/* last published */
+	struct snapshot			*snap;		/* of last (+ loaded) */
+	struct snapshot			*loaded;	/* from the file */
+	bool				 snap_saved;	/* the file holds snap */
+	struct monitor			*mon;
 	struct disc			*disc;		/* refresh running */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
@@ -39,6 +45,7 @@ struct daemon {
 	struct event			*sig_hup;
 	struct event			*sig_term;
 	struct event			*sig_int;
+	struct event			*sig_usr1;
 };
 
 static void	start_refresh(struct daemon *);
@@ -80,11 +87,104 @@ same_store(const struct cfg *a, const struct cfg *b)
 	return true;
 }
 
+/*
+ * New settings for the monitor.  Other servers or keys make the snapshots
+ * wrong (placement, keys, maybe values): they are dropped until the next
+ * publish, which rewrites everything.
+ */
+static void
+heal_configure(struct daemon *d, const struct cfg *cfg, bool store_changed)
+{
+	if (store_changed) {
+		monitor_set_snapshot(d->mon, NULL);
+		snapshot_free(d->snap);
+		snapshot_free(d->loaded);
+		d->snap = d->loaded = NULL;
+		d->snap_saved = false;
+	}
+	monitor_configure(d->mon, d->store, cfg->check_interval_ms,
+	    cfg->verify_interval_ms);
+}
+
+/*
+ * Load the snapshot file, so that repairs can start before the first
+ * fetch from Discovery, and start the monitor.  A one-shot run does
+ * neither: it writes everything it fetched.
+ */
+static void
+heal_start(struct daemon *d)
+{
+	char	*path, *set;
+
+	if (d->opts->once)
+		return;
+	path = snapshot_path(d->cfg->state_dir);
+	set = snapshot_settings(d->cfg);
+	d->loaded = snapshot_load(path, set);
+	d->snap_saved = d->loaded != NULL;
+	free(set);
+	free(path);
+	monitor_set_snapshot(d->mon, d->loaded);
+	monitor_start(d->mon);
+}
+
+/* What publish compares with to skip unchanged values. */
+static const struct catalog *
+heal_prev(struct daemon *d)
+{
+	if (d->last != NULL)
+		return d->last;
+	return d->loaded != NULL ? snapshot_catalog(d->loaded) : NULL;
+}
+
+/*
+ * next was just published: it becomes the snapshot, saved and verified.
+ * While a site or program could not be fetched, what the loaded file had
+ * for it is kept.  A one-shot run saves only a complete, successful
+ * refresh of every site.
+ */
+static void
+heal_published(struct daemon *d, struct catalog *next,
+    const struct pub_stats *ps, bool complete)
+{
+	struct snapshot	*snap;
+	char		*path, *set;
+	bool		 same;
+
+	if (d->opts->once && (d->exit_code != PCD_EXIT_OK ||
+	    d->opts->domain != NULL))
+		return;
+	/* Everything skipped as unchanged: the file already holds it. */
+	same = d->snap_saved && d->last != NULL && d->loaded == NULL &&
+	    ps->written == 0 && ps->failed == 0 &&
+	    ps->skipped == next->nentries &&
+	    snapshot_count(d->snap) == next->nentries;
+	snap = snapshot_from_catalog(next, d->store, &d->kf,
+	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0,
+	    complete ? NULL : d->loaded);
+	if (!same) {
+		path = snapshot_path(d->cfg->state_dir);
+		set = snapshot_settings(d->cfg);
+		d->snap_saved = snapshot_save(snap, path, set) == 0;
+		free(set);
+		free(path);
+	}
+	monitor_set_snapshot(d->mon, snap);
+	snapshot_free(d->snap);
+	d->snap = snap;
+	if (complete) {
+		snapshot_free(d->loaded);
+		d->loaded = NULL;
+	}
+	monitor_verify_soon(d->mon);
+}
+
 /* Make cfg the configuration in use (taking it). */
 static void
 apply_config(struct daemon *d, struct cfg *cfg)
 {
 	struct http_opts	ho;
+	bool			changed = false;
 
 	log_setup(cfg->log_format, cfg->log_level);
 	http_opts_from(cfg, &ho);
@@ -100,7 +200,9 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		    cfg->key_prefix, cfg->key_version);
 		/* Placement or encoding may differ: write everything again. */
 		d->store_changed = d->cfg != NULL;
+		changed = true;
 	}
+	heal_configure(d, cfg, changed);
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
@@ -173,8 +275,9 @@ refresh_done(struct daemon *d, struct catalog *next)
 	int			prc;
 
 	d->disc = NULL;
-	prc = pub_write(d->store, &d->kf, next, d->last, d->store_changed,
-	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, &ps);
+	prc = pub_write(d->store, &d->kf, next, heal_prev(d),
+	    d->store_changed, d->cfg->value_format == VALUE_PICKLE ? 1 : 0,
+	    &ps);
 	if (prc == 0)
 		d->store_changed = false;
 	ms = mono_ms() - d->refresh_started;
@@ -201,6 +304,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 	}
 	record_metrics(next, d->exit_code == PCD_EXIT_OK ? OUTCOME_OK :
 	    ps.written + ps.skipped == 0 ? OUTCOME_FAILED : OUTCOME_PARTIAL, ms);
+	heal_published(d, next, &ps, partial == 0 && failed == 0);
 	catalog_free(d->last);
 	d->last = next;
 
@@ -289,6 +393,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		if (!d->opts->once)
 			reload(d);
 		break;
+	case SIGUSR1:
+		if (!d->opts->once)
+			monitor_repair_all(d->mon, "signal");
+		break;
 	case SIGTERM:
 	case SIGINT:
 		d->stopping = true;
@@ -307,15 +415,19 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	d.exit_code = PCD_EXIT_FAIL;
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	d.mon = monitor_new(d.base);
 	apply_config(&d, cfg);
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
+	d.sig_usr1 = evsignal_new(d.base, SIGUSR1, on_signal, &d);
 	event_add(d.sig_hup, NULL);
 	event_add(d.sig_term, NULL);
 	event_add(d.sig_int, NULL);
+	event_add(d.sig_usr1, NULL);
 
+	heal_start(&d);
 	start_refresh(&d);
 	event_base_dispatch(d.base);
 
@@ -329,6 +441,9 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	disc_free(d.disc);
 	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
 
+	monitor_free(d.mon);
+	snapshot_free(d.snap);		/* before what it references */
+	snapshot_free(d.loaded);
 	catalog_free(d.last);
 	http_free(d.http);
 	store_free(d.store);
@@ -339,6 +454,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	event_free(d.sig_hup);
 	event_free(d.sig_term);
 	event_free(d.sig_int);
+	event_free(d.sig_usr1);
 	event_base_free(d.base);
 	return d.exit_code;
 }
