@@ -75,8 +75,9 @@ struct store_stats {
 /*
  * Read server i's stats over a fresh replying connection (stats callbacks
  * never fire on the NOREPLY write connection, research/libs.md §0.3).
- * A down server is asked again once its pause is over; one that answers
- * is marked up (memcached_recovered).  0, or -1 (logged once per change).
+ * A down server is asked too (these calls are the retries); one that
+ * answers is marked up (memcached_recovered).  0, or -1 (logged once per
+ * change of state).
  */
 int		 store_stats(struct store *, size_t i, struct store_stats *);
 /*

@@ -344,8 +344,7 @@ store_stats(struct store *st, size_t i, struct store_stats *out)
 	memcached_return_t	 rc;
 	int			 ret = -1;
 
-	if (!s->up && mono_ms() < s->retry_at)
-		return -1;
+	/* No pause here: the caller's checks are the retries. */
 	ctl = conn_new(st, s, false);
 	stat = memcached_stat(ctl, NULL, &rc);
 	if (stat == NULL || rc != MEMCACHED_SUCCESS) {
