@@ -13,7 +13,7 @@
  * every key of the snapshot is asked for (batched multi-gets on the
  * connection that writes, so no write still in flight is missed); missing
  * keys are logged as cache_miss (counts by family, a few examples) and
- * rewritten.  Every rewrite follows publish's phases (details, indexes,
+ * rewritten; cache_verified ends each pass.  Every rewrite follows publish's phases (details, indexes,
  * site lists, each ended by a round trip) and ends with cache_repaired.
  * Values too big for a server are left out: publish could not write them
  * either, and the old value stays.

@@ -270,6 +270,9 @@ monitor_repair_all(struct monitor *m, const char *reason)
 	}
 	v = snapshot_entries(m->snap);
 	n = snapshot_count(m->snap);
+	/* Start clean: a restart not seen yet leaves a dead socket behind. */
+	for (i = 0; i < store_nservers(m->store); i++)
+		store_reconnect(m->store, i);
 	memset(&f, 0, sizeof f);
 	for (j = 0; j < n; j++)
 		for (i = 0; i < store_nservers(m->store); i++)
@@ -391,7 +394,8 @@ verify(struct monitor *m, size_t only, const char *reason)
 {
 	struct fixes	f;
 	struct ask	a;
-	size_t		i, j;
+	size_t		i, j, asked = 0, skipped = 0;
+	uint64_t	t0 = mono_ms(), ms;
 
 	if (m->snap == NULL)
 		return;
@@ -400,19 +404,24 @@ verify(struct monitor *m, size_t only, const char *reason)
 		if (only != SIZE_MAX && i != only)
 			continue;
 		/* A down server is skipped: the store logged it once. */
-		if (ask_server(m->store, m->snap, i, &a) == 0)
-			for (j = 0; j < a.n; j++)
-				if (a.seen[j] == 0)
-					fixes_add(&f, a.ids[j], i);
+		if (ask_server(m->store, m->snap, i, &a) == -1)
+			skipped++;
+		for (j = 0; j < a.n; j++)
+			if (a.seen[j] == 0)
+				fixes_add(&f, a.ids[j], i);
+		asked += a.n;
 		ask_free(&a);
 	}
+	ms = mono_ms() - t0;
 	if (f.n > 0) {
 		metrics.cache_misses += f.n;
 		log_misses(m, &f, reason);
 		repair(m, &f, reason, only != SIZE_MAX ?
 		    store_server_name(m->store, only) : NULL);
-	} else
-		log_debug("verified: nothing missing (%s)", reason);
+	}
+	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
+	    "servers_skipped=%zu duration_ms=%llu", reason, asked, f.n, skipped,
+	    (unsigned long long)ms);
 	free(f.v);
 }
 

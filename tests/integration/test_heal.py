@@ -48,6 +48,13 @@ class Healing(PcdTestCase):
         d.start()
         return d
 
+    def wait_published(self, d, since=0):
+        """Wait for a publish and the verification that follows it."""
+        ok = d.wait_event("refresh_succeeded", since=since, timeout=30)
+        d.wait_event("cache_verified", since=since, timeout=30,
+                     predicate=lambda e: e["reason"] == "verify")
+        return ok
+
     def wire_keys(self, reader, expected):
         return {reader.make_key(k) for k in expected}
 
@@ -80,7 +87,7 @@ class Healing(PcdTestCase):
         server being down is logged once, and once it is back every key is
         back within check_interval + 1 s, equal to what the LMS expects."""
         d = self.start_daemon()
-        d.wait_event("refresh_succeeded", timeout=30)
+        self.wait_published(d)
         expected = self.expected()
         reader = self.reader([self.mc])
         self.assertCacheMatches(reader, expected)
@@ -114,7 +121,7 @@ class Healing(PcdTestCase):
         """flush_all empties the server: the sentinels say so at the next
         check, the misses are counted by family and every key rewritten."""
         d = self.start_daemon()
-        d.wait_event("refresh_succeeded", timeout=30)
+        self.wait_published(d)
         expected = self.expected()
         mark = d.mark()
         self.mc.flush()
@@ -135,7 +142,7 @@ class Healing(PcdTestCase):
         self.cat = catalog.generate(40, seed=3, target_bytes=20000)
         self.fake.set_catalogue(self.cat)
         d = self.start_daemon(mcs=[mc])
-        d.wait_event("refresh_succeeded", timeout=30)
+        self.wait_published(d)
         expected = self.expected()
         reader = self.reader([mc])
         wire = reader.wire_keys(expected)
@@ -151,7 +158,7 @@ class Healing(PcdTestCase):
 
         mark = d.mark()
         d.send_signal(signal.SIGHUP)             # a publish, then verification
-        ok = d.wait_event("refresh_succeeded", since=mark, timeout=30)
+        ok = self.wait_published(d, since=mark)
         self.assertEqual(ok["keys_written"], 0)  # nothing changed upstream
         miss = d.wait_event("cache_miss", since=mark, timeout=10)
         self.assertMissCounts(miss, evicted)
@@ -199,6 +206,7 @@ class Healing(PcdTestCase):
         is down and memcached is empty, it loads the file and refills the
         cache without a single successful fetch."""
         d = self.start_daemon()
+        self.wait_published(d)
         saved = d.wait_event("snapshot_saved", timeout=30)
         expected = self.expected()
         self.assertEqual(saved["entries"], len(expected))
@@ -269,7 +277,7 @@ class Healing(PcdTestCase):
         """SIGUSR1: every key rewritten from the snapshot, without asking
         Discovery: deleted keys come back, a foreign value is overwritten."""
         d = self.start_daemon(check_interval="1h")
-        d.wait_event("refresh_succeeded", timeout=30)
+        self.wait_published(d)
         expected = self.expected()
         self.fake.stop()
         reader = self.reader([self.mc])
@@ -282,6 +290,7 @@ class Healing(PcdTestCase):
         rep = d.wait_event("cache_repaired", since=mark, timeout=10)
         self.assertEqual((rep["reason"], rep["keys"], rep["keys_failed"]),
                          ("signal", len(expected), 0))
+        self.assertEqual(d.events_named("cache_miss", since=mark), [])
         self.assertCacheMatches(reader, expected)
         self.assertEqual(d.stop(), 0)
 
