@@ -82,7 +82,8 @@ struct store_stats {
 int		 store_stats(struct store *, size_t i, struct store_stats *);
 /*
  * Drop server i's write connection: after a restart its socket is dead
- * and anything buffered on it would be lost without an error.
+ * and anything buffered on it would be lost without an error.  The next
+ * write connects again at once, even to a server paused as down.
  */
 void		 store_reconnect(struct store *, size_t i);
 

@@ -374,6 +374,8 @@ store_reconnect(struct store *st, size_t i)
 	memcached_quit(s->mc);
 	/* A restarted server may have another item size limit. */
 	s->checked = false;
+	/* The caller knows better than the pause: try it at the next write. */
+	s->retry_at = 0;
 }
 
 /*
