@@ -147,21 +147,26 @@ static void
 heal_published(struct daemon *d, struct catalog *next,
     const struct pub_stats *ps, bool complete)
 {
-	struct snapshot	*snap;
+	struct snapshot	*snap, *old = d->snap != NULL ? d->snap : d->loaded;
 	char		*path, *set;
 	bool		 same;
 
 	if (d->opts->once && (d->exit_code != PCD_EXIT_OK ||
 	    d->opts->domain != NULL))
 		return;
-	/* Everything skipped as unchanged: the file already holds it. */
-	same = d->snap_saved && d->last != NULL && d->loaded == NULL &&
-	    ps->written == 0 && ps->failed == 0 &&
-	    ps->skipped == next->nentries &&
-	    snapshot_count(d->snap) == next->nentries;
 	snap = snapshot_from_catalog(next, d->store, &d->kf,
 	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0,
 	    complete ? NULL : d->loaded);
+	/*
+	 * Every value skipped as unchanged against old (the last publish, or
+	 * the file before the first one), and as many entries: the file
+	 * already holds exactly this.
+	 */
+	same = d->snap_saved && old != NULL &&
+	    (d->last == NULL || d->loaded == NULL) &&
+	    ps->written == 0 && ps->failed == 0 &&
+	    ps->skipped == next->nentries &&
+	    snapshot_count(snap) == snapshot_count(old);
 	if (!same) {
 		path = snapshot_path(d->cfg->state_dir);
 		set = snapshot_settings(d->cfg);
