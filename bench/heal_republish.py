@@ -19,6 +19,7 @@ summary line.
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -126,6 +127,7 @@ def main():
                 p.close()
         fake.stop()
         mc.kill9()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
