@@ -549,11 +549,15 @@ monitor_compare(struct store *st, const struct snapshot *snap, FILE *out)
 {
 	const struct snapshot_entry	*v = snapshot_entries(snap);
 	struct ask			 a;
+	struct store_stats		 ss;
 	size_t				 i, j, checked = 0, missing = 0;
 	size_t				 differ = 0, down = 0;
 
 	for (i = 0; i < store_nservers(st); i++) {
-		if (ask_server(st, snap, i, &a) == -1) {
+		memset(&a, 0, sizeof a);
+		/* First contact: also learns the item size limit. */
+		if (store_stats(st, i, &ss) == -1 ||
+		    ask_server(st, snap, i, &a) == -1) {
 			fprintf(out, "unreachable server=%s\n",
 			    store_server_name(st, i));
 			down++;
