@@ -66,4 +66,9 @@ size_t			 pub_stale_sweep(struct pub_stale *, struct store *,
 int	pub_dry_run(struct store *, const struct keyfn *,
 	    const struct catalog *next, uint32_t flags, FILE *out);
 
+/* Phases, in the order they are written (repairs follow them too). */
+#define PUB_PHASES	3
+/* The phase a family is written in: 0 details, 1 indexes, 2 site lists. */
+int	pub_phase(enum catalog_family);
+
 #endif

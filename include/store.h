@@ -36,6 +36,9 @@ const char	*store_server_name(const struct store *, size_t);
 bool		 store_server_up(const struct store *, size_t);
 /* Let the next operation try servers that are down now, at once. */
 void		 store_retry_now(struct store *);
+/* Whether a value of len bytes under a keylen-byte key fits on server i. */
+bool		 store_fits(const struct store *, size_t i, size_t keylen,
+		    size_t len);
 
 /*
  * The servers a wire key belongs on: idx[0] for rendezvous and ketama,
@@ -58,23 +61,45 @@ enum store_rc	 store_set(struct store *, size_t i, const char *key,
 /* Queue a delete on server i. */
 enum store_rc	 store_delete(struct store *, size_t i, const char *key,
 		    size_t keylen);
-/* One key found by store_fetch(). */
-typedef void	(*store_hit_cb)(const char *key, size_t keylen,
-		    const char *val, size_t len, uint32_t flags, void *arg);
-
-/*
- * Read n keys from server i in one multi-get on the connection that
- * writes (so it sees every write queued before it); cb runs per key found.
- * Batches are the caller's to keep modest.  0, or -1 if the server failed.
- */
-int		 store_fetch(struct store *, size_t i,
-		    const char *const *keys, const size_t *lens, size_t n,
-		    store_hit_cb, void *arg);
 /*
  * Send everything queued on server i and wait until the server has done
  * it.  0, or -1 if the server failed on the way (it is then marked down and
  * none of its writes since the last flush can be trusted).
  */
 int		 store_flush(struct store *, size_t i);
+
+/* What restart detection needs from memcached's general stats. */
+struct store_stats {
+	long		pid;
+	unsigned long	uptime;		/* seconds */
+};
+
+/*
+ * Read server i's stats over a fresh replying connection (stats callbacks
+ * never fire on the NOREPLY write connection, research/libs.md §0.3).
+ * A down server is asked too (these calls are the retries); one that
+ * answers is marked up (memcached_recovered).  0, or -1 (logged once per
+ * change of state).
+ */
+int		 store_stats(struct store *, size_t i, struct store_stats *);
+/*
+ * Drop server i's write connection: after a restart its socket is dead
+ * and anything buffered on it would be lost without an error.  The next
+ * write connects again at once, even to a server paused as down.
+ */
+void		 store_reconnect(struct store *, size_t i);
+
+/* One key found by store_mget: its index in the request, and its value. */
+typedef void	(*store_hit_cb)(size_t j, const void *val, size_t len,
+		    uint32_t flags, void *arg);
+
+/*
+ * Ask server i for n keys, in bounded batches, on the connection that
+ * writes: memcached answers in order, so every write sent before is seen.
+ * cb runs for each key present (borrowed value, valid during the call).
+ * 0, or -1 if the server failed (marked down, logged once).
+ */
+int		 store_mget(struct store *, size_t i, const char *const *keys,
+		    const size_t *lens, size_t n, store_hit_cb, void *arg);
 
 #endif

@@ -18,9 +18,11 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "monitor.h"
 #include "notify.h"
 #include "oauth.h"
 #include "publish.h"
+#include "snapshot.h"
 #include "store.h"
 #include "util.h"
 
@@ -35,6 +37,10 @@ struct daemon {
 	struct keyfn			 kf;
 	struct catalog			*last;		/* last published */
 	struct pub_stale		*stale;		/* keys seen, absences */
+	struct snapshot			*snap;		/* of last (+ loaded) */
+	struct snapshot			*loaded;	/* from the file */
+	bool				 snap_saved;	/* the file holds snap */
+	struct monitor			*mon;
 	struct disc			*disc;		/* refresh running */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
@@ -55,6 +61,7 @@ struct daemon {
 	enum metrics_outcome		 outcome;	/* of the last one */
 	bool				 published;
 	uint64_t			 published_ms;	/* mono, last one */
+	struct event			*sig_usr1;
 };
 
 /* How often STATUS= is refreshed between refreshes (for its ages). */
@@ -118,11 +125,109 @@ same_oauth(const struct cfg *a, const struct cfg *b)
 	    same_str(a->client_secret_file, b->client_secret_file);
 }
 
+/*
+ * New settings for the monitor.  Other servers or keys make the snapshots
+ * wrong (placement, keys, maybe values): they are dropped until the next
+ * publish, which rewrites everything.
+ */
+static void
+heal_configure(struct daemon *d, const struct cfg *cfg, bool store_changed)
+{
+	if (store_changed) {
+		monitor_set_snapshot(d->mon, NULL);
+		snapshot_free(d->snap);
+		snapshot_free(d->loaded);
+		d->snap = d->loaded = NULL;
+		d->snap_saved = false;
+	}
+	monitor_configure(d->mon, d->store, cfg->check_interval_ms,
+	    cfg->verify_interval_ms);
+}
+
+/*
+ * Load the snapshot file, so that repairs can start before the first
+ * fetch from Discovery, and start the monitor.  A one-shot run does
+ * neither: it writes everything it fetched.
+ */
+static void
+heal_start(struct daemon *d)
+{
+	char	*path, *set;
+
+	if (d->opts->once)
+		return;
+	path = snapshot_path(d->cfg->state_dir);
+	set = snapshot_settings(d->cfg);
+	d->loaded = snapshot_load(path, set);
+	d->snap_saved = d->loaded != NULL;
+	free(set);
+	free(path);
+	monitor_set_snapshot(d->mon, d->loaded);
+	monitor_start(d->mon);
+}
+
+/* What publish compares with to skip unchanged values. */
+static const struct catalog *
+heal_prev(struct daemon *d)
+{
+	if (d->last != NULL)
+		return d->last;
+	return d->loaded != NULL ? snapshot_catalog(d->loaded) : NULL;
+}
+
+/*
+ * next was just published: it becomes the snapshot, saved and verified.
+ * While a site or program could not be fetched, what the loaded file had
+ * for it is kept.  A one-shot run saves only a complete, successful
+ * refresh of every site.
+ */
+static void
+heal_published(struct daemon *d, struct catalog *next,
+    const struct pub_stats *ps, bool complete)
+{
+	struct snapshot	*snap, *old = d->snap != NULL ? d->snap : d->loaded;
+	char		*path, *set;
+	bool		 same;
+
+	if (d->opts->once && (d->exit_code != PCD_EXIT_OK ||
+	    d->opts->domain != NULL))
+		return;
+	snap = snapshot_from_catalog(next, d->store, &d->kf,
+	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0,
+	    complete ? NULL : d->loaded);
+	/*
+	 * Every value skipped as unchanged against old (the last publish, or
+	 * the file before the first one), and as many entries: the file
+	 * already holds exactly this.
+	 */
+	same = d->snap_saved && old != NULL &&
+	    (d->last == NULL || d->loaded == NULL) &&
+	    ps->written == 0 && ps->failed == 0 &&
+	    ps->skipped == next->nentries &&
+	    snapshot_count(snap) == snapshot_count(old);
+	if (!same) {
+		path = snapshot_path(d->cfg->state_dir);
+		set = snapshot_settings(d->cfg);
+		d->snap_saved = snapshot_save(snap, path, set) == 0;
+		free(set);
+		free(path);
+	}
+	monitor_set_snapshot(d->mon, snap);
+	snapshot_free(d->snap);
+	d->snap = snap;
+	if (complete) {
+		snapshot_free(d->loaded);
+		d->loaded = NULL;
+	}
+	monitor_verify_soon(d->mon);
+}
+
 /* Make cfg the configuration in use (taking it). */
 static void
 apply_config(struct daemon *d, struct cfg *cfg)
 {
 	struct http_opts	ho;
+	bool			changed = false;
 
 	log_setup(cfg->log_format, cfg->log_level);
 	http_opts_from(cfg, &ho);
@@ -143,7 +248,9 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		    cfg->key_prefix, cfg->key_version);
 		/* Placement or encoding may differ: write everything again. */
 		d->store_changed = d->cfg != NULL;
+		changed = true;
 	}
+	heal_configure(d, cfg, changed);
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
@@ -240,8 +347,9 @@ refresh_done(struct daemon *d, struct catalog *next)
 		dry_run_done(d, next);
 		return;
 	}
-	prc = pub_write(d->store, &d->kf, next, d->last, d->store_changed,
-	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, &ps);
+	prc = pub_write(d->store, &d->kf, next, heal_prev(d),
+	    d->store_changed, d->cfg->value_format == VALUE_PICKLE ? 1 : 0,
+	    &ps);
 	if (prc == 0)
 		d->store_changed = false;
 	count_sites(next, &ok, &partial, &failed);
@@ -273,6 +381,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 	d->outcome = d->exit_code == PCD_EXIT_OK ? OUTCOME_OK :
 	    ps.written + ps.skipped == 0 ? OUTCOME_FAILED : OUTCOME_PARTIAL;
 	record_metrics(next, d->outcome, ms);
+	heal_published(d, next, &ps, partial == 0 && failed == 0);
 	catalog_free(d->last);
 	d->last = next;
 	d->refreshed = true;
@@ -369,6 +478,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP:
 		if (!d->opts->once)
 			reload(d);
+		break;
+	case SIGUSR1:
+		if (!d->opts->once)
+			monitor_repair_all(d->mon, "signal");
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -616,17 +729,21 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	event_set_log_callback(on_libevent_log);
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	d.mon = monitor_new(d.base);
 	apply_config(&d, cfg);
 	d.stale = pub_stale_new();
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
+	d.sig_usr1 = evsignal_new(d.base, SIGUSR1, on_signal, &d);
 	event_add(d.sig_hup, NULL);
 	event_add(d.sig_term, NULL);
 	event_add(d.sig_int, NULL);
+	event_add(d.sig_usr1, NULL);
 
 	if (ops_start(&d) == 0) {
+		heal_start(&d);
 		start_refresh(&d);
 		event_base_dispatch(d.base);
 	}
@@ -641,6 +758,9 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	disc_free(d.disc);
 	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
 
+	monitor_free(d.mon);
+	snapshot_free(d.snap);		/* before what it references */
+	snapshot_free(d.loaded);
 	catalog_free(d.last);
 	pub_stale_free(d.stale);
 	oauth_free(d.oauth);
@@ -653,6 +773,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	event_free(d.sig_hup);
 	event_free(d.sig_term);
 	event_free(d.sig_int);
+	event_free(d.sig_usr1);
 	ops_stop(&d);
 	event_base_free(d.base);
 	return d.exit_code;

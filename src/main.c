@@ -1,6 +1,7 @@
 /*
  * main.c: the command line (SPEC §8).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,11 +16,14 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "monitor.h"
+#include "snapshot.h"
+#include "store.h"
 
 static const char usage_text[] =
 "usage: programs-cached [-c FILE] [--once | --dry-run] [--domain DOMAIN]\n"
 "                       [--force]\n"
-"       programs-cached [-c FILE] --check-config\n"
+"       programs-cached [-c FILE] --check-config | --verify\n"
 "       programs-cached --version | --help\n"
 "\n"
 "Keep the Open edX LMS programs cache in memcached filled from Discovery.\n"
@@ -35,10 +39,15 @@ static const char usage_text[] =
 "      --force         publish sites whose program count fell by more than\n"
 "                      max_shrink (or to zero) instead of holding them\n"
 "      --check-config  validate the configuration and exit (0 or 2)\n"
+"      --verify        compare memcached with the last published snapshot:\n"
+"                      print each key missing or different, then a\n"
+"                      summary; exit 0 if none, 1 if any, 2 if there is\n"
+"                      no snapshot or bad usage or configuration\n"
 "      --version       print the version and exit\n"
 "  -h, --help          print this help and exit\n"
 "\n"
 "Signals: SIGHUP re-reads the configuration and refreshes now;\n"
+"SIGUSR1 re-publishes the snapshot without asking Discovery;\n"
 "SIGTERM and SIGINT stop.  See programs-cached(8).\n";
 
 enum {
@@ -47,6 +56,7 @@ enum {
 	OPT_FORCE,
 	OPT_DRY_RUN,
 	OPT_CHECK_CONFIG,
+	OPT_VERIFY,
 	OPT_VERSION
 };
 
@@ -57,6 +67,7 @@ static const struct option longopts[] = {
 	{ "force",		no_argument,		NULL, OPT_FORCE },
 	{ "dry-run",		no_argument,		NULL, OPT_DRY_RUN },
 	{ "check-config",	no_argument,		NULL, OPT_CHECK_CONFIG },
+	{ "verify",		no_argument,		NULL, OPT_VERIFY },
 	{ "version",		no_argument,		NULL, OPT_VERSION },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL,			0,			NULL, 0 }
@@ -82,12 +93,41 @@ print_version(void)
 	    memcached_lib_version());
 }
 
+/* --verify: the cache against the snapshot file, on stdout. */
+static int
+verify_cache(const struct cfg *cfg)
+{
+	struct snapshot	*snap;
+	struct store	*st;
+	char		*path, *set;
+	int		 rc = PCD_EXIT_USAGE;
+
+	path = snapshot_path(cfg->state_dir);
+	set = snapshot_settings(cfg);
+	if ((snap = snapshot_load(path, set)) == NULL) {
+		if (errno == ENOENT)
+			fprintf(stderr, "programs-cached: no snapshot at %s: "
+			    "nothing was published with this state_dir\n",
+			    path);
+		goto out;
+	}
+	st = store_new(cfg);
+	rc = monitor_compare(st, snap, stdout) == 0 ? PCD_EXIT_OK :
+	    PCD_EXIT_FAIL;
+	store_free(st);
+	snapshot_free(snap);
+out:
+	free(set);
+	free(path);
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct daemon_opts	 opts;
 	struct cfg		*cfg;
-	bool			 check = false;
+	bool			 check = false, verify = false;
 	int			 ch;
 
 	memset(&opts, 0, sizeof opts);
@@ -115,6 +155,9 @@ main(int argc, char *argv[])
 		case OPT_CHECK_CONFIG:
 			check = true;
 			break;
+		case OPT_VERIFY:
+			verify = true;
+			break;
 		case OPT_VERSION:
 			print_version();
 			return 0;
@@ -132,6 +175,9 @@ main(int argc, char *argv[])
 	}
 	if (optind < argc)
 		usage_error("unexpected argument %s", argv[optind]);
+	if (verify && (opts.once || check || opts.domain != NULL))
+		usage_error("%s cannot be combined with --once, --domain or "
+		    "--check-config", "--verify");
 
 	if ((cfg = cfg_load(opts.config_path)) == NULL)
 		return PCD_EXIT_USAGE;
@@ -148,6 +194,11 @@ main(int argc, char *argv[])
 	if (check) {
 		cfg_free(cfg);
 		return PCD_EXIT_OK;
+	}
+	if (verify) {
+		ch = verify_cache(cfg);
+		cfg_free(cfg);
+		return ch;
 	}
 
 	/* A write to a closed socket must be an error, not death. */

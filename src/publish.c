@@ -27,6 +27,12 @@ phase_of(enum catalog_family f)
 	}
 }
 
+int
+pub_phase(enum catalog_family f)
+{
+	return phase_of(f);
+}
+
 /* Entries written to a server since its last flush. */
 struct pending {
 	size_t	*v;
@@ -205,9 +211,6 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 
 /* --- dry run --------------------------------------------------------- */
 
-/* How many keys are asked for in one multi-get. */
-#define DRY_BATCH	500
-
 enum dry_state {
 	DRY_NEW,
 	DRY_CHANGED,
@@ -217,40 +220,23 @@ enum dry_state {
 struct dry {
 	const struct catalog	*c;
 	uint32_t		 flags;
-	struct map		 batch;		/* wire key -> entry index + 1 */
+	const size_t		*entry;		/* request index -> entry */
 	unsigned char		*found;		/* per entry: servers matching */
 	unsigned char		*seen;		/* per entry: servers having it */
 };
 
 /* One key came back: does it hold what we would write? */
 static void
-dry_hit(const char *key, size_t klen, const char *val, size_t len,
-    uint32_t flags, void *arg)
+dry_hit(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
 {
 	struct dry			*dr = arg;
-	const struct catalog_entry	*e;
-	uintptr_t			 ix;
+	size_t				 i = dr->entry[j];
+	const struct catalog_entry	*e = &dr->c->entries[i];
 
-	if ((ix = (uintptr_t)map_get(&dr->batch, key, klen)) == 0)
-		return;
-	e = &dr->c->entries[ix - 1];
-	dr->seen[ix - 1]++;
+	dr->seen[i]++;
 	if (flags == dr->flags && len == e->len &&
 	    memcmp(val, e->val, len) == 0)
-		dr->found[ix - 1]++;
-}
-
-/* Ask one server for a batch of keys. */
-static int
-dry_flush(struct store *st, size_t server, struct dry *dr,
-    const char **keys, size_t *lens, size_t n)
-{
-	int	rc;
-
-	rc = store_fetch(st, server, keys, lens, n, dry_hit, dr);
-	map_free(&dr->batch);
-	map_init(&dr->batch);
-	return rc;
+		dr->found[i]++;
 }
 
 int
@@ -261,8 +247,8 @@ pub_dry_run(struct store *st, const struct keyfn *kf,
 	char		 wire[KEY_MAX + 1];
 	char		**wires;
 	unsigned char	*places;
-	const char	*keys[DRY_BATCH];
-	size_t		 lens[DRY_BATCH], idx[STORE_MAX_SERVERS], nsv, i, j, n;
+	const char	**keys;
+	size_t		*lens, *entry, idx[STORE_MAX_SERVERS], nsv, i, j, n;
 	size_t		 count[FAM_COUNT][3], bytes[FAM_COUNT], total[3] = {0};
 	int		 wlen, rc = 0, f;
 	static const char *const names[] = { "new", "changed", "same" };
@@ -272,7 +258,6 @@ pub_dry_run(struct store *st, const struct keyfn *kf,
 	memset(bytes, 0, sizeof bytes);
 	dr.c = c;
 	dr.flags = flags;
-	map_init(&dr.batch);
 	nsv = store_nservers(st);
 	dr.found = xcalloc(c->nentries + 1, 1);
 	dr.seen = xcalloc(c->nentries + 1, 1);
@@ -288,25 +273,26 @@ pub_dry_run(struct store *st, const struct keyfn *kf,
 		for (j = 0; j < n; j++)
 			places[i * nsv + idx[j]] = 1;
 	}
-	/* Per server, the keys that live there, in batches. */
+	/* Per server, the keys that live there, in one batched read. */
+	keys = xcalloc(c->nentries + 1, sizeof *keys);
+	lens = xcalloc(c->nentries + 1, sizeof *lens);
+	entry = xcalloc(c->nentries + 1, sizeof *entry);
+	dr.entry = entry;
 	for (j = 0; j < nsv; j++) {
-		n = 0;
-		for (i = 0; i < c->nentries; i++) {
+		for (i = 0, n = 0; i < c->nentries; i++) {
 			if (wires[i] == NULL || !places[i * nsv + j])
 				continue;
 			keys[n] = wires[i];
 			lens[n] = strlen(wires[i]);
-			map_put(&dr.batch, keys[n], lens[n])->val =
-			    (void *)(i + 1);
-			if (++n == DRY_BATCH) {
-				if (dry_flush(st, j, &dr, keys, lens, n) == -1)
-					rc = -1;
-				n = 0;
-			}
+			entry[n++] = i;
 		}
-		if (n > 0 && dry_flush(st, j, &dr, keys, lens, n) == -1)
+		if (n > 0 && store_mget(st, j, keys, lens, n, dry_hit, &dr) ==
+		    -1)
 			rc = -1;
 	}
+	free(keys);
+	free(lens);
+	free(entry);
 	for (i = 0; i < c->nentries; i++) {
 		const struct catalog_entry *e = &c->entries[i];
 		size_t want = 0;
@@ -348,7 +334,6 @@ pub_dry_run(struct store *st, const struct keyfn *kf,
 	free(places);
 	free(dr.found);
 	free(dr.seen);
-	map_free(&dr.batch);
 	return rc;
 }
 

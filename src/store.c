@@ -23,6 +23,11 @@
 #define ITEM_OVERHEAD	64
 /* How long a failed server is left alone before it is tried again. */
 #define RETRY_MS	1000
+/*
+ * Keys per multi-get: the request stays well under a socket buffer
+ * (research/libs.md §2.4: a huge mget can deadlock in the kernel).
+ */
+#define MGET_BATCH	200
 
 struct server {
 	char		*name;		/* pymemcache's node name */
@@ -149,6 +154,12 @@ store_retry_now(struct store *st)
 		st->sv[i].retry_at = 0;
 }
 
+bool
+store_fits(const struct store *st, size_t i, size_t keylen, size_t len)
+{
+	return keylen + len + ITEM_OVERHEAD <= st->sv[i].item_max;
+}
+
 size_t
 store_place(const struct store *st, const char *key, size_t keylen,
     size_t idx[STORE_MAX_SERVERS])
@@ -205,6 +216,31 @@ on_setting(const memcached_instance_st *inst, const char *key, size_t klen,
 	return MEMCACHED_SUCCESS;
 }
 
+/* A server answered: say so if it had been down. */
+static void
+server_up(struct server *s)
+{
+	if (!s->up)
+		log_event(LOG_NOTICE, "memcached_recovered", "server=%s",
+		    s->name);
+	s->up = true;
+}
+
+/* Learn item_size_max over a replying connection; false if it failed. */
+static bool
+read_settings(struct server *s, memcached_st *ctl)
+{
+	memcached_return_t	rc;
+
+	rc = memcached_stat_execute(ctl, "settings", on_setting, s);
+	if (rc != MEMCACHED_SUCCESS) {
+		server_down(s, "connect", memcached_strerror(NULL, rc));
+		return false;
+	}
+	s->checked = true;
+	return true;
+}
+
 /*
  * Make sure a server can be written to: retry a down server once its
  * pause is over, and learn its item size limit on first contact (through
@@ -213,26 +249,19 @@ on_setting(const memcached_instance_st *inst, const char *key, size_t klen,
 static bool
 server_ready(struct store *st, struct server *s)
 {
-	memcached_st		*ctl;
-	memcached_return_t	 rc;
+	memcached_st	*ctl;
+	bool		 ok;
 
 	if (!s->up && mono_ms() < s->retry_at)
 		return false;
 	if (s->checked)
 		return true;
 	ctl = conn_new(st, s, false);
-	rc = memcached_stat_execute(ctl, "settings", on_setting, s);
+	ok = read_settings(s, ctl);
 	memcached_free(ctl);
-	if (rc != MEMCACHED_SUCCESS) {
-		server_down(s, "connect", memcached_strerror(NULL, rc));
-		return false;
-	}
-	if (!s->up)
-		log_event(LOG_NOTICE, "memcached_recovered", "server=%s",
-		    s->name);
-	s->up = true;
-	s->checked = true;
-	return true;
+	if (ok)
+		server_up(s);
+	return ok;
 }
 
 enum store_rc
@@ -284,39 +313,6 @@ store_delete(struct store *st, size_t i, const char *key, size_t keylen)
 }
 
 int
-store_fetch(struct store *st, size_t i, const char *const *keys,
-    const size_t *lens, size_t n, store_hit_cb cb, void *arg)
-{
-	struct server		*s = &st->sv[i];
-	memcached_result_st	 res;
-	memcached_return_t	 rc;
-
-	if (!server_ready(st, s))
-		return -1;
-	if (n == 0)
-		return 0;
-	rc = memcached_mget(s->mc, keys, lens, n);
-	if (rc != MEMCACHED_SUCCESS) {
-		server_down(s, "get", memcached_strerror(s->mc, rc));
-		return -1;
-	}
-	metrics.mc_gets += n;
-	memcached_result_create(s->mc, &res);
-	while (memcached_fetch_result(s->mc, &res, &rc) != NULL)
-		cb(memcached_result_key_value(&res),
-		    memcached_result_key_length(&res),
-		    memcached_result_value(&res), memcached_result_length(&res),
-		    memcached_result_flags(&res), arg);
-	memcached_result_free(&res);
-	if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND &&
-	    rc != MEMCACHED_SUCCESS) {
-		server_down(s, "get", memcached_strerror(s->mc, rc));
-		return -1;
-	}
-	return 0;
-}
-
-int
 store_flush(struct store *st, size_t i)
 {
 	struct server		*s = &st->sv[i];
@@ -346,4 +342,111 @@ store_flush(struct store *st, size_t i)
 		return -1;
 	}
 	return 0;
+}
+
+int
+store_stats(struct store *st, size_t i, struct store_stats *out)
+{
+	struct server		*s = &st->sv[i];
+	memcached_st		*ctl;
+	memcached_stat_st	*stat;
+	memcached_return_t	 rc;
+	int			 ret = -1;
+
+	/* No pause here: the caller's checks are the retries. */
+	ctl = conn_new(st, s, false);
+	stat = memcached_stat(ctl, NULL, &rc);
+	if (stat == NULL || rc != MEMCACHED_SUCCESS) {
+		if (rc == MEMCACHED_SOME_ERRORS)
+			rc = memcached_last_error(ctl);
+		server_down(s, "stats", memcached_strerror(ctl, rc));
+		goto out;
+	}
+	out->pid = (long)stat[0].pid;
+	out->uptime = stat[0].uptime;
+	if (!s->checked && !read_settings(s, ctl))
+		goto out;
+	server_up(s);
+	ret = 0;
+out:
+	if (stat != NULL)
+		memcached_stat_free(ctl, stat);
+	memcached_free(ctl);
+	return ret;
+}
+
+void
+store_reconnect(struct store *st, size_t i)
+{
+	struct server	*s = &st->sv[i];
+
+	memcached_quit(s->mc);
+	/* A restarted server may have another item size limit. */
+	s->checked = false;
+	/* The caller knows better than the pause: try it at the next write. */
+	s->retry_at = 0;
+}
+
+/*
+ * The index of the key k among keys[0..n), looking from cur on first
+ * (memcached answers in request order), or n if it is not there.
+ */
+static size_t
+match_key(const char *const *keys, const size_t *lens, size_t n, size_t cur,
+    const char *k, size_t kl)
+{
+	size_t	j;
+
+	for (j = cur; j < n; j++)
+		if (lens[j] == kl && memcmp(keys[j], k, kl) == 0)
+			return j;
+	for (j = 0; j < cur && j < n; j++)
+		if (lens[j] == kl && memcmp(keys[j], k, kl) == 0)
+			return j;
+	return n;
+}
+
+int
+store_mget(struct store *st, size_t i, const char *const *keys,
+    const size_t *lens, size_t n, store_hit_cb cb, void *arg)
+{
+	struct server		*s = &st->sv[i];
+	memcached_result_st	 res;
+	memcached_return_t	 rc;
+	size_t			 off, nb, cur, j;
+	int			 ret = -1;
+
+	if (!server_ready(st, s))
+		return -1;
+	memcached_result_create(s->mc, &res);
+	for (off = 0; off < n; off += nb) {
+		nb = n - off < MGET_BATCH ? n - off : MGET_BATCH;
+		rc = memcached_mget(s->mc, keys + off, lens + off, nb);
+		if (rc != MEMCACHED_SUCCESS) {
+			server_down(s, "get", memcached_strerror(s->mc, rc));
+			goto out;
+		}
+		metrics.mc_gets += nb;
+		cur = 0;
+		while (memcached_fetch_result(s->mc, &res, &rc) != NULL) {
+			j = match_key(keys + off, lens + off, nb, cur,
+			    memcached_result_key_value(&res),
+			    memcached_result_key_length(&res));
+			if (j == nb)
+				continue;	/* not asked for */
+			cur = j + 1;
+			cb(off + j, memcached_result_value(&res),
+			    memcached_result_length(&res),
+			    memcached_result_flags(&res), arg);
+		}
+		if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND &&
+		    rc != MEMCACHED_SUCCESS) {
+			server_down(s, "get", memcached_strerror(s->mc, rc));
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	memcached_result_free(&res);
+	return ret;
 }

@@ -1,0 +1,65 @@
+/*
+ * monitor.h: keep what the snapshot says in memcached (SPEC §5).
+ *
+ * Every check_interval, per server: its stats (pid, uptime) and a few
+ * sentinel keys (the site lists it holds, else its last few keys).  A
+ * server whose pid changed or whose uptime went back has restarted, and
+ * one that was down since start-up may hold nothing: cache_empty_detected,
+ * then every key it owns is re-published from the snapshot at once.  A
+ * server whose sentinels are missing (flush_all, eviction) is
+ * cache_empty_detected too, and verified at once.
+ *
+ * Every verify_interval, after each publish and when a server comes back,
+ * every key of the snapshot is asked for (batched multi-gets on the
+ * connection that writes, so no write still in flight is missed); missing
+ * keys are logged as cache_miss (counts by family, a few examples) and
+ * rewritten; cache_verified ends each pass.  Every rewrite follows publish's phases (details, indexes,
+ * site lists, each ended by a round trip) and ends with cache_repaired.
+ * Values too big for a server are left out: publish could not write them
+ * either, and the old value stays.
+ *
+ * Nothing here contacts Discovery.  libmemcached blocks, so each call is
+ * bounded by the memcached timeouts; a down server is skipped (logged once
+ * by the store) and tried again at the next check.
+ */
+#ifndef PCD_MONITOR_H
+#define PCD_MONITOR_H
+
+#include <stdio.h>
+
+#include "snapshot.h"
+#include "store.h"
+
+struct event_base;
+struct monitor;
+
+struct monitor	*monitor_new(struct event_base *);
+void		 monitor_free(struct monitor *);
+/*
+ * The servers to watch (borrowed) and how often, after every change of
+ * configuration; another store forgets what was known of the old servers.
+ */
+void		 monitor_configure(struct monitor *, struct store *,
+		    long check_ms, long verify_ms);
+/* What the cache should hold (borrowed until the next call; NULL: none). */
+void		 monitor_set_snapshot(struct monitor *,
+		    const struct snapshot *);
+/* Start the timers, with a check and a verification at once. */
+void		 monitor_start(struct monitor *);
+/* Verify every key on the next turn of the loop (after a publish). */
+void		 monitor_verify_soon(struct monitor *);
+/*
+ * Re-publish every entry of the snapshot now (SIGUSR1).  0, or -1 if some
+ * could not be written or there is no snapshot (logged).
+ */
+int		 monitor_repair_all(struct monitor *, const char *reason);
+
+/*
+ * Compare the cache with snap, for --verify: one line per key missing or
+ * different, per server unreachable, and a summary, on out.  0 when the
+ * cache holds every value, 1 otherwise.
+ */
+int		 monitor_compare(struct store *, const struct snapshot *,
+		    FILE *out);
+
+#endif

@@ -1,0 +1,585 @@
+/*
+ * monitor.c: restart detection, verification and repair from the snapshot.
+ *
+ * Timers only decide when; check_server(), verify() and repair() do the
+ * work, synchronously (libmemcached has no other way), with every batch
+ * bounded by the store.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "monitor.h"
+#include "publish.h"
+#include "util.h"
+
+/* Seconds of disagreement tolerated between uptime and our clock. */
+#define UPTIME_SLACK_S	2
+/* Sentinels per server: site lists, or else its last few keys. */
+#define SENTINELS_MAX	8
+#define SENTINELS_ANY	4
+/* Example keys in cache_miss. */
+#define EXAMPLES_MAX	5
+
+struct mon_server {
+	bool		 known;		/* pid and uptime read before */
+	bool		 down;		/* the last stats failed */
+	long		 pid;
+	unsigned long	 uptime;
+	uint64_t	 at;		/* mono_ms of that reading */
+	size_t		 sent[SENTINELS_MAX];	/* entry indexes */
+	size_t		 nsent;
+};
+
+struct monitor {
+	struct event_base	*base;
+	struct store		*store;
+	const struct snapshot	*snap;
+	long			 check_ms;
+	long			 verify_ms;
+	bool			 started;
+	struct event		*check_ev;
+	struct event		*verify_ev;
+	struct mon_server	 sv[STORE_MAX_SERVERS];
+};
+
+/* One key to put back on one server. */
+struct fix {
+	size_t	e;		/* entry index */
+	size_t	srv;
+};
+
+/* A growable list of fixes. */
+struct fixes {
+	struct fix	*v;
+	size_t		 n;
+	size_t		 cap;
+};
+
+static void	on_check(evutil_socket_t, short, void *);
+static void	on_verify(evutil_socket_t, short, void *);
+
+struct monitor *
+monitor_new(struct event_base *base)
+{
+	struct monitor	*m;
+
+	m = xcalloc(1, sizeof *m);
+	m->base = base;
+	m->check_ev = event_new(base, -1, EV_PERSIST, on_check, m);
+	m->verify_ev = event_new(base, -1, EV_PERSIST, on_verify, m);
+	return m;
+}
+
+void
+monitor_free(struct monitor *m)
+{
+	if (m == NULL)
+		return;
+	event_free(m->check_ev);
+	event_free(m->verify_ev);
+	free(m);
+}
+
+/* (Re)arm a persistent timer. */
+static void
+arm(struct event *ev, long ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(ev, &tv);
+}
+
+/* Whether server i is meant to hold entry e (and can). */
+static bool
+wanted(const struct monitor *m, const struct snapshot_entry *e, size_t i)
+{
+	return (e->servers >> i & 1) != 0 &&
+	    store_fits(m->store, i, e->wirelen, e->len);
+}
+
+/* Pick each server's sentinels: site lists first, else its last keys. */
+static void
+pick_sentinels(struct monitor *m)
+{
+	const struct snapshot_entry	*v;
+	size_t				 i, j, n;
+
+	for (i = 0; i < STORE_MAX_SERVERS; i++)
+		m->sv[i].nsent = 0;
+	if (m->snap == NULL || m->store == NULL)
+		return;
+	v = snapshot_entries(m->snap);
+	n = snapshot_count(m->snap);
+	for (i = 0; i < store_nservers(m->store); i++) {
+		struct mon_server *ms = &m->sv[i];
+
+		for (j = n; j > 0 && ms->nsent < SENTINELS_MAX; j--)
+			if ((v[j - 1].family == FAM_SITE_PROGRAMS ||
+			    v[j - 1].family == FAM_SITE_PATHWAYS) &&
+			    wanted(m, &v[j - 1], i))
+				ms->sent[ms->nsent++] = j - 1;
+		if (ms->nsent > 0)
+			continue;
+		for (j = n; j > 0 && ms->nsent < SENTINELS_ANY; j--)
+			if (wanted(m, &v[j - 1], i))
+				ms->sent[ms->nsent++] = j - 1;
+	}
+}
+
+void
+monitor_configure(struct monitor *m, struct store *st, long check_ms,
+    long verify_ms)
+{
+	if (m->store != st)
+		memset(m->sv, 0, sizeof m->sv);
+	m->store = st;
+	m->check_ms = check_ms;
+	m->verify_ms = verify_ms;
+	pick_sentinels(m);
+	if (m->started) {
+		arm(m->check_ev, m->check_ms);
+		arm(m->verify_ev, m->verify_ms);
+	}
+}
+
+void
+monitor_set_snapshot(struct monitor *m, const struct snapshot *snap)
+{
+	m->snap = snap;
+	pick_sentinels(m);
+}
+
+void
+monitor_start(struct monitor *m)
+{
+	m->started = true;
+	arm(m->check_ev, m->check_ms);
+	arm(m->verify_ev, m->verify_ms);
+	event_active(m->check_ev, EV_TIMEOUT, 0);
+	if (m->snap != NULL)
+		event_active(m->verify_ev, EV_TIMEOUT, 0);
+}
+
+void
+monitor_verify_soon(struct monitor *m)
+{
+	if (m->started)
+		event_active(m->verify_ev, EV_TIMEOUT, 0);
+}
+
+static void
+fixes_add(struct fixes *f, size_t e, size_t srv)
+{
+	if (f->n == f->cap) {
+		f->cap = f->cap == 0 ? 256 : f->cap * 2;
+		f->v = xreallocarray(f->v, f->cap, sizeof *f->v);
+	}
+	f->v[f->n].e = e;
+	f->v[f->n].srv = srv;
+	f->n++;
+}
+
+/*
+ * Write the fixes back, phase by phase, each phase ended by a round trip
+ * to every server written to; a phase that failed stops the later ones.
+ * server names the one server repaired, or NULL.  0, or -1 if any failed.
+ */
+static int
+repair(struct monitor *m, const struct fixes *f, const char *reason,
+    const char *server)
+{
+	const struct snapshot_entry	*v = snapshot_entries(m->snap);
+	size_t				 sent[STORE_MAX_SERVERS];
+	size_t				 sbytes[STORE_MAX_SERVERS];
+	size_t				 i, k, written = 0, bytes = 0;
+	uint64_t			 t0 = mono_ms();
+	int				 phase;
+	bool				 failed = false;
+
+	memset(sent, 0, sizeof sent);
+	memset(sbytes, 0, sizeof sbytes);
+	for (phase = 0; phase < PUB_PHASES && !failed; phase++) {
+		for (k = 0; k < f->n; k++) {
+			const struct snapshot_entry *e = &v[f->v[k].e];
+
+			if (pub_phase((enum catalog_family)e->family) != phase)
+				continue;
+			if (store_set(m->store, f->v[k].srv, e->wire,
+			    e->wirelen, e->val, e->len, e->flags) == STORE_OK) {
+				sent[f->v[k].srv]++;
+				sbytes[f->v[k].srv] += e->len;
+			} else
+				failed = true;
+		}
+		for (i = 0; i < store_nservers(m->store); i++) {
+			if (sent[i] == 0)
+				continue;
+			/* Nothing of a batch is known written until here. */
+			if (store_flush(m->store, i) == -1)
+				failed = true;
+			else {
+				written += sent[i];
+				bytes += sbytes[i];
+			}
+			sent[i] = sbytes[i] = 0;
+		}
+	}
+	metrics.repairs++;
+	metrics.keys_repaired += written;
+	log_event(failed ? LOG_ERR : LOG_NOTICE, "cache_repaired", "reason=%s "
+	    "server=%s keys=%zu bytes=%zu keys_failed=%zu duration_ms=%llu",
+	    reason, server, written, bytes, f->n - written,
+	    (unsigned long long)(mono_ms() - t0));
+	return failed ? -1 : 0;
+}
+
+/* Put back every key server i owns. */
+static void
+repair_server(struct monitor *m, size_t i, const char *reason)
+{
+	const struct snapshot_entry	*v = snapshot_entries(m->snap);
+	struct fixes			 f;
+	size_t				 j, n = snapshot_count(m->snap);
+
+	memset(&f, 0, sizeof f);
+	for (j = 0; j < n; j++)
+		if (wanted(m, &v[j], i))
+			fixes_add(&f, j, i);
+	repair(m, &f, reason, store_server_name(m->store, i));
+	free(f.v);
+}
+
+int
+monitor_repair_all(struct monitor *m, const char *reason)
+{
+	const struct snapshot_entry	*v;
+	struct fixes			 f;
+	size_t				 i, j, n;
+	int				 rc;
+
+	if (m->snap == NULL) {
+		log_event(LOG_WARNING, "repair_skipped", "reason=%s error=%s",
+		    reason, "no snapshot: nothing published or loaded yet");
+		return -1;
+	}
+	v = snapshot_entries(m->snap);
+	n = snapshot_count(m->snap);
+	/* Start clean: a restart not seen yet leaves a dead socket behind. */
+	for (i = 0; i < store_nservers(m->store); i++)
+		store_reconnect(m->store, i);
+	memset(&f, 0, sizeof f);
+	for (j = 0; j < n; j++)
+		for (i = 0; i < store_nservers(m->store); i++)
+			if (wanted(m, &v[j], i))
+				fixes_add(&f, j, i);
+	rc = repair(m, &f, reason, NULL);
+	free(f.v);
+	return rc;
+}
+
+/* What one server's multi-get is matched against. */
+struct ask {
+	const char			**keys;
+	size_t				 *lens;
+	size_t				 *ids;		/* entry indexes */
+	unsigned char			 *seen;		/* 1 same, 2 differs */
+	size_t				  n;
+	const struct snapshot_entry	 *v;
+};
+
+/* store_mget's callback: note the key, and whether its value is ours. */
+static void
+on_hit(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
+{
+	struct ask			*a = arg;
+	const struct snapshot_entry	*e = &a->v[a->ids[j]];
+
+	a->seen[j] = e->len == len && e->flags == flags &&
+	    memcmp(e->val, val, len) == 0 ? 1 : 2;
+}
+
+/*
+ * Ask server i for every key it should hold; a->seen[] says which came
+ * back.  0, or -1 if the server failed (a is then empty).
+ */
+static int
+ask_server(struct store *st, const struct snapshot *snap, size_t i,
+    struct ask *a)
+{
+	const struct snapshot_entry	*v = snapshot_entries(snap);
+	size_t				 j, n = snapshot_count(snap);
+
+	memset(a, 0, sizeof *a);
+	a->v = v;
+	a->keys = xreallocarray(NULL, n + 1, sizeof *a->keys);
+	a->lens = xreallocarray(NULL, n + 1, sizeof *a->lens);
+	a->ids = xreallocarray(NULL, n + 1, sizeof *a->ids);
+	for (j = 0; j < n; j++) {
+		if ((v[j].servers >> i & 1) == 0 ||
+		    !store_fits(st, i, v[j].wirelen, v[j].len))
+			continue;
+		a->keys[a->n] = v[j].wire;
+		a->lens[a->n] = v[j].wirelen;
+		a->ids[a->n] = j;
+		a->n++;
+	}
+	a->seen = xcalloc(a->n + 1, 1);
+	if (store_mget(st, i, a->keys, a->lens, a->n, on_hit, a) == -1) {
+		a->n = 0;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ask_free(struct ask *a)
+{
+	free(a->keys);
+	free(a->lens);
+	free(a->ids);
+	free(a->seen);
+}
+
+/*
+ * cache_miss: the count, the counts of the families that had misses, and
+ * a few example keys.  The field list depends on which families missed,
+ * so the format is built here and the counts passed in the same order.
+ */
+static void
+log_misses(const struct monitor *m, const struct fixes *f, const char *reason)
+{
+	const struct snapshot_entry	*v = snapshot_entries(m->snap);
+	size_t				 count[FAM_COUNT], c[FAM_COUNT];
+	size_t				 i, nc = 0;
+	struct buf			 fmt, ex;
+
+	_Static_assert(FAM_COUNT == 9, "log_misses passes 9 counts");
+	memset(count, 0, sizeof count);
+	memset(c, 0, sizeof c);
+	buf_init(&ex);
+	for (i = 0; i < f->n; i++) {
+		count[v[f->v[i].e].family]++;
+		if (i < EXAMPLES_MAX)
+			buf_printf(&ex, "%s%s", i > 0 ? " " : "",
+			    v[f->v[i].e].key);
+	}
+	buf_init(&fmt);
+	buf_adds(&fmt, "reason=%s missing=%zu examples=%s");
+	for (i = 0; i < FAM_COUNT; i++) {
+		if (count[i] == 0)
+			continue;
+		buf_printf(&fmt, " missing_%s=%%zu",
+		    catalog_family_name((enum catalog_family)i));
+		c[nc++] = count[i];
+	}
+	log_event(LOG_WARNING, "cache_miss", (const char *)fmt.data, reason,
+	    f->n, (const char *)ex.data, c[0], c[1], c[2], c[3], c[4], c[5],
+	    c[6], c[7], c[8]);
+	buf_free(&fmt);
+	buf_free(&ex);
+}
+
+/*
+ * Ask for every key (of server only, or of every server when it is
+ * SIZE_MAX), log the missing ones and put them back.
+ */
+static void
+verify(struct monitor *m, size_t only, const char *reason)
+{
+	struct fixes	f;
+	struct ask	a;
+	size_t		i, j, asked = 0, skipped = 0;
+	uint64_t	t0 = mono_ms(), ms;
+
+	if (m->snap == NULL)
+		return;
+	memset(&f, 0, sizeof f);
+	for (i = 0; i < store_nservers(m->store); i++) {
+		if (only != SIZE_MAX && i != only)
+			continue;
+		/* A down server is skipped: the store logged it once. */
+		if (ask_server(m->store, m->snap, i, &a) == -1)
+			skipped++;
+		for (j = 0; j < a.n; j++)
+			if (a.seen[j] == 0)
+				fixes_add(&f, a.ids[j], i);
+		asked += a.n;
+		ask_free(&a);
+	}
+	ms = mono_ms() - t0;
+	if (f.n > 0) {
+		metrics.cache_misses += f.n;
+		log_misses(m, &f, reason);
+		repair(m, &f, reason, only != SIZE_MAX ?
+		    store_server_name(m->store, only) : NULL);
+	}
+	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
+	    "servers_skipped=%zu duration_ms=%llu", reason, asked, f.n, skipped,
+	    (unsigned long long)ms);
+	free(f.v);
+}
+
+/* Whether server i still holds its sentinels (true if it cannot tell). */
+static bool
+sentinels_present(struct monitor *m, size_t i)
+{
+	const struct snapshot_entry	*v = snapshot_entries(m->snap);
+	struct mon_server		*ms = &m->sv[i];
+	const char			*keys[SENTINELS_MAX];
+	size_t				 lens[SENTINELS_MAX];
+	size_t				 ids[SENTINELS_MAX], j, hits = 0;
+	unsigned char			 seen[SENTINELS_MAX];
+	struct ask			 a;
+
+	if (ms->nsent == 0)
+		return true;
+	for (j = 0; j < ms->nsent; j++) {
+		keys[j] = v[ms->sent[j]].wire;
+		lens[j] = v[ms->sent[j]].wirelen;
+		ids[j] = ms->sent[j];
+	}
+	memset(seen, 0, sizeof seen);
+	memset(&a, 0, sizeof a);
+	a.keys = keys;
+	a.lens = lens;
+	a.ids = ids;
+	a.seen = seen;
+	a.n = ms->nsent;
+	a.v = v;
+	if (store_mget(m->store, i, keys, lens, ms->nsent, on_hit, &a) == -1)
+		return true;
+	for (j = 0; j < ms->nsent; j++)
+		hits += seen[j] != 0;
+	return hits == ms->nsent;
+}
+
+/* Log that server i may have lost everything, and why. */
+static void
+empty_detected(struct monitor *m, size_t i, const char *reason,
+    const struct store_stats *ss)
+{
+	const struct snapshot_entry	*v;
+	size_t				 j, n = 0;
+
+	if (m->snap != NULL) {
+		v = snapshot_entries(m->snap);
+		for (j = 0; j < snapshot_count(m->snap); j++)
+			n += wanted(m, &v[j], i);
+	}
+	metrics.restarts_detected++;
+	log_event(LOG_WARNING, "cache_empty_detected", "server=%s reason=%s "
+	    "pid=%ld uptime=%lu keys=%zu", store_server_name(m->store, i),
+	    reason, ss->pid, ss->uptime, n);
+}
+
+/* One server's stats and sentinels, and what they call for. */
+static void
+check_server(struct monitor *m, size_t i)
+{
+	struct mon_server	*ms = &m->sv[i];
+	struct store_stats	 ss;
+	const char		*reason = NULL;
+	uint64_t		 now = mono_ms();
+	bool			 was_down = ms->down;
+
+	if (store_stats(m->store, i, &ss) == -1) {
+		ms->down = true;
+		return;
+	}
+	ms->down = false;
+	if (ms->known && ss.pid != ms->pid)
+		reason = "pid changed";
+	else if (ms->known && ss.uptime + UPTIME_SLACK_S <
+	    ms->uptime + (now - ms->at) / 1000)
+		reason = "uptime went back";
+	else if (!ms->known && was_down)
+		reason = "server was down";
+	ms->known = true;
+	ms->pid = ss.pid;
+	ms->uptime = ss.uptime;
+	ms->at = now;
+
+	if (reason != NULL) {
+		/* Whatever was buffered on the old connection is lost. */
+		store_reconnect(m->store, i);
+		empty_detected(m, i, reason, &ss);
+		if (m->snap != NULL)
+			repair_server(m, i, reason);
+		return;
+	}
+	if (m->snap == NULL)
+		return;
+	if (!sentinels_present(m, i)) {
+		empty_detected(m, i, "sentinel missing", &ss);
+		verify(m, i, "sentinel missing");
+	} else if (was_down) {
+		/* Writes were skipped while it was away. */
+		verify(m, i, "server was down");
+	}
+}
+
+static void
+on_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct monitor	*m = arg;
+	size_t		 i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < store_nservers(m->store); i++)
+		check_server(m, i);
+}
+
+static void
+on_verify(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	verify(arg, SIZE_MAX, "verify");
+}
+
+int
+monitor_compare(struct store *st, const struct snapshot *snap, FILE *out)
+{
+	const struct snapshot_entry	*v = snapshot_entries(snap);
+	struct ask			 a;
+	struct store_stats		 ss;
+	size_t				 i, j, checked = 0, missing = 0;
+	size_t				 differ = 0, down = 0;
+
+	for (i = 0; i < store_nservers(st); i++) {
+		memset(&a, 0, sizeof a);
+		/* First contact: also learns the item size limit. */
+		if (store_stats(st, i, &ss) == -1 ||
+		    ask_server(st, snap, i, &a) == -1) {
+			fprintf(out, "unreachable server=%s\n",
+			    store_server_name(st, i));
+			down++;
+		}
+		for (j = 0; j < a.n; j++) {
+			const struct snapshot_entry *e = &v[a.ids[j]];
+
+			checked++;
+			if (a.seen[j] == 1)
+				continue;
+			if (a.seen[j] == 0)
+				missing++;
+			else
+				differ++;
+			fprintf(out, "%s server=%s wire=%s key=%s\n",
+			    a.seen[j] == 0 ? "missing" : "differs",
+			    store_server_name(st, i), e->wire, e->key);
+		}
+		ask_free(&a);
+	}
+	fprintf(out, "summary keys=%zu checked=%zu missing=%zu differ=%zu "
+	    "unreachable_servers=%zu\n", snapshot_count(snap), checked,
+	    missing, differ, down);
+	return missing + differ + down > 0 ? 1 : 0;
+}
