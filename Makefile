@@ -5,6 +5,7 @@
 #                        with -Werror and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
 #   make demo            run the daemon once against the sample catalogue
+#   make bench-bins      the benchmark's tools (bench/*.c)
 #   make install         PREFIX=/usr/local DESTDIR=
 
 PROG	 = programs-cached
@@ -43,9 +44,11 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/%)
 TOOL_SRCS = $(wildcard tests/tools/*.c)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/%)
+BENCH_SRCS = $(wildcard bench/*.c)
+BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
-	install uninstall clean
+	bench-bins install uninstall clean
 
 all: $(BUILD)/$(PROG)
 
@@ -70,6 +73,10 @@ $(BUILD)/%: tests/tools/%.c $(BUILD)/libpcd.a
 	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    $(BUILD)/libpcd.a $(PCD_LIBS)
 
+$(BUILD)/bench-%: bench/%.c $(BUILD)/libpcd.a
+	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    $(BUILD)/libpcd.a $(PCD_LIBS)
+
 deps:
 	@tools/deps.sh test
 
@@ -88,6 +95,8 @@ check-asan: deps
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)
 	PCD_BUILD=$(BUILD) $(PYTHON) tools/demo.py
+
+bench-bins: $(BUILD)/$(PROG) $(BENCH_BINS)
 
 install: $(BUILD)/$(PROG)
 	install -d $(DESTDIR)$(SBINDIR)
