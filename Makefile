@@ -5,7 +5,9 @@
 #                        with -Werror and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
 #   make demo            run the daemon once against the sample catalogue
-#   make bench-bins      the benchmark's tools (bench/*.c)
+#   make bench           the benchmark suite (bench/run.py); writes BENCH.md
+#   make bench-quick     a small, fast run of it, into build/bench/
+#   make bench-profile   callgrind of one 1,000-program refresh
 #   make install         PREFIX=/usr/local DESTDIR=
 
 PROG	 = programs-cached
@@ -46,9 +48,10 @@ TOOL_SRCS = $(wildcard tests/tools/*.c)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/%)
 BENCH_SRCS = $(wildcard bench/*.c)
 BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
+BENCH_FLAGS ?=
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
-	bench-bins install uninstall clean
+	bench bench-quick bench-profile bench-bins install uninstall clean
 
 all: $(BUILD)/$(PROG)
 
@@ -97,6 +100,24 @@ demo: deps
 	PCD_BUILD=$(BUILD) $(PYTHON) tools/demo.py
 
 bench-bins: $(BUILD)/$(PROG) $(BENCH_BINS)
+
+bench:
+	@tools/deps.sh bench
+	$(MAKE) bench-bins
+	PCD_BUILD=$(BUILD) PCD_CFLAGS_USED="$(CFLAGS)" \
+	    PCD_BENCH_FLAGS="$(BENCH_FLAGS)" $(PYTHON) bench/run.py $(BENCH_FLAGS)
+
+bench-quick:
+	@tools/deps.sh bench
+	$(MAKE) bench-bins
+	PCD_BUILD=$(BUILD) PCD_CFLAGS_USED="$(CFLAGS)" \
+	    PCD_BENCH_FLAGS="$(BENCH_FLAGS)" $(PYTHON) bench/run.py --quick \
+	    $(BENCH_FLAGS)
+
+bench-profile:
+	@tools/deps.sh bench
+	$(MAKE) bench-bins
+	PCD_BUILD=$(BUILD) $(PYTHON) bench/run.py --profile $(BENCH_FLAGS)
 
 install: $(BUILD)/$(PROG)
 	install -d $(DESTDIR)$(SBINDIR)

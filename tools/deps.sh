@@ -9,7 +9,7 @@ set -eu
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev"
 test="memcached python3 python3-django python3-pymemcache openssl"
-bench="hyperfine python3-requests valgrind"
+bench="python3-requests valgrind"
 
 case "${1:-all}" in
 build)	want="$build" ;;
