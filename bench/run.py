@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import signal
 import statistics
@@ -96,6 +97,58 @@ def run_proc(argv, workdir, name, timeout=3600, env=None):
                   stderr=err_path.read_text("utf-8", "replace"))
 
 
+HZ = os.sysconf("SC_CLK_TCK")
+# Other processes using less than this many CPUs leave a run undisturbed
+# enough (a run itself keeps about two busy: the client, the fake server
+# and memcached on two CPUs).
+QUIET = 0.2
+
+
+def machine_busy():
+    """CPU seconds the whole machine has been busy (all CPUs), /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / HZ
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + sys) of a live process so far; 0 if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def self_cpu():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Meter:
+    """How much CPU the rest of the machine used during a run: the busy
+    time of every CPU, less what the run itself (the measured process,
+    the fake server, memcached, this script) used.  The machine is shared;
+    this says how much a figure may be off."""
+
+    def __init__(self, pids):
+        self.pids = [p for p in pids if p]
+        self.t0 = time.monotonic()
+        self.busy0 = machine_busy()
+        self.self0 = self_cpu()
+        self.cpu0 = [proc_cpu(p) for p in self.pids]
+
+    def stop(self, own_cpu):
+        """CPUs' worth used by other processes since the start (0.5: half
+        a CPU, on average)."""
+        ours = own_cpu + self_cpu() - self.self0 + sum(
+            max(0.0, proc_cpu(p) - c) for p, c in zip(self.pids, self.cpu0))
+        span = max(time.monotonic() - self.t0, 0.01)
+        return max(0.0, machine_busy() - self.busy0 - ours) / span
+
+
 class Fake:
     """bench-fakedisco serving a catalogue directory."""
 
@@ -149,13 +202,34 @@ class Bench:
         self.work.mkdir(parents=True, exist_ok=True)
         self.mc = harness.Memcached(memory_mb=args.memcached_mb, threads=2)
         self.problems = []
+        self.fake_pid = None
+        self.meter = None
 
     def fresh_memcached(self):
-        """A memcached with nothing in it, as every run starts with."""
+        """A memcached with nothing in it, as every run starts with; then
+        wait for the machine to be quiet, and start metering."""
         if self.mc.running:
             self.mc.restart()
         else:
             self.mc.start()
+        self.wait_quiet()
+        self.meter = Meter([self.fake_pid, self.mc.pid])
+
+    def wait_quiet(self):
+        """Wait (up to --wait-quiet seconds) until other processes use less
+        than QUIET CPUs over a second."""
+        deadline = time.monotonic() + self.a.wait_quiet
+        said = False
+        while True:
+            m = Meter([self.fake_pid, self.mc.pid])
+            time.sleep(1.0)
+            other = m.stop(0.0)
+            if other < QUIET or time.monotonic() >= deadline:
+                break
+            if not said:
+                log("the machine is busy (%.1f CPU used by others); waiting up to %ds"
+                    % (other, self.a.wait_quiet))
+                said = True
 
     def items(self):
         return reader.stats(self.mc.host, self.mc.port).get("curr_items")
@@ -186,12 +260,13 @@ class Bench:
         self.fresh_memcached()
         conf = self.config(name, fake.base, discovery)
         r = run_proc([str(self.bin), "-c", str(conf), "--once"], self.work, name)
+        other = self.meter.stop(r["cpu"])
         ev = event(parse_events(r["stderr"]), "refresh_succeeded")
         if r["rc"] != 0 or ev is None:
             self.problem("%s: exit %d, no refresh_succeeded (see %s/%s.stderr)"
                          % (name, r["rc"], self.work, name))
             ev = {}
-        return {"wall": r["wall"], "cpu": r["cpu"],
+        return {"wall": r["wall"], "cpu": r["cpu"], "other": other,
                 "duration": ev.get("duration_ms", 0) / 1000,
                 "keys": ev.get("keys_written"), "bytes": ev.get("bytes_written"),
                 "rss_kb": r["maxrss_kb"], "items": self.items()}
@@ -200,13 +275,15 @@ class Bench:
         self.fresh_memcached()
         r = run_proc([sys.executable, str(REPO / "bench" / "peer.py"), "--base", fake.base,
                       "--servers", self.mc.address, "--domain", DOMAIN], self.work, name)
+        other = self.meter.stop(r["cpu"])
         try:
             out = json.loads(r["stdout"].strip().splitlines()[-1])
         except (ValueError, IndexError):
             out = {}
         if r["rc"] != 0 or not out:
             self.problem("%s: exit %d (see %s/%s.stderr)" % (name, r["rc"], self.work, name))
-        return {"wall": r["wall"], "cpu": r["cpu"], "inner": out.get("total_s"),
+        return {"wall": r["wall"], "cpu": r["cpu"], "other": other,
+                "inner": out.get("total_s"),
                 "fetch": out.get("fetch_s"),
                 "write": out.get("write_s"), "keys": out.get("keys"),
                 "rss_kb": r["maxrss_kb"], "items": self.items()}
@@ -215,6 +292,7 @@ class Bench:
         self.fresh_memcached()
         r = run_proc([str(build_dir() / "bench-floor"), "-d", str(catdir), "-s",
                       self.mc.address, "-D", DOMAIN], self.work, name)
+        other = self.meter.stop(r["cpu"])
         try:
             out = json.loads(r["stdout"])
         except ValueError:
@@ -224,6 +302,7 @@ class Bench:
         return {"time": out.get("total_ms", 0) / 1000, "parse": out.get("parse_ms", 0) / 1000,
                 "encode": out.get("encode_ms", 0) / 1000, "write": out.get("write_ms", 0) / 1000,
                 "keys": out.get("keys"), "bytes": out.get("bytes"), "wall": r["wall"],
+                "other": other,
                 "rss_kb": r["maxrss_kb"], "items": self.items()}
 
     def unchanged(self, fake, name, timeout=1800):
@@ -257,6 +336,7 @@ class Bench:
         p.send_signal(signal.SIGTERM)
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
+        other = self.meter.stop(ru.ru_utime + ru.ru_stime)
         ok = (first or {}).get("event") == "refresh_succeeded" and \
             (second or {}).get("event") == "refresh_succeeded"
         if not ok:
@@ -264,31 +344,49 @@ class Bench:
             first, second = first or {}, second or {}
         if second.get("keys_written") not in (0, None):
             self.problem("%s: the unchanged refresh wrote %s keys" % (name, second["keys_written"]))
-        return {"first": first.get("duration_ms", 0) / 1000,
+        return {"first": first.get("duration_ms", 0) / 1000, "other": other,
                 "duration": second.get("duration_ms", 0) / 1000,
                 "keys": second.get("keys_written"), "skipped": second.get("keys_skipped"),
                 "hwm_kb": vm.get("VmHWM"), "rss_kb": ru.ru_maxrss}
+
+    def measured(self, what, fn, *args):
+        """fn(*args), run again (up to --noisy-retries times) while other
+        processes used QUIET CPUs or more during it; the last result, with
+        how many attempts it took."""
+        for attempt in range(1 + self.a.noisy_retries):
+            r = fn(*args)
+            r["attempts"] = attempt + 1
+            if r["other"] < QUIET:
+                break
+            if attempt < self.a.noisy_retries:
+                log("%s: other processes used %.2f CPUs meanwhile; again" % (what, r["other"]))
+        return r
 
     # -- one catalogue size ----------------------------------------------------
     def size(self, n, runs, peer_runs):
         catdir = build_dir() / "bench" / ("cat-%d" % n)
         params = gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
         fake = Fake(catdir)
+        self.fake_pid = fake.proc.pid
         res = {"n": n, "params": params, "daemon": [], "peer": [], "floor": [], "again": []}
         try:
             for i in range(max(runs, peer_runs)):
                 if i < runs:
                     log("%d programs, run %d/%d: daemon --once" % (n, i + 1, runs))
-                    res["daemon"].append(self.daemon_once(fake, "once-%d-%d" % (n, i)))
+                    res["daemon"].append(self.measured("daemon", self.daemon_once, fake,
+                                                       "once-%d-%d" % (n, i)))
                 if i < peer_runs and not self.a.no_peer:
                     log("%d programs, run %d/%d: peer" % (n, i + 1, peer_runs))
-                    res["peer"].append(self.peer(fake, "peer-%d-%d" % (n, i)))
+                    res["peer"].append(self.measured("peer", self.peer, fake,
+                                                     "peer-%d-%d" % (n, i)))
                 if i < runs:
                     log("%d programs, run %d/%d: floor" % (n, i + 1, runs))
-                    res["floor"].append(self.floor(catdir, "floor-%d-%d" % (n, i)))
+                    res["floor"].append(self.measured("floor", self.floor, catdir,
+                                                      "floor-%d-%d" % (n, i)))
                     log("%d programs, run %d/%d: daemon, unchanged refresh"
                         % (n, i + 1, runs))
-                    res["again"].append(self.unchanged(fake, "again-%d-%d" % (n, i)))
+                    res["again"].append(self.measured("daemon mode", self.unchanged, fake,
+                                                      "again-%d-%d" % (n, i)))
         finally:
             res["fake"] = fake.stop()
         self.check_keys(res)
@@ -310,20 +408,24 @@ class Bench:
         catdir = build_dir() / "bench" / ("cat-%d" % n)
         gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
         fake = Fake(catdir, latency_ms=ms, scope="detail")
+        self.fake_pid = fake.proc.pid
         res = {"n": n, "ms": ms, "default": [], "serial": [], "peer": []}
         try:
             for i in range(self.a.latency_runs):
                 log("latency %d ms, %d programs, run %d/%d: default max_in_flight"
                     % (ms, n, i + 1, self.a.latency_runs))
-                res["default"].append(self.daemon_once(fake, "lat-default-%d" % i))
+                res["default"].append(self.measured("latency, default", self.daemon_once,
+                                                    fake, "lat-default-%d" % i))
                 log("latency %d ms, %d programs, run %d/%d: max_in_flight = 1"
                     % (ms, n, i + 1, self.a.latency_runs))
-                res["serial"].append(self.daemon_once(fake, "lat-serial-%d" % i,
-                                                      discovery={"max_in_flight": 1}))
+                res["serial"].append(self.measured("latency, serial", self.daemon_once,
+                                                   fake, "lat-serial-%d" % i,
+                                                   {"max_in_flight": 1}))
             for i in range(0 if self.a.no_peer else self.a.latency_peer_runs):
                 log("latency %d ms, %d programs, run %d/%d: peer"
                     % (ms, n, i + 1, self.a.latency_peer_runs))
-                res["peer"].append(self.peer(fake, "lat-peer-%d" % i))
+                res["peer"].append(self.measured("latency, peer", self.peer, fake,
+                                                 "lat-peer-%d" % i))
         finally:
             res["fake"] = fake.stop()
         return res
@@ -334,6 +436,7 @@ class Bench:
         catdir = build_dir() / "bench" / ("cat-%d" % n)
         gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
         fake = Fake(catdir)
+        self.fake_pid = fake.proc.pid
         out_dir = build_dir() / "bench"
         try:
             self.fresh_memcached()
@@ -390,11 +493,15 @@ def fmt_x(x):
     return "–" if x is None else "%.1f×" % x
 
 
-def spread(xs):
+def fmt_cpus(x):
+    return "–" if x is None else "%.2f" % x
+
+
+def spread(xs, fmt=fmt_s):
     xs = [x for x in xs if x is not None]
     if not xs:
         return "–"
-    return "%s (%s … %s, n=%d)" % (fmt_s(median(xs)), fmt_s(min(xs)), fmt_s(max(xs)), len(xs))
+    return "%s (%s … %s, n=%d)" % (fmt(median(xs)), fmt(min(xs)), fmt(max(xs)), len(xs))
 
 
 def col(res, kind, field):
@@ -459,6 +566,13 @@ def details_table(sizes):
                 ("daemon mode: first refresh", "again", "first"),
                 ("daemon mode: unchanged refresh", "again", "duration")):
             rows.append("| %s | %s | %s |" % (n, label, spread([r.get(field) for r in s[kind]])))
+        for label, kind in (("daemon `--once`", "daemon"), ("peer", "peer"),
+                            ("floor", "floor"), ("daemon mode", "again")):
+            att = sum(r.get("attempts", 1) for r in s[kind]) - len(s[kind])
+            rows.append("| %s | other processes during a %s run, CPUs%s | %s |" % (
+                n, label, "" if not att else " (%d noisy run%s redone)" % (
+                    att, "s" if att > 1 else ""),
+                spread([r.get("other") for r in s[kind]], fmt_cpus)))
     return "\n".join(rows)
 
 
@@ -474,6 +588,8 @@ def latency_table(lat):
             % spread([r["wall"] for r in lat["serial"]]),
             "| **default / serial** (target < 1/6 = 0.167) | %s |"
             % ("–" if not d or not s else "%.3f" % (d / s))]
+    rows.append("| other processes during these runs, CPUs | %s |" % spread(
+        [r.get("other") for k in ("default", "serial", "peer") for r in lat[k]], fmt_cpus))
     if lat["peer"]:
         rows.append("| peer (upstream: serial) | %s |" % spread([r["wall"] for r in lat["peer"]]))
         rows.append("| daemon default / peer | %s |" % ("–" if not p or not d else "%.3f" % (d / p)))
@@ -544,7 +660,10 @@ def render(a, sizes, lat, problems, started, elapsed):
                   "Wall times are of the whole process (start-up, connections, exit included); "
                   "the floor's time is its own clock from the first parse to the last "
                   "round trip, the bytes already in memory.  Peak RSS is `ru_maxrss` "
-                  "from `wait4`.", "",
+                  "from `wait4`.  The machine is shared: before each run the script waits "
+                  "(up to --wait-quiet) for other processes to use less than %s CPUs, and "
+                  "redoes (up to --noisy-retries) a run during which they used more; "
+                  "what they used is under \"other processes\" below." % QUIET, "",
                   "### Every figure", "", details_table(sizes), ""]
         for s in sizes:
             p = s["params"]
@@ -608,6 +727,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--target-bytes", type=int, default=65000)
     ap.add_argument("--memcached-mb", type=int, default=2048)
+    ap.add_argument("--noisy-retries", type=int, default=None, metavar="N",
+                    help="run again, up to N times, a run during which other processes "
+                         "used %s CPUs or more (default 2; 0 with --quick)" % QUIET)
+    ap.add_argument("--wait-quiet", type=int, default=None, metavar="SECONDS",
+                    help="before each run, wait up to this long for other processes to "
+                         "leave the CPUs alone (default 120; 0 with --quick)")
     ap.add_argument("--output", default=None, help="report file (default BENCH.md, "
                     "or build/bench/BENCH-quick.md with --quick)")
     ap.add_argument("--profile", action="store_true",
@@ -621,6 +746,10 @@ def main(argv=None):
             log("%s is not built: run make bench-bins" % (build_dir() / b))
             return 2
 
+    if a.wait_quiet is None:
+        a.wait_quiet = 0 if a.quick or a.profile else 120
+    if a.noisy_retries is None:
+        a.noisy_retries = 0 if a.quick or a.profile else 2
     b = Bench(a)
     if a.profile:
         try:
