@@ -5,6 +5,9 @@
 #                        with -Werror and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
 #   make demo            run the daemon once against the sample catalogue
+#   make bench           the benchmark suite (bench/run.py); writes BENCH.md
+#   make bench-quick     a small, fast run of it, into build/bench/
+#   make bench-profile   callgrind of one 1,000-program refresh
 #   make install         PREFIX=/usr/local DESTDIR= (binary, unit, man
 #                        pages, example configuration); make uninstall
 
@@ -49,9 +52,13 @@ TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/%)
 FUZZ_TARGETS = detail pickle keys config
 FUZZ_SECONDS ?= 60
 CLANG	?= clang
+BENCH_SRCS = $(wildcard bench/*.c)
+BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
+BENCH_FLAGS ?=
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
-	install uninstall clean fuzz check-fuzz lint check-valgrind
+	install uninstall clean fuzz check-fuzz lint check-valgrind \
+	bench bench-quick bench-profile bench-bins
 
 all: $(BUILD)/$(PROG)
 
@@ -119,6 +126,10 @@ lint:
 	    -- -std=c11 -D_GNU_SOURCE -Iinclude -DPCD_VERSION=\"$(VERSION)\" \
 	    $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)' clang-tidy
 
+$(BUILD)/bench-%: bench/%.c $(BUILD)/libpcd.a
+	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    $(BUILD)/libpcd.a $(PCD_LIBS)
+
 deps:
 	@tools/deps.sh test
 
@@ -144,6 +155,26 @@ check-asan: deps
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)
 	PCD_BUILD=$(BUILD) $(PYTHON) tools/demo.py
+
+bench-bins: $(BUILD)/$(PROG) $(BENCH_BINS)
+
+bench:
+	@tools/deps.sh bench
+	$(MAKE) bench-bins
+	PCD_BUILD=$(BUILD) PCD_CFLAGS_USED="$(CFLAGS)" \
+	    PCD_BENCH_FLAGS="$(BENCH_FLAGS)" $(PYTHON) bench/run.py $(BENCH_FLAGS)
+
+bench-quick:
+	@tools/deps.sh bench
+	$(MAKE) bench-bins
+	PCD_BUILD=$(BUILD) PCD_CFLAGS_USED="$(CFLAGS)" \
+	    PCD_BENCH_FLAGS="$(BENCH_FLAGS)" $(PYTHON) bench/run.py --quick \
+	    $(BENCH_FLAGS)
+
+bench-profile:
+	@tools/deps.sh bench
+	$(MAKE) bench-bins
+	PCD_BUILD=$(BUILD) $(PYTHON) bench/run.py --profile $(BENCH_FLAGS)
 
 # The unit and the man pages name the default paths; installed, they name
 # the ones given here.

@@ -11,7 +11,7 @@ libmemcached-dev libinih-dev libsodium-dev nettle-dev"
 # systemd: systemd-analyze checks the unit; mandoc lints the man pages.
 test="memcached python3 python3-django python3-pymemcache python3-pylibmc
 openssl python3-prometheus-client systemd mandoc"
-bench="hyperfine python3-requests valgrind"
+bench="python3-requests valgrind"
 fuzz="clang libclang-rt-14-dev"
 lint="cppcheck clang-tidy"
 

@@ -1,0 +1,792 @@
+"""run.py: the benchmark suite (issue 7, and issue 3's concurrency figure).
+
+    make bench                      # full: 1,000 and 10,000 programs, BENCH.md
+    make bench-quick                # 1,000 programs, one run, build/bench/
+    make bench-profile              # callgrind of one 1,000-program refresh
+    PCD_BUILD=build /usr/bin/python3 bench/run.py --help
+
+For each catalogue size, side by side, with a fresh memcached for every run:
+  daemon   programs-cached --once, a full refresh (wall time of the process,
+           its refresh_succeeded duration_ms, and its peak RSS);
+  peer     upstream's cache_programs for one site (bench/peer.py: serial
+           requests, Django's PyMemcacheCache set_many with pickle);
+  floor    bench-floor: the same bytes parsed with jansson, pickled and
+           pipelined into memcached, no HTTP (its own clock: the bytes are
+           loaded before it starts);
+  again    the daemon in daemon mode: first refresh, SIGHUP, second refresh
+           with nothing changed (duration, keys written: must be 0), and the
+           peak RSS of a process that has held two generations.
+Discovery is bench-fakedisco (C, libevent) serving a catalogue that
+bench/gen.py writes once into build/bench/cat-N.  Then, with 1,000
+programs and a latency added to every detail request, the daemon with the
+default max_in_flight (8) against max_in_flight = 1 (and the peer).
+
+Nothing here asserts a time: figures are reported, with the targets next
+to them.  A run that fails (exit code, wrong key count, keys written on an
+unchanged refresh) is reported as such and makes the exit code 1.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import gen  # noqa: E402
+from tests.support import harness, reader  # noqa: E402
+
+MARK_BEGIN = "<!-- bench:begin (written by bench/run.py; edit outside) -->"
+MARK_END = "<!-- bench:end -->"
+DOMAIN = "lms.example.com"
+
+
+def log(msg):
+    print("bench: %s" % msg, file=sys.stderr, flush=True)
+
+
+def build_dir():
+    b = Path(os.environ.get("PCD_BUILD", "build"))
+    return b if b.is_absolute() else REPO / b
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+# --- processes -----------------------------------------------------------------
+
+class Result(dict):
+    """What one process run gave: rc, wall (s), maxrss_kb, stdout, stderr."""
+
+
+def run_proc(argv, workdir, name, timeout=3600, env=None):
+    """Run argv to completion with stdout/stderr in files under workdir;
+    wall time and peak RSS (wait4's ru_maxrss) of the process."""
+    out_path = Path(workdir) / ("%s.stdout" % name)
+    err_path = Path(workdir) / ("%s.stderr" % name)
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             env=env, preexec_fn=harness._die_with_parent)
+        killer = threading.Timer(timeout, lambda: os.kill(p.pid, signal.SIGKILL))
+        killer.start()
+        try:
+            _, status, ru = os.wait4(p.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return Result(rc=p.returncode, wall=wall, maxrss_kb=ru.ru_maxrss,
+                  cpu=ru.ru_utime + ru.ru_stime,
+                  stdout=out_path.read_text("utf-8", "replace"),
+                  stderr=err_path.read_text("utf-8", "replace"))
+
+
+HZ = os.sysconf("SC_CLK_TCK")
+# Other processes using less than this many CPUs leave a run undisturbed
+# enough (a run itself keeps about two busy: the client, the fake server
+# and memcached on two CPUs).
+QUIET = 0.2
+
+
+def machine_busy():
+    """CPU seconds the whole machine has been busy (all CPUs), /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq + steal) / HZ
+
+
+def proc_cpu(pid):
+    """CPU seconds (user + sys) of a live process so far; 0 if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def self_cpu():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Meter:
+    """How much CPU the rest of the machine used during a run: the busy
+    time of every CPU, less what the run itself (the measured process,
+    the fake server, memcached, this script) used.  The machine is shared;
+    this says how much a figure may be off."""
+
+    def __init__(self, pids):
+        self.pids = [p for p in pids if p]
+        self.t0 = time.monotonic()
+        self.busy0 = machine_busy()
+        self.self0 = self_cpu()
+        self.cpu0 = [proc_cpu(p) for p in self.pids]
+
+    def stop(self, own_cpu):
+        """CPUs' worth used by other processes since the start (0.5: half
+        a CPU, on average)."""
+        ours = own_cpu + self_cpu() - self.self0 + sum(
+            max(0.0, proc_cpu(p) - c) for p, c in zip(self.pids, self.cpu0))
+        span = max(time.monotonic() - self.t0, 0.01)
+        return max(0.0, machine_busy() - self.busy0 - ours) / span
+
+
+class Fake:
+    """bench-fakedisco serving a catalogue directory."""
+
+    def __init__(self, catdir, latency_ms=0, scope="all"):
+        argv = [str(build_dir() / "bench-fakedisco"), "-d", str(catdir)]
+        if latency_ms:
+            argv += ["-l", str(latency_ms), "-L", scope]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE,
+                                     preexec_fn=harness._die_with_parent)
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("READY "):
+            raise RuntimeError("bench-fakedisco did not start: %r %s" % (
+                line, self.proc.stderr.read().decode()))
+        self.base = line.split(" ", 1)[1]
+
+    def stop(self):
+        """Stop; the request counts it printed."""
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=30)
+        return err.decode().strip()
+
+
+def parse_events(text):
+    return harness.parse_events(text)
+
+
+def event(events, name, nth=0):
+    got = [e for e in events if e.get("event") == name]
+    return got[nth] if len(got) > nth else None
+
+
+def vm_status(pid):
+    """VmHWM and VmRSS of a live process, in KB."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmHWM", "VmRSS"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+# --- the runs --------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.bin = build_dir() / "programs-cached"
+        self.work = build_dir() / "bench" / "work"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.mc = harness.Memcached(memory_mb=args.memcached_mb, threads=2)
+        self.problems = []
+        self.fake_pid = None
+        self.meter = None
+
+    def fresh_memcached(self):
+        """A memcached with nothing in it, as every run starts with; then
+        wait for the machine to be quiet, and start metering."""
+        if self.mc.running:
+            self.mc.restart()
+        else:
+            self.mc.start()
+        self.wait_quiet()
+        self.meter = Meter([self.fake_pid, self.mc.pid])
+
+    def wait_quiet(self):
+        """Wait (up to --wait-quiet seconds) until other processes use less
+        than QUIET CPUs over a second."""
+        deadline = time.monotonic() + self.a.wait_quiet
+        said = False
+        while True:
+            m = Meter([self.fake_pid, self.mc.pid])
+            time.sleep(1.0)
+            other = m.stop(0.0)
+            if other < QUIET or time.monotonic() >= deadline:
+                break
+            if not said:
+                log("the machine is busy (%.1f CPU used by others); waiting up to %ds"
+                    % (other, self.a.wait_quiet))
+                said = True
+
+    def items(self):
+        return reader.stats(self.mc.host, self.mc.port).get("curr_items")
+
+    def config(self, name, base, discovery=None, daemon=None):
+        state = self.work / ("%s-state" % name)
+        state.mkdir(exist_ok=True)
+        sections = {
+            "discovery": dict(discovery or {}),
+            "memcached": {"servers": self.mc.address},
+            "daemon": dict({"log_format": "json", "state_dir": str(state)}, **(daemon or {})),
+            "site %s" % DOMAIN: {"site_id": 1, "catalog_api_url": base},
+        }
+        lines = []
+        for sec, kv in sections.items():
+            lines.append("[%s]" % sec)
+            lines += ["%s = %s" % (k, v) for k, v in kv.items()]
+            lines.append("")
+        path = self.work / ("%s.conf" % name)
+        path.write_text("\n".join(lines))
+        return path
+
+    def problem(self, what):
+        log("PROBLEM: " + what)
+        self.problems.append(what)
+
+    def daemon_once(self, fake, name, discovery=None):
+        self.fresh_memcached()
+        conf = self.config(name, fake.base, discovery)
+        r = run_proc([str(self.bin), "-c", str(conf), "--once"], self.work, name)
+        other = self.meter.stop(r["cpu"])
+        ev = event(parse_events(r["stderr"]), "refresh_succeeded")
+        if r["rc"] != 0 or ev is None:
+            self.problem("%s: exit %d, no refresh_succeeded (see %s/%s.stderr)"
+                         % (name, r["rc"], self.work, name))
+            ev = {}
+        return {"wall": r["wall"], "cpu": r["cpu"], "other": other,
+                "duration": ev.get("duration_ms", 0) / 1000,
+                "keys": ev.get("keys_written"), "bytes": ev.get("bytes_written"),
+                "rss_kb": r["maxrss_kb"], "items": self.items()}
+
+    def peer(self, fake, name):
+        self.fresh_memcached()
+        r = run_proc([sys.executable, str(REPO / "bench" / "peer.py"), "--base", fake.base,
+                      "--servers", self.mc.address, "--domain", DOMAIN], self.work, name)
+        other = self.meter.stop(r["cpu"])
+        try:
+            out = json.loads(r["stdout"].strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            out = {}
+        if r["rc"] != 0 or not out:
+            self.problem("%s: exit %d (see %s/%s.stderr)" % (name, r["rc"], self.work, name))
+        return {"wall": r["wall"], "cpu": r["cpu"], "other": other,
+                "inner": out.get("total_s"),
+                "fetch": out.get("fetch_s"),
+                "write": out.get("write_s"), "keys": out.get("keys"),
+                "rss_kb": r["maxrss_kb"], "items": self.items()}
+
+    def floor(self, catdir, name):
+        self.fresh_memcached()
+        r = run_proc([str(build_dir() / "bench-floor"), "-d", str(catdir), "-s",
+                      self.mc.address, "-D", DOMAIN], self.work, name)
+        other = self.meter.stop(r["cpu"])
+        try:
+            out = json.loads(r["stdout"])
+        except ValueError:
+            out = {}
+        if r["rc"] != 0 or not out:
+            self.problem("%s: exit %d (see %s/%s.stderr)" % (name, r["rc"], self.work, name))
+        return {"time": out.get("total_ms", 0) / 1000, "parse": out.get("parse_ms", 0) / 1000,
+                "encode": out.get("encode_ms", 0) / 1000, "write": out.get("write_ms", 0) / 1000,
+                "keys": out.get("keys"), "bytes": out.get("bytes"), "wall": r["wall"],
+                "other": other,
+                "rss_kb": r["maxrss_kb"], "items": self.items()}
+
+    def unchanged(self, fake, name, timeout=1800):
+        """Daemon mode: a refresh, SIGHUP, a second refresh with nothing
+        changed upstream."""
+        self.fresh_memcached()
+        conf = self.config(name, fake.base, daemon={"refresh_interval": "24h"})
+        err_path = self.work / ("%s.stderr" % name)
+        with open(err_path, "wb") as err:
+            p = subprocess.Popen([str(self.bin), "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=err,
+                                 preexec_fn=harness._die_with_parent)
+
+        def wait_for(count):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                evs = parse_events(err_path.read_text("utf-8", "replace"))
+                done = [e for e in evs if e.get("event") in ("refresh_succeeded",
+                                                             "refresh_failed")]
+                if len(done) >= count:
+                    return done[count - 1]
+                if p.poll() is not None:
+                    break
+                time.sleep(0.02)
+            return None
+
+        first = wait_for(1)
+        p.send_signal(signal.SIGHUP)
+        second = wait_for(2)
+        vm = vm_status(p.pid) if p.poll() is None else {}
+        p.send_signal(signal.SIGTERM)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        other = self.meter.stop(ru.ru_utime + ru.ru_stime)
+        ok = (first or {}).get("event") == "refresh_succeeded" and \
+            (second or {}).get("event") == "refresh_succeeded"
+        if not ok:
+            self.problem("%s: the two refreshes did not both succeed (see %s)" % (name, err_path))
+            first, second = first or {}, second or {}
+        if second.get("keys_written") not in (0, None):
+            self.problem("%s: the unchanged refresh wrote %s keys" % (name, second["keys_written"]))
+        return {"first": first.get("duration_ms", 0) / 1000, "other": other,
+                "duration": second.get("duration_ms", 0) / 1000,
+                "keys": second.get("keys_written"), "skipped": second.get("keys_skipped"),
+                "hwm_kb": vm.get("VmHWM"), "rss_kb": ru.ru_maxrss}
+
+    def measured(self, what, fn, *args):
+        """fn(*args), run again (up to --noisy-retries times) while other
+        processes used QUIET CPUs or more during it; the last result, with
+        how many attempts it took."""
+        for attempt in range(1 + self.a.noisy_retries):
+            r = fn(*args)
+            r["attempts"] = attempt + 1
+            if r["other"] < QUIET:
+                break
+            if attempt < self.a.noisy_retries:
+                log("%s: other processes used %.2f CPUs meanwhile; again" % (what, r["other"]))
+        return r
+
+    # -- one catalogue size ----------------------------------------------------
+    def size(self, n, runs, peer_runs):
+        catdir = build_dir() / "bench" / ("cat-%d" % n)
+        params = gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
+        fake = Fake(catdir)
+        self.fake_pid = fake.proc.pid
+        res = {"n": n, "params": params, "daemon": [], "peer": [], "floor": [], "again": []}
+        try:
+            for i in range(max(runs, peer_runs)):
+                if i < runs:
+                    log("%d programs, run %d/%d: daemon --once" % (n, i + 1, runs))
+                    res["daemon"].append(self.measured("daemon", self.daemon_once, fake,
+                                                       "once-%d-%d" % (n, i)))
+                if i < peer_runs and not self.a.no_peer:
+                    log("%d programs, run %d/%d: peer" % (n, i + 1, peer_runs))
+                    res["peer"].append(self.measured("peer", self.peer, fake,
+                                                     "peer-%d-%d" % (n, i)))
+                if i < runs:
+                    log("%d programs, run %d/%d: floor" % (n, i + 1, runs))
+                    res["floor"].append(self.measured("floor", self.floor, catdir,
+                                                      "floor-%d-%d" % (n, i)))
+                    log("%d programs, run %d/%d: daemon, unchanged refresh"
+                        % (n, i + 1, runs))
+                    res["again"].append(self.measured("daemon mode", self.unchanged, fake,
+                                                      "again-%d-%d" % (n, i)))
+        finally:
+            res["fake"] = fake.stop()
+        self.check_keys(res)
+        return res
+
+    def check_keys(self, res):
+        """Every program writes the same number of keys (the floor's and
+        the daemon's can differ by one: see bench/floor.c on lower())."""
+        d = {r["keys"] for r in res["daemon"]}
+        p = {r["keys"] for r in res["peer"]}
+        f = {r["keys"] for r in res["floor"]}
+        if len(d) > 1 or (p and d != p) or d != f:
+            self.problem("%d programs: keys written differ: daemon %s, peer %s, floor %s"
+                         % (res["n"], sorted(d), sorted(p), sorted(f)))
+
+    # -- issue 3: concurrency against latency --------------------------------------
+    def latency(self):
+        n, ms = self.a.latency_programs, self.a.latency_ms
+        catdir = build_dir() / "bench" / ("cat-%d" % n)
+        gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
+        fake = Fake(catdir, latency_ms=ms, scope="detail")
+        self.fake_pid = fake.proc.pid
+        res = {"n": n, "ms": ms, "default": [], "serial": [], "peer": []}
+        try:
+            for i in range(self.a.latency_runs):
+                log("latency %d ms, %d programs, run %d/%d: default max_in_flight"
+                    % (ms, n, i + 1, self.a.latency_runs))
+                res["default"].append(self.measured("latency, default", self.daemon_once,
+                                                    fake, "lat-default-%d" % i))
+                log("latency %d ms, %d programs, run %d/%d: max_in_flight = 1"
+                    % (ms, n, i + 1, self.a.latency_runs))
+                res["serial"].append(self.measured("latency, serial", self.daemon_once,
+                                                   fake, "lat-serial-%d" % i,
+                                                   {"max_in_flight": 1}))
+            for i in range(0 if self.a.no_peer else self.a.latency_peer_runs):
+                log("latency %d ms, %d programs, run %d/%d: peer"
+                    % (ms, n, i + 1, self.a.latency_peer_runs))
+                res["peer"].append(self.measured("latency, peer", self.peer, fake,
+                                                 "lat-peer-%d" % i))
+        finally:
+            res["fake"] = fake.stop()
+        return res
+
+    # -- profile --------------------------------------------------------------------
+    def profile(self):
+        n = self.a.profile_programs
+        catdir = build_dir() / "bench" / ("cat-%d" % n)
+        gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
+        fake = Fake(catdir)
+        self.fake_pid = fake.proc.pid
+        out_dir = build_dir() / "bench"
+        try:
+            self.fresh_memcached()
+            conf = self.config("profile", fake.base)
+            cmd = [str(self.bin), "-c", str(conf), "--once"]
+            if self.a.profile_tool == "perf":
+                data = out_dir / ("perf-%d.data" % n)
+                argv = ["perf", "record", "-g", "-F", "2000", "-o", str(data), "--"] + cmd
+            else:
+                data = out_dir / ("callgrind-%d.out" % n)
+                argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=%s" % data] + cmd
+            log("profiling: %s" % " ".join(argv))
+            r = run_proc(argv, self.work, "profile")
+            if r["rc"] != 0:
+                self.problem("profile run: exit %d (see %s/profile.stderr)" % (r["rc"], self.work))
+        finally:
+            fake.stop()
+        if self.a.profile_tool == "perf":
+            rep = ""
+            for sort in ("dso", "dso,sym"):
+                rep += subprocess.run(["perf", "report", "-i", str(data), "--stdio",
+                                       "--no-children", "--sort", sort, "-g", "none",
+                                       "--percent-limit", "0.5"],
+                                      capture_output=True, text=True).stdout
+        else:
+            rep = subprocess.run(["callgrind_annotate", str(data)],
+                                 capture_output=True, text=True).stdout
+            rep += "\n\n==== inclusive ====\n" + subprocess.run(
+                ["callgrind_annotate", "--inclusive=yes", str(data)],
+                capture_output=True, text=True).stdout
+        path = out_dir / ("profile-%s-%d.txt" % (self.a.profile_tool, n))
+        path.write_text(rep)
+        print("\n".join(rep.splitlines()[:80]))
+        log("profile written to %s (data: %s)" % (path, data))
+
+
+# --- the report ---------------------------------------------------------------------
+
+def fmt_s(x):
+    if x is None:
+        return "–"
+    return "%.2f s" % x if x < 100 else "%.0f s" % x
+
+
+def fmt_mb(kb):
+    return "–" if kb is None else "%.0f MB" % (kb / 1024)
+
+
+def fmt_r(x):
+    return "–" if x is None else "%.2f" % x
+
+
+def fmt_x(x):
+    return "–" if x is None else "%.1f×" % x
+
+
+def fmt_cpus(x):
+    return "–" if x is None else "%.2f" % x
+
+
+def spread(xs, fmt=fmt_s):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    return "%s (%s … %s, n=%d)" % (fmt(median(xs)), fmt(min(xs)), fmt(max(xs)), len(xs))
+
+
+def col(res, kind, field):
+    return median([r.get(field) for r in res[kind]])
+
+
+def results_table(sizes):
+    head = "| | " + " | ".join("%s programs" % format(s["n"], ",") for s in sizes) + " |"
+    rows = [head, "|---" * (len(sizes) + 1) + "|"]
+
+    def row(label, f):
+        rows.append("| %s | %s |" % (label, " | ".join(f(s) for s in sizes)))
+
+    def ratio(a, b):
+        return None if a is None or not b else a / b
+
+    row("daemon `--once`, wall", lambda s: fmt_s(col(s, "daemon", "wall")))
+    row("daemon `--once`, `duration_ms`", lambda s: fmt_s(col(s, "daemon", "duration")))
+    row("peer (upstream algorithm), wall", lambda s: fmt_s(col(s, "peer", "wall")))
+    row("floor (jansson + pickle + pipelined sets, no HTTP)",
+        lambda s: fmt_s(col(s, "floor", "time")))
+    row("**daemon / peer**",
+        lambda s: fmt_r(ratio(col(s, "daemon", "wall"), col(s, "peer", "wall"))))
+    row("speed-up over the peer, peer / daemon (target ≥ 20×)",
+        lambda s: fmt_x(ratio(col(s, "peer", "wall"), col(s, "daemon", "wall"))))
+    row("**daemon / floor** (target ≤ 2)",
+        lambda s: fmt_r(ratio(col(s, "daemon", "wall"), col(s, "floor", "time"))))
+    row("second refresh, nothing changed (daemon mode, SIGHUP)",
+        lambda s: fmt_s(col(s, "again", "duration")))
+    row("second refresh: keys written / skipped",
+        lambda s: "%s / %s" % (col(s, "again", "keys"), col(s, "again", "skipped")))
+    row("daemon peak RSS, `--once`", lambda s: fmt_mb(col(s, "daemon", "rss_kb")))
+    row("daemon peak RSS, daemon mode after 2 refreshes",
+        lambda s: fmt_mb(col(s, "again", "rss_kb")))
+    row("values written (≈ snapshot size)",
+        lambda s: fmt_mb((col(s, "daemon", "bytes") or 0) / 1024))
+    row("RSS target: 1.5 × snapshot + 32 MB",
+        lambda s: fmt_mb(((col(s, "daemon", "bytes") or 0) * 1.5 / 1024) + 32 * 1024))
+    row("peer peak RSS", lambda s: fmt_mb(col(s, "peer", "rss_kb")))
+    row("keys written: daemon / peer / floor",
+        lambda s: "%s / %s / %s" % (col(s, "daemon", "keys"), col(s, "peer", "keys"),
+                                    col(s, "floor", "keys")))
+    return "\n".join(rows)
+
+
+def details_table(sizes):
+    rows = ["| programs | what | median (min … max, runs) |", "|---|---|---|"]
+    for s in sizes:
+        n = format(s["n"], ",")
+        for label, kind, field in (
+                ("daemon `--once` wall", "daemon", "wall"),
+                ("daemon `--once` duration_ms", "daemon", "duration"),
+                ("daemon `--once` CPU (user + sys)", "daemon", "cpu"),
+                ("peer wall", "peer", "wall"),
+                ("peer CPU (user + sys)", "peer", "cpu"),
+                ("peer: fetching (serial GETs + response.json())", "peer", "fetch"),
+                ("peer: set_many of every family", "peer", "write"),
+                ("floor total", "floor", "time"),
+                ("floor: jansson parse", "floor", "parse"),
+                ("floor: facts, pickles, keys", "floor", "encode"),
+                ("floor: memcached_set + final round trip", "floor", "write"),
+                ("daemon mode: first refresh", "again", "first"),
+                ("daemon mode: unchanged refresh", "again", "duration")):
+            rows.append("| %s | %s | %s |" % (n, label, spread([r.get(field) for r in s[kind]])))
+        for label, kind in (("daemon `--once`", "daemon"), ("peer", "peer"),
+                            ("floor", "floor"), ("daemon mode", "again")):
+            att = sum(r.get("attempts", 1) for r in s[kind]) - len(s[kind])
+            rows.append("| %s | other processes during a %s run, CPUs%s | %s |" % (
+                n, label, "" if not att else " (%d noisy run%s redone)" % (
+                    att, "s" if att > 1 else ""),
+                spread([r.get("other") for r in s[kind]], fmt_cpus)))
+    return "\n".join(rows)
+
+
+def latency_table(lat):
+    d = median([r["wall"] for r in lat["default"]])
+    s = median([r["wall"] for r in lat["serial"]])
+    p = median([r["wall"] for r in lat["peer"]])
+    rows = ["| %s programs, +%d ms per detail request | wall, median (min … max, runs) |"
+            % (format(lat["n"], ","), lat["ms"]), "|---|---|",
+            "| daemon, default concurrency (`max_in_flight` 8) | %s |"
+            % spread([r["wall"] for r in lat["default"]]),
+            "| daemon, serial (`max_in_flight = 1`) | %s |"
+            % spread([r["wall"] for r in lat["serial"]]),
+            "| **default / serial** (target < 1/6 = 0.167) | %s |"
+            % ("–" if not d or not s else "%.3f" % (d / s))]
+    rows.append("| other processes during these runs, CPUs | %s |" % spread(
+        [r.get("other") for k in ("default", "serial", "peer") for r in lat[k]], fmt_cpus))
+    if lat["peer"]:
+        rows.append("| peer (upstream: serial) | %s |" % spread([r["wall"] for r in lat["peer"]]))
+        rows.append("| daemon default / peer | %s |" % ("–" if not p or not d else "%.3f" % (d / p)))
+    return "\n".join(rows)
+
+
+def sh(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine(a):
+    lscpu = sh(["lscpu"])
+    pick = {}
+    for line in lscpu.splitlines():
+        k, _, v = line.partition(":")
+        pick[k.strip()] = v.strip()
+    mem = ""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1024 / 1024)
+    try:
+        import django
+        import pymemcache
+        import requests
+        py = "requests %s, pymemcache %s, Django %s" % (
+            requests.__version__, pymemcache.__version__, django.get_version())
+    except ImportError as e:
+        py = str(e)
+    lines = [
+        "- CPU: %s, %s CPU(s), %s thread(s) per core, hypervisor %s" % (
+            pick.get("Model name", "?"), pick.get("CPU(s)", "?"),
+            pick.get("Thread(s) per core", "?"), pick.get("Hypervisor vendor", "none")),
+        "- Memory: %s" % mem,
+        "- OS: Debian %s, kernel %s" % (Path("/etc/debian_version").read_text().strip(),
+                                        platform.release()),
+        "- programs-cached: %s (CFLAGS `%s`)" % (
+            sh([str(build_dir() / "programs-cached"), "--version"]).replace("\n", "; "),
+            os.environ.get("PCD_CFLAGS_USED", "?")),
+        "- memcached: %s (`-t 2 -m %d`, restarted empty before every run)" % (
+            sh(["memcached", "-V"]), a.memcached_mb),
+        "- %s: %s; %s" % (sys.executable, platform.python_version(), py),
+        "- Compiler: %s" % (sh(["cc", "--version"]).splitlines() or ["?"])[0],
+    ]
+    return "\n".join(lines)
+
+
+def render(a, sizes, lat, problems, started, elapsed):
+    direct = " ".join(["PCD_BUILD=%s" % os.environ.get("PCD_BUILD", "build"), sys.executable,
+                       "bench/run.py"] + [shlex.quote(x) for x in sys.argv[1:]])
+    if "PCD_BENCH_FLAGS" in os.environ:  # set by make
+        cmd = "make bench" if not a.quick else "make bench-quick"
+        if os.environ["PCD_BENCH_FLAGS"]:
+            cmd += " BENCH_FLAGS=%s" % shlex.quote(os.environ["PCD_BENCH_FLAGS"])
+        how = "`%s`, which ran `%s`" % (cmd, direct)
+    else:
+        how = "`%s`" % direct
+    parts = [MARK_BEGIN, "",
+             "Run on %s (%.1f minutes) by %s." % (started, elapsed / 60, how), ""]
+    if problems:
+        parts += ["**Problems in this run:**", ""] + ["- %s" % p for p in problems] + [""]
+    if sizes:
+        parts += ["### Results", "", results_table(sizes), "",
+                  "Medians over the runs; every run starts with an empty memcached. "
+                  "Wall times are of the whole process (start-up, connections, exit included); "
+                  "the floor's time is its own clock from the first parse to the last "
+                  "round trip, the bytes already in memory.  Peak RSS is `ru_maxrss` "
+                  "from `wait4`.  The machine is shared: before each run the script waits "
+                  "(up to --wait-quiet) for other processes to use less than %s CPUs, and "
+                  "redoes (up to --noisy-retries) a run during which they used more; "
+                  "what they used is under \"other processes\" below." % QUIET, "",
+                  "### Every figure", "", details_table(sizes), ""]
+        for s in sizes:
+            p = s["params"]
+            parts.append("- %s programs: %s bytes of details (%.1f KB each), %s course runs, "
+                         "%s pathways; the fake server: `%s`." % (
+                             format(s["n"], ","), format(p["detail_bytes"], ","),
+                             p["detail_bytes"] / s["n"] / 1000, format(p["course_runs"], ","),
+                             p["pathways"], s.get("fake", "")))
+        parts.append("")
+    if lat:
+        parts += ["### Concurrency against latency (issue 3)", "", latency_table(lat), ""]
+    parts += ["### Machine", "", machine(a), "",
+              MARK_END]
+    return "\n".join(parts)
+
+
+TEMPLATE = """# Benchmarks
+
+`make bench` (bench/run.py) measures a full refresh of the daemon against
+upstream's algorithm (the peer) and against the machine's floor, on
+catalogues of Discovery-shaped programs served by a fast local fake
+Discovery.  See bench/run.py for what each figure is.
+
+%s
+"""
+
+
+def write_report(path, text):
+    path = Path(path)
+    if path.exists():
+        old = path.read_text()
+        m = re.search(re.escape(MARK_BEGIN) + ".*?" + re.escape(MARK_END), old, re.S)
+        if m:
+            path.write_text(old[:m.start()] + text + old[m.end():])
+            return
+        path.write_text(old.rstrip("\n") + "\n\n" + text + "\n")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TEMPLATE % text)
+
+
+# --- main -------------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="1,000 programs, one run of each, latency test on 200 programs; "
+                         "report in build/bench/BENCH-quick.md")
+    ap.add_argument("--sizes", default=None, help="catalogue sizes (default 1000,10000)")
+    ap.add_argument("--runs", type=int, default=None,
+                    help="runs per size (default 5 up to 1,000 programs, 3 above)")
+    ap.add_argument("--peer-runs", type=int, default=None, help="peer runs per size "
+                    "(default: as --runs)")
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--no-latency", action="store_true", help="skip the issue 3 measurement")
+    ap.add_argument("--latency-ms", type=int, default=20)
+    ap.add_argument("--latency-programs", type=int, default=None)
+    ap.add_argument("--latency-runs", type=int, default=None)
+    ap.add_argument("--latency-peer-runs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--target-bytes", type=int, default=65000)
+    ap.add_argument("--memcached-mb", type=int, default=2048)
+    ap.add_argument("--noisy-retries", type=int, default=None, metavar="N",
+                    help="run again, up to N times, a run during which other processes "
+                         "used %s CPUs or more (default 2; 0 with --quick)" % QUIET)
+    ap.add_argument("--wait-quiet", type=int, default=None, metavar="SECONDS",
+                    help="before each run, wait up to this long for other processes to "
+                         "leave the CPUs alone (default 120; 0 with --quick)")
+    ap.add_argument("--output", default=None, help="report file (default BENCH.md, "
+                    "or build/bench/BENCH-quick.md with --quick)")
+    ap.add_argument("--profile", action="store_true",
+                    help="only profile one refresh (see --profile-tool)")
+    ap.add_argument("--profile-tool", choices=("callgrind", "perf"), default="callgrind")
+    ap.add_argument("--profile-programs", type=int, default=1000)
+    a = ap.parse_args(argv)
+
+    for b in ("programs-cached", "bench-fakedisco", "bench-floor"):
+        if not os.access(build_dir() / b, os.X_OK):
+            log("%s is not built: run make bench-bins" % (build_dir() / b))
+            return 2
+
+    if a.wait_quiet is None:
+        a.wait_quiet = 0 if a.quick or a.profile else 120
+    if a.noisy_retries is None:
+        a.noisy_retries = 0 if a.quick or a.profile else 2
+    b = Bench(a)
+    if a.profile:
+        try:
+            b.profile()
+        finally:
+            b.mc.stop()
+        return 1 if b.problems else 0
+
+    if a.quick:
+        sizes = [int(x) for x in (a.sizes or "1000").split(",")]
+        a.latency_programs = a.latency_programs or 200
+        a.latency_runs = a.latency_runs or 1
+        a.output = a.output or str(build_dir() / "bench" / "BENCH-quick.md")
+    else:
+        sizes = [int(x) for x in (a.sizes or "1000,10000").split(",")]
+        a.latency_programs = a.latency_programs or 1000
+        a.latency_runs = a.latency_runs or 3
+        a.output = a.output or str(REPO / "BENCH.md")
+
+    started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    t0 = time.monotonic()
+    results, lat = [], None
+    try:
+        for n in sizes:
+            runs = a.runs or (1 if a.quick else 5 if n <= 1000 else 3)
+            peer_runs = a.peer_runs if a.peer_runs is not None else runs
+            results.append(b.size(n, runs, peer_runs))
+        if not a.no_latency:
+            lat = b.latency()
+    finally:
+        b.mc.stop()
+    text = render(a, results, lat, b.problems, started, time.monotonic() - t0)
+    print(text.replace(MARK_BEGIN, "").replace(MARK_END, "").strip())
+    write_report(a.output, text)
+    log("report written to %s" % a.output)
+    return 1 if b.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
