@@ -26,7 +26,7 @@ CC	?= cc
 PKG_CONFIG ?= pkg-config
 PYTHON	?= /usr/bin/python3
 
-PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle
+PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash
 
 CFLAGS	?= -O2 -g
 PCD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \

@@ -106,6 +106,20 @@ struct catalog_program	*catalog_program_new(const json_t *detail,
 			    const char *list_uuid, const struct catalog_opts *,
 			    struct catalog_program *prev, char *whybuf,
 			    size_t whylen);
+/*
+ * The response a record was made from, by a 128-bit hash (XXH3): a
+ * refresh whose detail body hashes the same reuses the record without
+ * parsing it again, which is most of a refresh when little changes.
+ */
+#define CATALOG_BODY_HASH	16
+void			 catalog_body_hash(const void *, size_t,
+			    unsigned char out[CATALOG_BODY_HASH]);
+void			 catalog_program_set_body(struct catalog_program *,
+			    const unsigned char hash[CATALOG_BODY_HASH]);
+bool			 catalog_program_same_body(
+			    const struct catalog_program *,
+			    const unsigned char hash[CATALOG_BODY_HASH],
+			    const struct catalog_opts *);
 struct catalog_program	*catalog_program_ref(struct catalog_program *);
 void			 catalog_program_unref(struct catalog_program *);
 const char		*catalog_program_uuid(const struct catalog_program *);

@@ -34,6 +34,7 @@ struct metrics {
 	uint64_t	pathways;
 	uint64_t	keys[FAM_COUNT];	/* by family, last generation */
 	uint64_t	programs_rejected;
+	uint64_t	details_unchanged;	/* same body: not parsed */
 	uint64_t	publishes_held;
 
 	/* Discovery */

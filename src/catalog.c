@@ -15,6 +15,8 @@
 #include <wchar.h>
 #include <wctype.h>
 
+#include <xxhash.h>
+
 #include "catalog.h"
 #include "jsonld.h"
 #include "log.h"
@@ -44,6 +46,8 @@ struct catalog_program {
 	json_t			*fin_ids;	/* ids the bytes end with */
 	enum cfg_value_format	 format;
 	int			 proto;
+	bool			 has_body;
+	unsigned char		 body[CATALOG_BODY_HASH];
 };
 
 static const char *const family_names[FAM_COUNT] = {
@@ -711,6 +715,35 @@ catalog_program_new(const json_t *detail, const char *list_uuid,
 fail:
 	program_free(p);
 	return NULL;
+}
+
+void
+catalog_body_hash(const void *data, size_t len,
+    unsigned char out[CATALOG_BODY_HASH])
+{
+	XXH128_canonical_t	c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(data, len));
+	memcpy(out, c.digest, CATALOG_BODY_HASH);
+}
+
+void
+catalog_program_set_body(struct catalog_program *p,
+    const unsigned char hash[CATALOG_BODY_HASH])
+{
+	/* Shared records may take it too: the same bytes come of it. */
+	memcpy(p->body, hash, CATALOG_BODY_HASH);
+	p->has_body = true;
+}
+
+bool
+catalog_program_same_body(const struct catalog_program *p,
+    const unsigned char hash[CATALOG_BODY_HASH],
+    const struct catalog_opts *o)
+{
+	return p->has_body && p->format == o->format &&
+	    p->proto == o->proto &&
+	    memcmp(p->body, hash, CATALOG_BODY_HASH) == 0;
 }
 
 struct catalog_program *

@@ -47,6 +47,7 @@ struct daemon {
 	bool				 store_changed;	/* rewrite everything */
 	int				 exit_code;
 	uint64_t			 refresh_started;
+	uint64_t			 unchanged_before;	/* metric */
 	struct event			*refresh_timer;
 	struct event			*sig_hup;
 	struct event			*sig_term;
@@ -362,9 +363,11 @@ refresh_done(struct daemon *d, struct catalog *next)
 		log_event(LOG_INFO, "refresh_succeeded", "sites=%zu "
 		    "programs=%zu pathways=%zu keys_written=%zu "
 		    "keys_skipped=%zu keys_deleted=%zu bytes_written=%zu "
-		    "duration_ms=%llu", next->nsites, next->nprograms,
-		    next->npathways, ps.written, ps.skipped, deleted,
-		    ps.bytes, (unsigned long long)ms);
+		    "details_unchanged=%llu duration_ms=%llu", next->nsites,
+		    next->nprograms, next->npathways, ps.written, ps.skipped,
+		    deleted, ps.bytes, (unsigned long long)
+		    (metrics.details_unchanged - d->unchanged_before),
+		    (unsigned long long)ms);
 		d->exit_code = PCD_EXIT_OK;
 	} else {
 		log_event(LOG_ERR, "refresh_failed", "stage=refresh "
@@ -422,6 +425,7 @@ start_refresh(struct daemon *d)
 {
 	evtimer_del(d->refresh_timer);
 	d->refresh_started = mono_ms();
+	d->unchanged_before = metrics.details_unchanged;
 	log_event(LOG_INFO, "refresh_started", "sites=%zu domain=%s",
 	    d->cfg->nsites, d->opts->domain);
 	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg, d->last,

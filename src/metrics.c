@@ -71,6 +71,9 @@ metrics_render(struct buf *b)
 		buf_printf(b, "programs_cached_keys{family=\"%s\"} %llu\n",
 		    catalog_family_name((enum catalog_family)i),
 		    (unsigned long long)m->keys[i]);
+	counter(b, "programs_cached_details_unchanged_total",
+	    "Program details whose body had not changed: not parsed again.",
+	    m->details_unchanged);
 	counter(b, "programs_cached_programs_rejected_total",
 	    "Program details refused for their shape or syntax.",
 	    m->programs_rejected);

@@ -7,7 +7,7 @@
 set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
-libmemcached-dev libinih-dev libsodium-dev nettle-dev"
+libmemcached-dev libinih-dev libsodium-dev nettle-dev libxxhash-dev"
 # systemd: systemd-analyze checks the unit; mandoc lints the man pages.
 test="memcached python3 python3-django python3-pymemcache python3-pylibmc
 openssl python3-prometheus-client systemd mandoc"

@@ -2,6 +2,7 @@
 memcached, read back by the LMS's own cache client (Django + pymemcache) and
 compared with what cache_programs' algorithm makes of the same catalogue."""
 
+import copy
 import os
 import signal
 import time
@@ -181,7 +182,24 @@ class Signals(PcdTestCase):
         second = d.events_named("refresh_succeeded")[1]
         self.assertEqual(second["keys_written"], 0)
         self.assertGreater(second["keys_skipped"], 0)
+        # Every detail came back byte for byte: none was parsed again.
+        self.assertEqual(second["details_unchanged"], len(set(self.cat["uuids"])))
         self.assertEqual(len(d.events_named("signal")), 5)
+        self.assertEqual(d.stop(), 0)
+
+    def test_a_changed_detail_is_parsed_again(self):
+        """Only the program whose body changed is parsed and rewritten."""
+        d = self.start_daemon()
+        d.wait_event("refresh_succeeded", timeout=20)
+        cat = copy.deepcopy(self.cat)
+        uuid = cat["uuids"][4]
+        cat["programs"][uuid]["title"] = "A new title"
+        self.fake.set_catalogue(cat)
+        d.send_signal(signal.SIGHUP)
+        second = d.wait_events("refresh_succeeded", 2, timeout=20)[1]
+        self.assertEqual(second["details_unchanged"], len(cat["uuids"]) - 1)
+        self.assertEqual(second["keys_written"], 1)
+        self.assertEqual(self.reader([self.mc]).get("program-" + uuid)["title"], "A new title")
         self.assertEqual(d.stop(), 0)
 
     def test_sighup_when_idle_refreshes_now(self):
