@@ -72,6 +72,8 @@ struct catalog_site {
 	/* pathway objects in page order (with "programs" still in) */
 	json_t			*pathways;
 	bool			 pathways_failed;
+	/* programs at the last publish of the site (the shrink guard) */
+	size_t			 published_programs;
 };
 
 /* One key to write. */

@@ -11,8 +11,9 @@
  *
  * The file, under state_dir: a header (magic, format version, entry count,
  * lengths, creation time), the settings that shape keys, values and
- * placement as text, the entries, and a BLAKE2b-256 checksum of everything
- * before it.  It is written to a temporary file, fsynced, renamed over the
+ * placement as text, each site's program count at its last publish (so
+ * that the shrink guard works across restarts and --once runs), the
+ * entries, and a BLAKE2b-256 checksum of everything before it.  It is written to a temporary file, fsynced, renamed over the
  * old one, and the directory fsynced.  A file that is truncated, corrupt,
  * of another format version or written with other settings is reported
  * (snapshot_ignored) and never trusted.
@@ -32,7 +33,7 @@
 /* The file's name under state_dir. */
 #define SNAPSHOT_FILE		"programs-cache.snapshot"
 /* The format this daemon writes and reads. */
-#define SNAPSHOT_VERSION	1
+#define SNAPSHOT_VERSION	2
 
 struct snapshot_entry {
 	const char		*key;		/* Django cache key */
@@ -65,6 +66,9 @@ struct snapshot	*snapshot_from_catalog(const struct catalog *,
 		    const struct snapshot *keep);
 
 size_t		 snapshot_count(const struct snapshot *);
+/* A site's program count at its last publish, or -1 if unknown. */
+long long	 snapshot_site_programs(const struct snapshot *,
+		    const char *domain);
 /* Value bytes of every entry. */
 size_t		 snapshot_bytes(const struct snapshot *);
 /* The entries, in publish order (then entries kept from older ones). */
@@ -74,8 +78,9 @@ uint64_t	 snapshot_created(const struct snapshot *);
 
 /*
  * The snapshot as a generation every entry of which is written, for
- * publish to skip values that have not changed (owned by the snapshot;
- * entries and written[] only, no sites).
+ * publish to skip values that have not changed, and for the shrink guard:
+ * its sites carry only published_programs, no data (owned by the
+ * snapshot).
  */
 const struct catalog	*snapshot_catalog(struct snapshot *);
 

@@ -828,6 +828,7 @@ catalog_site_copy(const struct catalog_site *src)
 	s->status = src->status;
 	s->has_data = src->has_data;
 	s->pathways_failed = src->pathways_failed;
+	s->published_programs = src->published_programs;
 	s->uuids = xreallocarray(NULL, src->nuuids, sizeof *s->uuids);
 	for (i = 0; i < src->nuuids; i++)
 		s->uuids[i] = xstrdup(src->uuids[i]);
@@ -1233,6 +1234,7 @@ build_site(struct builder *b, struct catalog_site *s)
 	}
 	if (!s->has_data)
 		return 0;
+	s->published_programs = s->nprograms;
 
 	/* new_programs: keyed by list uuid, in list order. */
 	map_init(&byuuid);

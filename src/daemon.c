@@ -146,23 +146,28 @@ heal_configure(struct daemon *d, const struct cfg *cfg, bool store_changed)
 }
 
 /*
- * Load the snapshot file, so that repairs can start before the first
- * fetch from Discovery, and start the monitor.  A one-shot run does
- * neither: it writes everything it fetched.
+ * Load the snapshot file: what the last publish wrote, so that unchanged
+ * values are not written again and the shrink guard knows each site's
+ * last program count, in one-shot runs too.  The daemon also starts the
+ * monitor, which can repair from the file before the first fetch from
+ * Discovery, and remembers its keys for the stale-key sweep.
  */
 static void
 heal_start(struct daemon *d)
 {
 	char	*path, *set;
 
-	if (d->opts->once)
-		return;
 	path = snapshot_path(d->cfg->state_dir);
 	set = snapshot_settings(d->cfg);
 	d->loaded = snapshot_load(path, set);
 	d->snap_saved = d->loaded != NULL;
 	free(set);
 	free(path);
+	if (d->opts->once)
+		return;
+	if (d->loaded != NULL)
+		pub_stale_sweep(d->stale, d->store, &d->kf,
+		    snapshot_catalog(d->loaded), d->cfg->stale_after, false);
 	monitor_set_snapshot(d->mon, d->loaded);
 	monitor_start(d->mon);
 }
@@ -428,7 +433,7 @@ start_refresh(struct daemon *d)
 	d->unchanged_before = metrics.details_unchanged;
 	log_event(LOG_INFO, "refresh_started", "sites=%zu domain=%s",
 	    d->cfg->nsites, d->opts->domain);
-	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg, d->last,
+	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg, heal_prev(d),
 	    d->opts->domain, d->opts->force, on_refresh_done, d);
 	update_status(d);
 }

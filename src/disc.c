@@ -528,10 +528,10 @@ shrink_held(struct site_fetch *sf)
 	const struct cfg	*cfg = sf->d->cfg;
 	size_t			 before, now = sf->unique.nitems;
 
-	if (sf->prev == NULL || !sf->prev->has_data ||
-	    sf->prev->status == SITE_UNCONFIGURED)
+	/* The last publish: this process's, or the snapshot file's. */
+	if (sf->prev == NULL || sf->prev->status == SITE_UNCONFIGURED)
 		return false;
-	before = sf->prev->nprograms;
+	before = sf->prev->published_programs;
 	if (before == 0)
 		return false;
 	if (now > 0 && (double)now >= (double)before * (1 - cfg->max_shrink))

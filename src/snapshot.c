@@ -32,7 +32,7 @@
 #include "util.h"
 
 #define MAGIC		"PCDSNAP\n"
-#define HDR_LEN		48
+#define HDR_LEN		56
 #define ENT_LEN		32
 #define SUM_LEN		32
 #define CHUNK_LEN	(256 * 1024)
@@ -50,7 +50,42 @@ struct snapshot {
 	void			 *map;		/* the loaded file */
 	size_t			  maplen;
 	struct catalog		 *view;		/* snapshot_catalog */
+	char			**domains;	/* per site: programs published */
+	uint64_t		 *programs;
+	size_t			  nsites;
 };
+
+/* Record (or update) a site's count. */
+static void
+site_put(struct snapshot *s, const char *domain, size_t dlen, uint64_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < s->nsites; i++) {
+		if (strlen(s->domains[i]) == dlen &&
+		    memcmp(s->domains[i], domain, dlen) == 0) {
+			s->programs[i] = n;
+			return;
+		}
+	}
+	s->domains = xreallocarray(s->domains, s->nsites + 1,
+	    sizeof *s->domains);
+	s->programs = xreallocarray(s->programs, s->nsites + 1,
+	    sizeof *s->programs);
+	s->domains[s->nsites] = xstrndup(domain, dlen);
+	s->programs[s->nsites++] = n;
+}
+
+long long
+snapshot_site_programs(const struct snapshot *s, const char *domain)
+{
+	size_t	i;
+
+	for (i = 0; i < s->nsites; i++)
+		if (strcmp(s->domains[i], domain) == 0)
+			return (long long)s->programs[i];
+	return -1;
+}
 
 struct snapshot *
 snapshot_new(void)
@@ -113,6 +148,10 @@ snapshot_free(struct snapshot *s)
 
 	if (s == NULL)
 		return;
+	for (i = 0; i < s->nsites; i++)
+		free(s->domains[i]);
+	free(s->domains);
+	free(s->programs);
 	for (i = 0; i < s->nchunks; i++)
 		free(s->chunks[i]);
 	free(s->chunks);
@@ -120,6 +159,9 @@ snapshot_free(struct snapshot *s)
 	if (s->map != NULL)
 		munmap(s->map, s->maplen);
 	if (s->view != NULL) {
+		for (i = 0; i < s->view->nsites; i++)
+			catalog_site_free(s->view->sites[i]);
+		free(s->view->sites);
 		free(s->view->entries);
 		free(s->view->written);
 		free(s->view);
@@ -161,6 +203,16 @@ snapshot_from_catalog(const struct catalog *c, const struct store *st,
 			e.servers |= (uint64_t)1 << idx[j];
 		snapshot_add(s, &e);
 	}
+	if (keep != NULL)
+		for (i = 0; i < keep->nsites; i++)
+			site_put(s, keep->domains[i], strlen(keep->domains[i]),
+			    keep->programs[i]);
+	for (i = 0; i < c->nsites; i++)
+		if (c->sites[i]->published_programs > 0 ||
+		    c->sites[i]->has_data)
+			site_put(s, c->sites[i]->domain,
+			    strlen(c->sites[i]->domain),
+			    c->sites[i]->published_programs);
 	if (keep != NULL) {
 		map_init(&have);
 		for (i = 0; i < c->nentries; i++)
@@ -221,6 +273,17 @@ snapshot_catalog(struct snapshot *s)
 		c->entries[i].family = (enum catalog_family)
 		    s->entries[i].family;
 		c->written[i] = true;
+	}
+	/* Sites with nothing but their last count, for the shrink guard. */
+	c->sites = xcalloc(s->nsites + 1, sizeof *c->sites);
+	for (i = 0; i < s->nsites; i++) {
+		struct catalog_site *site;
+
+		site = catalog_site_new(s->domains[i], -1);
+		site->status = SITE_FAILED;
+		site->has_data = false;
+		site->published_programs = (size_t)s->programs[i];
+		c->sites[c->nsites++] = site;
 	}
 	s->view = c;
 	return c;
@@ -386,11 +449,14 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 	static struct writer	 w;	/* large; the loop is single threaded */
 	static const unsigned char zero[8];
 	unsigned char		 h[HDR_LEN], eh[ENT_LEN], sum[SUM_LEN];
-	size_t			 i, body = 0, klen, pad, slen;
+	unsigned char		 sh[12];
+	size_t			 i, body = 0, klen, pad, slen, sites = 0;
 
 	for (i = 0; i < s->n; i++)
 		body += entry_size(&s->entries[i]);
 	slen = strlen(settings);
+	for (i = 0; i < s->nsites; i++)
+		sites += sizeof sh + strlen(s->domains[i]);
 
 	memset(&w, 0, sizeof w);
 	w.fd = fd;
@@ -405,8 +471,15 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 	put64(h + 24, slen);
 	put64(h + 32, body);
 	put64(h + 40, s->created);
+	put64(h + 48, sites);
 	writer_put(&w, h, sizeof h, true);
 	writer_put(&w, settings, slen, true);
+	for (i = 0; i < s->nsites; i++) {
+		put32(sh, (uint32_t)strlen(s->domains[i]));
+		put64(sh + 4, s->programs[i]);
+		writer_put(&w, sh, sizeof sh, true);
+		writer_put(&w, s->domains[i], strlen(s->domains[i]), true);
+	}
 	for (i = 0; i < s->n && w.error == 0; i++) {
 		const struct snapshot_entry *e = &s->entries[i];
 
@@ -588,8 +661,8 @@ parse(struct snapshot *s, const unsigned char *p, size_t len,
     const char *settings)
 {
 	unsigned char		 sum[SUM_LEN];
-	uint64_t		 count, slen, blen, i;
-	const unsigned char	*b, *end;
+	uint64_t		 count, slen, blen, tlen, i, dlen;
+	const unsigned char	*b, *end, *t, *tend;
 	struct snapshot_entry	 e;
 
 	if (len < HDR_LEN + SUM_LEN)
@@ -602,11 +675,13 @@ parse(struct snapshot *s, const unsigned char *p, size_t len,
 	count = get64(p + 16);
 	slen = get64(p + 24);
 	blen = get64(p + 32);
-	if (slen > len || blen > len ||
-	    HDR_LEN + slen + blen + SUM_LEN != len)
+	tlen = get64(p + 48);
+	if (slen > len || blen > len || tlen > len ||
+	    HDR_LEN + slen + tlen + blen + SUM_LEN != len)
 		return xasprintf("truncated or overlong: %zu bytes where the "
 		    "header says %llu", len, (unsigned long long)(slen <= len &&
-		    blen <= len ? HDR_LEN + slen + blen + SUM_LEN : 0));
+		    blen <= len && tlen <= len ? HDR_LEN + slen + tlen + blen +
+		    SUM_LEN : 0));
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");
 	crypto_generichash(sum, sizeof sum, p, len - SUM_LEN, NULL, 0);
@@ -617,7 +692,18 @@ parse(struct snapshot *s, const unsigned char *p, size_t len,
 		    settings);
 	s->created = get64(p + 40);
 
-	b = p + HDR_LEN + slen;
+	for (t = p + HDR_LEN + slen, tend = t + tlen; t < tend; t += dlen) {
+		if ((size_t)(tend - t) < 12)
+			return xstrdup("malformed site counts");
+		dlen = get32(t);
+		i = get64(t + 4);
+		t += 12;
+		if (dlen > (uint64_t)(tend - t) || dlen == 0 ||
+		    memchr(t, '\0', dlen) != NULL)
+			return xstrdup("malformed site counts");
+		site_put(s, (const char *)t, dlen, i);
+	}
+	b = p + HDR_LEN + slen + tlen;
 	end = b + blen;
 	if (count > blen / ENT_LEN)
 		return xstrdup("malformed: more entries than bytes");

@@ -478,3 +478,39 @@ class ShrinkGuard(PcdTestCase):
         self.d.write_config()
         self.refresh(3)
         self.assertEqual(self.reader([self.mc]).get("program-uuids-" + SITE), [])
+
+
+class ShrinkGuardOnce(PcdTestCase):
+    """A cron job of --once runs: the snapshot file carries each site's
+    program count from one run to the next, so the guard holds there too."""
+
+    def test_once_after_once(self):
+        mc = self.start_memcached()
+        cat = catalog.generate(20, seed=9)
+        fake = self.start_fake(cat)
+        d = self.daemon(self.config(fake, [mc], [(SITE, 1, "")]))
+        rc, _, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        before = {k: mc.get(k) for k in mc.dump_keys()}
+        empty = copy.deepcopy(cat)
+        empty["uuids"] = []
+        fake.set_catalogue(empty)
+        rc, events, _ = d.run_once()
+        self.assertEqual(rc, 1)
+        held = [e for e in events if e["event"] == "publish_held"]
+        self.assertEqual((held[0]["programs_before"], held[0]["programs_now"]), (20, 0))
+        self.assertEqual({k: mc.get(k) for k in mc.dump_keys()}, before)
+        # A second held run still knows the count (the file was not
+        # replaced by the held run).
+        rc, events, _ = d.run_once()
+        self.assertEqual(rc, 1)
+        rc, events, stderr = d.run_once("--force")
+        self.assertEqual(rc, 0, stderr)
+        self.assertEqual(self.reader([mc]).get("program-uuids-" + SITE), [])
+        # An unchanged --once after a --once writes nothing.
+        fake.set_catalogue(cat)
+        d.run_once("--force")
+        rc, events, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        ok = [e for e in events if e["event"] == "refresh_succeeded"][0]
+        self.assertEqual(ok["keys_written"], 0)

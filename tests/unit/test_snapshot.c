@@ -345,7 +345,14 @@ test_from_catalog(void)
 	c = catalog_new();
 	cat_add(c, FAM_PROGRAM, "program-b", "new b");
 	cat_add(c, FAM_SITE_PROGRAMS, "program-uuids-a.example", "[]");
+	/* Each site's count at its last publish goes along (shrink guard). */
+	catalog_add_site(c, catalog_site_new("a.example", 1));
+	c->sites[0]->has_data = true;
+	c->sites[0]->published_programs = 7;
+	catalog_add_site(c, catalog_site_new("never.example", 2));
 	s = snapshot_from_catalog(c, st, &kf, 1, old);
+	T_INTEQ(snapshot_site_programs(s, "a.example"), 7);
+	T_INTEQ(snapshot_site_programs(s, "never.example"), -1);
 	T_INTEQ(snapshot_count(s), 3);
 	v = snapshot_entries(s);
 	/* Wire keys by the key function; placement by the store. */
@@ -365,6 +372,14 @@ test_from_catalog(void)
 	snapshot_free(s);
 	s = snapshot_load(path, set);
 	T_CHECK(s != NULL && snapshot_count(s) == 3);
+	if (s != NULL) {
+		const struct catalog *view = snapshot_catalog(s);
+
+		T_INTEQ(snapshot_site_programs(s, "a.example"), 7);
+		T_INTEQ(view->nsites, 1);
+		T_INTEQ(view->sites[0]->published_programs, 7);
+		T_CHECK(!view->sites[0]->has_data);
+	}
 	snapshot_free(s);
 
 	catalog_free(c);
