@@ -353,9 +353,15 @@ refresh_done(struct daemon *d, struct catalog *next)
 		dry_run_done(d, next);
 		return;
 	}
-	prc = pub_write(d->store, &d->kf, next, heal_prev(d),
-	    d->store_changed, d->cfg->value_format == VALUE_PICKLE ? 1 : 0,
-	    &ps);
+	/*
+	 * Skipping a value as unchanged trusts that memcached still holds
+	 * it.  The daemon checks that (the monitor verifies after every
+	 * publish); a one-shot run cannot, so it writes everything, as
+	 * cache_programs does, and uses the file only for the shrink guard.
+	 */
+	prc = pub_write(d->store, &d->kf, next,
+	    d->opts->once ? NULL : heal_prev(d), d->store_changed,
+	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, &ps);
 	if (prc == 0)
 		d->store_changed = false;
 	count_sites(next, &ok, &partial, &failed);

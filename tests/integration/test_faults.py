@@ -507,10 +507,12 @@ class ShrinkGuardOnce(PcdTestCase):
         rc, events, stderr = d.run_once("--force")
         self.assertEqual(rc, 0, stderr)
         self.assertEqual(self.reader([mc]).get("program-uuids-" + SITE), [])
-        # An unchanged --once after a --once writes nothing.
+        # A --once run cannot know that memcached still holds what the
+        # file says: after a restart of memcached it writes everything.
         fake.set_catalogue(cat)
         d.run_once("--force")
+        mc.restart()
         rc, events, stderr = d.run_once()
         self.assertEqual(rc, 0, stderr)
-        ok = [e for e in events if e["event"] == "refresh_succeeded"][0]
-        self.assertEqual(ok["keys_written"], 0)
+        self.assertCacheMatches(self.reader([mc]), reference.expected_cache(
+            [{"domain": SITE, "site_id": 1, "catalogue": cat}]))
