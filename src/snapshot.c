@@ -393,11 +393,11 @@ entry_size(const struct snapshot_entry *e)
 
 /* A buffered writer that also hashes what it writes. */
 struct writer {
+	crypto_generichash_state	hash;
+	unsigned char			buf[WBUF_LEN];
+	size_t				n;
 	int				fd;
 	int				error;		/* errno, 0 */
-	crypto_generichash_state	hash;
-	size_t				n;
-	unsigned char			buf[WBUF_LEN];
 };
 
 /* Write len bytes to the file, whatever write(2) does at a time. */
@@ -465,6 +465,8 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 	crypto_generichash_init(&w.hash, NULL, 0, SUM_LEN);
 
 	memset(h, 0, sizeof h);
+	/* The magic is 8 bytes, no NUL. */
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 	memcpy(h, MAGIC, 8);
 	put32(h + 8, SNAPSHOT_VERSION);
 	put64(h + 16, s->n);
@@ -517,8 +519,10 @@ sync_dir(const char *path)
 	dir = xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL)
 		*(slash == dir ? slash + 1 : slash) = '\0';
-	else
-		strcpy(dir, ".");
+	else {
+		free(dir);
+		dir = xstrdup(".");
+	}
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    fsync(fd) == -1)
 		rc = errno;
@@ -687,7 +691,8 @@ parse(struct snapshot *s, const unsigned char *p, size_t len,
 	crypto_generichash(sum, sizeof sum, p, len - SUM_LEN, NULL, 0);
 	if (sodium_memcmp(sum, p + len - SUM_LEN, SUM_LEN) != 0)
 		return xstrdup("checksum mismatch: the file is corrupt");
-	if (slen != strlen(settings) || memcmp(p + HDR_LEN, settings, slen))
+	if (slen != strlen(settings) ||
+	    memcmp(p + HDR_LEN, settings, slen) != 0)
 		return settings_diff((const char *)p + HDR_LEN, slen,
 		    settings);
 	s->created = get64(p + 40);
@@ -762,9 +767,9 @@ snapshot_load(const char *path, const char *settings)
 out:
 	if (fd != -1)
 		close(fd);
-	if (why != NULL) {
+	if (why != NULL || s == NULL) {
 		log_event(LOG_ERR, "snapshot_ignored", "file=%s error=%s",
-		    path, why);
+		    path, why != NULL ? why : "unknown");
 		free(why);
 		if (s != NULL)
 			snapshot_free(s);
