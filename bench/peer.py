@@ -22,7 +22,6 @@ import json
 import logging
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -32,8 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support import reader  # noqa: E402
-from tests.support.reference import (  # noqa: E402  (verbatim utils.py helpers)
-    course_run_keys_for_program, course_uuids_for_program, normalize_program_type)
+from tests.support.reference import _Command as Families  # noqa: E402
 
 # openedx/core/djangoapps/catalog/cache.py
 PROGRAM_CACHE_KEY_TPL = 'program-{uuid}'
@@ -58,8 +56,10 @@ class Site:
         self.base = base
 
 
-class Command:
-    """cache_programs.Command.handle and its methods (upstream @ e57a655d)."""
+class Command(Families):
+    """cache_programs.Command.handle and its methods (upstream @ e57a655d);
+    get_courses, get_catalog_courses and the three by-type/org methods,
+    verbatim upstream too, are the test reference's own copy."""
 
     def __init__(self, cache, client):
         self.cache = cache
@@ -223,48 +223,6 @@ class Command:
                 logger.exception(f'Failed to process pathways for {site.domain}')
                 failure = True
         return processed_pathways, programs, failure
-
-    def get_courses(self, programs):
-        course_runs = defaultdict(list)
-
-        for program in programs.values():
-            for course_run_key in course_run_keys_for_program(program):
-                course_run_cache_key = COURSE_PROGRAMS_CACHE_KEY_TPL.format(course_run_id=course_run_key)
-                course_runs[course_run_cache_key].append(program['uuid'])
-        return course_runs
-
-    def get_catalog_courses(self, programs):
-        courses = defaultdict(list)
-
-        for program in programs.values():
-            for course_uuid in course_uuids_for_program(program):
-                course_cache_key = CATALOG_COURSE_PROGRAMS_CACHE_KEY_TPL.format(course_uuid=course_uuid)
-                courses[course_cache_key].append(program['uuid'])
-        return courses
-
-    def get_programs_by_type(self, site, programs):
-        programs_by_type = defaultdict(list)
-        for program in programs.values():
-            program_type = normalize_program_type(program.get('type'))
-            cache_key = PROGRAMS_BY_TYPE_CACHE_KEY_TPL.format(site_id=site.id, program_type=program_type)
-            programs_by_type[cache_key].append(program['uuid'])
-        return programs_by_type
-
-    def get_programs_by_type_slug(self, site, programs):
-        programs_by_type_slug = defaultdict(list)
-        for program in programs.values():
-            program_slug = program.get('type_attrs', {}).get('slug')
-            cache_key = PROGRAMS_BY_TYPE_SLUG_CACHE_KEY_TPL.format(site_id=site.id, program_slug=program_slug)
-            programs_by_type_slug[cache_key].append(program['uuid'])
-        return programs_by_type_slug
-
-    def get_programs_by_organization(self, programs):
-        organizations = defaultdict(list)
-        for program in programs.values():
-            for org in program['authoring_organizations']:
-                org_cache_key = PROGRAMS_BY_ORGANIZATION_CACHE_KEY_TPL.format(org_key=org['key'])
-                organizations[org_cache_key].append(program['uuid'])
-        return organizations
 
 
 def main(argv=None):
