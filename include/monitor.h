@@ -44,6 +44,11 @@ void		 monitor_configure(struct monitor *, struct store *,
 /* What the cache should hold (borrowed until the next call; NULL: none). */
 void		 monitor_set_snapshot(struct monitor *,
 		    const struct snapshot *);
+/*
+ * Called after every repair that put all its keys back (cache_repaired
+ * with no keys_failed): /readyz counts a repair as a publish.
+ */
+void		 monitor_on_repair(struct monitor *, void (*)(void *), void *);
 /* Start the timers, with a check and a verification at once. */
 void		 monitor_start(struct monitor *);
 /* Verify every key on the next turn of the loop (after a publish). */

@@ -145,6 +145,17 @@ heal_configure(struct daemon *d, const struct cfg *cfg, bool store_changed)
 	    cfg->verify_interval_ms);
 }
 
+/* A repair put everything back: for /readyz, as good as a publish. */
+static void
+on_repaired(void *arg)
+{
+	struct daemon	*d = arg;
+
+	d->published = true;
+	d->published_ms = mono_ms();
+	update_status(d);
+}
+
 /*
  * Load the snapshot file: what the last publish wrote, so that unchanged
  * values are not written again and the shrink guard knows each site's
@@ -165,9 +176,13 @@ heal_start(struct daemon *d)
 	free(path);
 	if (d->opts->once)
 		return;
-	if (d->loaded != NULL)
+	monitor_on_repair(d->mon, on_repaired, d);
+	if (d->loaded != NULL) {
+		/* SPEC §6: ready once something can be served: the file. */
+		notify_ready();
 		pub_stale_sweep(d->stale, d->store, &d->kf,
 		    snapshot_catalog(d->loaded), d->cfg->stale_after, false);
+	}
 	monitor_set_snapshot(d->mon, d->loaded);
 	monitor_start(d->mon);
 }

@@ -44,6 +44,8 @@ struct monitor {
 	struct event		*check_ev;
 	struct event		*verify_ev;
 	struct mon_server	 sv[STORE_MAX_SERVERS];
+	void			(*repaired)(void *);
+	void			*repaired_arg;
 };
 
 /* One key to put back on one server. */
@@ -156,6 +158,13 @@ monitor_set_snapshot(struct monitor *m, const struct snapshot *snap)
 }
 
 void
+monitor_on_repair(struct monitor *m, void (*cb)(void *), void *arg)
+{
+	m->repaired = cb;
+	m->repaired_arg = arg;
+}
+
+void
 monitor_start(struct monitor *m)
 {
 	m->started = true;
@@ -236,6 +245,8 @@ repair(struct monitor *m, const struct fixes *f, const char *reason,
 	    "server=%s keys=%zu bytes=%zu keys_failed=%zu duration_ms=%llu",
 	    reason, server, written, bytes, f->n - written,
 	    (unsigned long long)(mono_ms() - t0));
+	if (!failed && m->repaired != NULL)
+		m->repaired(m->repaired_arg);
 	return failed ? -1 : 0;
 }
 

@@ -8,6 +8,8 @@ import os
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 
 from tests.support import catalog, reference
 from tests.support.harness import PcdTestCase
@@ -232,6 +234,32 @@ class Healing(PcdTestCase):
         self.mc.flush()
         d2.wait_event("cache_repaired", since=mark, timeout=10)
         self.assertCacheMatches(self.reader([self.mc]), expected)
+        self.assertEqual(d2.stop(), 0)
+
+    def test_ready_from_the_file_and_after_a_repair(self):
+        """SPEC §6: READY=1 after the first publish *or snapshot load*.
+        With Discovery down, a restarted daemon is ready from its file,
+        and /readyz counts the repair as a publish."""
+        d = self.start_daemon()
+        self.wait_published(d)
+        self.assertEqual(d.stop(), 0)
+        self.fake.stop()
+        self.mc.flush()
+        d2 = self.daemon(self.sections(listen="127.0.0.1:0"), name="pcd", notify=True)
+        d2.start()
+        d2.notify.wait("READY=1", timeout=10)
+        self.assertEqual(d2.events_named("refresh_succeeded"), [])
+        d2.wait_event("cache_repaired", timeout=10)
+        addr = d2.wait_event("listening", timeout=10)["address"]
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen("http://%s/readyz" % addr, timeout=5) as r:
+                    self.assertEqual(r.status, 200)
+                    break
+            except urllib.error.HTTPError as e:
+                self.assertLess(time.monotonic(), deadline, e.read())
+                time.sleep(0.1)
         self.assertEqual(d2.stop(), 0)
 
     def test_bad_snapshot_files_are_reported_and_ignored(self):
