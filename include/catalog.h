@@ -38,8 +38,6 @@ enum catalog_family {
 
 /* The family's name as metrics and logs spell it. */
 const char	*catalog_family_name(enum catalog_family);
-/* The family of a Django cache key, by its template's prefix. */
-enum catalog_family	catalog_family_of(const char *key);
 
 struct catalog_opts {
 	enum cfg_value_format	 format;
@@ -125,8 +123,6 @@ bool			 catalog_program_same_body(
 struct catalog_program	*catalog_program_ref(struct catalog_program *);
 void			 catalog_program_unref(struct catalog_program *);
 const char		*catalog_program_uuid(const struct catalog_program *);
-/* Bytes of the encoded value (finished for the last generation built). */
-size_t			 catalog_program_size(const struct catalog_program *);
 
 struct catalog_site	*catalog_site_new(const char *domain, long site_id);
 /* A site carried over whole from the last generation (new references). */
@@ -135,9 +131,6 @@ void			 catalog_site_free(struct catalog_site *);
 /* Add a program to a site, taking the reference; one per list UUID. */
 void			 catalog_site_add_program(struct catalog_site *,
 			    struct catalog_program *);
-/* The site's record for a list UUID, or NULL. */
-struct catalog_program	*catalog_site_program(const struct catalog_site *,
-			    const char *uuid);
 
 struct catalog	*catalog_new(void);
 /* Append a site (taking it); sites must be added in domain order. */

@@ -67,8 +67,6 @@ struct http_req	*http_post_form(struct http *, const char *url,
 		    const char *form, http_cb, void *arg);
 /* Call back every outstanding request now with error "cancelled: why". */
 void		 http_cancel_all(struct http *, const char *why);
-/* Requests queued, running or waiting to retry. */
-size_t		 http_pending(const struct http *);
 
 /* URL-encode s for a form body or query (curl_easy_escape); caller frees. */
 char		*http_escape(const char *s);

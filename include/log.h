@@ -35,8 +35,6 @@ enum log_format {
 
 /* Choose the format and the most verbose priority shown (LOG_DEBUG..). */
 void	log_setup(enum log_format, int level);
-/* The format in use once auto has been resolved. */
-enum log_format	log_format_active(void);
 /* Parse "json", "text", ... / "debug", "info", ...; -1 if unknown. */
 int	log_format_parse(const char *);
 int	log_level_parse(const char *);

@@ -32,7 +32,6 @@ bool	notify_enabled(void);
 int	notify_send(const char *state);
 
 void	notify_ready(void);
-bool	notify_is_ready(void);
 void	notify_reloading(void);
 void	notify_reloaded(void);
 void	notify_stopping(void);

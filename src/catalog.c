@@ -56,41 +56,10 @@ static const char *const family_names[FAM_COUNT] = {
 	"program_uuids", "pathway_ids"
 };
 
-/* Templates, longest prefix first where one is a prefix of another. */
-static const struct {
-	const char		*prefix;
-	enum catalog_family	 fam;
-} family_prefixes[] = {
-	{ "programs-by-type-slug-", FAM_TYPE_SLUG },
-	{ "programs-by-type-", FAM_TYPE },
-	{ "program-uuids-", FAM_SITE_PROGRAMS },
-	{ "program-", FAM_PROGRAM },
-	{ "pathway-ids-", FAM_SITE_PATHWAYS },
-	{ "pathway-", FAM_PATHWAY },
-	{ "catalog-course-programs-", FAM_CATALOG_COURSE },
-	{ "course-programs-", FAM_COURSE },
-	{ "organization-programs-", FAM_ORG },
-};
-
 const char *
 catalog_family_name(enum catalog_family f)
 {
 	return f < FAM_COUNT ? family_names[f] : "unknown";
-}
-
-enum catalog_family
-catalog_family_of(const char *key)
-{
-	size_t	i;
-
-	for (i = 0; i < sizeof family_prefixes / sizeof family_prefixes[0];
-	    i++) {
-		size_t n = strlen(family_prefixes[i].prefix);
-
-		if (strncmp(key, family_prefixes[i].prefix, n) == 0)
-			return family_prefixes[i].fam;
-	}
-	return FAM_COUNT;
 }
 
 static void
@@ -766,12 +735,6 @@ catalog_program_uuid(const struct catalog_program *p)
 	return p->uuid;
 }
 
-size_t
-catalog_program_size(const struct catalog_program *p)
-{
-	return p->bytes.len;
-}
-
 /*
  * Finish *pp with these pathway ids.  A record shared with the last
  * generation is copied first: that generation's entries point into it.
@@ -859,18 +822,6 @@ catalog_site_free(struct catalog_site *s)
 	free(s->programs);
 	json_decref(s->pathways);
 	free(s);
-}
-
-struct catalog_program *
-catalog_site_program(const struct catalog_site *s, const char *uuid)
-{
-	size_t	i;
-
-	/* Linear: used per failed detail and in tests, not per program. */
-	for (i = 0; i < s->nprograms; i++)
-		if (strcmp(s->programs[i]->uuid, uuid) == 0)
-			return s->programs[i];
-	return NULL;
 }
 
 void

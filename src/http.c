@@ -58,7 +58,6 @@ struct http {
 	struct req_list		 queue;
 	struct req_list		 all;
 	int			 active;
-	size_t			 pending;
 };
 
 struct sock {
@@ -242,7 +241,6 @@ req_detach(struct http_req *r)
 		break;
 	}
 	TAILQ_REMOVE(&h->all, r, all);
-	h->pending--;
 }
 
 /* Hand the outcome to the caller, then free the request. */
@@ -342,7 +340,6 @@ pump(struct http *h)
 			/* Only misuse gets here; report, do not retry. */
 			h->active--;
 			TAILQ_REMOVE(&h->all, r, all);
-			h->pending--;
 			req_deliver(r, 0, NULL, curl_multi_strerror(mc));
 		}
 	}
@@ -453,7 +450,6 @@ attempt_done(struct http_req *r, CURLcode cc)
 		snprintf(err, sizeof err, "HTTP %ld", status);
 	else {
 		TAILQ_REMOVE(&h->all, r, all);
-		h->pending--;
 		req_deliver(r, status, ctype, NULL);
 		return;
 	}
@@ -476,7 +472,6 @@ attempt_done(struct http_req *r, CURLcode cc)
 		return;
 	}
 	TAILQ_REMOVE(&h->all, r, all);
-	h->pending--;
 	req_deliver(r, cc == CURLE_OK ? status : 0, ctype, err);
 }
 
@@ -532,7 +527,6 @@ req_new(struct http *h, const char *url, const char *auth, const char *form,
 	r->state = REQ_QUEUED;
 	TAILQ_INSERT_TAIL(&h->queue, r, entry);
 	TAILQ_INSERT_TAIL(&h->all, r, all);
-	h->pending++;
 	return r;
 }
 
@@ -571,12 +565,6 @@ http_cancel_all(struct http *h, const char *why)
 	}
 	/* NOLINTEND(clang-analyzer-unix.Malloc) */
 	free(err);
-}
-
-size_t
-http_pending(const struct http *h)
-{
-	return h->pending;
 }
 
 char *

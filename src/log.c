@@ -95,12 +95,6 @@ log_setup(enum log_format fmt, int level)
 	resolve_format();
 }
 
-enum log_format
-log_format_active(void)
-{
-	return log_active;
-}
-
 int
 log_format_parse(const char *s)
 {

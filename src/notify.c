@@ -106,12 +106,6 @@ notify_ready(void)
 	notify_send("READY=1");
 }
 
-bool
-notify_is_ready(void)
-{
-	return ready_sent;
-}
-
 /* RELOADING=1 with the time it began, as Type=notify-reload (v253) wants. */
 void
 notify_reloading(void)
