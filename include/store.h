@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "util.h"
 
 /* At most this many servers (placement arrays are fixed). */
 #define STORE_MAX_SERVERS	64
@@ -54,19 +55,35 @@ enum store_rc {
 	STORE_ERROR		/* libmemcached refused it (logged) */
 };
 
-/* Queue a set (exptime 0) on server i. */
+/*
+ * Queue a set (exptime 0) on server i.  key and val are borrowed: they must
+ * stay valid until the next store_flush(i).  tag is the caller's; it comes
+ * back through store_flush's refused callback if the server did not take
+ * the value.
+ */
 enum store_rc	 store_set(struct store *, size_t i, const char *key,
 		    size_t keylen, const void *val, size_t len,
-		    uint32_t flags);
+		    uint32_t flags, size_t tag) PCD_WUR;
 /* Queue a delete on server i. */
 enum store_rc	 store_delete(struct store *, size_t i, const char *key,
 		    size_t keylen);
+
+/* A write the server did not apply, or whose outcome is unknown. */
+typedef void	(*store_refused_cb)(size_t tag, void *arg);
+
 /*
  * Send everything queued on server i and wait until the server has done
- * it.  0, or -1 if the server failed on the way (it is then marked down and
- * none of its writes since the last flush can be trusted).
+ * it.  Refusals are always seen (SPEC §7): NOREPLY hides memcached's
+ * SERVER_ERROR answers, so the server's store_no_memory and
+ * store_too_large counters are read before and after the batch, and when
+ * they moved (or cannot be read) every value of the batch is read back;
+ * each one missing or different is reported through refused (may be
+ * NULL).  0, or -1 if the server failed on the way (it is then marked
+ * down and none of its writes since the last flush can be trusted; they
+ * are not reported one by one).
  */
-int		 store_flush(struct store *, size_t i);
+int		 store_flush(struct store *, size_t i, store_refused_cb,
+		    void *arg) PCD_WUR;
 
 /* What restart detection needs from memcached's general stats. */
 struct store_stats {

@@ -220,7 +220,7 @@ repair(struct monitor *m, const struct fixes *f, const char *reason,
 			if (pub_phase((enum catalog_family)e->family) != phase)
 				continue;
 			if (store_set(m->store, f->v[k].srv, e->wire,
-			    e->wirelen, e->val, e->len, e->flags) == STORE_OK) {
+			    e->wirelen, e->val, e->len, e->flags, k) == STORE_OK) {
 				sent[f->v[k].srv]++;
 				sbytes[f->v[k].srv] += e->len;
 			} else
@@ -230,7 +230,7 @@ repair(struct monitor *m, const struct fixes *f, const char *reason,
 			if (sent[i] == 0)
 				continue;
 			/* Nothing of a batch is known written until here. */
-			if (store_flush(m->store, i) == -1)
+			if (store_flush(m->store, i, NULL, NULL) == -1)
 				failed = true;
 			else {
 				written += sent[i];

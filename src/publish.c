@@ -67,7 +67,7 @@ end_phase(struct store *st, struct catalog *next, struct pending *pend)
 	for (i = 0; i < store_nservers(st); i++) {
 		if (pend[i].n == 0)
 			continue;
-		if (store_flush(st, i) == -1) {
+		if (store_flush(st, i, NULL, NULL) == -1) {
 			/* None of this server's batch can be trusted. */
 			for (j = 0; j < pend[i].n; j++)
 				next->written[pend[i].v[j]] = false;
@@ -110,7 +110,7 @@ send_entry(struct store *st, const struct catalog_entry *e, size_t i,
 		struct pending *p = &pend[idx[j]];
 
 		switch (store_set(st, idx[j], wire, wlen, e->val, e->len,
-		    flags)) {
+		    flags, i)) {
 		case STORE_OK:
 			p->v = xreallocarray(p->v, p->n + 1, sizeof *p->v);
 			p->v[p->n++] = i;
@@ -143,6 +143,7 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 	struct pending	 pend[STORE_MAX_SERVERS];
 	struct map	 prevkeys;
 	bool		*skipped;
+	char		**wires;
 	size_t		 i, down = 0;
 	char		 wire[KEY_MAX + 1];
 	int		 wlen, phase = 0, rc = 0;
@@ -154,6 +155,7 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 	free(next->written);
 	next->written = xcalloc(next->nentries + 1, sizeof *next->written);
 	skipped = xcalloc(next->nentries + 1, sizeof *skipped);
+	wires = xcalloc(next->nentries + 1, sizeof *wires);
 	map_init(&prevkeys);
 	for (i = 0; prev != NULL && i < prev->nentries; i++)
 		map_put(&prevkeys, prev->entries[i].key,
@@ -186,7 +188,8 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 			    "character or over 250 bytes)");
 			continue;
 		}
-		next->written[i] = send_entry(st, e, i, wire, (size_t)wlen,
+		wires[i] = xstrdup(wire);	/* borrowed until the flush */
+		next->written[i] = send_entry(st, e, i, wires[i], (size_t)wlen,
 		    flags, pend, &down);
 	}
 	if (end_phase(st, next, pend) == -1)
@@ -204,6 +207,9 @@ pub_write(struct store *st, const struct keyfn *kf, struct catalog *next,
 	metrics.keys_skipped += ps->skipped;
 	for (i = 0; i < STORE_MAX_SERVERS; i++)
 		free(pend[i].v);
+	for (i = 0; i < next->nentries; i++)
+		free(wires[i]);
+	free(wires);
 	free(skipped);
 	map_free(&prevkeys);
 	return ps->failed > 0 ? -1 : rc;
@@ -423,7 +429,8 @@ pub_stale_sweep(struct pub_stale *ps, struct store *st,
 	ps->keys = kept;
 	for (i = 0; i < store_nservers(st); i++)
 		if (touched[i])
-			store_flush(st, i);
+			if (store_flush(st, i, NULL, NULL) == -1)
+				continue;	/* logged by the store */
 	if (deleted > 0)
 		log_event(LOG_INFO, "stale_deleted", "keys=%zu stale_after=%d "
 		    "examples=%s", deleted, stale_after,

@@ -29,15 +29,31 @@
  */
 #define MGET_BATCH	200
 
+/* A set sent since the last flush, to read back if the server refused any. */
+struct pending {
+	const char	*key;
+	size_t		 keylen;
+	const void	*val;
+	size_t		 len;
+	uint32_t	 flags;
+	size_t		 tag;
+};
+
 struct server {
 	char		*name;		/* pymemcache's node name */
 	char		*host;
 	int		 port;
 	memcached_st	*mc;		/* writes: NOREPLY + buffered */
+	memcached_st	*ctl;		/* stats: replying */
 	bool		 up;
 	bool		 checked;	/* item_size_max read */
 	uint64_t	 retry_at;	/* mono_ms when down */
 	size_t		 item_max;
+	struct pending	*pend;		/* sets of the batch */
+	size_t		 npend;
+	size_t		 cappend;
+	bool		 counted;	/* refusals read at batch start */
+	uint64_t	 refusals;	/* store_no_memory + store_too_large */
 };
 
 struct store {
@@ -97,6 +113,7 @@ store_new(const struct cfg *cfg)
 		s->up = true;
 		s->item_max = 1024 * 1024;
 		s->mc = conn_new(st, s, true);
+		s->ctl = conn_new(st, s, false);
 		st->nodes[i] = s->name;
 	}
 	if (st->dist == DIST_KETAMA) {
@@ -119,6 +136,8 @@ store_free(struct store *st)
 		return;
 	for (i = 0; i < st->n; i++) {
 		memcached_free(st->sv[i].mc);
+		memcached_free(st->sv[i].ctl);
+		free(st->sv[i].pend);
 		free(st->sv[i].name);
 		free(st->sv[i].host);
 	}
@@ -194,8 +213,10 @@ server_down(struct server *s, const char *op, const char *error)
 	s->up = false;
 	s->checked = false;
 	s->retry_at = mono_ms() + RETRY_MS;
-	/* Drop the half-used connection; the next one starts clean. */
+	/* Drop the half-used connections; the next ones start clean. */
 	memcached_quit(s->mc);
+	memcached_quit(s->ctl);
+	s->npend = 0;
 }
 
 /* stats settings callback: pick out item_size_max. */
@@ -214,6 +235,44 @@ on_setting(const memcached_instance_st *inst, const char *key, size_t klen,
 		s->item_max = (size_t)strtoull(num, NULL, 10);
 	}
 	return MEMCACHED_SUCCESS;
+}
+
+/* stats callback: add up the counters of sets the server refused. */
+static memcached_return_t
+on_refusal_stat(const memcached_instance_st *inst, const char *key,
+    size_t klen, const char *val, size_t vlen, void *arg)
+{
+	uint64_t	*n = arg;
+	char		 num[32];
+
+	(void)inst;
+	if (((klen == 15 && memcmp(key, "store_no_memory", 15) == 0) ||
+	    (klen == 15 && memcmp(key, "store_too_large", 15) == 0)) &&
+	    vlen < sizeof num) {
+		memcpy(num, val, vlen);
+		num[vlen] = '\0';
+		n[0] += strtoull(num, NULL, 10);
+		n[1]++;
+	}
+	return MEMCACHED_SUCCESS;
+}
+
+/*
+ * How many sets the server has refused since it started; false if it
+ * cannot tell (an old memcached without the counters, or an error).
+ */
+static bool
+read_refusals(struct server *s, uint64_t *out)
+{
+	uint64_t	n[2] = { 0, 0 };
+
+	if (memcached_stat_execute(s->ctl, NULL, on_refusal_stat, n) !=
+	    MEMCACHED_SUCCESS || n[1] != 2) {
+		memcached_quit(s->ctl);
+		return false;
+	}
+	*out = n[0];
+	return true;
 }
 
 /* A server answered: say so if it had been down. */
@@ -256,17 +315,39 @@ server_ready(struct store *st, struct server *s)
 		return false;
 	if (s->checked)
 		return true;
-	ctl = conn_new(st, s, false);
+	(void)st;
+	ctl = s->ctl;
 	ok = read_settings(s, ctl);
-	memcached_free(ctl);
 	if (ok)
 		server_up(s);
 	return ok;
 }
 
+/* Remember a set of the batch; the first one reads the refusal count. */
+static void
+pending_add(struct server *s, const char *key, size_t keylen,
+    const void *val, size_t len, uint32_t flags, size_t tag)
+{
+	struct pending	*p;
+
+	if (s->npend == 0)
+		s->counted = read_refusals(s, &s->refusals);
+	if (s->npend == s->cappend) {
+		s->cappend = s->cappend == 0 ? 256 : s->cappend * 2;
+		s->pend = xreallocarray(s->pend, s->cappend, sizeof *s->pend);
+	}
+	p = &s->pend[s->npend++];
+	p->key = key;
+	p->keylen = keylen;
+	p->val = val;
+	p->len = len;
+	p->flags = flags;
+	p->tag = tag;
+}
+
 enum store_rc
 store_set(struct store *st, size_t i, const char *key, size_t keylen,
-    const void *val, size_t len, uint32_t flags)
+    const void *val, size_t len, uint32_t flags, size_t tag)
 {
 	struct server		*s = &st->sv[i];
 	memcached_return_t	 rc;
@@ -275,6 +356,7 @@ store_set(struct store *st, size_t i, const char *key, size_t keylen,
 		return STORE_DOWN;
 	if (keylen + len + ITEM_OVERHEAD > s->item_max)
 		return STORE_TOO_BIG;
+	pending_add(s, key, keylen, val, len, flags, tag);
 	rc = memcached_set(s->mc, key, keylen, val, len, 0, flags);
 	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED) {
 		metrics.mc_sets++;
@@ -287,6 +369,7 @@ store_set(struct store *st, size_t i, const char *key, size_t keylen,
 		server_down(s, "set", memcached_strerror(s->mc, rc));
 		return STORE_DOWN;
 	}
+	s->npend--;		/* not sent: nothing to read back */
 	metrics.mc_errors++;
 	log_event(LOG_ERR, "memcached_error", "server=%s op=set key=%.*s "
 	    "error=%s", s->name, (int)keylen, key,
@@ -312,17 +395,75 @@ store_delete(struct store *st, size_t i, const char *key, size_t keylen)
 	return STORE_DOWN;
 }
 
+/* What a read-back of a batch has found so far. */
+struct readback {
+	const struct pending	*pend;
+	unsigned char		*same;		/* per pending set */
+};
+
+/* store_mget's callback: does the server hold what was sent? */
+static void
+on_readback(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
+{
+	struct readback		*rb = arg;
+	const struct pending	*p = &rb->pend[j];
+
+	rb->same[j] = p->flags == flags && p->len == len &&
+	    memcmp(p->val, val, len) == 0;
+}
+
+/*
+ * Read back every set of the batch and report those the server does not
+ * hold as sent.  -1 if the server failed while being read.
+ */
+static int
+read_back(struct store *st, size_t i, store_refused_cb refused, void *arg)
+{
+	struct server	*s = &st->sv[i];
+	struct readback	 rb;
+	const char	**keys;
+	size_t		*lens, j, n = s->npend;
+	int		 rc;
+
+	keys = xreallocarray(NULL, n, sizeof *keys);
+	lens = xreallocarray(NULL, n, sizeof *lens);
+	for (j = 0; j < n; j++) {
+		keys[j] = s->pend[j].key;
+		lens[j] = s->pend[j].keylen;
+	}
+	rb.pend = s->pend;
+	rb.same = xcalloc(n, 1);
+	rc = store_mget(st, i, keys, lens, n, on_readback, &rb);
+	for (j = 0; rc == 0 && j < n; j++) {
+		if (rb.same[j])
+			continue;
+		metrics.mc_errors++;
+		log_event(LOG_ERR, "memcached_error", "server=%s op=set key=%s "
+		    "bytes=%zu error=%s", s->name, s->pend[j].key,
+		    s->pend[j].len, "refused by the server (out of memory?): "
+		    "the value is not in the cache");
+		if (refused != NULL)
+			refused(s->pend[j].tag, arg);
+	}
+	free(rb.same);
+	free(keys);
+	free(lens);
+	return rc;
+}
+
 int
-store_flush(struct store *st, size_t i)
+store_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 {
 	struct server		*s = &st->sv[i];
 	memcached_result_st	 res;
 	memcached_return_t	 rc;
 	const char		*keys[1] = { "programs-cached:barrier" };
 	size_t			 lens[1] = { strlen(keys[0]) };
+	uint64_t		 after;
+	int			 ret = -1;
 
 	if (!s->up)
-		return -1;
+		goto out;
 	/*
 	 * A get on the same connection: memcached answers in order, so its
 	 * END means every buffered write before it has been processed.
@@ -330,7 +471,7 @@ store_flush(struct store *st, size_t i)
 	rc = memcached_mget(s->mc, keys, lens, 1);
 	if (rc != MEMCACHED_SUCCESS) {
 		server_down(s, "flush", memcached_strerror(s->mc, rc));
-		return -1;
+		goto out;
 	}
 	memcached_result_create(s->mc, &res);
 	while (memcached_fetch_result(s->mc, &res, &rc) != NULL)
@@ -339,9 +480,16 @@ store_flush(struct store *st, size_t i)
 	if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND &&
 	    rc != MEMCACHED_SUCCESS) {
 		server_down(s, "flush", memcached_strerror(s->mc, rc));
-		return -1;
+		goto out;
 	}
-	return 0;
+	ret = 0;
+	/* NOREPLY hid any SERVER_ERROR: did the server refuse a set? */
+	if (s->npend > 0 && (!s->counted || !read_refusals(s, &after) ||
+	    after != s->refusals))
+		ret = read_back(st, i, refused, arg);
+out:
+	s->npend = 0;
+	return ret;
 }
 
 int
@@ -381,6 +529,8 @@ store_reconnect(struct store *st, size_t i)
 	struct server	*s = &st->sv[i];
 
 	memcached_quit(s->mc);
+	memcached_quit(s->ctl);
+	s->npend = 0;
 	/* A restarted server may have another item size limit. */
 	s->checked = false;
 	/* The caller knows better than the pause: try it at the next write. */
