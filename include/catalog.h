@@ -1,16 +1,12 @@
 /*
- * catalog.h: the programs catalogue as cache_programs sees it, and the
- * cache entries it makes of it (SPEC §3, research/edx-platform.md §3).
+ * catalog.h: a generation (what one refresh knows of every site) and its
+ * plan: every cache entry it makes, in publish order, with its wire key,
+ * its servers and its value, computed once (SPEC §3, §4).
  *
- * A refresh parses each Discovery response as it arrives and keeps only
- * what the cache needs: per program, its encoded value (left open before
- * "pathway_ids", which is known only once the pathways are read) and the
- * facts the index families are made from; per pathway, its small JSON
- * object.  Whole-catalogue JSON trees are never kept.
- *
- * Programs are reference counted: a generation shares the records of the
- * previous one for programs whose detail did not change, or whose detail
- * could not be fetched this time (SPEC §7: they keep their previous value).
+ * A generation is reference counted, and so are its program records: the
+ * refresh that builds the next one, the state that keeps the last one
+ * published and the plan that points into it each hold what they use, so
+ * the order in which they finish does not matter.
  */
 #ifndef PCD_CATALOG_H
 #define PCD_CATALOG_H
@@ -22,6 +18,11 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "entry.h"
+#include "keys.h"
+#include "program.h"
+
+struct store;
 
 enum catalog_family {
 	FAM_PROGRAM,		/* program-{uuid} */
@@ -39,114 +40,106 @@ enum catalog_family {
 /* The family's name as metrics and logs spell it. */
 const char	*catalog_family_name(enum catalog_family);
 
+/*
+ * The publish phase of a family (SPEC §4): 0 the details (programs,
+ * pathways), 1 the indexes, 2 the site lists.  Each phase is in the cache
+ * before the next starts, so no reader finds an index naming a program
+ * that is not there.
+ */
+#define CATALOG_PHASES	3
+int		 catalog_phase(enum catalog_family);
+
 struct catalog_opts {
 	enum cfg_value_format	 format;
 	int			 proto;		/* pickle protocol */
 	enum cfg_pathway_ids	 pathway_ids;
 };
 
-struct catalog_program;		/* opaque, reference counted */
+/* The catalogue options a configuration implies. */
+void		 catalog_opts_from(const struct cfg *, struct catalog_opts *);
 
 enum site_status {
-	SITE_OK,		/* everything fetched and published */
-	SITE_PARTIAL,		/* published; some items kept old values */
-	SITE_FAILED,		/* nothing new: previous values kept */
-	SITE_HELD,		/* shrank too much: previous values kept */
+	SITE_OK,		/* everything fetched */
+	SITE_PARTIAL,		/* fetched; some items kept old values */
+	SITE_FAILED,		/* nothing new: the previous site carried over */
+	SITE_HELD,		/* shrank too much: the previous site carried over */
 	SITE_UNCONFIGURED	/* no catalog URL: [] lists */
 };
 
-/* What one refresh knows about one site. */
+/* What a generation knows about one site. */
 struct catalog_site {
-	char			*domain;
-	long			 site_id;
-	enum site_status	 status;
-	bool			 has_data;	/* something to publish */
-	/* program-uuids-{domain}: the list as Discovery returned it */
+	char			 *domain;
+	long			  site_id;
+	enum site_status	  status;
+	bool			  has_data;	/* something to publish */
+	/* the UUID list as Discovery returned it */
 	char			**uuids;
-	size_t			 nuuids;
-	/* the site's programs, first-seen order, one per UUID */
-	struct catalog_program	**programs;
-	size_t			 nprograms;
-	/* pathway objects in page order (with "programs" still in) */
-	json_t			*pathways;
-	bool			 pathways_failed;
-	/* programs at the last publish of the site (the shrink guard) */
-	size_t			 published_programs;
+	size_t			  nuuids;
+	/* the programs obtained (fetched or kept), one per UUID, list order */
+	struct program		**programs;
+	size_t			  nprograms;
+	/* pathway objects in page order ("programs" still in), or NULL */
+	json_t			 *pathways;
+	bool			  pathways_failed;
 };
-
-/* One key to write. */
-struct catalog_entry {
-	enum catalog_family	 family;
-	char			*key;		/* Django cache key */
-	const unsigned char	*val;
-	size_t			 len;
-	unsigned char		*own;		/* val, if the entry owns it */
-};
-
-/* A generation: every site, and the entries in publish order. */
-struct catalog {
-	struct catalog_site	**sites;	/* domain order */
-	size_t			  nsites;
-	struct catalog_entry	 *entries;
-	size_t			  nentries;
-	bool			 *written;	/* per entry, set by publish */
-	size_t			  nprograms;	/* distinct program keys */
-	size_t			  npathways;	/* distinct pathway keys */
-};
-
-/*
- * Make a program record from a parsed detail (borrowed).  list_uuid is the
- * UUID from the site's list (the key).  prev, if not NULL, is the record the
- * last generation had for it: when the new one encodes to the same bytes,
- * prev is returned with one more reference and no new memory is kept.
- * NULL with *why set (static text or in whybuf) when the detail has the
- * wrong shape, exactly where cache_programs would have raised.
- */
-struct catalog_program	*catalog_program_new(const json_t *detail,
-			    const char *list_uuid, const struct catalog_opts *,
-			    struct catalog_program *prev, char *whybuf,
-			    size_t whylen);
-/*
- * The response a record was made from, by a 128-bit hash (XXH3): a
- * refresh whose detail body hashes the same reuses the record without
- * parsing it again, which is most of a refresh when little changes.
- */
-#define CATALOG_BODY_HASH	16
-void			 catalog_body_hash(const void *, size_t,
-			    unsigned char out[CATALOG_BODY_HASH]);
-void			 catalog_program_set_body(struct catalog_program *,
-			    const unsigned char hash[CATALOG_BODY_HASH]);
-bool			 catalog_program_same_body(
-			    const struct catalog_program *,
-			    const unsigned char hash[CATALOG_BODY_HASH],
-			    const struct catalog_opts *);
-struct catalog_program	*catalog_program_ref(struct catalog_program *);
-void			 catalog_program_unref(struct catalog_program *);
-const char		*catalog_program_uuid(const struct catalog_program *);
 
 struct catalog_site	*catalog_site_new(const char *domain, long site_id);
-/* A site carried over whole from the last generation (new references). */
+/* A site carried over whole (new references to its records). */
 struct catalog_site	*catalog_site_copy(const struct catalog_site *);
 void			 catalog_site_free(struct catalog_site *);
-/* Add a program to a site, taking the reference; one per list UUID. */
+/* Add a program to a site, taking the reference. */
 void			 catalog_site_add_program(struct catalog_site *,
-			    struct catalog_program *);
+			    struct program *);
+/* The site's record for a list UUID, or NULL. */
+struct program		*catalog_site_program(const struct catalog_site *,
+			    const char *uuid);
+/*
+ * Replace the record for uuid with p (taking it; NULL removes the
+ * program).  Returns whether the site had it.
+ */
+bool			 catalog_site_set_program(struct catalog_site *,
+			    const char *uuid, struct program *p);
+
+struct catalog {
+	int			  refs;
+	struct catalog_site	**sites;	/* domain order */
+	size_t			  nsites;
+};
 
 struct catalog	*catalog_new(void);
+struct catalog	*catalog_ref(struct catalog *);
+void		 catalog_unref(struct catalog *);
 /* Append a site (taking it); sites must be added in domain order. */
 void		 catalog_add_site(struct catalog *, struct catalog_site *);
-/*
- * Do what process_pathways, get_courses and the rest do, and lay out the
- * entries in publish order: programs, pathways, the index families, then
- * program-uuids-* and pathway-ids-* (SPEC §4).  Pathway processing failures
- * (a pathway naming a program the site does not have) are logged and make
- * the site partial, as they make cache_programs exit 1.  0, or -1 if a
- * value could not be encoded (logged).
- */
-int		 catalog_build(struct catalog *, const struct catalog_opts *);
-void		 catalog_free(struct catalog *);
-/* The site with this domain, or NULL. */
 struct catalog_site	*catalog_find_site(const struct catalog *,
 			    const char *domain);
+
+/* Every entry of a generation, in publish order. */
+struct plan {
+	struct entry	*v;
+	size_t		 n;
+	size_t		 nprograms;	/* distinct program keys */
+	size_t		 npathways;	/* distinct pathway keys */
+	int		 errors;	/* values not encodable (logged) */
+	struct catalog	*gen;		/* a reference: values point into it */
+	unsigned char	**own;		/* what the plan allocated */
+	size_t		  nown;
+};
+
+/*
+ * Do what cache_programs' process_pathways, get_courses and the rest do
+ * for every site of gen (finishing each program with its pathway ids), and
+ * lay out the entries in publish order, each with its wire key (kf) and
+ * servers (st; NULL: none) and flags.  A value that cannot be encoded is
+ * logged, left out (and out of the lists that would name it), and counted
+ * in errors.  Keys shared between sites take the last site's value, as
+ * upstream's dict.update() leaves them.
+ */
+struct plan	*plan_build(struct catalog *gen, const struct catalog_opts *,
+		    const struct keyfn *kf, const struct store *st,
+		    uint32_t flags);
+void		 plan_free(struct plan *);
+/* The UUID of a program entry's key ("program-{uuid}"), or NULL. */
+const char	*plan_program_uuid(const struct entry *);
 
 #endif

@@ -83,6 +83,7 @@ struct cfg {
 
 	/* [daemon] */
 	long			 refresh_interval_ms;
+	long			 failed_refresh_retry_ms;	/* SPEC §7 */
 	long			 check_interval_ms;
 	long			 verify_interval_ms;
 	char			*state_dir;

@@ -97,6 +97,8 @@ static const struct opt opts[] = {
 
 	O("daemon", "refresh_interval", OPT_DURATION, refresh_interval_ms,
 	    1000, 7 * DAY_MS),
+	O("daemon", "failed_refresh_retry", OPT_DURATION,
+	    failed_refresh_retry_ms, 1000, DAY_MS),
 	O("daemon", "check_interval", OPT_DURATION, check_interval_ms,
 	    100, DAY_MS),
 	O("daemon", "verify_interval", OPT_DURATION, verify_interval_ms,
@@ -639,6 +641,7 @@ cfg_defaults(struct cfg *cfg)
 	cfg->mc_io_timeout_ms = 2000;
 
 	cfg->refresh_interval_ms = 15 * 60 * 1000;
+	cfg->failed_refresh_retry_ms = 30 * 1000;
 	cfg->check_interval_ms = 30 * 1000;
 	cfg->verify_interval_ms = 10 * 60 * 1000;
 	cfg->state_dir = xstrdup("/var/lib/programs-cached");

@@ -20,9 +20,10 @@
 #include "metrics.h"
 #include "monitor.h"
 #include "notify.h"
+#include "dryrun.h"
 #include "oauth.h"
-#include "publish.h"
 #include "snapshot.h"
+#include "state.h"
 #include "store.h"
 #include "util.h"
 
@@ -35,17 +36,14 @@ struct daemon {
 	struct oauth			*oauth;
 	struct store			*store;
 	struct keyfn			 kf;
-	struct catalog			*last;		/* last published */
-	struct pub_stale		*stale;		/* keys seen, absences */
-	struct snapshot			*snap;		/* of last (+ loaded) */
-	struct snapshot			*loaded;	/* from the file */
-	bool				 snap_saved;	/* the file holds snap */
+	struct state			*state;		/* what the cache holds */
 	struct monitor			*mon;
 	struct disc			*disc;		/* refresh running */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
-	bool				 store_changed;	/* rewrite everything */
 	int				 exit_code;
+	int				 failures;	/* refreshes failed in a row */
+	size_t				 programs;	/* of the last publish */
 	uint64_t			 refresh_started;
 	uint64_t			 unchanged_before;	/* metric */
 	struct event			*refresh_timer;
@@ -126,23 +124,11 @@ same_oauth(const struct cfg *a, const struct cfg *b)
 	    same_str(a->client_secret_file, b->client_secret_file);
 }
 
-/*
- * New settings for the monitor.  Other servers or keys make the snapshots
- * wrong (placement, keys, maybe values): they are dropped until the next
- * publish, which rewrites everything.
- */
+/* The monitor follows what the state says the cache holds. */
 static void
-heal_configure(struct daemon *d, const struct cfg *cfg, bool store_changed)
+heal_follow(struct daemon *d)
 {
-	if (store_changed) {
-		monitor_set_snapshot(d->mon, NULL);
-		snapshot_free(d->snap);
-		snapshot_free(d->loaded);
-		d->snap = d->loaded = NULL;
-		d->snap_saved = false;
-	}
-	monitor_configure(d->mon, d->store, cfg->check_interval_ms,
-	    cfg->verify_interval_ms);
+	monitor_set_snapshot(d->mon, state_snapshot(d->state));
 }
 
 /* A repair put everything back: for /readyz, as good as a publish. */
@@ -157,90 +143,24 @@ on_repaired(void *arg)
 }
 
 /*
- * Load the snapshot file: what the last publish wrote, so that unchanged
- * values are not written again and the shrink guard knows each site's
- * last program count, in one-shot runs too.  The daemon also starts the
- * monitor, which can repair from the file before the first fetch from
- * Discovery, and remembers its keys for the stale-key sweep.
+ * Load the snapshot file: what the last publish wrote.  Every mode needs
+ * it (the previous values of SPEC §7, the shrink guard's counts); the
+ * daemon also starts the monitor, which can repair from the file before
+ * the first fetch from Discovery.  A file that holds a real publish makes
+ * the daemon ready (SPEC §6): the cache can be served from it.
  */
 static void
 heal_start(struct daemon *d)
 {
-	char	*path, *set;
+	bool	loaded = state_load(d->state);
 
-	path = snapshot_path(d->cfg->state_dir);
-	set = snapshot_settings(d->cfg);
-	d->loaded = snapshot_load(path, set);
-	d->snap_saved = d->loaded != NULL;
-	free(set);
-	free(path);
 	if (d->opts->once)
 		return;
 	monitor_on_repair(d->mon, on_repaired, d);
-	if (d->loaded != NULL) {
-		/* SPEC §6: ready once something can be served: the file. */
-		notify_ready();
-		pub_stale_sweep(d->stale, d->store, &d->kf,
-		    snapshot_catalog(d->loaded), d->cfg->stale_after, false);
-	}
-	monitor_set_snapshot(d->mon, d->loaded);
+	heal_follow(d);
+	if (loaded)
+		mark_published(d);
 	monitor_start(d->mon);
-}
-
-/* What publish compares with to skip unchanged values. */
-static const struct catalog *
-heal_prev(struct daemon *d)
-{
-	if (d->last != NULL)
-		return d->last;
-	return d->loaded != NULL ? snapshot_catalog(d->loaded) : NULL;
-}
-
-/*
- * next was just published: it becomes the snapshot, saved and verified.
- * While a site or program could not be fetched, what the loaded file had
- * for it is kept.  A one-shot run saves only a complete, successful
- * refresh of every site.
- */
-static void
-heal_published(struct daemon *d, struct catalog *next,
-    const struct pub_stats *ps, bool complete)
-{
-	struct snapshot	*snap, *old = d->snap != NULL ? d->snap : d->loaded;
-	char		*path, *set;
-	bool		 same;
-
-	if (d->opts->once && (d->exit_code != PCD_EXIT_OK ||
-	    d->opts->domain != NULL))
-		return;
-	snap = snapshot_from_catalog(next, d->store, &d->kf,
-	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0,
-	    complete ? NULL : d->loaded);
-	/*
-	 * Every value skipped as unchanged against old (the last publish, or
-	 * the file before the first one), and as many entries: the file
-	 * already holds exactly this.
-	 */
-	same = d->snap_saved && old != NULL &&
-	    (d->last == NULL || d->loaded == NULL) &&
-	    ps->written == 0 && ps->failed == 0 &&
-	    ps->skipped == next->nentries &&
-	    snapshot_count(snap) == snapshot_count(old);
-	if (!same) {
-		path = snapshot_path(d->cfg->state_dir);
-		set = snapshot_settings(d->cfg);
-		d->snap_saved = snapshot_save(snap, path, set) == 0;
-		free(set);
-		free(path);
-	}
-	monitor_set_snapshot(d->mon, snap);
-	snapshot_free(d->snap);
-	d->snap = snap;
-	if (complete) {
-		snapshot_free(d->loaded);
-		d->loaded = NULL;
-	}
-	monitor_verify_soon(d->mon);
 }
 
 /* Make cfg the configuration in use (taking it). */
@@ -262,161 +182,170 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		d->oauth = oauth_new(d->base, d->http, cfg);
 	}
 	if (d->store == NULL || d->cfg == NULL || !same_store(d->cfg, cfg)) {
+		monitor_set_snapshot(d->mon, NULL);
 		store_free(d->store);
 		d->store = store_new(cfg);
 		key_clear(&d->kf);
 		key_init(&d->kf, cfg->key_function, cfg->long_key_hash,
 		    cfg->key_prefix, cfg->key_version);
 		/* Placement or encoding may differ: write everything again. */
-		d->store_changed = d->cfg != NULL;
 		changed = true;
 	}
-	heal_configure(d, cfg, changed);
+	if (d->state == NULL)
+		d->state = state_new(cfg, d->store, &d->kf);
+	else
+		state_configure(d->state, cfg, d->store, &d->kf, changed);
+	monitor_configure(d->mon, d->store, cfg->check_interval_ms,
+	    cfg->verify_interval_ms);
+	heal_follow(d);
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
 	listen_apply(d);
 }
 
-/* Arm the refresh timer: the interval, +/- 10 % so hosts drift apart. */
+/*
+ * Arm the refresh timer.  After a success: the interval, +/- 10 % so hosts
+ * drift apart.  After a failure (SPEC §7): failed_refresh_retry, doubling
+ * with each failure in a row up to the interval, times 1 to 1.2.
+ */
 static void
 schedule_refresh(struct daemon *d)
 {
-	double		ms = (double)d->cfg->refresh_interval_ms;
+	double		ms = (double)d->cfg->refresh_interval_ms, retry;
 	long		delay;
+	int		i;
 	struct timeval	tv;
 
-	delay = (long)(ms * (0.9 + 0.2 * rand_unit()));
+	if (d->failures == 0)
+		delay = (long)(ms * (0.9 + 0.2 * rand_unit()));
+	else {
+		retry = (double)d->cfg->failed_refresh_retry_ms;
+		for (i = 1; i < d->failures && retry < ms; i++)
+			retry *= 2;
+		if (retry > ms)
+			retry = ms;
+		delay = (long)(retry * (1 + 0.2 * rand_unit()));
+	}
 	tv.tv_sec = delay / 1000;
 	tv.tv_usec = (delay % 1000) * 1000;
 	evtimer_add(d->refresh_timer, &tv);
-	log_debug("next refresh in %ld ms", delay);
-}
-
-/* Count the sites by outcome. */
-static void
-count_sites(const struct catalog *c, size_t *ok, size_t *partial,
-    size_t *failed)
-{
-	size_t	i;
-
-	*ok = *partial = *failed = 0;
-	for (i = 0; i < c->nsites; i++) {
-		switch (c->sites[i]->status) {
-		case SITE_OK:
-		case SITE_UNCONFIGURED:
-			(*ok)++;
-			break;
-		case SITE_PARTIAL:
-			(*partial)++;
-			break;
-		case SITE_FAILED:
-		case SITE_HELD:
-			(*failed)++;
-			break;
-		}
-	}
+	log_event(LOG_INFO, "refresh_scheduled", "delay_ms=%ld after=%s "
+	    "failures=%d", delay, d->failures == 0 ? "success" : "failure",
+	    d->failures);
 }
 
 /* What /metrics shows of a finished refresh. */
 static void
-record_metrics(const struct catalog *c, enum metrics_outcome o, uint64_t ms)
+record_metrics(const struct state_result *r, enum metrics_outcome o,
+    uint64_t ms)
 {
-	size_t	i;
-
 	metrics.refreshes[o]++;
 	metrics.last_refresh_seconds = (double)ms / 1000;
 	metrics.refresh_seconds_sum += (double)ms / 1000;
 	if (o == OUTCOME_OK)
 		metrics.last_success = (double)wall_ms() / 1000;
-	metrics.programs = c->nprograms;
-	metrics.pathways = c->npathways;
-	memset(metrics.keys, 0, sizeof metrics.keys);
-	for (i = 0; i < c->nentries; i++)
-		metrics.keys[c->entries[i].family]++;
+	metrics.programs = r->programs;
+	metrics.pathways = r->pathways;
+	memcpy(metrics.keys, r->keys, sizeof metrics.keys);
+	metrics.keys_skipped += r->ws.skipped;
 }
 
 /* --dry-run: print what would change, write nothing, stop. */
 static void
 dry_run_done(struct daemon *d, struct catalog *next)
 {
-	size_t	ok, partial, failed;
-	int	rc;
+	struct catalog_opts	 co;
+	struct plan		*pl;
+	size_t			 i;
+	int			 rc;
+	bool			 ok = true;
 
-	rc = pub_dry_run(d->store, &d->kf, next,
-	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, stdout);
+	catalog_opts_from(d->cfg, &co);
+	pl = plan_build(next, &co, &d->kf, d->store,
+	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0);
+	rc = dryrun_print(d->store, pl, stdout);
 	fflush(stdout);
-	count_sites(next, &ok, &partial, &failed);
-	d->exit_code = rc == 0 && partial == 0 && failed == 0 ?
-	    PCD_EXIT_OK : PCD_EXIT_FAIL;
-	catalog_free(next);
+	for (i = 0; i < next->nsites; i++)
+		if (next->sites[i]->status != SITE_OK &&
+		    next->sites[i]->status != SITE_UNCONFIGURED)
+			ok = false;
+	d->exit_code = rc == 0 && ok && pl->errors == 0 ? PCD_EXIT_OK :
+	    PCD_EXIT_FAIL;
+	plan_free(pl);
+	catalog_unref(next);
 	event_base_loopexit(d->base, NULL);
+}
+
+/* How a refresh went, for metrics and STATUS=. */
+static enum metrics_outcome
+outcome_of(const struct state_result *r)
+{
+	if (r->complete)
+		return OUTCOME_OK;
+	/* Unconfigured sites' [] lists are not a success of anything. */
+	if (!r->published || r->sites_ok + r->sites_partial == 0)
+		return OUTCOME_FAILED;
+	return OUTCOME_PARTIAL;
 }
 
 /* A refresh has fetched all it could: publish it and report. */
 static void
 refresh_done(struct daemon *d, struct catalog *next)
 {
-	struct pub_stats	ps;
-	size_t			ok, partial, failed;
-	uint64_t		ms;
-	size_t			deleted;
-	int			prc;
+	struct state_publish_opts	 po;
+	struct state_result		 r;
+	uint64_t			 ms;
 
 	d->disc = NULL;
 	if (d->opts->dry_run) {
 		dry_run_done(d, next);
 		return;
 	}
+	memset(&po, 0, sizeof po);
+	po.force = d->opts->force || d->cfg->force_publish;
 	/*
-	 * Skipping a value as unchanged trusts that memcached still holds
+	 * Skipping a value as unchanged trusts that the cache still holds
 	 * it.  The daemon checks that (the monitor verifies after every
 	 * publish); a one-shot run cannot, so it writes everything, as
-	 * cache_programs does, and uses the file only for the shrink guard.
+	 * cache_programs does.
 	 */
-	prc = pub_write(d->store, &d->kf, next,
-	    d->opts->once ? NULL : heal_prev(d), d->store_changed,
-	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0, &ps);
-	if (prc == 0)
-		d->store_changed = false;
-	count_sites(next, &ok, &partial, &failed);
-	/* Only a refresh that saw every site can tell what disappeared. */
-	deleted = pub_stale_sweep(d->stale, d->store, &d->kf, next,
-	    d->cfg->stale_after, prc == 0 && partial == 0 && failed == 0 &&
-	    d->opts->domain == NULL);
+	po.skip_same = !d->opts->once;
+	po.every_site = d->opts->domain == NULL;
+	(void)state_publish(d->state, next, &po, &r);
+	heal_follow(d);
 	ms = mono_ms() - d->refresh_started;
-	if (prc == 0 && partial == 0 && failed == 0) {
+	if (r.complete) {
 		log_event(LOG_INFO, "refresh_succeeded", "sites=%zu "
 		    "programs=%zu pathways=%zu keys_written=%zu "
 		    "keys_skipped=%zu keys_deleted=%zu bytes_written=%zu "
-		    "details_unchanged=%llu duration_ms=%llu", next->nsites,
-		    next->nprograms, next->npathways, ps.written, ps.skipped,
-		    deleted, ps.bytes, (unsigned long long)
+		    "details_unchanged=%llu duration_ms=%llu", r.sites,
+		    r.programs, r.pathways, r.ws.written, r.ws.skipped,
+		    r.deleted, r.ws.bytes, (unsigned long long)
 		    (metrics.details_unchanged - d->unchanged_before),
 		    (unsigned long long)ms);
 		d->exit_code = PCD_EXIT_OK;
+		d->failures = 0;
 	} else {
 		log_event(LOG_ERR, "refresh_failed", "stage=refresh "
 		    "outcome=%s sites=%zu sites_partial=%zu sites_failed=%zu "
-		    "programs=%zu pathways=%zu keys_written=%zu "
+		    "sites_held=%zu programs=%zu pathways=%zu keys_written=%zu "
 		    "keys_skipped=%zu keys_failed=%zu duration_ms=%llu",
-		    failed == next->nsites || ps.written + ps.skipped == 0 ?
-		    "failed" : "partial",
-		    next->nsites, partial, failed, next->nprograms,
-		    next->npathways, ps.written, ps.skipped, ps.failed,
-		    (unsigned long long)ms);
+		    outcome_of(&r) == OUTCOME_FAILED ? "failed" : "partial",
+		    r.sites, r.sites_partial, r.sites_failed, r.sites_held,
+		    r.programs, r.pathways, r.ws.written, r.ws.skipped,
+		    r.ws.failed, (unsigned long long)ms);
 		d->exit_code = PCD_EXIT_FAIL;
+		d->failures++;
 	}
-	d->outcome = d->exit_code == PCD_EXIT_OK ? OUTCOME_OK :
-	    ps.written + ps.skipped == 0 ? OUTCOME_FAILED : OUTCOME_PARTIAL;
-	record_metrics(next, d->outcome, ms);
-	heal_published(d, next, &ps, partial == 0 && failed == 0);
-	catalog_free(d->last);
-	d->last = next;
+	d->outcome = outcome_of(&r);
+	record_metrics(&r, d->outcome, ms);
 	d->refreshed = true;
-	/* Published: everything in place, and fresh data for some site. */
-	if (prc == 0 && failed < next->nsites)
+	if (r.published) {
+		d->programs = r.programs;
 		mark_published(d);
+	}
+	monitor_verify_soon(d->mon);
 	update_status(d);
 
 	if (d->opts->once) {
@@ -454,8 +383,8 @@ start_refresh(struct daemon *d)
 	d->unchanged_before = metrics.details_unchanged;
 	log_event(LOG_INFO, "refresh_started", "sites=%zu domain=%s",
 	    d->cfg->nsites, d->opts->domain);
-	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg, heal_prev(d),
-	    d->opts->domain, d->opts->force, on_refresh_done, d);
+	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg,
+	    state_generation(d->state), d->opts->domain, on_refresh_done, d);
 	update_status(d);
 }
 
@@ -680,7 +609,7 @@ update_status(struct daemon *d)
 		buf_truncate(&why, 0);
 	notify_status("%slast refresh %s, %zu programs; last success %s%s%s%s",
 	    d->disc != NULL ? "refreshing; " : "", outcomes[d->outcome],
-	    d->last != NULL ? d->last->nprograms : 0,
+	    d->programs,
 	    metrics.last_success > 0 ? age : "never",
 	    metrics.last_success > 0 ? " ago" : "",
 	    why.len > 0 ? "; not ready: " : "", (const char *)why.data);
@@ -761,7 +690,6 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
 	apply_config(&d, cfg);
-	d.stale = pub_stale_new();
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -789,10 +717,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
 
 	monitor_free(d.mon);
-	snapshot_free(d.snap);		/* before what it references */
-	snapshot_free(d.loaded);
-	catalog_free(d.last);
-	pub_stale_free(d.stale);
+	state_free(d.state);
 	oauth_free(d.oauth);
 	http_free(d.http);
 	store_free(d.store);

@@ -30,7 +30,7 @@ struct site_fetch {
 	char				**uuids;
 	size_t				 nuuids;
 	struct map			 unique;	/* uuid -> slot + 1 */
-	struct catalog_program		**slots;	/* per unique uuid */
+	struct program		**slots;	/* per unique uuid */
 	size_t				 outstanding;	/* requests, token waits */
 	bool				 uuids_failed;
 	bool				 partial;
@@ -48,9 +48,8 @@ struct disc {
 	struct http		*http;
 	struct oauth		*oauth;		/* NULL: static token or none */
 	const struct cfg	*cfg;
-	const struct catalog	*prev;
+	struct catalog		*prev;		/* a reference, or NULL */
 	char			*only;
-	bool			 force;		/* publish what would be held */
 	disc_cb			 cb;
 	void			*arg;
 	struct catalog_opts	 opts;
@@ -81,14 +80,6 @@ static void	next_site(struct disc *);
 static void	site_maybe_done(struct site_fetch *);
 static void	on_response(const struct http_result *, void *);
 static void	on_pathways(struct req *, const struct http_result *);
-
-void
-disc_catalog_opts(const struct cfg *cfg, struct catalog_opts *o)
-{
-	o->format = cfg->value_format;
-	o->proto = cfg->pickle_protocol;
-	o->pathway_ids = cfg->pathway_ids;
-}
 
 /* Log a failed request (or stage): one event, with all that is known. */
 static void
@@ -267,28 +258,30 @@ static void
 on_detail(struct req *q, const struct http_result *r)
 {
 	struct site_fetch	*sf = q->sf;
-	struct catalog_program	*prev, *p = NULL;
+	struct program		*prev, *p = NULL;
+	struct program_facts	 f;
 	json_t			*j;
 	char			 whybuf[256];
-	unsigned char		 hash[CATALOG_BODY_HASH];
+	unsigned char		 hash[PROGRAM_BODY_HASH];
 
 	prev = map_get(&sf->prevprog, q->uuid, strlen(q->uuid));
 	if (prev != NULL && r->error == NULL && (r->content_type == NULL ||
 	    strstr(r->content_type, "json") != NULL)) {
 		/* The very body the record was made of: nothing to parse. */
-		catalog_body_hash(r->body, r->len, hash);
-		if (catalog_program_same_body(prev, hash, &sf->d->opts)) {
-			sf->slots[q->slot] = catalog_program_ref(prev);
+		program_body_hash(r->body, r->len, hash);
+		if (program_same_body(prev, hash, sf->d->opts.format,
+		    sf->d->opts.proto)) {
+			sf->slots[q->slot] = program_ref(prev);
 			metrics.details_unchanged++;
 			return;
 		}
 	}
 	if ((j = parse_body(sf, "detail", r)) != NULL) {
-		p = catalog_program_new(j, q->uuid, &sf->d->opts, prev, whybuf,
-		    sizeof whybuf);
+		p = program_new(j, q->uuid, sf->d->opts.format,
+		    sf->d->opts.proto, prev, whybuf, sizeof whybuf);
 		if (p != NULL) {
-			catalog_body_hash(r->body, r->len, hash);
-			catalog_program_set_body(p, hash);
+			program_body_hash(r->body, r->len, hash);
+			program_set_body(p, hash);
 		}
 		if (p == NULL) {
 			metrics.programs_rejected++;
@@ -299,10 +292,12 @@ on_detail(struct req *q, const struct http_result *r)
 		json_decref(j);
 	}
 	if (p == NULL) {
-		/* SPEC §7: the program keeps its previous value, if any. */
+		/* SPEC §7: the program keeps its published value, if any. */
 		sf->partial = true;
-		if (prev != NULL)
-			p = catalog_program_ref(prev);
+		if (prev != NULL) {
+			program_facts(prev, &f);
+			p = program_kept(&f, prev, NULL, 0);
+		}
 	}
 	sf->slots[q->slot] = p;
 }
@@ -491,7 +486,7 @@ site_fetch_free(struct site_fetch *sf)
 		free(sf->uuids[i]);
 	free(sf->uuids);
 	for (i = 0; sf->slots != NULL && i < sf->unique.nitems; i++)
-		catalog_program_unref(sf->slots[i]);
+		program_unref(sf->slots[i]);
 	free(sf->slots);
 	map_free(&sf->unique);
 	map_free(&sf->prevprog);
@@ -501,70 +496,21 @@ site_fetch_free(struct site_fetch *sf)
 	free(sf);
 }
 
-/* The site as the last generation had it (or nothing), marked status. */
-static struct catalog_site *
-site_kept(struct site_fetch *sf, enum site_status status)
-{
-	struct catalog_site	*s;
-
-	if (sf->prev != NULL)
-		s = catalog_site_copy(sf->prev);
-	else {
-		s = catalog_site_new(sf->cs->domain, sf->cs->site_id);
-		s->has_data = false;
-	}
-	s->site_id = sf->cs->site_id;
-	s->status = status;
-	return s;
-}
-
 /*
- * The shrink guard (SPEC §7): a site whose program count falls by more than
- * max_shrink since the last publish, or to zero, is held unless forced.
+ * The site's result.  The engine only reports: a site whose list could
+ * not be had is FAILED with no data, and the state decides what stays.
  */
-static bool
-shrink_held(struct site_fetch *sf)
-{
-	const struct cfg	*cfg = sf->d->cfg;
-	size_t			 before, now = sf->unique.nitems;
-
-	/* The last publish: this process's, or the snapshot file's. */
-	if (sf->prev == NULL || sf->prev->status == SITE_UNCONFIGURED)
-		return false;
-	before = sf->prev->published_programs;
-	if (before == 0)
-		return false;
-	if (now > 0 && (double)now >= (double)before * (1 - cfg->max_shrink))
-		return false;
-	if (sf->d->force) {
-		log_event(LOG_WARNING, "publish_forced", "site=%s "
-		    "programs_before=%zu programs_now=%zu max_shrink=%g",
-		    sf->cs->domain, before, now, cfg->max_shrink);
-		return false;
-	}
-	metrics.publishes_held++;
-	log_event(LOG_ERR, "publish_held", "site=%s programs_before=%zu "
-	    "programs_now=%zu max_shrink=%g error=%s", sf->cs->domain, before,
-	    now, cfg->max_shrink, now == 0 ? "the site would have no programs "
-	    "left: kept the previous values (--force or force_publish to "
-	    "publish)" : "the site would lose more programs than max_shrink "
-	    "allows: kept the previous values (--force or force_publish to "
-	    "publish)");
-	return true;
-}
-
-/* The site's result, from what was fetched and the previous generation. */
 static struct catalog_site *
 site_result(struct site_fetch *sf)
 {
 	struct catalog_site	*s;
 	size_t			 i;
 
-	if (sf->uuids_failed)
-		return site_kept(sf, SITE_FAILED);	/* SPEC §7 */
-	if (shrink_held(sf))
-		return site_kept(sf, SITE_HELD);
 	s = catalog_site_new(sf->cs->domain, sf->cs->site_id);
+	if (sf->uuids_failed) {
+		s->status = SITE_FAILED;
+		return s;
+	}
 	s->has_data = true;
 	s->status = sf->partial ? SITE_PARTIAL : SITE_OK;
 	s->uuids = sf->uuids;
@@ -576,6 +522,7 @@ site_result(struct site_fetch *sf)
 			catalog_site_add_program(s, sf->slots[i]);
 		sf->slots[i] = NULL;
 	}
+	/* SPEC §7: failed pathways keep the previous ones. */
 	if (!sf->pathways_failed)
 		s->pathways = json_incref(sf->pathways);
 	else if (sf->prev != NULL && sf->prev->pathways != NULL)
@@ -613,7 +560,6 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	d->next = NULL;
-	catalog_build(next, &d->opts);
 	d->cb(next, d->arg);
 }
 
@@ -634,10 +580,10 @@ start_site(struct disc *d, const struct cfg_site *cs)
 	map_init(&sf->uuid_next_seen);
 	map_init(&sf->pw_next_seen);
 	for (i = 0; sf->prev != NULL && i < sf->prev->nprograms; i++) {
-		struct catalog_program *p = sf->prev->programs[i];
+		struct program *p = sf->prev->programs[i];
 
-		map_put(&sf->prevprog, catalog_program_uuid(p),
-		    strlen(catalog_program_uuid(p)))->val = p;
+		map_put(&sf->prevprog, program_uuid(p),
+		    strlen(program_uuid(p)))->val = p;
 	}
 	d->sf = sf;
 	if (d->expired) {
@@ -725,8 +671,8 @@ read_token(const char *path)
 
 struct disc *
 disc_start(struct event_base *base, struct http *http, struct oauth *oauth,
-    const struct cfg *cfg, const struct catalog *prev,
-    const char *only_domain, bool force, disc_cb cb, void *arg)
+    const struct cfg *cfg, struct catalog *prev,
+    const char *only_domain, disc_cb cb, void *arg)
 {
 	struct disc	*d;
 	struct timeval	 tv;
@@ -736,13 +682,12 @@ disc_start(struct event_base *base, struct http *http, struct oauth *oauth,
 	d->http = http;
 	d->oauth = oauth;
 	d->cfg = cfg;
-	d->prev = prev;
+	d->prev = prev != NULL ? catalog_ref(prev) : NULL;
 	d->only = only_domain != NULL ? xstrdup(only_domain) : NULL;
-	d->force = force || cfg->force_publish;
 	d->cb = cb;
 	d->arg = arg;
 	d->next = catalog_new();
-	disc_catalog_opts(cfg, &d->opts);
+	catalog_opts_from(cfg, &d->opts);
 	if (oauth == NULL && cfg->token_file != NULL &&
 	    (d->auth = read_token(cfg->token_file)) == NULL)
 		d->auth_failed = true;
@@ -769,7 +714,8 @@ disc_free(struct disc *d)
 	}
 	event_free(d->deadline);
 	event_free(d->done_ev);
-	catalog_free(d->next);
+	catalog_unref(d->next);
+	catalog_unref(d->prev);
 	free(d->only);
 	free(d->auth);
 	free(d);

@@ -13,7 +13,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
-#include "publish.h"
+#include "catalog.h"
+#include "writer.h"
 #include "util.h"
 
 /* Seconds of disagreement tolerated between uptime and our clock. */
@@ -99,7 +100,7 @@ arm(struct event *ev, long ms)
 
 /* Whether server i is meant to hold entry e (and can). */
 static bool
-wanted(const struct monitor *m, const struct snapshot_entry *e, size_t i)
+wanted(const struct monitor *m, const struct entry *e, size_t i)
 {
 	return (e->servers >> i & 1) != 0 &&
 	    store_fits(m->store, i, e->wirelen, e->len);
@@ -109,7 +110,7 @@ wanted(const struct monitor *m, const struct snapshot_entry *e, size_t i)
 static void
 pick_sentinels(struct monitor *m)
 {
-	const struct snapshot_entry	*v;
+	const struct entry	*v;
 	size_t				 i, j, n;
 
 	for (i = 0; i < STORE_MAX_SERVERS; i++)
@@ -195,50 +196,42 @@ fixes_add(struct fixes *f, size_t e, size_t srv)
 }
 
 /*
- * Write the fixes back, phase by phase, each phase ended by a round trip
- * to every server written to; a phase that failed stops the later ones.
- * server names the one server repaired, or NULL.  0, or -1 if any failed.
+ * Write the fixes back through the writer, phase by phase (details,
+ * indexes, site lists, each ended by a round trip); a phase that failed
+ * stops the later ones.  server names the one server repaired, or NULL.
+ * 0, or -1 if any failed.
  */
 static int
 repair(struct monitor *m, const struct fixes *f, const char *reason,
     const char *server)
 {
-	const struct snapshot_entry	*v = snapshot_entries(m->snap);
-	size_t				 sent[STORE_MAX_SERVERS];
-	size_t				 sbytes[STORE_MAX_SERVERS];
-	size_t				 i, k, written = 0, bytes = 0;
-	uint64_t			 t0 = mono_ms();
-	int				 phase;
-	bool				 failed = false;
+	const struct entry	*v = snapshot_entries(m->snap);
+	struct entry		*ev;
+	enum write_outcome	*out;
+	size_t			 k, written = 0, bytes = 0;
+	uint64_t		 t0 = mono_ms();
+	int			 phase;
+	bool			 failed = false;
 
-	memset(sent, 0, sizeof sent);
-	memset(sbytes, 0, sizeof sbytes);
-	for (phase = 0; phase < PUB_PHASES && !failed; phase++) {
-		for (k = 0; k < f->n; k++) {
-			const struct snapshot_entry *e = &v[f->v[k].e];
-
-			if (pub_phase((enum catalog_family)e->family) != phase)
-				continue;
-			if (store_set(m->store, f->v[k].srv, e->wire,
-			    e->wirelen, e->val, e->len, e->flags, k) == STORE_OK) {
-				sent[f->v[k].srv]++;
-				sbytes[f->v[k].srv] += e->len;
-			} else
-				failed = true;
-		}
-		for (i = 0; i < store_nservers(m->store); i++) {
-			if (sent[i] == 0)
-				continue;
-			/* Nothing of a batch is known written until here. */
-			if (store_flush(m->store, i, NULL, NULL) == -1)
-				failed = true;
-			else {
-				written += sent[i];
-				bytes += sbytes[i];
-			}
-			sent[i] = sbytes[i] = 0;
-		}
+	ev = xcalloc(f->n + 1, sizeof *ev);
+	out = xcalloc(f->n + 1, sizeof *out);
+	for (k = 0; k < f->n; k++) {
+		ev[k] = v[f->v[k].e];
+		ev[k].servers = (uint64_t)1 << f->v[k].srv;
 	}
+	for (phase = 0; phase < CATALOG_PHASES && !failed; phase++)
+		if (writer_phase(m->store, ev, f->n, phase, NULL, NULL, out,
+		    NULL) == -1)
+			failed = true;
+	for (k = 0; k < f->n; k++) {
+		if (out[k] == WRITE_OK) {
+			written++;
+			bytes += ev[k].len;
+		} else
+			failed = true;
+	}
+	free(ev);
+	free(out);
 	metrics.repairs++;
 	metrics.keys_repaired += written;
 	log_event(failed ? LOG_ERR : LOG_NOTICE, "cache_repaired", "reason=%s "
@@ -254,7 +247,7 @@ repair(struct monitor *m, const struct fixes *f, const char *reason,
 static void
 repair_server(struct monitor *m, size_t i, const char *reason)
 {
-	const struct snapshot_entry	*v = snapshot_entries(m->snap);
+	const struct entry	*v = snapshot_entries(m->snap);
 	struct fixes			 f;
 	size_t				 j, n = snapshot_count(m->snap);
 
@@ -269,7 +262,7 @@ repair_server(struct monitor *m, size_t i, const char *reason)
 int
 monitor_repair_all(struct monitor *m, const char *reason)
 {
-	const struct snapshot_entry	*v;
+	const struct entry	*v;
 	struct fixes			 f;
 	size_t				 i, j, n;
 	int				 rc;
@@ -301,7 +294,7 @@ struct ask {
 	size_t				 *ids;		/* entry indexes */
 	unsigned char			 *seen;		/* 1 same, 2 differs */
 	size_t				  n;
-	const struct snapshot_entry	 *v;
+	const struct entry	 *v;
 };
 
 /* store_mget's callback: note the key, and whether its value is ours. */
@@ -309,7 +302,7 @@ static void
 on_hit(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
 {
 	struct ask			*a = arg;
-	const struct snapshot_entry	*e = &a->v[a->ids[j]];
+	const struct entry	*e = &a->v[a->ids[j]];
 
 	a->seen[j] = e->len == len && e->flags == flags &&
 	    memcmp(e->val, val, len) == 0 ? 1 : 2;
@@ -323,7 +316,7 @@ static int
 ask_server(struct store *st, const struct snapshot *snap, size_t i,
     struct ask *a)
 {
-	const struct snapshot_entry	*v = snapshot_entries(snap);
+	const struct entry	*v = snapshot_entries(snap);
 	size_t				 j, n = snapshot_count(snap);
 
 	memset(a, 0, sizeof *a);
@@ -365,7 +358,7 @@ ask_free(struct ask *a)
 static void
 log_misses(const struct monitor *m, const struct fixes *f, const char *reason)
 {
-	const struct snapshot_entry	*v = snapshot_entries(m->snap);
+	const struct entry	*v = snapshot_entries(m->snap);
 	size_t				 count[FAM_COUNT], c[FAM_COUNT];
 	size_t				 i, nc = 0;
 	struct buf			 fmt, ex;
@@ -440,7 +433,7 @@ verify(struct monitor *m, size_t only, const char *reason)
 static bool
 sentinels_present(struct monitor *m, size_t i)
 {
-	const struct snapshot_entry	*v = snapshot_entries(m->snap);
+	const struct entry	*v = snapshot_entries(m->snap);
 	struct mon_server		*ms = &m->sv[i];
 	const char			*keys[SENTINELS_MAX];
 	size_t				 lens[SENTINELS_MAX];
@@ -475,7 +468,7 @@ static void
 empty_detected(struct monitor *m, size_t i, const char *reason,
     const struct store_stats *ss)
 {
-	const struct snapshot_entry	*v;
+	const struct entry	*v;
 	size_t				 j, n = 0;
 
 	if (m->snap != NULL) {
@@ -558,7 +551,7 @@ on_verify(evutil_socket_t fd, short what, void *arg)
 int
 monitor_compare(struct store *st, const struct snapshot *snap, FILE *out)
 {
-	const struct snapshot_entry	*v = snapshot_entries(snap);
+	const struct entry	*v = snapshot_entries(snap);
 	struct ask			 a;
 	struct store_stats		 ss;
 	size_t				 i, j, checked = 0, missing = 0;
@@ -574,7 +567,7 @@ monitor_compare(struct store *st, const struct snapshot *snap, FILE *out)
 			down++;
 		}
 		for (j = 0; j < a.n; j++) {
-			const struct snapshot_entry *e = &v[a.ids[j]];
+			const struct entry *e = &v[a.ids[j]];
 
 			checked++;
 			if (a.seen[j] == 1)

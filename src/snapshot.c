@@ -1,11 +1,13 @@
 /*
- * snapshot.c: the published generation in memory and on disk.
+ * snapshot.c: what the cache holds, in memory and on disk.
  *
  * File layout (integers little-endian):
  *
  *	header	 "PCDSNAP\n", u32 version, u32 0, u64 entries, u64 settings
- *		 length, u64 body length, u64 creation time (unix ms)
+ *		 length, u64 body length, u64 creation time (unix ms),
+ *		 u64 sites length
  *	settings "name=value\n" lines (snapshot_settings)
+ *	sites	 the state module's text (JSON), no NUL
  *	body	 per entry: u32 key length, u32 wire length, u64 value length,
  *		 u64 servers, u32 flags, u8 family, 3 zero bytes; the key and
  *		 a NUL, the wire key and a NUL, the value, zeros to 8 bytes
@@ -28,6 +30,7 @@
 
 #include "log.h"
 #include "map.h"
+#include "catalog.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -39,7 +42,7 @@
 #define WBUF_LEN	(256 * 1024)
 
 struct snapshot {
-	struct snapshot_entry	 *entries;
+	struct entry	 *entries;
 	size_t			  n;
 	size_t			  cap;
 	size_t			  bytes;
@@ -49,43 +52,8 @@ struct snapshot {
 	size_t			  used;		/* in the last chunk */
 	void			 *map;		/* the loaded file */
 	size_t			  maplen;
-	struct catalog		 *view;		/* snapshot_catalog */
-	char			**domains;	/* per site: programs published */
-	uint64_t		 *programs;
-	size_t			  nsites;
+	char			 *sites;	/* the state's text */
 };
-
-/* Record (or update) a site's count. */
-static void
-site_put(struct snapshot *s, const char *domain, size_t dlen, uint64_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < s->nsites; i++) {
-		if (strlen(s->domains[i]) == dlen &&
-		    memcmp(s->domains[i], domain, dlen) == 0) {
-			s->programs[i] = n;
-			return;
-		}
-	}
-	s->domains = xreallocarray(s->domains, s->nsites + 1,
-	    sizeof *s->domains);
-	s->programs = xreallocarray(s->programs, s->nsites + 1,
-	    sizeof *s->programs);
-	s->domains[s->nsites] = xstrndup(domain, dlen);
-	s->programs[s->nsites++] = n;
-}
-
-long long
-snapshot_site_programs(const struct snapshot *s, const char *domain)
-{
-	size_t	i;
-
-	for (i = 0; i < s->nsites; i++)
-		if (strcmp(s->domains[i], domain) == 0)
-			return (long long)s->programs[i];
-	return -1;
-}
 
 struct snapshot *
 snapshot_new(void)
@@ -117,7 +85,7 @@ arena_alloc(struct snapshot *s, size_t len)
 
 /* Append an entry whose strings are already where they will stay. */
 static void
-push(struct snapshot *s, const struct snapshot_entry *e)
+push(struct snapshot *s, const struct entry *e)
 {
 	if (s->n == s->cap) {
 		s->cap = s->cap == 0 ? 256 : s->cap * 2;
@@ -129,9 +97,9 @@ push(struct snapshot *s, const struct snapshot_entry *e)
 }
 
 void
-snapshot_add(struct snapshot *s, const struct snapshot_entry *e)
+snapshot_add(struct snapshot *s, const struct entry *e)
 {
-	struct snapshot_entry	 c = *e;
+	struct entry	 c = *e;
 	char			*w;
 
 	w = arena_alloc(s, (size_t)e->wirelen + 1);
@@ -148,85 +116,44 @@ snapshot_free(struct snapshot *s)
 
 	if (s == NULL)
 		return;
-	for (i = 0; i < s->nsites; i++)
-		free(s->domains[i]);
-	free(s->domains);
-	free(s->programs);
+	free(s->sites);
 	for (i = 0; i < s->nchunks; i++)
 		free(s->chunks[i]);
 	free(s->chunks);
 	free(s->entries);
 	if (s->map != NULL)
 		munmap(s->map, s->maplen);
-	if (s->view != NULL) {
-		for (i = 0; i < s->view->nsites; i++)
-			catalog_site_free(s->view->sites[i]);
-		free(s->view->sites);
-		free(s->view->entries);
-		free(s->view->written);
-		free(s->view);
-	}
 	free(s);
 }
 
-struct snapshot *
-snapshot_from_catalog(const struct catalog *c, const struct store *st,
-    const struct keyfn *kf, uint32_t flags, const struct snapshot *keep)
+void
+snapshot_add_copy(struct snapshot *s, const struct entry *e)
 {
-	struct snapshot		*s;
-	struct snapshot_entry	 e;
-	struct map		 have;
-	size_t			 idx[STORE_MAX_SERVERS], i, j, n;
-	char			 wire[KEY_MAX + 1];
-	int			 wlen;
+	struct entry	 c = *e;
+	size_t		 klen = strlen(e->key);
+	char		*k;
+	unsigned char	*v;
 
-	s = snapshot_new();
-	s->entries = xreallocarray(NULL, c->nentries + 1, sizeof *s->entries);
-	s->cap = c->nentries + 1;
-	for (i = 0; i < c->nentries; i++) {
-		const struct catalog_entry *ce = &c->entries[i];
+	k = arena_alloc(s, klen + 1);
+	memcpy(k, e->key, klen + 1);
+	c.key = k;
+	v = (unsigned char *)arena_alloc(s, e->len + 1);
+	memcpy(v, e->val, e->len);
+	c.val = v;
+	snapshot_add(s, &c);
+}
 
-		/* Keys the key function refuses were not written either. */
-		wlen = key_make(kf, ce->key, strlen(ce->key), wire);
-		if (wlen == -1)
-			continue;
-		memset(&e, 0, sizeof e);
-		e.key = ce->key;
-		e.wire = wire;
-		e.wirelen = (uint16_t)wlen;
-		e.val = ce->val;
-		e.len = ce->len;
-		e.flags = flags;
-		e.family = (uint8_t)ce->family;
-		n = store_place(st, wire, (size_t)wlen, idx);
-		for (j = 0; j < n; j++)
-			e.servers |= (uint64_t)1 << idx[j];
-		snapshot_add(s, &e);
-	}
-	if (keep != NULL)
-		for (i = 0; i < keep->nsites; i++)
-			site_put(s, keep->domains[i], strlen(keep->domains[i]),
-			    keep->programs[i]);
-	for (i = 0; i < c->nsites; i++)
-		if (c->sites[i]->published_programs > 0 ||
-		    c->sites[i]->has_data)
-			site_put(s, c->sites[i]->domain,
-			    strlen(c->sites[i]->domain),
-			    c->sites[i]->published_programs);
-	if (keep != NULL) {
-		map_init(&have);
-		for (i = 0; i < c->nentries; i++)
-			map_put(&have, c->entries[i].key,
-			    strlen(c->entries[i].key));
-		for (i = 0; i < keep->n; i++) {
-			const struct snapshot_entry *k = &keep->entries[i];
+void
+snapshot_set_sites(struct snapshot *s, const char *text)
+{
+	free(s->sites);
+	s->sites = text != NULL ? xstrdup(text) : NULL;
+}
 
-			if (map_find(&have, k->key, strlen(k->key)) == NULL)
-				push(s, k);	/* keep outlives s */
-		}
-		map_free(&have);
-	}
-	return s;
+const char *
+snapshot_sites(const struct snapshot *s)
+{
+	return s->sites;
 }
 
 size_t
@@ -241,7 +168,7 @@ snapshot_bytes(const struct snapshot *s)
 	return s->bytes;
 }
 
-const struct snapshot_entry *
+const struct entry *
 snapshot_entries(const struct snapshot *s)
 {
 	return s->entries;
@@ -251,42 +178,6 @@ uint64_t
 snapshot_created(const struct snapshot *s)
 {
 	return s->created;
-}
-
-const struct catalog *
-snapshot_catalog(struct snapshot *s)
-{
-	struct catalog	*c;
-	size_t		 i;
-
-	if (s->view != NULL)
-		return s->view;
-	c = xcalloc(1, sizeof *c);
-	c->entries = xcalloc(s->n + 1, sizeof *c->entries);
-	c->written = xcalloc(s->n + 1, sizeof *c->written);
-	c->nentries = s->n;
-	for (i = 0; i < s->n; i++) {
-		/* Borrowed, read-only: the view is never freed as a catalog. */
-		c->entries[i].key = (char *)(uintptr_t)s->entries[i].key;
-		c->entries[i].val = s->entries[i].val;
-		c->entries[i].len = s->entries[i].len;
-		c->entries[i].family = (enum catalog_family)
-		    s->entries[i].family;
-		c->written[i] = true;
-	}
-	/* Sites with nothing but their last count, for the shrink guard. */
-	c->sites = xcalloc(s->nsites + 1, sizeof *c->sites);
-	for (i = 0; i < s->nsites; i++) {
-		struct catalog_site *site;
-
-		site = catalog_site_new(s->domains[i], -1);
-		site->status = SITE_FAILED;
-		site->has_data = false;
-		site->published_programs = (size_t)s->programs[i];
-		c->sites[c->nsites++] = site;
-	}
-	s->view = c;
-	return c;
 }
 
 /* The settings' names for enums, as the configuration spells them. */
@@ -382,7 +273,7 @@ get64(const unsigned char *p)
 
 /* Bytes of an entry in the file. */
 static size_t
-entry_size(const struct snapshot_entry *e)
+entry_size(const struct entry *e)
 {
 	size_t	n = ENT_LEN + strlen(e->key) + 1 + e->wirelen + 1 + e->len;
 
@@ -449,14 +340,12 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 	static struct writer	 w;	/* large; the loop is single threaded */
 	static const unsigned char zero[8];
 	unsigned char		 h[HDR_LEN], eh[ENT_LEN], sum[SUM_LEN];
-	unsigned char		 sh[12];
-	size_t			 i, body = 0, klen, pad, slen, sites = 0;
+	size_t			 i, body = 0, klen, pad, slen, sites;
 
 	for (i = 0; i < s->n; i++)
 		body += entry_size(&s->entries[i]);
 	slen = strlen(settings);
-	for (i = 0; i < s->nsites; i++)
-		sites += sizeof sh + strlen(s->domains[i]);
+	sites = s->sites != NULL ? strlen(s->sites) : 0;
 
 	memset(&w, 0, sizeof w);
 	w.fd = fd;
@@ -476,14 +365,10 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 	put64(h + 48, sites);
 	writer_put(&w, h, sizeof h, true);
 	writer_put(&w, settings, slen, true);
-	for (i = 0; i < s->nsites; i++) {
-		put32(sh, (uint32_t)strlen(s->domains[i]));
-		put64(sh + 4, s->programs[i]);
-		writer_put(&w, sh, sizeof sh, true);
-		writer_put(&w, s->domains[i], strlen(s->domains[i]), true);
-	}
+	if (sites > 0)
+		writer_put(&w, s->sites, sites, true);
 	for (i = 0; i < s->n && w.error == 0; i++) {
-		const struct snapshot_entry *e = &s->entries[i];
+		const struct entry *e = &s->entries[i];
 
 		klen = strlen(e->key);
 		memset(eh, 0, sizeof eh);
@@ -624,7 +509,7 @@ settings_diff(const char *have, size_t hlen, const char *want)
  */
 static bool
 parse_entry(const unsigned char **bp, const unsigned char *end,
-    struct snapshot_entry *e)
+    struct entry *e)
 {
 	const unsigned char	*b = *bp;
 	uint64_t		 klen, wlen, vlen, need;
@@ -665,9 +550,9 @@ parse(struct snapshot *s, const unsigned char *p, size_t len,
     const char *settings)
 {
 	unsigned char		 sum[SUM_LEN];
-	uint64_t		 count, slen, blen, tlen, i, dlen;
-	const unsigned char	*b, *end, *t, *tend;
-	struct snapshot_entry	 e;
+	uint64_t		 count, slen, blen, tlen, i;
+	const unsigned char	*b, *end, *t;
+	struct entry	 e;
 
 	if (len < HDR_LEN + SUM_LEN)
 		return xasprintf("truncated: %zu bytes", len);
@@ -697,16 +582,11 @@ parse(struct snapshot *s, const unsigned char *p, size_t len,
 		    settings);
 	s->created = get64(p + 40);
 
-	for (t = p + HDR_LEN + slen, tend = t + tlen; t < tend; t += dlen) {
-		if ((size_t)(tend - t) < 12)
-			return xstrdup("malformed site counts");
-		dlen = get32(t);
-		i = get64(t + 4);
-		t += 12;
-		if (dlen > (uint64_t)(tend - t) || dlen == 0 ||
-		    memchr(t, '\0', dlen) != NULL)
-			return xstrdup("malformed site counts");
-		site_put(s, (const char *)t, dlen, i);
+	t = p + HDR_LEN + slen;
+	if (tlen > 0) {
+		if (memchr(t, '\0', tlen) != NULL)
+			return xstrdup("malformed sites text");
+		s->sites = xstrndup((const char *)t, tlen);
 	}
 	b = p + HDR_LEN + slen + tlen;
 	end = b + blen;

@@ -28,7 +28,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	json_t			*j, *pw;
 	struct catalog		*c;
 	struct catalog_site	*s;
-	struct catalog_program	*p;
+	struct program		*p;
+	struct plan		*pl;
+	struct keyfn		 kf;
+	const char		*uuid;
 	char			 why[256];
 	size_t			 i, k;
 
@@ -37,9 +40,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	if ((j = jsonld_load((const char *)data, len, JSON_DECODE_ANY,
 	    &e)) == NULL)
 		return 0;
+	/* The list names the program the detail says it is, mostly. */
+	uuid = json_string_value(json_object_get(j, "uuid"));
+	if (uuid == NULL || *uuid == '\0' || len % 7 == 0)
+		uuid = "fuzz-uuid";
+	key_init(&kf, KEYFN_EDX, KEYHASH_MD4, "default", "1");
 	for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
-		p = catalog_program_new(j, "fuzz-uuid", &opts[k], NULL, why,
-		    sizeof why);
+		p = program_new(j, uuid, opts[k].format, opts[k].proto, NULL,
+		    why, sizeof why);
 		if (p == NULL) {
 			if (why[0] == '\0')
 				abort();	/* a rejection must say why */
@@ -49,20 +57,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		s = catalog_site_new("fuzz.example", 1);
 		s->has_data = true;
 		s->uuids = malloc(sizeof *s->uuids);
-		s->uuids[0] = strdup("fuzz-uuid");
+		s->uuids[0] = strdup(uuid);
 		s->nuuids = 1;
 		catalog_site_add_program(s, p);
 		/* A pathway naming it, so that pathway_ids gets an id. */
 		pw = json_pack("[{s:i, s:[{s:s}]}]", "id", 7, "programs",
-		    "uuid", "fuzz-uuid");
+		    "uuid", uuid);
 		s->pathways = pw;
 		catalog_add_site(c, s);
-		catalog_build(c, &opts[k]);
-		for (i = 0; i < c->nentries; i++)
-			if (c->entries[i].val == NULL || c->entries[i].len == 0)
+		pl = plan_build(c, &opts[k], &kf, NULL, 1);
+		for (i = 0; i < pl->n; i++)
+			if (pl->v[i].val == NULL || pl->v[i].len == 0 ||
+			    pl->v[i].wire == NULL)
 				abort();
-		catalog_free(c);
+		plan_free(pl);
+		catalog_unref(c);
 	}
+	key_clear(&kf);
 	json_decref(j);
 	return 0;
 }

@@ -27,11 +27,11 @@ static char	dir[] = "/tmp/pcd-test-snapshot-XXXXXX";
 static char	path[256];
 
 /* An entry from C strings. */
-static struct snapshot_entry
+static struct entry
 entry(const char *key, const char *wire, const char *val, size_t len,
     uint64_t servers, uint32_t flags, enum catalog_family fam)
 {
-	struct snapshot_entry	e;
+	struct entry	e;
 
 	memset(&e, 0, sizeof e);
 	e.key = key;
@@ -50,7 +50,7 @@ static struct snapshot *
 small(void)
 {
 	struct snapshot		*s = snapshot_new();
-	struct snapshot_entry	 e;
+	struct entry	 e;
 
 	e = entry("program-a", "default:1:program-a", "\x80\x04N.", 4, 1, 1,
 	    FAM_PROGRAM);
@@ -62,6 +62,7 @@ small(void)
 	    "default:1:program-uuids-lms.example.com", "", 0, 3, 0,
 	    FAM_SITE_PROGRAMS);
 	snapshot_add(s, &e);
+	snapshot_set_sites(s, "{\"sites\":[]}");
 	return s;
 }
 
@@ -69,8 +70,8 @@ small(void)
 static int
 same(const struct snapshot *a, const struct snapshot *b)
 {
-	const struct snapshot_entry	*x = snapshot_entries(a);
-	const struct snapshot_entry	*y = snapshot_entries(b);
+	const struct entry	*x = snapshot_entries(a);
+	const struct entry	*y = snapshot_entries(b);
 	size_t				 i;
 
 	if (snapshot_count(a) != snapshot_count(b) ||
@@ -133,7 +134,6 @@ static void
 test_round_trip(void)
 {
 	struct snapshot		*s = small(), *l;
-	const struct catalog	*view;
 	struct stat		 sb;
 	char			 tmp[300];
 
@@ -149,14 +149,8 @@ test_round_trip(void)
 	T_INTEQ(snapshot_created(l), snapshot_created(s));
 	T_INTEQ(snapshot_bytes(l), 11);
 
-	/* The view publish compares against: every entry written. */
-	view = snapshot_catalog(l);
-	T_INTEQ(view->nentries, 3);
-	T_STREQ(view->entries[1].key, "course-programs-x");
-	T_INTEQ(view->entries[1].family, FAM_COURSE);
-	T_INTEQ(view->entries[1].len, 7);
-	T_CHECK(view->written[0] && view->written[1] && view->written[2]);
-	T_CHECK(snapshot_catalog(l) == view);
+	/* The sites text goes along, as it was. */
+	T_STREQ(snapshot_sites(l), "{\"sites\":[]}");
 
 	/* Saving over an existing file replaces it. */
 	snapshot_free(l);
@@ -292,34 +286,41 @@ config(const char *text)
 	return cfg;
 }
 
-/* Add a catalog entry (the catalog owns the key). */
+/* Copied entries outlive what they were copied from. */
 static void
-cat_add(struct catalog *c, enum catalog_family f, const char *key,
-    const char *val)
+test_copies(void)
 {
-	struct catalog_entry	*e;
+	struct snapshot		*s, *l;
+	struct entry		 e;
+	char			 key[32], val[32];
+	const struct entry	*v;
 
-	c->entries = realloc(c->entries, (c->nentries + 1) * sizeof *e);
-	e = &c->entries[c->nentries++];
-	memset(e, 0, sizeof *e);
-	e->family = f;
-	e->key = strdup(key);
-	e->val = (const unsigned char *)val;
-	e->len = strlen(val);
+	s = snapshot_new();
+	snprintf(key, sizeof key, "program-x");
+	snprintf(val, sizeof val, "value");
+	e = entry(key, "w:program-x", val, 5, 1, 1, FAM_PROGRAM);
+	snapshot_add_copy(s, &e);
+	memset(key, 0, sizeof key);
+	memset(val, 0, sizeof val);
+	v = snapshot_entries(s);
+	T_STREQ(v[0].key, "program-x");
+	T_CHECK(memcmp(v[0].val, "value", 5) == 0);
+	T_INTEQ(snapshot_bytes(s), 5);
+	/* A snapshot without sites text saves and loads without one. */
+	T_INTEQ(snapshot_save(s, path, "x=1\n"), 0);
+	l = snapshot_load(path, "x=1\n");
+	T_CHECK(l != NULL && snapshot_sites(l) == NULL &&
+	    snapshot_count(l) == 1);
+	snapshot_free(l);
+	snapshot_free(s);
 }
 
+/* The settings a file is bound to, from a configuration. */
 static void
-test_from_catalog(void)
+test_settings(void)
 {
-	struct cfg			*cfg;
-	struct store			*st;
-	struct keyfn			 kf;
-	struct catalog			*c;
-	struct snapshot			*s, *old;
-	struct snapshot_entry		 e;
-	const struct snapshot_entry	*v;
-	char				*set;
-	size_t				 idx[STORE_MAX_SERVERS];
+	struct cfg	*cfg;
+	char		*set;
 
 	cfg = config("[memcached]\nservers = 127.0.0.1:1, 127.0.0.1:2\n"
 	    "key_prefix = p q\n[site a.example]\nsite_id = 1\n");
@@ -331,61 +332,6 @@ test_from_catalog(void)
 	    "long_key_hash=md4\nvalue_format=pickle\npickle_protocol=4\n"
 	    "pathway_ids=keys\ndistribution=rendezvous\n"
 	    "servers=127.0.0.1:1,127.0.0.1:2\n");
-	st = store_new(cfg);
-	memset(&kf, 0, sizeof kf);
-	key_init(&kf, cfg->key_function, cfg->long_key_hash, cfg->key_prefix,
-	    cfg->key_version);
-
-	old = snapshot_new();
-	e = entry("program-gone", "w1", "old", 3, 1, 1, FAM_PROGRAM);
-	snapshot_add(old, &e);
-	e = entry("program-b", "w2", "old b", 5, 2, 1, FAM_PROGRAM);
-	snapshot_add(old, &e);
-
-	c = catalog_new();
-	cat_add(c, FAM_PROGRAM, "program-b", "new b");
-	cat_add(c, FAM_SITE_PROGRAMS, "program-uuids-a.example", "[]");
-	/* Each site's count at its last publish goes along (shrink guard). */
-	catalog_add_site(c, catalog_site_new("a.example", 1));
-	c->sites[0]->has_data = true;
-	c->sites[0]->published_programs = 7;
-	catalog_add_site(c, catalog_site_new("never.example", 2));
-	s = snapshot_from_catalog(c, st, &kf, 1, old);
-	T_INTEQ(snapshot_site_programs(s, "a.example"), 7);
-	T_INTEQ(snapshot_site_programs(s, "never.example"), -1);
-	T_INTEQ(snapshot_count(s), 3);
-	v = snapshot_entries(s);
-	/* Wire keys by the key function; placement by the store. */
-	T_STREQ(v[0].wire, "p+q:1:program-b");
-	T_INTEQ(v[0].wirelen, strlen("p+q:1:program-b"));
-	T_CHECK(v[0].val == c->entries[0].val);
-	T_INTEQ(v[0].flags, 1);
-	store_place(st, v[1].wire, v[1].wirelen, idx);
-	T_INTEQ(v[1].servers, (uint64_t)1 << idx[0]);
-	T_INTEQ(v[1].family, FAM_SITE_PROGRAMS);
-	/* The generation wins; what it lacks is kept from the old one. */
-	T_STREQ(v[2].key, "program-gone");
-	T_INTEQ(snapshot_bytes(s), 5 + 2 + 3);
-
-	/* And it saves and loads like any other. */
-	T_INTEQ(snapshot_save(s, path, set), 0);
-	snapshot_free(s);
-	s = snapshot_load(path, set);
-	T_CHECK(s != NULL && snapshot_count(s) == 3);
-	if (s != NULL) {
-		const struct catalog *view = snapshot_catalog(s);
-
-		T_INTEQ(snapshot_site_programs(s, "a.example"), 7);
-		T_INTEQ(view->nsites, 1);
-		T_INTEQ(view->sites[0]->published_programs, 7);
-		T_CHECK(!view->sites[0]->has_data);
-	}
-	snapshot_free(s);
-
-	catalog_free(c);
-	snapshot_free(old);
-	key_clear(&kf);
-	store_free(st);
 	free(set);
 	cfg_free(cfg);
 }
@@ -404,7 +350,8 @@ main(void)
 	test_truncated();
 	test_foreign();
 	test_save_errors();
-	test_from_catalog();
+	test_copies();
+	test_settings();
 	unlink(path);
 	rmdir(dir);
 	return t_done();
