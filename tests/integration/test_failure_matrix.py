@@ -99,7 +99,7 @@ class Case:
     """
 
     def __init__(self, name, serve, expect, model=None, kept=(), held=False,
-                 memcached=None, config=None, never_succeeded=True):
+                 memcached=None, config=None, never_succeeded=True, refused=()):
         self.name = name
         self.serve = serve            # serve(fake): catalogue and fault
         self.expect = expect
@@ -109,6 +109,7 @@ class Case:
         self.memcached = memcached or {}
         self.config = config or {}
         self.never_succeeded = never_succeeded
+        self.refused = list(refused)  # some of these must not fit
 
 
 def _serve(cat, *faults, expire_tokens=False):
@@ -139,9 +140,12 @@ def _cases():
     pathway_keys = {"pathway-%d" % p["id"] for p in V1["pathways"]} | {"pathway-ids-" + SITE}
     other = V2["programs"][UUIDS[2]]
 
-    oom = V2
+    # Eight added programs of 200 KB: memcached -m 2 -M gives their slab
+    # class one 1 MB page, so about four of them are refused.
+    oom, added = V2, []
     for i in range(8):
-        oom, _ = catalog.add_program(oom, LIKE, target_bytes=200_000, seed=1000 + i)
+        oom, u = catalog.add_program(oom, LIKE, target_bytes=200_000, seed=1000 + i)
+        added.append(u)
     too_big, _ = catalog.add_program(V2, LIKE, target_bytes=300_000, seed=77)
     bad_key, _ = catalog.add_program(V2, LIKE, uuid=space_uuid(99))
     unknown = dict(V2, uuids=[str(uuidlib.UUID(int=7000 + i, version=4))
@@ -165,7 +169,7 @@ def _cases():
         Case("8 empty uuid list", _serve(dict(V2, uuids=[])), "unchanged", held=True),
         Case("9 unknown uuids, details 404", _serve(unknown), "unchanged", held=True),
         Case("10 memcached out of memory", _serve(oom), "invariant",
-             memcached={"memory_mb": 2, "extra_args": ["-M"]}),
+             memcached={"memory_mb": 2, "extra_args": ["-M"]}, refused=added),
         Case("11 new program over the item size", _serve(too_big), "model",
              lambda: expected(V2), memcached={"item_size": "256k"}),
         Case("12 key the django key function refuses", _serve(bad_key), "model",
@@ -174,8 +178,9 @@ def _cases():
 
 
 def ended(e):
-    """Whether event e ends a refresh."""
-    return e.get("event") == "refresh_succeeded" or (
+    """Whether event e ends a refresh (refresh_scheduled follows every
+    refresh once the retry schedule exists)."""
+    return e.get("event") in ("refresh_succeeded", "refresh_scheduled") or (
         e.get("event") == "refresh_failed" and e.get("stage") == "refresh")
 
 
@@ -304,6 +309,10 @@ class FailureMatrix(PcdTestCase):
             problems += self.model(r, mc, before, case.model(), case.kept)
         else:
             problems += self.indexes_resolve(r)
+            there = r.get_many(["program-" + u for u in case.refused])
+            if case.refused and len(there) == len(case.refused):
+                problems.append("the fault did not happen: memcached stored every "
+                                "added program")
         if problems:
             self.fail("%d problems:%s" % (len(problems),
                                           "\n  ".join([""] + problems[:25])))
