@@ -180,8 +180,9 @@ def _cases():
 def ended(e):
     """Whether event e ends a refresh (refresh_scheduled follows every
     refresh once the retry schedule exists)."""
-    return e.get("event") in ("refresh_succeeded", "refresh_scheduled") or (
-        e.get("event") == "refresh_failed" and e.get("stage") == "refresh")
+    return e.get("event") == "refresh_succeeded" or (
+        e.get("event") == "refresh_scheduled" and e.get("after") in ("failure", "success")) \
+        or (e.get("event") == "refresh_failed" and e.get("stage") == "refresh")
 
 
 def wait_end(d, since=0, timeout=40.0):
