@@ -371,6 +371,29 @@ class FailureMatrix(PcdTestCase):
         return ["index names a program not in the cache: " + x for x in dangling]
 
 
+class Scenario(PcdTestCase):
+
+    def test_keeping_old_values_is_observable(self):
+        """v1 and v2 differ where the rules keep old values, so that the
+        matrix can tell kept from updated."""
+        e1, e2 = expected(V1), expected(V2)
+        self.assertEqual(set(e1), set(e2))
+        pid = lambda e: {k: v["pathway_ids"] for k, v in e.items()
+                         if k.startswith("program-") and not k.startswith("program-uuids-")}
+        # Titles change everywhere; pathway_ids of some programs change.
+        self.assertTrue(all(e1[k]["title"] != e2[k]["title"] for k in pid(e1)))
+        self.assertNotEqual(pid(e1), pid(e2))
+        self.assertNotEqual(e1["program-" + FAILED]["pathway_ids"],
+                            e2["program-" + FAILED]["pathway_ids"])
+        # A pathway is renamed, one gains a program, one loses one.
+        changed = [k for k in e1 if k.startswith("pathway-") and e1[k] != e2[k]]
+        self.assertEqual(len(changed), 2, changed)
+        # Keeping the failed program in its indexes differs from dropping it.
+        gone = expected(dict(V2, uuids=[u for u in UUIDS if u != FAILED]))
+        self.assertNotEqual({k: v for k, v in gone.items() if k.startswith(INDEX_PREFIXES)},
+                            {k: v for k, v in e2.items() if k.startswith(INDEX_PREFIXES)})
+
+
 # --- start-up and the retry schedule ------------------------------------------------
 
 def http_get(address, path, timeout=5):
