@@ -31,7 +31,8 @@ import sys
 import uuid as uuidlib
 
 __all__ = ["generate", "sample", "to_json", "SAMPLE_PARAMS", "PROGRAM_TYPES",
-           "UNICODE_ORG_KEY", "quirks_of"]
+           "UNICODE_ORG_KEY", "quirks_of", "revise", "add_program", "pad",
+           "without_spaces"]
 
 # Program types (type name, type_attrs.slug).  Names with a space and with
 # non-ASCII letters exercise quote_plus and str.lower() in the keys; the
@@ -495,6 +496,86 @@ def quirks_of(catalogue):
                 out["dangling_pathway"] = p["id"]
                 out["missing_program"] = prog["uuid"]
     return out
+
+
+def revise(catalogue, suffix=" (v2)", pathways=True):
+    """The catalogue after an edit in Discovery (a deep copy): every
+    program's title gets suffix; with pathways (and at least one pathway),
+    the first pathway is renamed and gains the first listed program it did
+    not have, and the last pathway with two programs or more loses its
+    last one.  Pathways nest the programs' new small dicts."""
+    cat = copy.deepcopy(catalogue)
+    for p in cat["programs"].values():
+        p["title"] = p["title"] + suffix
+    pws = cat["pathways"]
+    if pathways and pws:
+        pws[0]["name"] = pws[0]["name"] + suffix
+        have = {m["uuid"] for m in pws[0]["programs"]}
+        extra = [u for u in cat["uuids"] if u not in have and u in cat["programs"]]
+        if extra:
+            pws[0]["programs"].append(pathway_program(cat["programs"][extra[0]]))
+        for pw in reversed(pws):
+            if len(pw["programs"]) >= 2:
+                pw["programs"].pop()
+                break
+    for pw in pws:
+        pw["programs"] = [pathway_program(cat["programs"][m["uuid"]])
+                          if m["uuid"] in cat["programs"] else m
+                          for m in pw["programs"]]
+    return cat
+
+
+def add_program(catalogue, like, uuid=None, title=None, target_bytes=None,
+                seed=0):
+    """A deep copy of catalogue with one more program, listed last: a copy
+    of program ``like`` (same type, organisations and courses, so it joins
+    that program's index keys and makes none of its own) with a new uuid
+    (random from seed unless given), a new title and, with target_bytes,
+    padded to that size.  Returns (catalogue, new uuid)."""
+    cat = copy.deepcopy(catalogue)
+    p = copy.deepcopy(cat["programs"][like])
+    if uuid is None:
+        uuid = str(uuidlib.UUID(int=random.Random(seed).getrandbits(128), version=4))
+    p["uuid"] = uuid
+    p["title"] = title if title is not None else "Added " + p["title"]
+    if target_bytes:
+        _pad(p, target_bytes, LOREM * (target_bytes // len(LOREM) + 2))
+    cat["uuids"].append(uuid)
+    cat["programs"][uuid] = p
+    return cat, uuid
+
+
+def pad(catalogue, target_bytes, uuids=None):
+    """A deep copy with the details of uuids (default all) padded so that
+    each to_json() is about target_bytes (see _pad)."""
+    cat = copy.deepcopy(catalogue)
+    text = LOREM * (target_bytes // len(LOREM) + 2)
+    for u in (cat["programs"] if uuids is None else uuids):
+        _pad(cat["programs"][u], target_bytes, text)
+    return cat
+
+
+def without_spaces(catalogue):
+    """A deep copy whose program types and organisation keys have no
+    spaces (" " becomes "_"), so that every cache key is valid under
+    Django's own key function (memcached refuses a space)."""
+    cat = copy.deepcopy(catalogue)
+
+    def fix(p):
+        if isinstance(p.get("type"), str):
+            p["type"] = p["type"].replace(" ", "_")
+        for o in p.get("authoring_organizations") or []:
+            o["key"] = o["key"].replace(" ", "_")
+        for c in p.get("curricula") or []:
+            for child in c.get("programs") or []:
+                fix(child)
+    for p in cat["programs"].values():
+        fix(p)
+    for pw in cat["pathways"]:
+        for m in pw["programs"]:
+            if isinstance(m.get("type"), str):
+                m["type"] = m["type"].replace(" ", "_")
+    return cat
 
 
 def main(argv=None):

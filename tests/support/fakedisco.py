@@ -85,7 +85,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 __all__ = ["FakeDiscovery", "Fault", "Request", "http_date", "dumps"]
 
@@ -685,11 +685,14 @@ class FakeDiscovery:
         problem = self._query_problem(req.query, DETAIL_QUERY)
         if problem:
             return self._bad_query(req, DETAIL_QUERY, problem)
-        if req.uuid not in site.programs:
+        uuid = req.uuid
+        if uuid not in site.programs and unquote(uuid) in site.programs:
+            uuid = unquote(uuid)  # a UUID with characters the client escaped
+        if uuid not in site.programs:
             return 404, {"detail": "Not found."}, []
-        key = ("program", req.uuid)
+        key = ("program", uuid)
         if key not in site.cache:
-            site.cache[key] = _Blob(dumps(site.programs[req.uuid]))
+            site.cache[key] = _Blob(dumps(site.programs[uuid]))
         return 200, site.cache[key], []
 
     def _pathways(self, h, req, site):
