@@ -16,6 +16,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "snapshot.h"
 #include "store.h"
@@ -179,8 +180,15 @@ main(int argc, char *argv[])
 		usage_error("%s cannot be combined with --once, --domain or "
 		    "--check-config", "--verify");
 
-	if ((cfg = cfg_load(opts.config_path)) == NULL)
+	/*
+	 * The secret may be readable only by the unit (LoadCredential):
+	 * --check-config warns if it cannot read it, --verify never needs it.
+	 */
+	if ((cfg = cfg_load_with(opts.config_path, check ? CFG_SECRETS_WARN :
+	    verify ? CFG_SECRETS_SKIP : CFG_SECRETS_READ, NULL, 0)) == NULL)
 		return PCD_EXIT_USAGE;
+	metrics.config_reload_success = true;
+	metrics.config_reload_time = wall_ms() / 1000;
 	log_setup(cfg->log_format, cfg->log_level);
 	if (opts.domain != NULL && cfg_site(cfg, opts.domain) == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s key=site error=%s "
