@@ -17,6 +17,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include "util.h"
 
 enum setting_type {
 	SETTING_STRING,		/* char *, any text */
@@ -48,7 +51,7 @@ enum setting_ctype {
 };
 
 struct setting {
-	const char		*section;	/* "daemon"; "site" for [site D] */
+	const char		*section;	/* "site" for [site D] */
 	const char		*name;
 	enum setting_type	 type;
 	enum setting_scope	 scope;
@@ -56,7 +59,7 @@ struct setting {
 	enum setting_ctype	 ctype;
 	long long		 min, max;	/* numbers, in ms or bytes */
 	const char *const	*choices;	/* NULL-terminated, or NULL */
-	const char		*dflt;		/* as in the file; NULL: unset */
+	const char		*dflt;		/* as in a file; NULL: unset */
 	const char		*help;		/* one line */
 };
 
@@ -65,8 +68,14 @@ extern const size_t		settings_count;
 
 /* The row of section's key name, or NULL. */
 const struct setting	*settings_find(const char *section,
-			    const char *name);
+			    const char *name) PCD_WUR;
 /* Whether any key belongs to section ("site" for [site DOMAIN]). */
 bool			 settings_section_known(const char *section);
+/*
+ * Every key as a commented-out "key = default" line under its section,
+ * each after a line of help with its type and range (the hidden option
+ * --print-settings).
+ */
+void			 settings_print(FILE *);
 
 #endif

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
+#include "settings.h"
 #include "snapshot.h"
 #include "store.h"
 
@@ -59,7 +60,8 @@ enum {
 	OPT_DRY_RUN,
 	OPT_CHECK_CONFIG,
 	OPT_VERIFY,
-	OPT_VERSION
+	OPT_VERSION,
+	OPT_PRINT_SETTINGS
 };
 
 static const struct option longopts[] = {
@@ -71,6 +73,9 @@ static const struct option longopts[] = {
 	{ "check-config",	no_argument,		NULL, OPT_CHECK_CONFIG },
 	{ "verify",		no_argument,		NULL, OPT_VERIFY },
 	{ "version",		no_argument,		NULL, OPT_VERSION },
+	/* Not in --help: every key, its help and default, for the docs. */
+	{ "print-settings",	no_argument,		NULL,
+	    OPT_PRINT_SETTINGS },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL,			0,			NULL, 0 }
 };
@@ -162,6 +167,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_VERSION:
 			print_version();
+			return 0;
+		case OPT_PRINT_SETTINGS:
+			settings_print(stdout);
 			return 0;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -4,6 +4,7 @@
  * man/programs-cached.conf.5 in step: `make check-unit` fails otherwise.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -165,4 +166,50 @@ settings_section_known(const char *section)
 		if (strcmp(settings_table[i].section, section) == 0)
 			return true;
 	return false;
+}
+
+/* What a value of each type looks like, for settings_print(). */
+static const char *const type_names[] = {
+	[SETTING_STRING] = "text",
+	[SETTING_DURATION] = "duration (ms, s, m, h)",
+	[SETTING_SIZE] = "size (bytes; K, M, G)",
+	[SETTING_INT] = "integer",
+	[SETTING_BOOL] = "boolean",
+	[SETTING_FRACTION] = "fraction (10% or 0.1)",
+	[SETTING_CHOICE] = "one of",
+	[SETTING_SERVERS] = "host:port list",
+	[SETTING_LISTEN] = "host:port, [v6]:port or a port",
+	[SETTING_LOGFORMAT] = "one of",
+	[SETTING_LOGLEVEL] = "one of",
+	[SETTING_SITE_ID] = "integer",
+	[SETTING_URL] = "http:// or https:// URL"
+};
+
+void
+settings_print(FILE *f)
+{
+	const struct setting	*st;
+	const char		*section = "";
+	size_t			 i, j;
+
+	for (i = 0; i < settings_count; i++) {
+		st = &settings_table[i];
+		if (strcmp(st->section, section) != 0) {
+			section = st->section;
+			fprintf(f, "%s[%s%s]\n", i == 0 ? "" : "\n", section,
+			    st->scope == SETTING_SITE ? " DOMAIN" : "");
+		}
+		fprintf(f, "# %s\n# %s", st->help, type_names[st->type]);
+		for (j = 0; st->choices != NULL && st->choices[j] != NULL; j++)
+			fprintf(f, "%s%s", j == 0 ? " " : ", ",
+			    st->choices[j]);
+		if (st->min < st->max && st->type == SETTING_DURATION)
+			fprintf(f, ", %lldms to %lldms", st->min, st->max);
+		else if (st->min < st->max)
+			fprintf(f, ", %lld to %lld", st->min, st->max);
+		if (st->dflt != NULL)
+			fprintf(f, "\n#%s = %s\n", st->name, st->dflt);
+		else
+			fprintf(f, "\n#%s =\n", st->name);
+	}
 }

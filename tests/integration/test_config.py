@@ -263,3 +263,41 @@ class ReloadFailure(PcdTestCase):
         samples, _ = scrape(addr)
         self.assertEqual(samples[("programs_cached_config_last_reload_success", ())], 1)
         self.assertEqual(d.stop(), 0)
+
+
+class PrintSettings(PcdTestCase):
+    """--print-settings (not in --help) lists every key of the table with
+    its default; uncommented, those defaults are a valid configuration,
+    and every key of the example configuration is among them."""
+
+    def test_defaults_are_a_valid_configuration(self):
+        d = self.daemon({"site a.example": {"site_id": 1}})
+        r = d.run("--print-settings")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        stdout = r.stdout
+        keys, lines, section = set(), [], None
+        for line in stdout.splitlines():
+            if line.startswith("["):
+                section = line.strip("[]").split()[0]
+                lines.append("[site a.example]" if section == "site" else line)
+            elif line.startswith("#") and " =" in line and not line.startswith("# "):
+                name, _, value = line[1:].partition(" =")
+                keys.add((section, name))
+                if section == "site" and name == "site_id":
+                    lines.append("site_id = 1")
+                elif value.strip():
+                    lines.append("%s = %s" % (name, value.strip()))
+        self.assertIn(("memcached", "servers"), keys)
+        self.assertIn(("site", "catalog_api_url"), keys)
+        path = self.write_file("defaults.conf", "\n".join(lines) + "\n")
+        rc, events, stderr = d.run("-c", path, "--check-config")
+        self.assertEqual(rc, 0, stderr)
+        example, section = set(), None
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "conf",
+                               "programs-cached.conf")) as f:
+            for line in f:
+                if line.startswith("["):
+                    section = line.strip().strip("[]").split()[0]
+                elif " =" in line and not line.startswith("# "):
+                    example.add((section, line.lstrip("#").split(" =")[0]))
+        self.assertEqual(example, keys)
