@@ -168,6 +168,31 @@ class Secrets(PcdTestCase):
                 self.assertEqual(good.run_once()[0], 0)
 
 
+    def test_daemon_reports_a_secret_that_became_unreadable(self):
+        """Readable at start; gone later: a SIGHUP keeps the configuration
+        (config_error), and the token the next refresh needs fails with
+        token_failed naming the file, not the secret; nothing is lost."""
+        d = self.make()
+        d.sections["daemon"]["refresh_interval"] = "1h"
+        d.write_config()
+        secret = d.sections["discovery"]["client_secret_file"]
+        d.start()
+        d.wait_event("refresh_succeeded", timeout=20)
+        before = {k: self.mc.get(k) for k in self.mc.dump_keys()}
+        os.unlink(secret)
+        self.fake.expire_tokens()
+        d.send_signal(signal.SIGHUP)
+        err = d.wait_event("config_error", predicate=lambda e: e.get("key"))
+        self.assertEqual(err["key"], "client_secret_file")
+        failed = d.wait_event("token_failed", timeout=20)
+        self.assertIn("cannot read the secret %s" % secret, failed["error"])
+        self.assertNotIn(self.fake.client_secret, d.stderr_text)
+        d.wait_event("refresh_failed", timeout=20)
+        self.assertTrue(d.running)
+        self.assertEqual({k: self.mc.get(k) for k in self.mc.dump_keys()}, before)
+        self.assertEqual(d.stop(), 0)
+
+
 class ReloadFailure(PcdTestCase):
     """SIGHUP with a bad file: the old configuration stays in use (the
     refresh SIGHUP asks for still writes what it writes), /metrics says the
