@@ -2,9 +2,11 @@
  * config.h: the INI configuration (SPEC §8), read with inih.
  *
  * cfg_load() validates everything it reads: an unknown section or key, a
- * bad value, a line too long, a missing or unreadable file are each logged
- * as a config_error event naming the file, the line and the key, and make
- * the load fail.  Nothing half-read is ever returned.
+ * bad value, a line too long, a missing or unreadable file, a file that is
+ * not a regular file or is larger than CFG_MAX_SIZE are each logged as a
+ * config_error event naming the file, the line and the key, and make the
+ * load fail.  Nothing half-read is ever returned.  The keys, their types,
+ * ranges and defaults are the table of settings.h.
  */
 #ifndef PCD_CONFIG_H
 #define PCD_CONFIG_H
@@ -15,8 +17,11 @@
 
 #include "keys.h"
 #include "log.h"
+#include "util.h"
 
 #define CFG_DEFAULT_PATH	"/etc/programs-cached/programs-cached.conf"
+/* The largest configuration file read (1 MiB). */
+#define CFG_MAX_SIZE		(1024 * 1024)
 
 enum cfg_distribution {
 	DIST_RENDEZVOUS,
@@ -101,10 +106,29 @@ struct cfg {
 	size_t			 nsites;
 };
 
-/* Read and validate path.  NULL after logging every problem found. */
-struct cfg	*cfg_load(const char *path);
+/*
+ * What cfg_load_with() makes of the files holding the client secret
+ * (client_secret_file, or $CREDENTIALS_DIRECTORY/client-secret) and
+ * token_file, which the caller may not be able to read although the
+ * daemon's unit can (systemd's LoadCredential).
+ */
+enum cfg_secrets {
+	CFG_SECRETS_READ,	/* readable now, or a config_error (daemon) */
+	CFG_SECRETS_WARN,	/* a config_warning if not (--check-config) */
+	CFG_SECRETS_SKIP	/* not looked at (--verify) */
+};
+
+/*
+ * Read and validate path.  NULL after logging every problem found; why
+ * (if not NULL) then holds the first, as "FILE line N: KEY: ERROR".
+ * cfg_load() is cfg_load_with(path, CFG_SECRETS_READ, NULL, 0).
+ */
+struct cfg	*cfg_load(const char *path) PCD_WUR;
+struct cfg	*cfg_load_with(const char *path, enum cfg_secrets,
+		    char *why, size_t whylen) PCD_WUR;
 void		 cfg_free(struct cfg *);
 /* The site with this domain, or NULL. */
-const struct cfg_site	*cfg_site(const struct cfg *, const char *domain);
+const struct cfg_site	*cfg_site(const struct cfg *, const char *domain)
+			    PCD_WUR;
 
 #endif

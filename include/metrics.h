@@ -8,6 +8,7 @@
 #ifndef PCD_METRICS_H
 #define PCD_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,10 @@ struct metrics {
 	uint64_t	cache_misses;
 	uint64_t	keys_repaired;
 	uint64_t	repairs;
+
+	/* configuration: the last load, at start-up or on SIGHUP */
+	bool		config_reload_success;
+	uint64_t	config_reload_time;	/* unix seconds */
 };
 
 extern struct metrics	metrics;

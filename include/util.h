@@ -14,7 +14,7 @@
 
 #define PCD_ATTR_PRINTF(f, a)	__attribute__((format(printf, f, a)))
 #define PCD_NORETURN		__attribute__((noreturn))
-/* A result that must not be dropped: a failure ignored loses data. */
+/* A result that must not be dropped (a failure would go unseen). */
 #define PCD_WUR			__attribute__((warn_unused_result))
 
 void	*xmalloc(size_t);

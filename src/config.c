@@ -4,10 +4,14 @@
  * inih does the parsing.  A reader of our own feeds it one line at a time so
  * that every key can be reported with its line number (Debian's inih is
  * built without INI_HANDLER_LINENO) and so that lines longer than inih's
- * buffer are refused instead of silently split.
+ * buffer are refused instead of silently split.  Which keys exist, their
+ * types, ranges and defaults come from the table in settings.c.
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -19,117 +23,30 @@
 #include <ini.h>
 
 #include "config.h"
-
-enum opt_type {
-	OPT_STRING,
-	OPT_DURATION,
-	OPT_SIZE,
-	OPT_INT,
-	OPT_BOOL,
-	OPT_FRACTION,
-	OPT_ENUM,
-	OPT_SERVERS,
-	OPT_LISTEN,
-	OPT_LOGFORMAT,
-	OPT_LOGLEVEL
-};
-
-struct opt {
-	const char		*section;
-	const char		*name;
-	enum opt_type		 type;
-	size_t			 off;
-	long long		 min, max;	/* for numbers, in their unit */
-	const char *const	*names;		/* OPT_ENUM */
-};
-
-static const char *const keyfn_names[] = { "edx", "django", NULL };
-static const char *const keyhash_names[] = { "md4", "blake2b", NULL };
-static const char *const dist_names[] = {
-	"rendezvous", "ketama", "all", NULL
-};
-static const char *const valfmt_names[] = { "pickle", "json", NULL };
-static const char *const pwids_names[] = { "keys", "ids", NULL };
-
-#define O(s, n, t, f, lo, hi)	{ s, n, t, offsetof(struct cfg, f), lo, hi, NULL }
-#define E(s, n, f, names)	{ s, n, OPT_ENUM, offsetof(struct cfg, f), 0, 0, names }
-#define DAY_MS			(24LL * 3600 * 1000)
-
-static const struct opt opts[] = {
-	O("discovery", "oauth_url", OPT_STRING, oauth_url, 0, 0),
-	O("discovery", "client_id", OPT_STRING, client_id, 0, 0),
-	O("discovery", "client_secret_file", OPT_STRING, client_secret_file,
-	    0, 0),
-	O("discovery", "token_file", OPT_STRING, token_file, 0, 0),
-	O("discovery", "connect_timeout", OPT_DURATION, connect_timeout_ms,
-	    1, 600000),
-	O("discovery", "request_timeout", OPT_DURATION, request_timeout_ms,
-	    1, 3600000),
-	O("discovery", "low_speed_limit", OPT_SIZE, low_speed_limit,
-	    0, 1LL << 30),
-	O("discovery", "low_speed_time", OPT_DURATION, low_speed_time_ms,
-	    0, 3600000),
-	O("discovery", "refresh_deadline", OPT_DURATION, refresh_deadline_ms,
-	    1000, DAY_MS),
-	O("discovery", "max_in_flight", OPT_INT, max_in_flight, 1, 256),
-	O("discovery", "retries", OPT_INT, retries, 0, 20),
-	O("discovery", "retry_backoff", OPT_DURATION, retry_backoff_ms,
-	    1, 3600000),
-	O("discovery", "retry_backoff_max", OPT_DURATION, retry_backoff_max_ms,
-	    1, 3600000),
-	O("discovery", "max_response_size", OPT_SIZE, max_response_size,
-	    1024, 1LL << 32),
-	O("discovery", "max_pages", OPT_INT, max_pages, 1, 1000000),
-
-	O("memcached", "servers", OPT_SERVERS, servers, 0, 0),
-	E("memcached", "key_function", key_function, keyfn_names),
-	O("memcached", "key_prefix", OPT_STRING, key_prefix, 0, 0),
-	O("memcached", "key_version", OPT_STRING, key_version, 0, 0),
-	E("memcached", "long_key_hash", long_key_hash, keyhash_names),
-	E("memcached", "distribution", distribution, dist_names),
-	E("memcached", "value_format", value_format, valfmt_names),
-	O("memcached", "pickle_protocol", OPT_INT, pickle_protocol, 2, 5),
-	E("memcached", "pathway_ids", pathway_ids, pwids_names),
-	O("memcached", "connect_timeout", OPT_DURATION, mc_connect_timeout_ms,
-	    1, 600000),
-	O("memcached", "io_timeout", OPT_DURATION, mc_io_timeout_ms,
-	    1, 600000),
-
-	O("daemon", "refresh_interval", OPT_DURATION, refresh_interval_ms,
-	    1000, 7 * DAY_MS),
-	O("daemon", "failed_refresh_retry", OPT_DURATION,
-	    failed_refresh_retry_ms, 1000, DAY_MS),
-	O("daemon", "check_interval", OPT_DURATION, check_interval_ms,
-	    100, DAY_MS),
-	O("daemon", "verify_interval", OPT_DURATION, verify_interval_ms,
-	    100, 7 * DAY_MS),
-	O("daemon", "state_dir", OPT_STRING, state_dir, 0, 0),
-	O("daemon", "listen", OPT_LISTEN, listen, 0, 0),
-	O("daemon", "log_format", OPT_LOGFORMAT, log_format, 0, 0),
-	O("daemon", "log_level", OPT_LOGLEVEL, log_level, 0, 0),
-	O("daemon", "max_shrink", OPT_FRACTION, max_shrink, 0, 0),
-	O("daemon", "force_publish", OPT_BOOL, force_publish, 0, 0),
-	O("daemon", "stale_after", OPT_INT, stale_after, 0, 1000000),
-};
-
-#define NOPTS	(sizeof opts / sizeof opts[0])
+#include "settings.h"
+#include "store.h"
 
 /* What the line reader and the handler share. */
 struct loader {
 	struct cfg	*cfg;
+	enum cfg_secrets secrets;
 	const char	*data;
 	size_t		 len;
 	size_t		 pos;
 	int		 line;		/* line last handed to inih */
 	int		 errors;
-	bool		 seen[NOPTS];
-	struct cfg_site	*site;		/* site of the current section */
-	unsigned	 site_seen;	/* bits: 1 site_id, 2 url */
+	int		*key_line;	/* per setting: where set, 0 = not */
+	bool		*site_seen;	/* per site and setting */
+	char		*why;		/* the first error, for the caller */
+	size_t		 whylen;
 };
 
 static void
 cfg_error(struct loader *ld, int line, const char *key, const char *fmt, ...)
     PCD_ATTR_PRINTF(4, 5);
+static void
+cfg_warning(struct loader *ld, int line, const char *key, const char *fmt,
+    ...) PCD_ATTR_PRINTF(4, 5);
 
 /* Log one problem with the file, and remember that the load failed. */
 static void
@@ -143,9 +60,44 @@ cfg_error(struct loader *ld, int line, const char *key, const char *fmt, ...)
 	va_end(ap);
 	log_event(LOG_ERR, "config_error", "file=%s line=%d key=%s error=%s",
 	    ld->cfg->path, line, key, msg);
+	/* The first one, as one line: "FILE line N: KEY: ERROR". */
+	if (ld->errors == 0 && ld->why != NULL && ld->whylen > 0) {
+		char	at[32] = "";
+
+		if (line > 0)
+			snprintf(at, sizeof at, " line %d", line);
+		snprintf(ld->why, ld->whylen, "%s%s: %s%s%s", ld->cfg->path,
+		    at, key != NULL ? key : "", key != NULL ? ": " : "", msg);
+	}
 	free(msg);
 	ld->errors++;
 }
+
+/* Log a problem that does not make the load fail. */
+static void
+cfg_warning(struct loader *ld, int line, const char *key, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	log_event(LOG_WARNING, "config_warning", "file=%s line=%d key=%s "
+	    "warning=%s", ld->cfg->path, line, key, msg);
+	free(msg);
+}
+
+static int	parse_duration(const char *, long long *) PCD_WUR;
+static int	parse_size(const char *, long long *) PCD_WUR;
+static int	parse_int(const char *, long long *) PCD_WUR;
+static int	parse_bool(const char *, bool *) PCD_WUR;
+static int	parse_fraction(const char *, double *) PCD_WUR;
+static int	parse_servers(struct cfg *, const char *, char *, size_t)
+		    PCD_WUR;
+static int	parse_listen(struct cfg *, const char *, char *, size_t)
+		    PCD_WUR;
 
 /* fgets for inih over our buffer, counting lines and refusing long ones. */
 static char *
@@ -324,6 +276,12 @@ parse_servers(struct cfg *cfg, const char *s, char *err, size_t errlen)
 		}
 		if (*host == '\0')
 			goto bad;
+		if (cfg->nservers == STORE_MAX_SERVERS) {
+			snprintf(err, errlen, "more than %d servers",
+			    STORE_MAX_SERVERS);
+			free(copy);
+			return -1;
+		}
 		sv.host = xstrdup(host);
 		sv.port = (int)port;
 		sv.name = xasprintf("%s:%ld", host, port);
@@ -398,100 +356,170 @@ bad:
 	return -1;
 }
 
-/* Set one option of the table from its text. */
+/* "want a, b or c": the choices of a setting, for an error. */
 static void
-set_opt(struct loader *ld, const struct opt *o, const char *value)
+want_choices(const struct setting *st, char *out, size_t len)
+{
+	size_t	i, n, used = 0;
+
+	for (n = 0; st->choices[n] != NULL; n++)
+		;
+	out[0] = '\0';
+	for (i = 0; i < n && used < len; i++) {
+		int w = snprintf(out + used, len - used, "%s%s",
+		    i == 0 ? "" : i + 1 == n ? " or " : ", ", st->choices[i]);
+
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+/* Store a number in its field, which is an int, a long or a size_t. */
+static void
+set_number(const struct setting *st, void *field, long long n)
+{
+	switch (st->ctype) {
+	case SETTING_C_INT:
+		*(int *)field = (int)n;
+		break;
+	case SETTING_C_LONG:
+		*(long *)field = (long)n;
+		break;
+	case SETTING_C_SIZE:
+		*(size_t *)field = (size_t)n;
+		break;
+	case SETTING_C_OTHER:
+		fatalx("setting %s has a field that holds no number", st->name);
+	}
+}
+
+/* A catalog_api_url: http(s), any trailing / removed. */
+static void
+set_url(struct loader *ld, const struct setting *st, char **field,
+    const char *value)
+{
+	size_t	i;
+
+	if (*value == '\0')
+		return;		/* explicitly unconfigured */
+	if (strncmp(value, "http://", 7) != 0 &&
+	    strncmp(value, "https://", 8) != 0) {
+		cfg_error(ld, ld->line, st->name, "bad URL \"%s\" "
+		    "(want http:// or https://)", value);
+		return;
+	}
+	free(*field);
+	*field = xstrdup(value);
+	/* urljoin(f"{base}/", ...) treats a trailing / the same. */
+	i = strlen(*field);
+	while (i > 0 && (*field)[i - 1] == '/')
+		(*field)[--i] = '\0';
+}
+
+/*
+ * Set the field of one setting, in base (a struct cfg or a struct
+ * cfg_site), from its text; a bad value is logged and counted.
+ */
+static void
+set_value(struct loader *ld, const struct setting *st, void *base,
+    const char *value)
 {
 	struct cfg	*cfg = ld->cfg;
-	void		*field = (char *)cfg + o->off;
+	void		*field = (char *)base + st->off;
 	long long	 n;
 	char		 err[256];
 	int		 v;
 	size_t		 i;
 
-	switch (o->type) {
-	case OPT_STRING:
+	switch (st->type) {
+	case SETTING_STRING:
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
 		return;
-	case OPT_DURATION:
+	case SETTING_DURATION:
 		if (parse_duration(value, &n) == -1) {
-			cfg_error(ld, ld->line, o->name, "bad duration \"%s\" "
+			cfg_error(ld, ld->line, st->name, "bad duration \"%s\" "
 			    "(want a number with ms, s, m or h)", value);
 			return;
 		}
-		if (n < o->min || n > o->max) {
-			cfg_error(ld, ld->line, o->name,
+		if (n < st->min || n > st->max) {
+			cfg_error(ld, ld->line, st->name,
 			    "%s out of range (%lldms to %lldms)", value,
-			    o->min, o->max);
+			    st->min, st->max);
+			return;
+		}
+		set_number(st, field, n);
+		return;
+	case SETTING_SIZE:
+		if (parse_size(value, &n) == -1 || n < st->min ||
+		    n > st->max) {
+			cfg_error(ld, ld->line, st->name, "bad size \"%s\" "
+			    "(want %lld to %lld bytes; K, M, G allowed)",
+			    value, st->min, st->max);
+			return;
+		}
+		set_number(st, field, n);
+		return;
+	case SETTING_INT:
+		if (parse_int(value, &n) == -1 || n < st->min || n > st->max) {
+			cfg_error(ld, ld->line, st->name, "bad number \"%s\" "
+			    "(want an integer from %lld to %lld)", value,
+			    st->min, st->max);
+			return;
+		}
+		set_number(st, field, n);
+		return;
+	case SETTING_BOOL:
+		if (parse_bool(value, (bool *)field) == -1)
+			cfg_error(ld, ld->line, st->name, "bad boolean \"%s\" "
+			    "(want true or false)", value);
+		return;
+	case SETTING_FRACTION:
+		if (parse_fraction(value, (double *)field) == -1)
+			cfg_error(ld, ld->line, st->name, "bad fraction \"%s\" "
+			    "(want 0%% to 100%%, or 0 to 1)", value);
+		return;
+	case SETTING_CHOICE:
+	case SETTING_LOGFORMAT:
+	case SETTING_LOGLEVEL:
+		v = -1;
+		if (st->type == SETTING_LOGFORMAT)
+			v = log_format_parse(value);
+		else if (st->type == SETTING_LOGLEVEL)
+			v = log_level_parse(value);
+		else {
+			for (i = 0; st->choices[i] != NULL; i++)
+				if (strcmp(value, st->choices[i]) == 0)
+					v = (int)i;
+		}
+		if (v == -1) {
+			want_choices(st, err, sizeof err);
+			cfg_error(ld, ld->line, st->name, "bad value \"%s\" "
+			    "(want %s)", value, err);
+			return;
+		}
+		/* Enums and priorities are int-sized. */
+		*(int *)field = v;
+		return;
+	case SETTING_SERVERS:
+		if (parse_servers(cfg, value, err, sizeof err) == -1)
+			cfg_error(ld, ld->line, st->name, "%s", err);
+		return;
+	case SETTING_LISTEN:
+		if (parse_listen(cfg, value, err, sizeof err) == -1)
+			cfg_error(ld, ld->line, st->name, "%s", err);
+		return;
+	case SETTING_SITE_ID:
+		if (parse_int(value, &n) == -1 || n < 0 || n > LONG_MAX) {
+			cfg_error(ld, ld->line, st->name, "bad site id \"%s\" "
+			    "(want the Site's integer id)", value);
 			return;
 		}
 		*(long *)field = (long)n;
 		return;
-	case OPT_SIZE:
-		if (parse_size(value, &n) == -1 || n < o->min || n > o->max) {
-			cfg_error(ld, ld->line, o->name, "bad size \"%s\" "
-			    "(want %lld to %lld bytes; K, M, G allowed)",
-			    value, o->min, o->max);
-			return;
-		}
-		if (o->off == offsetof(struct cfg, max_response_size))
-			*(size_t *)field = (size_t)n;
-		else
-			*(long *)field = (long)n;
-		return;
-	case OPT_INT:
-		if (parse_int(value, &n) == -1 || n < o->min || n > o->max) {
-			cfg_error(ld, ld->line, o->name, "bad number \"%s\" "
-			    "(want an integer from %lld to %lld)", value,
-			    o->min, o->max);
-			return;
-		}
-		*(int *)field = (int)n;
-		return;
-	case OPT_BOOL:
-		if (parse_bool(value, (bool *)field) == -1)
-			cfg_error(ld, ld->line, o->name, "bad boolean \"%s\" "
-			    "(want true or false)", value);
-		return;
-	case OPT_FRACTION:
-		if (parse_fraction(value, (double *)field) == -1)
-			cfg_error(ld, ld->line, o->name, "bad fraction \"%s\" "
-			    "(want 0%% to 100%%, or 0 to 1)", value);
-		return;
-	case OPT_ENUM:
-		for (i = 0; o->names[i] != NULL; i++) {
-			if (strcmp(value, o->names[i]) == 0) {
-				*(int *)field = (int)i;
-				return;
-			}
-		}
-		cfg_error(ld, ld->line, o->name, "bad value \"%s\"", value);
-		return;
-	case OPT_SERVERS:
-		if (parse_servers(cfg, value, err, sizeof err) == -1)
-			cfg_error(ld, ld->line, o->name, "%s", err);
-		return;
-	case OPT_LISTEN:
-		if (parse_listen(cfg, value, err, sizeof err) == -1)
-			cfg_error(ld, ld->line, o->name, "%s", err);
-		return;
-	case OPT_LOGFORMAT:
-		if ((v = log_format_parse(value)) == -1) {
-			cfg_error(ld, ld->line, o->name, "bad value \"%s\" "
-			    "(want auto, json, journal or text)", value);
-			return;
-		}
-		cfg->log_format = (enum log_format)v;
-		return;
-	case OPT_LOGLEVEL:
-		if ((v = log_level_parse(value)) == -1) {
-			cfg_error(ld, ld->line, o->name, "bad value \"%s\" "
-			    "(want error, warning, notice, info or debug)",
-			    value);
-			return;
-		}
-		cfg->log_level = v;
+	case SETTING_URL:
+		set_url(ld, st, (char **)field, value);
 		return;
 	}
 }
@@ -513,16 +541,22 @@ site_for(struct loader *ld, const char *domain)
 		.site_id = -1,
 		.line = ld->line,
 	};
+	ld->site_seen = xreallocarray(ld->site_seen,
+	    (cfg->nsites + 1) * settings_count, sizeof *ld->site_seen);
+	memset(ld->site_seen + cfg->nsites * settings_count, 0,
+	    settings_count * sizeof *ld->site_seen);
 	return &cfg->sites[cfg->nsites++];
 }
 
+/* One key of a "[site DOMAIN]" section. */
 static void
 site_key(struct loader *ld, const char *domain, const char *name,
     const char *value)
 {
-	struct cfg_site	*site;
-	long long	 n;
-	size_t		 i;
+	const struct setting	*st;
+	struct cfg_site		*site;
+	bool			*seen;
+	size_t			 i;
 
 	for (i = 0; domain[i] != '\0'; i++) {
 		if (isspace((unsigned char)domain[i]) ||
@@ -537,38 +571,19 @@ site_key(struct loader *ld, const char *domain, const char *name,
 		return;
 	}
 	site = site_for(ld, domain);
-	if (strcmp(name, "site_id") == 0) {
-		if (site->site_id != -1) {
-			cfg_error(ld, ld->line, name, "duplicate key");
-			return;
-		}
-		if (parse_int(value, &n) == -1 || n < 0 || n > LONG_MAX) {
-			cfg_error(ld, ld->line, name, "bad site id \"%s\" "
-			    "(want the Site's integer id)", value);
-			return;
-		}
-		site->site_id = (long)n;
-	} else if (strcmp(name, "catalog_api_url") == 0) {
-		if (site->catalog_api_url != NULL) {
-			cfg_error(ld, ld->line, name, "duplicate key");
-			return;
-		}
-		if (*value == '\0')
-			return;		/* explicitly unconfigured */
-		if (strncmp(value, "http://", 7) != 0 &&
-		    strncmp(value, "https://", 8) != 0) {
-			cfg_error(ld, ld->line, name, "bad URL \"%s\" "
-			    "(want http:// or https://)", value);
-			return;
-		}
-		site->catalog_api_url = xstrdup(value);
-		/* urljoin(f"{base}/", ...) treats a trailing / the same. */
-		i = strlen(site->catalog_api_url);
-		while (i > 0 && site->catalog_api_url[i - 1] == '/')
-			site->catalog_api_url[--i] = '\0';
-	} else
+	if ((st = settings_find("site", name)) == NULL) {
 		cfg_error(ld, ld->line, name, "unknown key in [site %s]",
 		    domain);
+		return;
+	}
+	seen = &ld->site_seen[(size_t)(site - ld->cfg->sites) *
+	    settings_count + (size_t)(st - settings_table)];
+	if (*seen) {
+		cfg_error(ld, ld->line, name, "duplicate key");
+		return;
+	}
+	*seen = true;
+	set_value(ld, st, site, value);
 }
 
 /* inih's callback: one key of one section. */
@@ -576,8 +591,9 @@ static int
 cfg_handler(void *user, const char *section, const char *name,
     const char *value)
 {
-	struct loader	*ld = user;
-	size_t		 i;
+	struct loader		*ld = user;
+	const struct setting	*st;
+	size_t			 i;
 
 	if (strncmp(section, "site", 4) == 0 &&
 	    (section[4] == ' ' || section[4] == '\0')) {
@@ -588,68 +604,41 @@ cfg_handler(void *user, const char *section, const char *name,
 		site_key(ld, d, name, value);
 		return 1;
 	}
-	for (i = 0; i < NOPTS; i++) {
-		if (strcmp(opts[i].section, section) != 0 ||
-		    strcmp(opts[i].name, name) != 0)
-			continue;
-		if (ld->seen[i]) {
+	if ((st = settings_find(section, name)) != NULL &&
+	    st->scope == SETTING_GLOBAL) {
+		i = (size_t)(st - settings_table);
+		if (ld->key_line[i] != 0) {
 			cfg_error(ld, ld->line, name, "duplicate key (values "
 			    "that continue on the next line count too)");
 			return 1;
 		}
-		ld->seen[i] = true;
-		set_opt(ld, &opts[i], value);
+		ld->key_line[i] = ld->line;
+		set_value(ld, st, ld->cfg, value);
 		return 1;
 	}
-	for (i = 0; i < NOPTS; i++)
-		if (strcmp(opts[i].section, section) == 0)
-			break;
-	if (i == NOPTS)
+	if (!settings_section_known(section))
 		cfg_error(ld, ld->line, name, "unknown section [%s]", section);
 	else
 		cfg_error(ld, ld->line, name, "unknown key in [%s]", section);
 	return 1;
 }
 
+/* Every default of the table, parsed as if it were in the file. */
 static void
-cfg_defaults(struct cfg *cfg)
+cfg_defaults(struct loader *ld)
 {
-	char	err[64];
+	const struct setting	*st;
+	size_t			 i;
 
-	cfg->connect_timeout_ms = 5000;
-	cfg->request_timeout_ms = 60000;
-	cfg->low_speed_limit = 1024;
-	cfg->low_speed_time_ms = 30000;
-	cfg->refresh_deadline_ms = 30 * 60 * 1000;
-	cfg->max_in_flight = 8;
-	cfg->retries = 4;
-	cfg->retry_backoff_ms = 250;
-	cfg->retry_backoff_max_ms = 30000;
-	cfg->max_response_size = 64 * 1024 * 1024;
-	cfg->max_pages = 1000;
-
-	parse_servers(cfg, "127.0.0.1:11211", err, sizeof err);
-	cfg->key_function = KEYFN_EDX;
-	cfg->key_prefix = xstrdup("default");
-	cfg->key_version = xstrdup("1");
-	cfg->long_key_hash = KEYHASH_MD4;
-	cfg->distribution = DIST_RENDEZVOUS;
-	cfg->value_format = VALUE_PICKLE;
-	cfg->pickle_protocol = 4;
-	cfg->pathway_ids = PATHWAY_IDS_KEYS;
-	cfg->mc_connect_timeout_ms = 500;
-	cfg->mc_io_timeout_ms = 2000;
-
-	cfg->refresh_interval_ms = 15 * 60 * 1000;
-	cfg->failed_refresh_retry_ms = 30 * 1000;
-	cfg->check_interval_ms = 30 * 1000;
-	cfg->verify_interval_ms = 10 * 60 * 1000;
-	cfg->state_dir = xstrdup("/var/lib/programs-cached");
-	cfg->log_format = LOG_FORMAT_AUTO;
-	cfg->log_level = LOG_INFO;
-	cfg->max_shrink = 0.10;
-	cfg->force_publish = false;
-	cfg->stale_after = 3;
+	for (i = 0; i < settings_count; i++) {
+		st = &settings_table[i];
+		if (st->scope != SETTING_GLOBAL || st->dflt == NULL)
+			continue;
+		set_value(ld, st, ld->cfg, st->dflt);
+		if (ld->errors != 0)
+			fatalx("the default of %s.%s does not parse: %s",
+			    st->section, st->name, st->dflt);
+	}
 }
 
 static int
@@ -658,6 +647,68 @@ site_cmp(const void *a, const void *b)
 	const struct cfg_site *sa = a, *sb = b;
 
 	return strcmp(sa->domain, sb->domain);
+}
+
+/* The line where a key of the table was set, or 0. */
+static int
+key_line(const struct loader *ld, const char *section, const char *name)
+{
+	const struct setting	*st = settings_find(section, name);
+
+	return st != NULL ? ld->key_line[st - settings_table] : 0;
+}
+
+/*
+ * A file holding a secret (the client secret or a token), as the caller
+ * may read it now.  The daemon must; --check-config warns, since the unit
+ * may have what the operator's shell has not (LoadCredential); --verify
+ * never needs one.
+ */
+static void
+check_secret(struct loader *ld, const char *key, const char *path,
+    const char *what)
+{
+	const char	*hint = "the daemon reads it when it needs a token";
+
+	if (ld->secrets == CFG_SECRETS_SKIP || access(path, R_OK) == 0)
+		return;
+	if (ld->secrets == CFG_SECRETS_READ)
+		cfg_error(ld, key_line(ld, "discovery", key), key,
+		    "cannot read %s%s: %s", what, path, strerror(errno));
+	else
+		cfg_warning(ld, key_line(ld, "discovery", key), key,
+		    "cannot read %s%s here: %s (%s: check it can)", what,
+		    path, strerror(errno), hint);
+}
+
+/* Where the client secret comes from, and whether it can be read. */
+static void
+check_secrets(struct loader *ld)
+{
+	struct cfg	*cfg = ld->cfg;
+	const char	*dir = getenv("CREDENTIALS_DIRECTORY");
+	char		*path;
+
+	if (cfg->client_secret_file != NULL)
+		check_secret(ld, "client_secret_file", cfg->client_secret_file,
+		    "");
+	else if (cfg->client_id != NULL && dir != NULL) {
+		path = xasprintf("%s/client-secret", dir);
+		check_secret(ld, "client_secret_file", path,
+		    "$CREDENTIALS_DIRECTORY/client-secret ");
+		free(path);
+	} else if (cfg->client_id != NULL &&
+	    ld->secrets == CFG_SECRETS_READ)
+		cfg_error(ld, 0, "client_secret_file", "client_id needs "
+		    "client_secret_file (or systemd's "
+		    "LoadCredential=client-secret:...)");
+	else if (cfg->client_id != NULL && ld->secrets == CFG_SECRETS_WARN)
+		cfg_warning(ld, 0, "client_secret_file", "no "
+		    "client_secret_file, and no $CREDENTIALS_DIRECTORY here: "
+		    "the daemon needs systemd's LoadCredential=client-secret:"
+		    "... (or client_secret_file)");
+	if (cfg->token_file != NULL)
+		check_secret(ld, "token_file", cfg->token_file, "");
 }
 
 /* Checks that need the whole file. */
@@ -684,18 +735,7 @@ cfg_validate(struct loader *ld)
 	}
 	if (cfg->client_id != NULL && cfg->oauth_url == NULL)
 		cfg_error(ld, 0, "oauth_url", "client_id needs oauth_url");
-	if (cfg->client_id != NULL && cfg->client_secret_file == NULL &&
-	    getenv("CREDENTIALS_DIRECTORY") == NULL)
-		cfg_error(ld, 0, "client_secret_file", "client_id needs "
-		    "client_secret_file (or systemd's "
-		    "LoadCredential=client-secret:...)");
-	if (cfg->client_secret_file != NULL &&
-	    access(cfg->client_secret_file, R_OK) != 0)
-		cfg_error(ld, 0, "client_secret_file", "cannot read %s: %s",
-		    cfg->client_secret_file, strerror(errno));
-	if (cfg->token_file != NULL && access(cfg->token_file, R_OK) != 0)
-		cfg_error(ld, 0, "token_file", "cannot read %s: %s",
-		    cfg->token_file, strerror(errno));
+	check_secrets(ld);
 	if (cfg->client_id != NULL && cfg->token_file != NULL)
 		cfg_error(ld, 0, "token_file",
 		    "use either client_id (OAuth2) or token_file, not both");
@@ -713,36 +753,95 @@ cfg_validate(struct loader *ld)
 		qsort(cfg->sites, cfg->nsites, sizeof *cfg->sites, site_cmp);
 }
 
-/* Read a whole regular file; NULL with errno set on failure. */
-static char *
-slurp(const char *path, size_t *len)
+/* What a file that is not a regular one is, for an error. */
+static const char *
+file_kind(mode_t mode)
 {
-	FILE		*f;
-	struct buf	 b;
-	char		 chunk[8192];
-	size_t		 n;
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
 
-	if ((f = fopen(path, "r")) == NULL)
-		return NULL;
-	buf_init(&b);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_add(&b, chunk, n);
-	if (ferror(f)) {
-		int saved = errno;
+/*
+ * Read the whole file, which must be a regular file of at most
+ * CFG_MAX_SIZE bytes: never block on a FIFO (O_NONBLOCK, then fstat) nor
+ * read a device without end.  NULL, logged, on failure.
+ */
+static char *
+slurp(struct loader *ld, const char *path, size_t *len)
+{
+	struct stat	 sb;
+	char		*data = NULL;
+	size_t		 got = 0;
+	ssize_t		 n;
+	int		 fd;
 
-		fclose(f);
-		buf_free(&b);
-		errno = saved;
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC)) == -1) {
+		cfg_error(ld, 0, NULL, "cannot read: %s", strerror(errno));
 		return NULL;
 	}
-	fclose(f);
-	if (b.data == NULL)
-		buf_add(&b, "", 0);
-	return (char *)buf_steal(&b, len);
+	if (fstat(fd, &sb) == -1) {
+		cfg_error(ld, 0, NULL, "cannot read: %s", strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		cfg_error(ld, 0, NULL, "not a regular file: %s",
+		    file_kind(sb.st_mode));
+		goto fail;
+	}
+	if (sb.st_size > CFG_MAX_SIZE) {
+		cfg_error(ld, 0, NULL, "too large: %lld bytes (at most %d)",
+		    (long long)sb.st_size, CFG_MAX_SIZE);
+		goto fail;
+	}
+	/* One byte more than allowed: a file still growing is seen. */
+	data = xmalloc((size_t)CFG_MAX_SIZE + 2);
+	while (got <= CFG_MAX_SIZE) {
+		n = read(fd, data + got, (size_t)CFG_MAX_SIZE + 1 - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			cfg_error(ld, 0, NULL, "cannot read: %s",
+			    strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got > CFG_MAX_SIZE) {
+		cfg_error(ld, 0, NULL, "too large: over %d bytes",
+		    CFG_MAX_SIZE);
+		goto fail;
+	}
+	close(fd);
+	data[got] = '\0';
+	*len = got;
+	return data;
+fail:
+	free(data);
+	close(fd);
+	return NULL;
 }
 
 struct cfg *
 cfg_load(const char *path)
+{
+	return cfg_load_with(path, CFG_SECRETS_READ, NULL, 0);
+}
+
+struct cfg *
+cfg_load_with(const char *path, enum cfg_secrets secrets, char *why,
+    size_t whylen)
 {
 	struct loader	 ld;
 	struct cfg	*cfg;
@@ -753,14 +852,17 @@ cfg_load(const char *path)
 	memset(&ld, 0, sizeof ld);
 	cfg = xcalloc(1, sizeof *cfg);
 	cfg->path = xstrdup(path);
-	cfg_defaults(cfg);
 	ld.cfg = cfg;
+	ld.secrets = secrets;
+	ld.key_line = xcalloc(settings_count, sizeof *ld.key_line);
+	ld.why = why;
+	ld.whylen = whylen;
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	cfg_defaults(&ld);
 
-	if ((text = slurp(path, &len)) == NULL) {
-		cfg_error(&ld, 0, NULL, "cannot read: %s", strerror(errno));
-		cfg_free(cfg);
-		return NULL;
-	}
+	if ((text = slurp(&ld, path, &len)) == NULL)
+		goto fail;
 	ld.data = text;
 	ld.len = len;
 	r = ini_parse_stream(cfg_readline, &ld, cfg_handler, &ld);
@@ -772,11 +874,16 @@ cfg_load(const char *path)
 		cfg_error(&ld, 0, NULL, "cannot parse (inih error %d)", r);
 	if (ld.errors == 0)
 		cfg_validate(&ld);
-	if (ld.errors != 0) {
-		cfg_free(cfg);
-		return NULL;
-	}
+	if (ld.errors != 0)
+		goto fail;
+	free(ld.key_line);
+	free(ld.site_seen);
 	return cfg;
+fail:
+	free(ld.key_line);
+	free(ld.site_seen);
+	cfg_free(cfg);
+	return NULL;
 }
 
 void

@@ -401,9 +401,14 @@ static void
 reload(struct daemon *d)
 {
 	struct cfg	*cfg;
+	char		 why[512];
 
 	notify_reloading();
-	if ((cfg = cfg_load(d->opts->config_path)) == NULL) {
+	cfg = cfg_load_with(d->opts->config_path, CFG_SECRETS_READ, why,
+	    sizeof why);
+	metrics.config_reload_success = cfg != NULL;
+	metrics.config_reload_time = wall_ms() / 1000;
+	if (cfg == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s error=%s",
 		    d->opts->config_path, "reload failed: keeping the "
 		    "configuration in use");
@@ -423,6 +428,10 @@ reload(struct daemon *d)
 		d->queued = true;
 	else
 		start_refresh(d);
+	/* After start_refresh's own STATUS=, so that this one shows. */
+	if (!metrics.config_reload_success && !d->opts->once)
+		notify_status("reload failed: %s; running with the previous "
+		    "configuration", why);
 }
 
 static void

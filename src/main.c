@@ -16,7 +16,9 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "monitor.h"
+#include "settings.h"
 #include "snapshot.h"
 #include "store.h"
 
@@ -38,7 +40,8 @@ static const char usage_text[] =
 "                      that would change and a summary per family\n"
 "      --force         publish sites whose program count fell by more than\n"
 "                      max_shrink (or to zero) instead of holding them\n"
-"      --check-config  validate the configuration and exit (0 or 2)\n"
+"      --check-config  validate the configuration and exit (0 or 2); a\n"
+"                      secret file it cannot read is only a warning\n"
 "      --verify        compare memcached with the last published snapshot:\n"
 "                      print each key missing or different, then a\n"
 "                      summary; exit 0 if none, 1 if any, 2 if there is\n"
@@ -57,7 +60,8 @@ enum {
 	OPT_DRY_RUN,
 	OPT_CHECK_CONFIG,
 	OPT_VERIFY,
-	OPT_VERSION
+	OPT_VERSION,
+	OPT_PRINT_SETTINGS
 };
 
 static const struct option longopts[] = {
@@ -69,6 +73,9 @@ static const struct option longopts[] = {
 	{ "check-config",	no_argument,		NULL, OPT_CHECK_CONFIG },
 	{ "verify",		no_argument,		NULL, OPT_VERIFY },
 	{ "version",		no_argument,		NULL, OPT_VERSION },
+	/* Not in --help: every key, its help and default, for the docs. */
+	{ "print-settings",	no_argument,		NULL,
+	    OPT_PRINT_SETTINGS },
 	{ "help",		no_argument,		NULL, 'h' },
 	{ NULL,			0,			NULL, 0 }
 };
@@ -161,6 +168,9 @@ main(int argc, char *argv[])
 		case OPT_VERSION:
 			print_version();
 			return 0;
+		case OPT_PRINT_SETTINGS:
+			settings_print(stdout);
+			return 0;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -179,8 +189,15 @@ main(int argc, char *argv[])
 		usage_error("%s cannot be combined with --once, --domain or "
 		    "--check-config", "--verify");
 
-	if ((cfg = cfg_load(opts.config_path)) == NULL)
+	/*
+	 * The secret may be readable only by the unit (LoadCredential):
+	 * --check-config warns if it cannot read it, --verify never needs it.
+	 */
+	if ((cfg = cfg_load_with(opts.config_path, check ? CFG_SECRETS_WARN :
+	    verify ? CFG_SECRETS_SKIP : CFG_SECRETS_READ, NULL, 0)) == NULL)
 		return PCD_EXIT_USAGE;
+	metrics.config_reload_success = true;
+	metrics.config_reload_time = wall_ms() / 1000;
 	log_setup(cfg->log_format, cfg->log_level);
 	if (opts.domain != NULL && cfg_site(cfg, opts.domain) == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s key=site error=%s "

@@ -115,6 +115,14 @@ metrics_render(struct buf *b)
 	    "Keys rewritten from the snapshot.", m->keys_repaired);
 	counter(b, "programs_cached_repairs_total",
 	    "Repairs run (after a restart, misses or SIGUSR1).", m->repairs);
+
+	gauge(b, "programs_cached_config_last_reload_success",
+	    "Whether the last load of the configuration (start-up or SIGHUP) "
+	    "succeeded; 0: the previous one is in use.",
+	    m->config_reload_success ? 1 : 0);
+	gauge(b, "programs_cached_config_last_reload_timestamp_seconds",
+	    "When the configuration was last loaded or tried (unix seconds).",
+	    (double)m->config_reload_time);
 }
 
 void

@@ -1,0 +1,81 @@
+/*
+ * settings.h: the table of every configuration key (SPEC §8).
+ *
+ * One row per key, as tmux's options-table.c: its section, name, type,
+ * range or choices, default and a one-line help.  config.c parses with it
+ * and takes every default from it (the default is text, parsed like a
+ * value in the file, so what the documentation shows is what is applied);
+ * tests/unit/test_settings.c checks that the example configuration and
+ * programs-cached.conf(5) name every key of it and nothing else.
+ *
+ * A new section is new rows with its name; a key of a per-site section
+ * ([site DOMAIN]) has scope SETTING_SITE and an offset in struct cfg_site.
+ * The table is constant and lives for the whole process.
+ */
+#ifndef PCD_SETTINGS_H
+#define PCD_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "util.h"
+
+enum setting_type {
+	SETTING_STRING,		/* char *, any text */
+	SETTING_DURATION,	/* "250ms", "5s", "15m", "1h": milliseconds */
+	SETTING_SIZE,		/* "64M", "1K", bytes */
+	SETTING_INT,		/* an integer */
+	SETTING_BOOL,		/* true/false, yes/no, on/off, 1/0 */
+	SETTING_FRACTION,	/* "10%" or "0.1", 0 to 1 */
+	SETTING_CHOICE,		/* one of choices: stored as its index */
+	SETTING_SERVERS,	/* memcached servers: cfg->servers, nservers */
+	SETTING_LISTEN,		/* host:port of the HTTP listener */
+	SETTING_LOGFORMAT,	/* enum log_format */
+	SETTING_LOGLEVEL,	/* syslog priority */
+	SETTING_SITE_ID,	/* a Django Site id: long, >= 0 */
+	SETTING_URL		/* http:// or https://, trailing / removed */
+};
+
+enum setting_scope {
+	SETTING_GLOBAL,		/* a field of struct cfg */
+	SETTING_SITE		/* a field of struct cfg_site, per [site D] */
+};
+
+/* The C type of the field a number is stored in. */
+enum setting_ctype {
+	SETTING_C_INT,
+	SETTING_C_LONG,
+	SETTING_C_SIZE,		/* size_t */
+	SETTING_C_OTHER
+};
+
+struct setting {
+	const char		*section;	/* "site" for [site D] */
+	const char		*name;
+	enum setting_type	 type;
+	enum setting_scope	 scope;
+	size_t			 off;		/* of the field */
+	enum setting_ctype	 ctype;
+	long long		 min, max;	/* numbers, in ms or bytes */
+	const char *const	*choices;	/* NULL-terminated, or NULL */
+	const char		*dflt;		/* as in a file; NULL: unset */
+	const char		*help;		/* one line */
+};
+
+extern const struct setting	settings_table[];
+extern const size_t		settings_count;
+
+/* The row of section's key name, or NULL. */
+const struct setting	*settings_find(const char *section,
+			    const char *name) PCD_WUR;
+/* Whether any key belongs to section ("site" for [site DOMAIN]). */
+bool			 settings_section_known(const char *section);
+/*
+ * Every key as a commented-out "key = default" line under its section,
+ * each after a line of help with its type and range (the hidden option
+ * --print-settings).
+ */
+void			 settings_print(FILE *);
+
+#endif

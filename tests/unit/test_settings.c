@@ -1,0 +1,427 @@
+/*
+ * test_settings.c: the settings table against what it must agree with:
+ * the defaults applied (the values cfg_defaults() hard-coded before the
+ * table), the example configuration and the man page (every key, in its
+ * section, with its default, and no key that is not in the table), and
+ * the checks of the file itself (a regular file of bounded size, at most
+ * STORE_MAX_SERVERS servers).  Run from the top of the source tree.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "settings.h"
+#include "store.h"
+#include "t.h"
+
+#define CONF_EXAMPLE	"conf/programs-cached.conf"
+#define MAN_PAGE	"man/programs-cached.conf.5"
+
+static char	tmpdir[] = "/tmp/pcd-test-settings.XXXXXX";
+
+/* Write text to a file under tmpdir; its path (static). */
+static const char *
+write_tmp(const char *name, const char *text)
+{
+	static char	 path[512];
+	FILE		*f;
+
+	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		abort();
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/* A whole file, NUL-terminated (NULL if it cannot be read). */
+static char *
+read_all(const char *path)
+{
+	FILE	*f;
+	char	*s;
+	long	 n;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	s = calloc(1, (size_t)n + 1);
+	if (s == NULL || fread(s, 1, (size_t)n, f) != (size_t)n)
+		abort();
+	fclose(f);
+	return s;
+}
+
+/* The index of section.name in the table, or -1. */
+static int
+row_of(const char *section, const char *name)
+{
+	const struct setting	*st = settings_find(section, name);
+
+	return st != NULL ? (int)(st - settings_table) : -1;
+}
+
+/* The defaults are what cfg_defaults() set before the table. */
+static void
+test_defaults(void)
+{
+	struct cfg	*cfg;
+
+	cfg = cfg_load(write_tmp("min.conf", "[site a]\nsite_id = 1\n"));
+	T_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	T_INTEQ(cfg->connect_timeout_ms, 5000);
+	T_INTEQ(cfg->request_timeout_ms, 60000);
+	T_INTEQ(cfg->low_speed_limit, 1024);
+	T_INTEQ(cfg->low_speed_time_ms, 30000);
+	T_INTEQ(cfg->refresh_deadline_ms, 30 * 60 * 1000);
+	T_INTEQ(cfg->max_in_flight, 8);
+	T_INTEQ(cfg->retries, 4);
+	T_INTEQ(cfg->retry_backoff_ms, 250);
+	T_INTEQ(cfg->retry_backoff_max_ms, 30000);
+	T_INTEQ(cfg->max_response_size, 64 * 1024 * 1024);
+	T_INTEQ(cfg->max_pages, 1000);
+	T_INTEQ(cfg->nservers, 1);
+	T_STREQ(cfg->servers[0].name, "127.0.0.1:11211");
+	T_INTEQ(cfg->key_function, KEYFN_EDX);
+	T_STREQ(cfg->key_prefix, "default");
+	T_STREQ(cfg->key_version, "1");
+	T_INTEQ(cfg->long_key_hash, KEYHASH_MD4);
+	T_INTEQ(cfg->distribution, DIST_RENDEZVOUS);
+	T_INTEQ(cfg->value_format, VALUE_PICKLE);
+	T_INTEQ(cfg->pickle_protocol, 4);
+	T_INTEQ(cfg->pathway_ids, PATHWAY_IDS_KEYS);
+	T_INTEQ(cfg->mc_connect_timeout_ms, 500);
+	T_INTEQ(cfg->mc_io_timeout_ms, 2000);
+	T_INTEQ(cfg->refresh_interval_ms, 15 * 60 * 1000);
+	T_INTEQ(cfg->check_interval_ms, 30 * 1000);
+	T_INTEQ(cfg->verify_interval_ms, 10 * 60 * 1000);
+	T_STREQ(cfg->state_dir, "/var/lib/programs-cached");
+	T_CHECK(cfg->listen == NULL);
+	T_INTEQ(cfg->log_format, LOG_FORMAT_AUTO);
+	T_INTEQ(cfg->log_level, LOG_INFO);
+	T_CHECK(cfg->max_shrink == 0.10);
+	T_CHECK(!cfg->force_publish);
+	T_INTEQ(cfg->stale_after, 3);
+	T_CHECK(cfg->oauth_url == NULL && cfg->client_id == NULL &&
+	    cfg->client_secret_file == NULL && cfg->token_file == NULL);
+	T_INTEQ(cfg->nsites, 1);
+	T_INTEQ(cfg->sites[0].site_id, 1);
+	T_CHECK(cfg->sites[0].catalog_api_url == NULL);
+	cfg_free(cfg);
+}
+
+/* Every row is complete: help, a sane range, choices where needed. */
+static void
+test_rows(void)
+{
+	const struct setting	*st;
+	size_t			 i, j;
+
+	for (i = 0; i < settings_count; i++) {
+		st = &settings_table[i];
+		T_CHECK(st->help != NULL && st->help[0] != '\0');
+		T_CHECK(st->min <= st->max);
+		if (st->type == SETTING_CHOICE ||
+		    st->type == SETTING_LOGFORMAT ||
+		    st->type == SETTING_LOGLEVEL)
+			T_CHECK(st->choices != NULL && st->choices[0] != NULL);
+		if (st->type == SETTING_DURATION ||
+		    st->type == SETTING_SIZE || st->type == SETTING_INT)
+			T_CHECK(st->ctype != SETTING_C_OTHER);
+		T_CHECK((st->scope == SETTING_SITE) ==
+		    (strcmp(st->section, "site") == 0));
+		for (j = 0; j < i; j++)
+			T_CHECK(strcmp(st->section,
+			    settings_table[j].section) != 0 ||
+			    strcmp(st->name, settings_table[j].name) != 0);
+	}
+}
+
+/*
+ * conf/programs-cached.conf: each key of the table once, in its section,
+ * as "#key = default" (or "key = example"), and no other key.
+ */
+static void
+test_example(void)
+{
+	char	*text = read_all(CONF_EXAMPLE), *line, *save = NULL;
+	char	 section[64] = "";
+	int	*count = calloc(settings_count, sizeof *count);
+	size_t	 i;
+
+	T_CHECK(text != NULL && count != NULL);
+	if (text == NULL || count == NULL)
+		return;
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char	*p = line, *name, *value;
+		int	 r;
+
+		if (*p == '[') {
+			/* "[site lms.example.com]" is the section "site". */
+			p++;
+			for (i = 0; i + 1 < sizeof section && p[i] != ']' &&
+			    p[i] != ' ' && p[i] != '\0'; i++)
+				section[i] = p[i];
+			section[i] = '\0';
+			continue;
+		}
+		if (*p == '#')
+			p++;
+		name = p;
+		while (islower((unsigned char)*p) || isdigit((unsigned char)*p)
+		    || *p == '_')
+			p++;
+		if (p == name || strncmp(p, " =", 2) != 0)
+			continue;	/* prose */
+		*p = '\0';
+		value = p + 2;
+		while (*value == ' ')
+			value++;
+		r = row_of(section, name);
+		if (r == -1) {
+			fprintf(stderr, "%s: [%s] %s is not a key\n",
+			    CONF_EXAMPLE, section, name);
+			T_CHECK(r != -1);
+			continue;
+		}
+		count[r]++;
+		if (line[0] == '#' && settings_table[r].dflt != NULL &&
+		    strcmp(value, settings_table[r].dflt) != 0) {
+			fprintf(stderr, "%s: [%s] %s = %s, default %s\n",
+			    CONF_EXAMPLE, section, name, value,
+			    settings_table[r].dflt);
+			T_CHECK(!"the example shows the default");
+		}
+	}
+	for (i = 0; i < settings_count; i++) {
+		if (count[i] != 1)
+			fprintf(stderr, "%s: [%s] %s appears %d times\n",
+			    CONF_EXAMPLE, settings_table[i].section,
+			    settings_table[i].name, count[i]);
+		T_INTEQ(count[i], 1);
+	}
+	free(count);
+	free(text);
+}
+
+/*
+ * man/programs-cached.conf.5: under ".Ss [section]", each key of the
+ * table in an ".It Ic key" entry whose text shows its default; no entry
+ * for a key that is not in the table.
+ */
+static void
+test_man(void)
+{
+	char	*text = read_all(MAN_PAGE), *line, *save = NULL;
+	char	 section[64] = "", para[4096] = "";
+	int	*count = calloc(settings_count, sizeof *count);
+	int	 entry[8], nentry = 0, k;
+	size_t	 i;
+
+	T_CHECK(text != NULL && count != NULL);
+	if (text == NULL || count == NULL)
+		return;
+	for (line = strtok_r(text, "\n", &save); ; line = strtok_r(NULL,
+	    "\n", &save)) {
+		bool	 ends = line == NULL || strncmp(line, ".It", 3) == 0 ||
+		    strncmp(line, ".El", 3) == 0 ||
+		    strncmp(line, ".S", 2) == 0;
+
+		/* The entry before ends here: its defaults are shown. */
+		if (ends) {
+			for (k = 0; k < nentry; k++) {
+				const char *d = settings_table[entry[k]].dflt;
+
+				if (d != NULL && strstr(para, d) == NULL) {
+					fprintf(stderr, "%s: %s: no default "
+					    "%s\n", MAN_PAGE,
+					    settings_table[entry[k]].name, d);
+					T_CHECK(!"the man page shows the "
+					    "default");
+				}
+			}
+			nentry = 0;
+			para[0] = '\0';
+		}
+		if (line == NULL)
+			break;
+		if (strncmp(line, ".Sh ", 4) == 0) {
+			section[0] = '\0';
+			continue;
+		}
+		if (strncmp(line, ".Ss [", 5) == 0) {
+			for (i = 0; i + 1 < sizeof section &&
+			    line[5 + i] != ']' && line[5 + i] != ' ' &&
+			    line[5 + i] != '\0'; i++)
+				section[i] = line[5 + i];
+			section[i] = '\0';
+			continue;
+		}
+		if (section[0] != '\0' && strncmp(line, ".It Ic ", 7) == 0) {
+			char	*w, *wsave = NULL;
+
+			for (w = strtok_r(line + 4, " ", &wsave); w != NULL;
+			    w = strtok_r(NULL, " ", &wsave)) {
+				if (strcmp(w, "Ic") == 0 || strcmp(w, ",") == 0)
+					continue;
+				k = row_of(section, w);
+				if (k == -1) {
+					fprintf(stderr, "%s: [%s] %s is not "
+					    "a key\n", MAN_PAGE, section, w);
+					T_CHECK(k != -1);
+					continue;
+				}
+				count[k]++;
+				if (nentry < 8)
+					entry[nentry++] = k;
+			}
+			continue;
+		}
+		if (strlen(para) + strlen(line) + 2 < sizeof para) {
+			strcat(para, line);
+			strcat(para, " ");
+		}
+	}
+	for (i = 0; i < settings_count; i++) {
+		if (count[i] != 1)
+			fprintf(stderr, "%s: [%s] %s appears %d times\n",
+			    MAN_PAGE, settings_table[i].section,
+			    settings_table[i].name, count[i]);
+		T_INTEQ(count[i], 1);
+	}
+	free(count);
+	free(text);
+}
+
+/* Load path expecting failure; the first error, as cfg_load_with says. */
+static const char *
+load_fails(const char *path)
+{
+	static char	 why[512];
+	struct cfg	*cfg;
+
+	cfg = cfg_load_with(path, CFG_SECRETS_READ, why, sizeof why);
+	T_CHECK(cfg == NULL);
+	cfg_free(cfg);
+	return why;
+}
+
+/* The file must be a regular file of at most CFG_MAX_SIZE bytes. */
+static void
+test_file_kinds(void)
+{
+	char	 path[512], *big;
+	FILE	*f;
+	size_t	 n = (size_t)CFG_MAX_SIZE + 1, i;
+
+	T_CHECK(strstr(load_fails(tmpdir), "not a regular file: "
+	    "a directory") != NULL);
+	T_CHECK(strstr(load_fails("/dev/zero"), "not a regular file: "
+	    "a character device") != NULL);
+	T_CHECK(strstr(load_fails("/dev/null"), "a character device")
+	    != NULL);
+	snprintf(path, sizeof path, "%s/fifo", tmpdir);
+	T_CHECK(mkfifo(path, 0600) == 0);
+	/* No writer: a blocking open would never return. */
+	T_CHECK(strstr(load_fails(path), "not a regular file: a FIFO")
+	    != NULL);
+	snprintf(path, sizeof path, "%s/big.conf", tmpdir);
+	/* Lines of 64 bytes: comments, which inih skips. */
+	big = malloc(n);
+	memset(big, '#', n);
+	for (i = 63; i < n; i += 64)
+		big[i] = '\n';
+	big[n - 1] = '\n';
+	if ((f = fopen(path, "w")) == NULL)
+		abort();
+	fwrite(big, 1, n, f);
+	fclose(f);
+	T_CHECK(strstr(load_fails(path), "too large: 1048577 bytes") != NULL);
+	/* Exactly the limit is read (a file of comments and one site). */
+	if ((f = fopen(path, "w")) == NULL)
+		abort();
+	fputs("[site a]\nsite_id = 1\n", f);
+	fwrite(big, 1, n - 1 - strlen("[site a]\nsite_id = 1\n") - 1, f);
+	fputc('\n', f);
+	fclose(f);
+	{
+		struct cfg	*cfg = cfg_load(path);
+
+		T_CHECK(cfg != NULL);
+		cfg_free(cfg);
+	}
+	free(big);
+	T_CHECK(strstr(load_fails("/nonexistent/x.conf"), "/nonexistent/"
+	    "x.conf: cannot read: No such file") != NULL);
+}
+
+/*
+ * A servers line of n distinct hosts, short enough for one line: one
+ * character each, then two.
+ */
+static const char *
+servers_conf(int n)
+{
+	static const char	 one[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	static char		 text[512];
+	int			 i;
+
+	strcpy(text, "[site a]\nsite_id = 1\n[memcached]\nservers =");
+	for (i = 0; i < n; i++) {
+		size_t	 k = (size_t)i % (sizeof one - 1);
+
+		snprintf(text + strlen(text), sizeof text - strlen(text),
+		    i < (int)sizeof one - 1 ? " %c" : " %c%c", one[k],
+		    one[k]);
+	}
+	strcat(text, "\n");
+	return write_tmp("servers.conf", text);
+}
+
+/* At most STORE_MAX_SERVERS servers, refused with the line of the key. */
+static void
+test_server_count(void)
+{
+	struct cfg	*cfg;
+
+	cfg = cfg_load(servers_conf(STORE_MAX_SERVERS));
+	T_CHECK(cfg != NULL);
+	T_INTEQ(cfg != NULL ? cfg->nservers : 0, STORE_MAX_SERVERS);
+	cfg_free(cfg);
+	T_CHECK(strstr(load_fails(servers_conf(STORE_MAX_SERVERS + 1)),
+	    "servers.conf line 4: servers: more than 64 servers") != NULL);
+}
+
+int
+main(void)
+{
+	log_setup(LOG_FORMAT_JSON, -1);
+	if (mkdtemp(tmpdir) == NULL)
+		abort();
+	test_defaults();
+	test_rows();
+	test_example();
+	test_man();
+	test_file_kinds();
+	test_server_count();
+	{
+		char cmd[600];
+
+		snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+		if (system(cmd) != 0)
+			T_CHECK(!"cleanup");
+	}
+	return t_done();
+}
