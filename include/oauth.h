@@ -41,5 +41,11 @@ void		 oauth_get(struct oauth *, const char *stale, oauth_cb,
 void		 oauth_cancel(struct oauth *);
 /* Where the secret is read from (for config checks): caller frees. */
 char		*oauth_secret_path(const struct cfg *);
+/*
+ * The Authorization value "JWT <token>" from a token_file (a static JWT
+ * instead of OAuth2); NULL (logged as token_failed) if it cannot be read
+ * or does not hold one token.  The caller frees.
+ */
+char		*oauth_token_file(const char *path);
 
 #endif

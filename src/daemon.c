@@ -616,12 +616,14 @@ update_status(struct daemon *d)
 	buf_adds(&why, "");
 	if (readiness(d, &why))
 		buf_truncate(&why, 0);
-	notify_status("%slast refresh %s, %zu programs; last success %s%s%s%s",
-	    d->disc != NULL ? "refreshing; " : "", outcomes[d->outcome],
+	notify_status("%slast refresh %s, %zu programs; last success %s%s%s%s"
+	    "%s", d->disc != NULL ? "refreshing; " : "", outcomes[d->outcome],
 	    d->programs,
 	    metrics.last_success > 0 ? age : "never",
 	    metrics.last_success > 0 ? " ago" : "",
-	    why.len > 0 ? "; not ready: " : "", (const char *)why.data);
+	    why.len > 0 ? "; not ready: " : "", (const char *)why.data,
+	    metrics.config_reload_success ? "" : "; the last reload failed: "
+	    "running with the previous configuration");
 	buf_free(&why);
 }
 

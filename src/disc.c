@@ -642,33 +642,6 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	http_cancel_all(d->http, "refresh deadline exceeded");
 }
 
-/* "JWT <token>" from token_file; NULL (logged) if it cannot be read. */
-static char *
-read_token(const char *path)
-{
-	FILE	*f;
-	char	 tok[8192];
-	size_t	 n;
-
-	if ((f = fopen(path, "r")) == NULL) {
-		log_event(LOG_ERR, "token_failed", "file=%s error=%s", path,
-		    strerror(errno));
-		return NULL;
-	}
-	n = fread(tok, 1, sizeof tok - 1, f);
-	fclose(f);
-	tok[n] = '\0';
-	while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' ||
-	    tok[n - 1] == ' ' || tok[n - 1] == '\t'))
-		tok[--n] = '\0';
-	if (n == 0 || strpbrk(tok, "\r\n") != NULL) {
-		log_event(LOG_ERR, "token_failed", "file=%s error=%s", path,
-		    "the file does not hold one token");
-		return NULL;
-	}
-	return xasprintf("JWT %s", tok);
-}
-
 struct disc *
 disc_start(struct event_base *base, struct http *http, struct oauth *oauth,
     const struct cfg *cfg, struct catalog *prev,
@@ -689,7 +662,7 @@ disc_start(struct event_base *base, struct http *http, struct oauth *oauth,
 	d->next = catalog_new();
 	catalog_opts_from(cfg, &d->opts);
 	if (oauth == NULL && cfg->token_file != NULL &&
-	    (d->auth = read_token(cfg->token_file)) == NULL)
+	    (d->auth = oauth_token_file(cfg->token_file)) == NULL)
 		d->auth_failed = true;
 	d->done_ev = event_new(base, -1, 0, on_done, d);
 	d->deadline = evtimer_new(base, on_deadline, d);

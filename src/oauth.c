@@ -298,3 +298,29 @@ oauth_get(struct oauth *o, const char *stale, oauth_cb cb, void *arg)
 	if (!o->fetching)
 		fetch(o);
 }
+
+char *
+oauth_token_file(const char *path)
+{
+	FILE	*f;
+	char	 tok[8192];
+	size_t	 n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		log_event(LOG_ERR, "token_failed", "file=%s error=%s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	n = fread(tok, 1, sizeof tok - 1, f);
+	fclose(f);
+	tok[n] = '\0';
+	while (n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' ||
+	    tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+		tok[--n] = '\0';
+	if (n == 0 || strpbrk(tok, "\r\n") != NULL) {
+		log_event(LOG_ERR, "token_failed", "file=%s error=%s", path,
+		    "the file does not hold one token");
+		return NULL;
+	}
+	return xasprintf("JWT %s", tok);
+}
