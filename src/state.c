@@ -735,9 +735,7 @@ merged(struct publish *pb)
 			    catalog_site_copy(pb->next->sites[i++]));
 		else if (configured(pb->s->cfg, old->sites[j]->domain))
 			catalog_add_site(gen, catalog_site_copy(old->sites[j]));
-		if (c == 0)
-			j++;
-		else if (c > 0)
+		if (c >= 0)
 			j++;
 	}
 	return gen;
