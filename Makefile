@@ -37,9 +37,11 @@ PYTHON	?= /usr/bin/python3
 PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash
 
 # The revision /metrics reports in programs_cached_build_info: the git
-# checkout's, "unknown" in a tree that is not one.
+# checkout's, "unknown" in a tree that is not one (unless REVISION is set).
+ifeq ($(origin REVISION),undefined)
 REVISION := $(shell [ -e .git ] && git describe --always --dirty \
 	    2>/dev/null || echo unknown)
+endif
 
 CFLAGS	?= -O2 -g
 CPPFLAGS ?=
@@ -179,6 +181,11 @@ check-valgrind: deps $(BUILD)/$(PROG)
 check-asan: deps
 	$(MAKE) BUILD=build/asan SAN=1 WERROR=-Werror check-unit \
 	    check-integration
+
+# The Debian package, built from a copy of the tree into build/deb.
+check-deb:
+	@tools/deps.sh deb
+	REVISION=$(REVISION) tests/deb/check-deb.sh $(BUILD)/deb
 
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)

@@ -3,7 +3,7 @@
 # installed.  As root, install what is missing with apt-get; otherwise print
 # the command to run and fail.
 #
-# usage: tools/deps.sh build|test|bench|fuzz|lint|all
+# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|all
 set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
@@ -14,15 +14,18 @@ openssl python3-prometheus-client systemd mandoc"
 bench="python3-requests valgrind"
 fuzz="clang libclang-rt-14-dev"
 lint="cppcheck clang-tidy"
+# make check-deb: dpkg-buildpackage with debhelper, and lintian.
+deb="build-essential dpkg-dev debhelper lintian"
 
 case "${1:-all}" in
 build)	want="$build" ;;
 fuzz)	want="$build $fuzz" ;;
 lint)	want="$build $lint" ;;
+deb)	want="$build $deb" ;;
 test)	want="$build $test" ;;
 bench)	want="$build $test $bench" ;;
-all)	want="$build $test $bench $fuzz $lint" ;;
-*)	echo "usage: $0 build|test|bench|fuzz|lint|all" >&2; exit 2 ;;
+all)	want="$build $test $bench $fuzz $lint $deb" ;;
+*)	echo "usage: $0 build|test|bench|fuzz|lint|deb|all" >&2; exit 2 ;;
 esac
 
 missing=""
