@@ -187,6 +187,12 @@ check-deb:
 	@tools/deps.sh deb
 	REVISION=$(REVISION) tests/deb/check-deb.sh $(BUILD)/deb
 
+# The unit under a real systemd in a container (needs root and
+# systemd-nspawn; skips, saying why, where they are missing).
+check-systemd: deps $(BUILD)/$(PROG)
+	@tools/deps.sh systemd
+	tests/systemd/check-systemd.sh $(BUILD)
+
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)
 	PCD_BUILD=$(BUILD) $(PYTHON) tools/demo.py

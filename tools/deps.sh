@@ -3,7 +3,7 @@
 # installed.  As root, install what is missing with apt-get; otherwise print
 # the command to run and fail.
 #
-# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|all
+# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|systemd|all
 set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
@@ -16,16 +16,19 @@ fuzz="clang libclang-rt-14-dev"
 lint="cppcheck clang-tidy"
 # make check-deb: dpkg-buildpackage with debhelper, and lintian.
 deb="build-essential dpkg-dev debhelper lintian"
+# make check-systemd: systemd-nspawn.
+systemd="systemd-container"
 
 case "${1:-all}" in
 build)	want="$build" ;;
 fuzz)	want="$build $fuzz" ;;
 lint)	want="$build $lint" ;;
 deb)	want="$build $deb" ;;
+systemd)	want="$build $test $systemd" ;;
 test)	want="$build $test" ;;
 bench)	want="$build $test $bench" ;;
-all)	want="$build $test $bench $fuzz $lint $deb" ;;
-*)	echo "usage: $0 build|test|bench|fuzz|lint|deb|all" >&2; exit 2 ;;
+all)	want="$build $test $bench $fuzz $lint $deb $systemd" ;;
+*)	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|all" >&2; exit 2 ;;
 esac
 
 missing=""
