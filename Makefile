@@ -7,6 +7,7 @@
 #   make check           install missing Debian packages (as root), build
 #                        with -Werror and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
+#   make check-promtool  promtool check/test rules on contrib/prometheus
 #   make check-deb       build the Debian package, lintian, unpack it into
 #                        a throw-away root and run the binary from there
 #   make check-systemd   boot systemd in a container (systemd-nspawn) and
@@ -163,7 +164,16 @@ deps:
 	@tools/deps.sh test
 
 check: deps
-	$(MAKE) WERROR=-Werror check-unit check-integration
+	$(MAKE) WERROR=-Werror check-unit check-integration check-promtool
+
+# The alerting rules: syntax, and promtool's unit tests of them (the
+# /metrics page itself is checked in tests/integration/test_ops.py).
+check-promtool:
+	@if command -v promtool >/dev/null; then \
+	    promtool check rules contrib/prometheus/alerts.yml && \
+	    cd contrib/prometheus && promtool test rules alerts_test.yml; \
+	else echo "check-promtool: skipped: no promtool" \
+	    "(apt-get install prometheus)"; fi
 
 check-unit: $(UNIT_BINS) $(TOOL_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
