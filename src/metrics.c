@@ -1,6 +1,7 @@
 /*
  * metrics.c: the process's counters, in the Prometheus text format.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,8 +113,8 @@ process_start_time(void)
 {
 	static double	 start = -1;
 	struct timespec	 real, boot;
-	char		 line[1024], *p;
-	unsigned long long ticks;
+	char		 line[1024], *p, *end;
+	unsigned long long ticks = 0;
 	long		 hz;
 	FILE		*f;
 	int		 i;
@@ -130,8 +131,13 @@ process_start_time(void)
 		return start;
 	for (i = 3; i <= 22 && p != NULL; i++)
 		p = strchr(p + 1, ' ');
-	if (p == NULL || sscanf(p, "%llu", &ticks) != 1 ||
-	    (hz = sysconf(_SC_CLK_TCK)) <= 0 ||
+	if (p != NULL) {
+		errno = 0;
+		ticks = strtoull(p + 1, &end, 10);
+		if (errno != 0 || end == p + 1 || *end != ' ')
+			p = NULL;
+	}
+	if (p == NULL || (hz = sysconf(_SC_CLK_TCK)) <= 0 ||
 	    clock_gettime(CLOCK_REALTIME, &real) == -1 ||
 	    clock_gettime(CLOCK_BOOTTIME, &boot) == -1)
 		return start;
