@@ -23,6 +23,8 @@ else
 	tar -cf - --exclude=./build . | tar -xf - -C "$src"
 fi
 
+# build_info's revision: the tree's (the copy has no .git).
+REVISION=${REVISION:-$(git describe --always --dirty 2>/dev/null || echo unknown)}
 echo "== dpkg-buildpackage -us -uc -b"
 start=$(date +%s)
 (cd "$src" && REVISION="$REVISION" dpkg-buildpackage -us -uc -b \

@@ -52,7 +52,7 @@ rm -f "$t/upper/etc/programs-cached/programs-cached.conf.example"
 # Whatever the host has of ours stays out of sight: /etc/programs-cached is
 # opaque (the host's secret would meet the unit's condition), and the
 # state, a unit or drop-ins the host may have are whited out.
-python3 -c 'import os, sys; os.setxattr(sys.argv[1], "trusted.overlay.opaque", b"y")' \
+/usr/bin/python3 -c 'import os, sys; os.setxattr(sys.argv[1], "trusted.overlay.opaque", b"y")' \
     "$t/upper/etc/programs-cached"
 mkdir -p "$t/upper/var/lib/private" "$t/upper/etc/systemd/system"
 for p in var/lib/programs-cached var/lib/private/programs-cached \

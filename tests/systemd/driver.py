@@ -160,13 +160,13 @@ def check_watchdog():
     """A SIGSTOPped daemon misses its pings: systemd kills and restarts it."""
     os.makedirs(os.path.dirname(DROPIN), exist_ok=True)
     with open(DROPIN, "w", encoding="utf-8") as f:
-        f.write("[Service]\nWatchdogSec=2s\nRestartSec=1s\nTimeoutAbortSec=3s\n")
+        f.write("[Service]\nWatchdogSec=3s\nRestartSec=1s\nTimeoutAbortSec=3s\n")
     sh("systemctl", "daemon-reload")
     sh("systemctl", "restart", UNIT)
     pid = int(prop("MainPID"))
     restarts = int(prop("NRestarts"))
     assert pid > 0
-    time.sleep(3)   # pings at half the interval keep it alive
+    time.sleep(4)   # pings at half the interval keep it alive
     assert int(prop("MainPID")) == pid, "restarted while healthy"
     os.kill(pid, signal.SIGSTOP)
     wait_until(lambda: int(prop("NRestarts")) > restarts, 30, "a watchdog restart")
