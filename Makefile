@@ -1,9 +1,18 @@
 # programs-cached: plain GNU make with pkg-config.
 #
-#   make                 build build/programs-cached
+#   make                 build build/programs-cached (CPPFLAGS, CFLAGS and
+#                        LDFLAGS from the environment, as dpkg-buildflags
+#                        sets them, are honoured; WERROR=-Werror to fail
+#                        on warnings)
 #   make check           install missing Debian packages (as root), build
 #                        with -Werror and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
+#   make check-promtool  promtool check/test rules on contrib/prometheus
+#   make check-deb       build the Debian package, lintian, unpack it into
+#                        a throw-away root and run the binary from there
+#   make check-systemd   boot systemd in a container (systemd-nspawn) and
+#                        run the unit there: readiness, reload, watchdog,
+#                        credentials, exit 2, journal fields
 #   make demo            run the daemon once against the sample catalogue
 #   make bench           the benchmark suite (bench/run.py); writes BENCH.md
 #   make bench-quick     a small, fast run of it, into build/bench/
@@ -28,12 +37,24 @@ PYTHON	?= /usr/bin/python3
 
 PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash
 
+# The revision /metrics reports in programs_cached_build_info: the git
+# checkout's, "unknown" in a tree that is not one (unless REVISION is set).
+ifeq ($(origin REVISION),undefined)
+REVISION := $(shell [ -e .git ] && git describe --always --dirty \
+	    2>/dev/null || echo unknown)
+endif
+
 CFLAGS	?= -O2 -g
-PCD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+CPPFLAGS ?=
+LDFLAGS	?=
+# Warnings fail the build in make check, check-asan and CI, not in a
+# package build with another compiler's new warnings.
+WERROR	?=
+PCD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) \
 	  -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
 	  -Wformat=2 -Wno-format-nonliteral \
 	  -Iinclude -DPCD_VERSION='"$(VERSION)"' \
-	  $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+	  $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) $(CPPFLAGS)
 PCD_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
 
 ifeq ($(SAN),1)
@@ -58,7 +79,8 @@ BENCH_FLAGS ?=
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
 	install uninstall clean fuzz check-fuzz lint check-valgrind \
-	bench bench-quick bench-profile bench-bins
+	bench bench-quick bench-profile bench-bins check-deb check-systemd \
+	check-promtool FORCE
 
 all: $(BUILD)/$(PROG)
 
@@ -68,12 +90,20 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 $(BUILD)/obj:
 	mkdir -p $@
 
+# metrics.c names the revision; rebuilt when it changes (the stamp is
+# rewritten only then).
+$(BUILD)/obj/metrics.o: PCD_CFLAGS += -DPCD_REVISION='"$(REVISION)"'
+$(BUILD)/obj/metrics.o: $(BUILD)/revision
+$(BUILD)/revision: FORCE | $(BUILD)/obj
+	@echo '$(REVISION)' | cmp -s - $@ || echo '$(REVISION)' >$@
+FORCE:
+
 $(BUILD)/libpcd.a: $(LIBOBJS)
 	rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/$(PROG): $(BUILD)/obj/main.o $(BUILD)/libpcd.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PCD_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PCD_LIBS)
 
 $(BUILD)/test_%: tests/unit/test_%.c tests/unit/t.h $(BUILD)/libpcd.a
 	$(CC) $(PCD_CFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< \
@@ -134,7 +164,16 @@ deps:
 	@tools/deps.sh test
 
 check: deps
-	$(MAKE) check-unit check-integration
+	$(MAKE) WERROR=-Werror check-unit check-integration check-promtool
+
+# The alerting rules: syntax, and promtool's unit tests of them (the
+# /metrics page itself is checked in tests/integration/test_ops.py).
+check-promtool:
+	@if command -v promtool >/dev/null; then \
+	    promtool check rules contrib/prometheus/alerts.yml && \
+	    cd contrib/prometheus && promtool test rules alerts_test.yml; \
+	else echo "check-promtool: skipped: no promtool" \
+	    "(apt-get install prometheus)"; fi
 
 check-unit: $(UNIT_BINS) $(TOOL_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -150,7 +189,19 @@ check-valgrind: deps $(BUILD)/$(PROG)
 	    -t . $(TESTFLAGS)
 
 check-asan: deps
-	$(MAKE) BUILD=build/asan SAN=1 check-unit check-integration
+	$(MAKE) BUILD=build/asan SAN=1 WERROR=-Werror check-unit \
+	    check-integration
+
+# The Debian package, built from a copy of the tree into build/deb.
+check-deb:
+	@tools/deps.sh deb
+	REVISION=$(REVISION) tests/deb/check-deb.sh $(BUILD)/deb
+
+# The unit under a real systemd in a container (needs root and
+# systemd-nspawn; skips, saying why, where they are missing).
+check-systemd: deps $(BUILD)/$(PROG)
+	@tools/deps.sh systemd
+	tests/systemd/check-systemd.sh $(BUILD)
 
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)

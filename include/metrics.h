@@ -63,7 +63,12 @@ struct metrics {
 
 extern struct metrics	metrics;
 
-/* The Prometheus text exposition of everything above, appended to b. */
+/*
+ * The Prometheus text exposition of everything above, appended to b, after
+ * programs_cached_build_info{version,revision} and
+ * process_start_time_seconds.  Seconds (timestamps, durations) print to
+ * the millisecond, other values as the shortest decimal that reads back.
+ */
 void	metrics_render(struct buf *b);
 
 /*

@@ -1,9 +1,20 @@
 /*
  * metrics.c: the process's counters, in the Prometheus text format.
  */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "metrics.h"
+
+/* The Makefile passes git's description of the tree built. */
+#ifndef PCD_REVISION
+#define PCD_REVISION	"unknown"
+#endif
 
 struct metrics	metrics;
 
@@ -22,6 +33,52 @@ head(struct buf *b, const char *name, const char *type, const char *help)
 	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/*
+ * A sample value and its newline: the shortest decimal that reads back as
+ * the same double, so 0.25 is "0.25" and not "0.25000000000000000".
+ */
+static void
+value(struct buf *b, double v)
+{
+	char	s[32];
+	int	prec;
+
+	for (prec = 15; prec <= 17; prec++) {
+		snprintf(s, sizeof s, "%.*g", prec, v);
+		if (prec == 17 || strtod(s, NULL) == v)
+			break;
+	}
+	buf_printf(b, " %s\n", s);
+}
+
+/*
+ * Seconds (timestamps, durations) rounded to the millisecond they are kept
+ * in, so sums and divisions print 1796044468.15, not 1796044468.1500001.
+ */
+static void
+seconds(struct buf *b, double v)
+{
+	value(b, round(v * 1000) / 1000);
+}
+
+/* The text format's escaping of a label value: backslash, quote, newline. */
+static void
+label_value(struct buf *b, const char *v)
+{
+	const char	*p;
+
+	for (p = v; *p != '\0'; p++) {
+		if (*p == '\\')
+			buf_adds(b, "\\\\");
+		else if (*p == '"')
+			buf_adds(b, "\\\"");
+		else if (*p == '\n')
+			buf_adds(b, "\\n");
+		else
+			buf_addc(b, (unsigned char)*p);
+	}
+}
+
 static void
 counter(struct buf *b, const char *name, const char *help, uint64_t v)
 {
@@ -33,7 +90,60 @@ static void
 gauge(struct buf *b, const char *name, const char *help, double v)
 {
 	head(b, name, "gauge", help);
-	buf_printf(b, "%s %.17g\n", name, v);
+	buf_adds(b, name);
+	value(b, v);
+}
+
+/* A gauge of seconds (a timestamp or a duration), to the millisecond. */
+static void
+gauge_seconds(struct buf *b, const char *name, const char *help, double v)
+{
+	head(b, name, "gauge", help);
+	buf_adds(b, name);
+	seconds(b, v);
+}
+
+/*
+ * When this process started, unix seconds: its start in clock ticks since
+ * boot (/proc/self/stat, field 22) placed on the wall clock, as the
+ * Prometheus client libraries do.  Computed once; 0 if /proc cannot say.
+ */
+static double
+process_start_time(void)
+{
+	static double	 start = -1;
+	struct timespec	 real, boot;
+	char		 line[1024], *p, *end;
+	unsigned long long ticks = 0;
+	long		 hz;
+	FILE		*f;
+	int		 i;
+
+	if (start >= 0)
+		return start;
+	start = 0;
+	if ((f = fopen("/proc/self/stat", "r")) == NULL)
+		return start;
+	p = fgets(line, sizeof line, f);
+	fclose(f);
+	/* After the command name's closing parenthesis: fields 3 to 22. */
+	if (p == NULL || (p = strrchr(line, ')')) == NULL)
+		return start;
+	for (i = 3; i <= 22 && p != NULL; i++)
+		p = strchr(p + 1, ' ');
+	if (p != NULL) {
+		errno = 0;
+		ticks = strtoull(p + 1, &end, 10);
+		if (errno != 0 || end == p + 1 || *end != ' ')
+			p = NULL;
+	}
+	if (p == NULL || (hz = sysconf(_SC_CLK_TCK)) <= 0 ||
+	    clock_gettime(CLOCK_REALTIME, &real) == -1 ||
+	    clock_gettime(CLOCK_BOOTTIME, &boot) == -1)
+		return start;
+	start = (double)real.tv_sec + real.tv_nsec / 1e9 -
+	    ((double)boot.tv_sec + boot.tv_nsec / 1e9) + (double)ticks / hz;
+	return start;
 }
 
 void
@@ -43,6 +153,16 @@ metrics_render(struct buf *b)
 	uint64_t		 total = 0;
 	int			 i;
 
+	head(b, "programs_cached_build_info", "gauge",
+	    "The version and git revision built (always 1).");
+	buf_adds(b, "programs_cached_build_info{version=\"");
+	label_value(b, PCD_VERSION);
+	buf_adds(b, "\",revision=\"");
+	label_value(b, PCD_REVISION);
+	buf_adds(b, "\"} 1\n");
+	gauge_seconds(b, "process_start_time_seconds",
+	    "When the process started, unix seconds.", process_start_time());
+
 	head(b, "programs_cached_refreshes_total", "counter",
 	    "Refreshes by outcome.");
 	for (i = 0; i < OUTCOME_COUNT; i++) {
@@ -51,15 +171,16 @@ metrics_render(struct buf *b)
 		    (unsigned long long)m->refreshes[i]);
 		total += m->refreshes[i];
 	}
-	gauge(b, "programs_cached_last_success_timestamp_seconds",
+	gauge_seconds(b, "programs_cached_last_success_timestamp_seconds",
 	    "When the last fully successful refresh ended (0: never).",
 	    m->last_success);
 	head(b, "programs_cached_refresh_duration_seconds", "summary",
 	    "How long refreshes took, fetch and publish.");
-	buf_printf(b, "programs_cached_refresh_duration_seconds_sum %.17g\n"
-	    "programs_cached_refresh_duration_seconds_count %llu\n",
-	    m->refresh_seconds_sum, (unsigned long long)total);
-	gauge(b, "programs_cached_last_refresh_duration_seconds",
+	buf_adds(b, "programs_cached_refresh_duration_seconds_sum");
+	seconds(b, m->refresh_seconds_sum);
+	buf_printf(b, "programs_cached_refresh_duration_seconds_count %llu\n",
+	    (unsigned long long)total);
+	gauge_seconds(b, "programs_cached_last_refresh_duration_seconds",
 	    "How long the last refresh took.", m->last_refresh_seconds);
 	gauge(b, "programs_cached_programs", "Programs in the last "
 	    "generation.", (double)m->programs);
@@ -134,25 +255,13 @@ metrics_head(struct buf *b, const char *name, const char *type,
 
 void
 metrics_sample(struct buf *b, const char *name, const char *label,
-    const char *value, double v)
+    const char *lvalue, double v)
 {
-	const char	*p;
-
 	buf_adds(b, name);
 	if (label != NULL) {
 		buf_printf(b, "{%s=\"", label);
-		/* The text format escapes these three in label values. */
-		for (p = value; *p != '\0'; p++) {
-			if (*p == '\\')
-				buf_adds(b, "\\\\");
-			else if (*p == '"')
-				buf_adds(b, "\\\"");
-			else if (*p == '\n')
-				buf_adds(b, "\\n");
-			else
-				buf_addc(b, (unsigned char)*p);
-		}
+		label_value(b, lvalue);
 		buf_adds(b, "\"}");
 	}
-	buf_printf(b, " %.17g\n", v);
+	value(b, v);
 }

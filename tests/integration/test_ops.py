@@ -8,16 +8,18 @@ real HTTP; /metrics is read with prometheus_client's own text parser.
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import catalog
-from tests.support.harness import JournalSocket, PcdTestCase, free_port
+from tests.support.harness import JournalSocket, PcdTestCase, daemon_binary, free_port
 
 SITE = "lms.example.com"
 
@@ -338,6 +340,53 @@ class Http(OpsCase):
         self.assertEqual(m2[("programs_cached_refresh_duration_seconds_count", ())], 2)
         self.assertEqual(m2[("programs_cached_keys_skipped_total", ())], ok["keys_written"])
         self.assertEqual(m2[("programs_cached_memcached_sets_total", ())], ok["keys_written"])
+        self.assertEqual(d.stop(), 0)
+
+    def test_build_info_start_time_and_seconds_precision(self):
+        """build_info names the version and the revision the Makefile
+        recorded; process_start_time_seconds is when this process started;
+        timestamps and durations print to the millisecond at most, and the
+        whole page passes promtool when Debian's prometheus is installed."""
+        before = time.time()
+        d, addr = self.start()
+        after = time.time()
+        d.wait_event("refresh_succeeded", timeout=20)
+        d.send_signal(signal.SIGHUP)
+        d.wait_events("refresh_succeeded", 2, timeout=30)
+        m, fams = scrape(addr)
+        version = subprocess.run([daemon_binary(), "--version"], capture_output=True,
+                                 text=True, check=True).stdout.split()[1]
+        stamp = Path(daemon_binary()).parent / "revision"
+        revision = stamp.read_text().strip() if stamp.exists() else None
+        info = [labels for (name, labels), v in m.items()
+                if name == "programs_cached_build_info" and v == 1]
+        self.assertEqual(len(info), 1, m)
+        labels = dict(info[0])
+        self.assertEqual(labels["version"], version)
+        self.assertRegex(labels["revision"], r"^(unknown|[0-9a-zA-Z._-]+)$")
+        if revision is not None:
+            self.assertEqual(labels["revision"], revision)
+        self.assertEqual(fams["programs_cached_build_info"].type, "gauge")
+        start = m[("process_start_time_seconds", ())]
+        self.assertGreaterEqual(start, before - 1)
+        self.assertLessEqual(start, after + 1)
+        self.assertEqual(fams["process_start_time_seconds"].type, "gauge")
+
+        body = http_get(addr, "/metrics")[2]
+        timed = [line for line in body.splitlines()
+                 if not line.startswith("#") and line.split("{")[0].split()[0].endswith(
+                     ("_seconds", "_seconds_sum"))]
+        self.assertGreaterEqual(len(timed), 4, body)
+        for line in timed:
+            self.assertRegex(line.rsplit(" ", 1)[1], r"^\d+(\.\d{1,3})?$", line)
+        for line in body.splitlines():
+            if not line.startswith("#"):
+                self.assertNotRegex(line.rsplit(" ", 1)[1], r"\d{16}", line)
+        promtool = shutil.which("promtool")
+        if promtool:
+            r = subprocess.run([promtool, "check", "metrics"], input=body,
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(d.stop(), 0)
 
     def test_methods_paths_and_head(self):
