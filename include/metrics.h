@@ -72,6 +72,14 @@ extern struct metrics	metrics;
 void	metrics_render(struct buf *b);
 
 /*
+ * Per-site series: the site's programs in the cache, and (success set) the
+ * time it was last fetched and published whole.
+ */
+void	metrics_site(const char *site, size_t programs, bool success);
+/* One more failure of a site (NULL: none in particular) at a stage. */
+void	metrics_failure(const char *site, const char *stage);
+
+/*
  * For series kept elsewhere (per-server state, readiness): the HELP and
  * TYPE lines, and one sample with an optional label (label NULL: none),
  * its value escaped as the text format requires.

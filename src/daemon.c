@@ -235,6 +235,22 @@ schedule_refresh(struct daemon *d)
 	    d->failures);
 }
 
+/* What /metrics shows of each site, as the last publish left it. */
+static void
+record_sites(const struct catalog *gen, const char *only)
+{
+	const struct catalog_site	*cs;
+	size_t				 i;
+
+	for (i = 0; gen != NULL && i < gen->nsites; i++) {
+		cs = gen->sites[i];
+		if (cs->status == SITE_UNCONFIGURED ||
+		    (only != NULL && strcmp(only, cs->domain) != 0))
+			continue;
+		metrics_site(cs->domain, cs->nprograms, cs->status == SITE_OK);
+	}
+}
+
 /* What /metrics shows of a finished refresh. */
 static void
 record_metrics(const struct state_result *r, enum metrics_outcome o,
@@ -340,6 +356,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 	}
 	d->outcome = outcome_of(&r);
 	record_metrics(&r, d->outcome, ms);
+	record_sites(state_generation(d->state), d->opts->domain);
 	d->refreshed = true;
 	if (r.published) {
 		d->programs = r.programs;

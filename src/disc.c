@@ -86,6 +86,7 @@ static void
 req_failed(struct site_fetch *sf, const char *stage,
     const struct http_result *r, const char *error)
 {
+	metrics_failure(sf->cs->domain, stage);
 	if (r == NULL) {
 		log_event(LOG_ERR, "refresh_failed", "site=%s stage=%s "
 		    "error=%s", sf->cs->domain, stage, error);

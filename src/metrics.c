@@ -146,6 +146,93 @@ process_start_time(void)
 	return start;
 }
 
+/*
+ * Labelled series: one value per label set, in the order first seen.  The
+ * label sets are few (sites, stages, servers, endpoints): a list is enough.
+ */
+struct lseries {
+	const char	*name;		/* static */
+	char		*labels;	/* rendered: site="a",stage="b" */
+	double		 v;
+};
+
+static struct lseries	*lsv;
+static size_t		 nlsv;
+
+/* The series name{labels}, created at 0 if new. */
+static struct lseries *
+lseries(const char *name, const char *l1, const char *v1, const char *l2,
+    const char *v2)
+{
+	struct buf	 b;
+	size_t		 i;
+
+	buf_init(&b);
+	buf_printf(&b, "%s=\"", l1);
+	label_value(&b, v1 != NULL ? v1 : "");
+	buf_adds(&b, "\"");
+	if (l2 != NULL) {
+		buf_printf(&b, ",%s=\"", l2);
+		label_value(&b, v2 != NULL ? v2 : "");
+		buf_adds(&b, "\"");
+	}
+	for (i = 0; i < nlsv; i++) {
+		if (lsv[i].name == name &&
+		    strcmp(lsv[i].labels, (char *)b.data) == 0) {
+			buf_free(&b);
+			return &lsv[i];
+		}
+	}
+	lsv = xreallocarray(lsv, nlsv + 1, sizeof *lsv);
+	lsv[nlsv].name = name;
+	lsv[nlsv].labels = (char *)buf_steal(&b, NULL);
+	lsv[nlsv].v = 0;
+	return &lsv[nlsv++];
+}
+
+static const char	site_programs[] = "programs_cached_site_programs";
+static const char	site_success[] =
+    "programs_cached_site_last_success_timestamp_seconds";
+static const char	failures[] = "programs_cached_refresh_failures_total";
+
+void
+metrics_site(const char *site, size_t programs, bool success)
+{
+	lseries(site_programs, "site", site, NULL, NULL)->v =
+	    (double)programs;
+	if (success)
+		lseries(site_success, "site", site, NULL, NULL)->v =
+		    (double)wall_ms() / 1000;
+	else
+		(void)lseries(site_success, "site", site, NULL, NULL);
+}
+
+void
+metrics_failure(const char *site, const char *stage)
+{
+	lseries(failures, "site", site != NULL ? site : "", "stage",
+	    stage)->v++;
+}
+
+/* Every series of one name, with its HELP and TYPE lines. */
+static void
+render_lseries(struct buf *b, const char *name, const char *type,
+    const char *help, bool secs)
+{
+	size_t	i;
+
+	head(b, name, type, help);
+	for (i = 0; i < nlsv; i++) {
+		if (lsv[i].name != name)
+			continue;
+		buf_printf(b, "%s{%s}", name, lsv[i].labels);
+		if (secs)
+			seconds(b, lsv[i].v);
+		else
+			value(b, lsv[i].v);
+	}
+}
+
 void
 metrics_render(struct buf *b)
 {
@@ -236,6 +323,14 @@ metrics_render(struct buf *b)
 	    "Keys rewritten from the snapshot.", m->keys_repaired);
 	counter(b, "programs_cached_repairs_total",
 	    "Repairs run (after a restart, misses or SIGUSR1).", m->repairs);
+
+	render_lseries(b, site_programs, "gauge", "Programs the site has in "
+	    "the cache, as its last publish left them.", false);
+	render_lseries(b, site_success, "gauge", "When the site was last "
+	    "fetched and published whole (0: never).", true);
+	render_lseries(b, failures, "counter", "Failures by site and stage "
+	    "(uuids, detail, pathways, auth, deadline, publish, ...).",
+	    false);
 
 	gauge(b, "programs_cached_config_last_reload_success",
 	    "Whether the last load of the configuration (start-up or SIGHUP) "

@@ -858,11 +858,13 @@ state_publish(struct state *s, struct catalog *next,
 		down = writer_phase(s->store, pl->v, pl->n, phase, is_same, &pb,
 		    out, NULL) == -1;
 	}
-	if (down)
+	if (down) {
+		metrics_failure(NULL, "publish");
 		log_event(LOG_ERR, "refresh_failed", "stage=publish error=%s",
 		    "a cache server failed while the values were written: "
 		    "the indexes and site lists written after it were not, "
 		    "so that none names a value that is not there");
+	}
 	tally(pl, out, r);
 	/* Partial sites may have become so while writing. */
 	r->sites_ok = r->sites_partial = 0;

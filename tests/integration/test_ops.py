@@ -342,6 +342,51 @@ class Http(OpsCase):
         self.assertEqual(m2[("programs_cached_memcached_sets_total", ())], ok["keys_written"])
         self.assertEqual(d.stop(), 0)
 
+    def test_per_site_metrics_and_failures_by_stage(self):
+        """Per site: its programs and its last whole success; failures by
+        site and stage.  A refresh where every configured site failed is
+        "failed", even beside an unconfigured site's [] lists."""
+        self.fake.set_catalogue(catalog.generate(5, seed=22), prefix="/b")
+        cfg = self.config(self.fake, [self.mc], [(SITE, 1, ""), ("b.example.com", 2, "/b"),
+                                                 ("z.example.com", 3, None)],
+                          daemon={"refresh_interval": "1h", "listen": "127.0.0.1:0"})
+        d = self.daemon(cfg).start()
+        addr = d.wait_event("listening")["address"]
+        d.wait_event("refresh_succeeded", timeout=20)
+        m, fams = scrape(addr)
+        self.assertEqual(m[("programs_cached_site_programs", (("site", SITE),))], 12)
+        self.assertEqual(m[("programs_cached_site_programs", (("site", "b.example.com"),))], 5)
+        self.assertNotIn(("programs_cached_site_programs", (("site", "z.example.com"),)), m)
+        self.assertGreater(m[("programs_cached_site_last_success_timestamp_seconds",
+                              (("site", "b.example.com"),))], time.time() - 60)
+        self.assertEqual(fams["programs_cached_refresh_failures"].type, "counter")
+
+        # b's list fails: its failure is counted under its stage, the
+        # refresh is partial, and b's last success does not move.
+        before = m[("programs_cached_site_last_success_timestamp_seconds",
+                    (("site", "b.example.com"),))]
+        self.fake.set_fault(self.fake.uuids_path("/b"), kind="status", status=404)
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("refresh_failed", timeout=30, predicate=lambda e: e.get("stage") == "refresh")
+        m, _ = scrape(addr)
+        self.assertEqual(m[("programs_cached_refresh_failures_total",
+                            (("site", "b.example.com"), ("stage", "uuids")))], 1)
+        self.assertEqual(m[("programs_cached_refreshes_total", (("outcome", "partial"),))], 1)
+        self.assertEqual(m[("programs_cached_site_last_success_timestamp_seconds",
+                            (("site", "b.example.com"),))], before)
+        self.assertEqual(m[("programs_cached_site_programs", (("site", "b.example.com"),))], 5)
+
+        # Every configured site fails: "failed", not "partial".
+        self.fake.set_fault(self.fake.uuids_path(), kind="status", status=404)
+        mark = d.mark()
+        d.send_signal(signal.SIGHUP)
+        ev = d.wait_event("refresh_failed", timeout=30, since=mark,
+                          predicate=lambda e: e.get("stage") == "refresh")
+        self.assertEqual(ev["outcome"], "failed")
+        m, _ = scrape(addr)
+        self.assertEqual(m[("programs_cached_refreshes_total", (("outcome", "failed"),))], 1)
+        self.assertEqual(d.stop(), 0)
+
     def test_build_info_start_time_and_seconds_precision(self):
         """build_info names the version and the revision the Makefile
         recorded; process_start_time_seconds is when this process started;
