@@ -488,3 +488,63 @@ class RetrySchedule(PcdTestCase):
         time.sleep(3)
         self.assertEqual(len(d.events_named("refresh_started")), 4)
         self.assertEqual(d.stop(), 0)
+
+
+class DomainMode(PcdTestCase):
+    """--domain refreshes one site and keeps the others as the state file
+    records them; the failure rules hold for that site as in every mode,
+    and the next full run still knows every site's previous values."""
+
+    B = "b.example.com"
+
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.cat_b = catalog.without_spaces(catalog.generate(
+            6, seed=77, fanout=1, runs_per_course=1, courses_per_program=1,
+            dangling_pathway=False, pathway_start_id=50))
+        self.fake = self.start_fake(sites={"": V1, "/b": self.cat_b})
+        self.d = self.daemon(self.config(self.fake, [self.mc], [(SITE, 1, ""), (self.B, 2, "/b")],
+                                         discovery=DISCOVERY))
+        self.r = self.reader([self.mc])
+
+    def raw(self, key):
+        return self.mc.get(self.r.make_key(key))
+
+    def test_domain_then_full_run(self):
+        rc, _, err = self.d.run_once()
+        self.assertEqual(rc, 0, err)
+        before = {k: self.mc.get(k) for k in self.mc.dump_keys()}
+        b2 = catalog.revise(self.cat_b, pathways=False)
+        failed, other = self.cat_b["uuids"][1], self.cat_b["uuids"][2]
+        self.fake.set_catalogue(b2, prefix="/b")
+        self.fake.set_catalogue(catalog.revise(V1, pathways=False))
+        self.fake.set_fault(self.fake.program_path(failed, "/b"), kind="status", status=500)
+
+        # --domain b: b's failed program keeps its bytes and its place,
+        # b's others are new, and nothing of site a is written.
+        rc, _, err = self.d.run_once("--domain", self.B)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(self.raw("program-" + failed), before[self.r.make_key("program-" + failed)])
+        self.assertTrue(self.r.get("program-" + other)["title"].endswith("(v2)"))
+        self.assertEqual(self.r.get("program-uuids-" + self.B), self.cat_b["uuids"])
+        for u in V1["uuids"]:
+            k = self.r.make_key("program-" + u)
+            self.assertEqual(self.mc.get(k), before[k], "site a was written: %s" % u)
+        self.assertEqual(self.raw("program-uuids-" + SITE),
+                         before[self.r.make_key("program-uuids-" + SITE)])
+
+        # A full run whose list fails for site a: a keeps its values (the
+        # state file knows them although the last run was --domain b), and
+        # b, now fetched whole, is v2 everywhere.
+        self.fake.clear_faults()
+        self.fake.set_fault(self.fake.uuids_path(), kind="status", status=500)
+        rc, _, err = self.d.run_once()
+        self.assertEqual(rc, 1, err)
+        for u in V1["uuids"]:
+            k = self.r.make_key("program-" + u)
+            self.assertEqual(self.mc.get(k), before[k], "site a changed: %s" % u)
+        self.assertTrue(self.r.get("program-" + failed)["title"].endswith("(v2)"))
+        self.assertEqual(self.r.get("program-uuids-" + self.B), self.cat_b["uuids"])
+        self.assertEqual(self.raw("program-uuids-" + SITE),
+                         before[self.r.make_key("program-uuids-" + SITE)])
