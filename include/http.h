@@ -68,6 +68,13 @@ struct http_req	*http_post_form(struct http *, const char *url,
 /* Call back every outstanding request now with error "cancelled: why". */
 void		 http_cancel_all(struct http *, const char *why);
 
+/*
+ * Whether url has the scheme, host and port of base (default ports filled
+ * in; parsed by libcurl's URL API).  False if either does not parse or is
+ * relative.  Where a token may be sent (SPEC §12).
+ */
+bool		 http_same_origin(const char *base, const char *url);
+
 /* URL-encode s for a form body or query (curl_easy_escape); caller frees. */
 char		*http_escape(const char *s);
 

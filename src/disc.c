@@ -428,6 +428,15 @@ on_uuids(struct req *q, const struct http_result *r)
 		sf->uuids[sf->nuuids++] = xstrdup(json_string_value(v));
 	}
 	if (json_is_string(next) && json_string_length(next) > 0) {
+		/* SPEC §12: the token goes to the site's own origin only. */
+		if (!http_same_origin(sf->cs->catalog_api_url,
+		    json_string_value(next))) {
+			req_failed(sf, "uuids", r, "\"next\" is not on the "
+			    "scheme, host and port of catalog_api_url: not "
+			    "followed");
+			json_decref(j);
+			goto fail;
+		}
 		if (sf->d->expired || !next_ok(sf, "uuids",
 		    &sf->uuid_next_seen, sf->uuid_pages, next, r)) {
 			json_decref(j);

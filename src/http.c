@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -304,6 +305,8 @@ req_setup(struct http_req *r)
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* SPEC §12: no redirects, so the token goes nowhere else. */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->request_timeout_ms);
@@ -565,6 +568,45 @@ http_cancel_all(struct http *h, const char *why)
 	}
 	/* NOLINTEND(clang-analyzer-unix.Malloc) */
 	free(err);
+}
+
+/* The scheme, host and port of url (port filled in); false if none. */
+static bool
+origin_of(const char *url, char **scheme, char **host, char **port)
+{
+	CURLU	*u;
+	bool	 ok = false;
+
+	*scheme = *host = *port = NULL;
+	if ((u = curl_url()) == NULL)
+		fatalx("curl_url failed");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) ==
+	    CURLUE_OK)
+		ok = true;
+	curl_url_cleanup(u);
+	return ok;
+}
+
+bool
+http_same_origin(const char *base, const char *url)
+{
+	char	*bs, *bh, *bp, *us, *uh, *up;
+	bool	 same;
+
+	us = uh = up = NULL;
+	same = origin_of(base, &bs, &bh, &bp) &&
+	    origin_of(url, &us, &uh, &up) && strcasecmp(bs, us) == 0 && strcasecmp(bh, uh) == 0 &&
+	    strcmp(bp, up) == 0;
+	curl_free(bs);
+	curl_free(bh);
+	curl_free(bp);
+	curl_free(us);
+	curl_free(uh);
+	curl_free(up);
+	return same;
 }
 
 char *

@@ -1,0 +1,132 @@
+"""Hostile input and local attackers (SPEC §12): a scriptable hostile
+Discovery on loopback, a local client hammering the listener, planted files
+under state_dir.  Each test fails against the code before its fix."""
+
+import json
+import os
+import resource
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from tests.support import catalog, reference
+from tests.support.harness import PcdTestCase
+
+SITE = "lms.example.com"
+
+
+class Thief:
+    """An HTTP server on another port that records what reaches it."""
+
+    def __init__(self):
+        self.seen = []
+        thief = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                thief.seen.append((self.path, dict(self.headers)))
+                body = b'["00000000-0000-4000-8000-000000000000"]'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def expected(cat):
+    return reference.expected_cache([{"domain": SITE, "site_id": 1, "catalogue": cat}])
+
+
+class Hostile(PcdTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.cat = catalog.generate(6, seed=5)
+
+    def fake(self, **kw):
+        self.fake_ = self.start_fake(self.cat, **kw)
+        return self.fake_
+
+    def once(self, discovery=None, daemon=None, sites=None, *args):
+        sites = sites or [(SITE, 1, "")]
+        d = self.daemon(self.config(self.fake_, [self.mc], sites,
+                                    discovery=discovery, daemon=daemon))
+        return d, d.run_once(*args)
+
+    def thief(self):
+        t = Thief()
+        self.addCleanup(t.close)
+        return t
+
+    def envelope(self, nxt):
+        return {"count": len(self.cat["uuids"]) + 1, "next": nxt,
+                "previous": None, "results": self.cat["uuids"]}
+
+    # -- 1. next links and redirects -------------------------------------------
+
+    def test_next_on_another_origin_is_not_followed(self):
+        """A UUID page whose next names another port, scheme or host: the
+        token never goes there, the site is not written, the run fails."""
+        fake = self.fake(require_auth=True)
+        thief = self.thief()
+        port = fake.port
+        for nxt in ("http://127.0.0.1:%d/steal" % thief.port,
+                    "https://127.0.0.1:%d/api/v1/programs/?page=2" % port,
+                    "http://localhost:%d/api/v1/programs/?page=2" % port,
+                    "/api/v1/programs/?page=2"):
+            with self.subTest(next=nxt):
+                fake.clear_faults()
+                fake.set_fault(fake.uuids_path(), "body", body=self.envelope(nxt))
+                _, (rc, events, stderr) = self.once()
+                self.assertEqual(rc, 1, stderr)
+                self.assertEqual(thief.seen, [])
+                bad = [e for e in events if e["event"] == "refresh_failed"
+                       and e.get("stage") == "uuids"]
+                self.assertEqual(len(bad), 1, stderr)
+                self.assertIn("next", bad[0]["error"])
+                self.assertEqual(self.mc.dump_keys(), set())
+
+    def test_same_origin_next_is_followed(self):
+        """The rule does not break DRF's own absolute links (default port
+        spelt out or not)."""
+        fake = self.fake(uuids_page_size=2)
+        _, (rc, events, stderr) = self.once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertCacheMatches(self.reader([self.mc]), expected(self.cat))
+
+    def test_redirect_is_not_followed(self):
+        """A 301 to another server: no request reaches it."""
+        fake = self.fake(require_auth=True)
+        thief = self.thief()
+        fake.set_fault(fake.uuids_path(), "status", status=301, body={},
+                       headers={"Location": "http://127.0.0.1:%d/x" % thief.port})
+        _, (rc, events, stderr) = self.once()
+        self.assertEqual(rc, 1, stderr)
+        self.assertEqual(thief.seen, [])
+        self.assertEqual(self.mc.dump_keys(), set())
+
+    # -- 9. token lifetime -----------------------------------------------------
+
+    def test_huge_expires_in_is_clamped(self):
+        """expires_in near 2^63 must not wrap: one token serves both sites."""
+        fake = self.start_fake(sites={"": self.cat, "/b": self.cat},
+                               require_auth=True, token_expires_in=2 ** 63 - 1)
+        self.fake_ = fake
+        _, (rc, events, stderr) = self.once(
+            sites=[(SITE, 1, ""), ("b.example.com", 2, "/b")])
+        self.assertEqual(rc, 0, stderr)
+        self.assertEqual(len(fake.requests_of("token")), 1)
