@@ -5,6 +5,7 @@ under state_dir.  Each test fails against the code before its fix."""
 import json
 import os
 import resource
+import signal
 import socket
 import threading
 import time
@@ -90,6 +91,7 @@ class Hostile(PcdTestCase):
                     "/api/v1/programs/?page=2"):
             with self.subTest(next=nxt):
                 fake.clear_faults()
+                thief.seen.clear()
                 fake.set_fault(fake.uuids_path(), "body", body=self.envelope(nxt))
                 _, (rc, events, stderr) = self.once()
                 self.assertEqual(rc, 1, stderr)
@@ -130,3 +132,59 @@ class Hostile(PcdTestCase):
             sites=[(SITE, 1, ""), ("b.example.com", 2, "/b")])
         self.assertEqual(rc, 0, stderr)
         self.assertEqual(len(fake.requests_of("token")), 1)
+
+    # -- 7. state_dir and the snapshot's temporary file ------------------------
+
+    def test_planted_tmp_symlink_is_not_followed(self):
+        """programs-cache.snapshot.tmp -> victim, planted while the daemon
+        runs: the victim keeps its bytes and the snapshot is still written."""
+        fake = self.fake()
+        state = Path(self.tmpdir) / "state"
+        state.mkdir(mode=0o700)
+        victim = Path(self.tmpdir) / "victim"
+        victim.write_bytes(b"precious\n")
+        d = self.daemon(self.config(fake, [self.mc], [(SITE, 1, "")],
+                                    daemon={"state_dir": str(state),
+                                            "refresh_interval": "1h"}))
+        d.start()
+        d.wait_event("snapshot_saved", timeout=30)
+        (state / "programs-cache.snapshot.tmp").symlink_to(victim)
+        cat = json.loads(json.dumps(self.cat))
+        for p in cat["programs"].values():
+            p["title"] += " (v2)"
+        fake.set_catalogue(cat)
+        mark = d.mark()
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("snapshot_saved", timeout=30, since=mark)
+        self.assertEqual(victim.read_bytes(), b"precious\n")
+        snap = state / "programs-cache.snapshot"
+        self.assertTrue(snap.is_file() and not snap.is_symlink())
+        self.assertFalse(os.path.lexists(state / "programs-cache.snapshot.tmp"))
+
+    def test_state_dir_writable_by_others_is_refused(self):
+        """A state_dir anyone can write to is neither written nor read."""
+        self.fake()
+        good = Path(self.tmpdir) / "good"
+        good.mkdir(mode=0o700)
+        _, (rc, _, stderr) = self.once(daemon={"state_dir": str(good)})
+        self.assertEqual(rc, 0, stderr)
+        for mode in (0o777, 0o770, 0o1777):
+            with self.subTest(mode=oct(mode)):
+                bad = Path(self.tmpdir) / ("bad%o" % mode)
+                bad.mkdir()
+                bad.chmod(mode)
+                # A snapshot planted there is not believed ...
+                (bad / "programs-cache.snapshot").write_bytes(
+                    (good / "programs-cache.snapshot").read_bytes())
+                d = self.daemon(self.config(self.fake_, [self.mc], [(SITE, 1, "")],
+                                            daemon={"state_dir": str(bad)}),
+                                name="pcd%o" % mode)
+                rc, events, stderr = d.run_once()
+                ign = [e for e in events if e["event"] == "snapshot_ignored"]
+                self.assertEqual(len(ign), 1, stderr)
+                self.assertIn("writable by group or others", ign[0]["error"])
+                # ... and none is written.
+                err = [e for e in events if e["event"] == "snapshot_error"]
+                self.assertEqual(len(err), 1, stderr)
+                self.assertEqual(err[0]["op"], "state_dir")
+                self.assertIn("writable by group or others", err[0]["error"])
