@@ -188,3 +188,106 @@ class Hostile(PcdTestCase):
                 self.assertEqual(len(err), 1, stderr)
                 self.assertEqual(err[0]["op"], "state_dir")
                 self.assertIn("writable by group or others", err[0]["error"])
+
+    # -- 3, 4. numbers ---------------------------------------------------------
+
+    def hostile_detail(self, uuid, raw):
+        """Serve raw (bytes) as the detail of uuid."""
+        self.fake_.set_fault(self.fake_.program_path(uuid), "body", body=raw)
+
+    def test_string_spelling_the_number_mark_stays_a_string(self):
+        """Strings that spell the loader's old in-band mark, in any
+        escaping, reach the LMS as the strings they are (pickle and
+        value_format = json), never as numbers or raw JSON text."""
+        spellings = ["\u0000pcd-number:12345", "\u0000pcd-number:1]}{",
+                     "\u0000\u00ffpcd-number:7", "\u00ffpcd-number:7"]
+        cat = json.loads(json.dumps(self.cat))
+        uuids = cat["uuids"]
+        for i, text in enumerate(spellings):
+            cat["programs"][uuids[i]]["title"] = text
+        self.cat = cat
+        fake = self.fake()
+        # One more, with the mark spelt with other escapes on the wire.
+        u = uuids[len(spellings)]
+        body = json.dumps(cat["programs"][u]).replace(
+            '"title": ' + json.dumps(cat["programs"][u]["title"]),
+            '"title": "\\u0000p\\u0063d-number:99"')
+        cat["programs"][u]["title"] = "\u0000pcd-number:99"
+        self.hostile_detail(u, body.encode())
+        for fmt in ("pickle", "json"):
+            with self.subTest(value_format=fmt):
+                self.mc.flush()
+                rc, events, stderr = self.once_fmt(fmt)
+                self.assertEqual(rc, 0, stderr)
+                r = self.reader([self.mc])
+                exp = expected(cat)
+                for i in range(len(spellings) + 1):
+                    key = "program-" + uuids[i]
+                    if fmt == "pickle":
+                        got = r.get(key)
+                    else:
+                        flags, data = self.mc.get(r.make_key(key))
+                        got = json.loads(data)
+                    self.assertEqual(got["title"], exp[key]["title"])
+                    self.assertIsInstance(got["title"], str)
+                if fmt == "pickle":
+                    self.assertCacheMatches(r, exp)
+
+    def once_fmt(self, fmt):
+        d = self.daemon(self.config(self.fake_, [self.mc], [(SITE, 1, "")],
+                                    memcached={"value_format": fmt}),
+                        name="pcd-" + fmt)
+        return d.run_once()
+
+    def test_big_numbers_still_round_trip(self):
+        """Ints beyond 64 bits (up to 4300 digits) still reach the LMS as
+        Python ints, in both formats, next to a string that looks like one."""
+        cat = json.loads(json.dumps(self.cat))
+        u = cat["uuids"][0]
+        big = int("7" * 4300)
+        self.assertEqual(len(str(big)), 4300)
+        cat["programs"][u]["max_hours_effort_per_week"] = big
+        cat["programs"][u]["min_hours_effort_per_week"] = -2 ** 80
+        cat["programs"][u]["subtitle"] = "\u0000pcd-number:5"
+        self.cat = cat
+        self.fake()
+        for fmt in ("pickle", "json"):
+            with self.subTest(value_format=fmt):
+                self.mc.flush()
+                rc, events, stderr = self.once_fmt(fmt)
+                self.assertEqual(rc, 0, stderr)
+                r = self.reader([self.mc])
+                key = "program-" + u
+                if fmt == "pickle":
+                    got = r.get(key)
+                else:
+                    got = json.loads(self.mc.get(r.make_key(key))[1])
+                self.assertEqual(got["max_hours_effort_per_week"], big)
+                self.assertEqual(got["min_hours_effort_per_week"], -2 ** 80)
+                self.assertEqual(got["subtitle"], "\u0000pcd-number:5")
+
+    def test_integer_of_more_than_4300_digits_is_refused(self):
+        """A 1,000,000-digit integer is refused at once (as Python's json
+        refuses it), the other programs are written, and the loop answers
+        SIGTERM at once."""
+        fake = self.fake()
+        u = self.cat["uuids"][0]
+        body = json.dumps(self.cat["programs"][u])
+        body = body[:-1] + ', "huge": ' + "9" * 1000000 + "}"
+        self.hostile_detail(u, body.encode())
+        # 4301 digits: refused too; 4300: accepted (see above).
+        u2 = self.cat["uuids"][1]
+        body2 = json.dumps(self.cat["programs"][u2])[:-1] + ', "n": -' + "1" * 4301 + "}"
+        self.hostile_detail(u2, body2.encode())
+        t0 = time.monotonic()
+        _, (rc, events, stderr) = self.once()
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 1, stderr)
+        self.assertLess(took, 20, "the refresh stalled")
+        rej = [e for e in events if e["event"] in ("program_rejected", "refresh_failed")
+               and "4300 digits" in e.get("error", e.get("reason", ""))]
+        self.assertEqual(len(rej), 2, stderr)
+        r = self.reader([self.mc])
+        self.assertIsNone(r.get("program-" + u))
+        self.assertIsNone(r.get("program-" + u2))
+        self.assertIsNotNone(r.get("program-" + self.cat["uuids"][2]))
