@@ -39,6 +39,17 @@
 json_t	*jsonld_load(const char *buf, size_t len, size_t flags,
 	    json_error_t *);
 
+/*
+ * The same, refusing (before parsing) a document of more than max_values
+ * values and keys (0: no limit).  jansson spends some 40 bytes on each,
+ * so "[0,0,0,...]" takes 20 times its size; a limit of cap / 8 keeps any
+ * document under a size cap within about 5 * cap, and real Discovery
+ * JSON (13 bytes or more per value) is never near it.
+ */
+json_t	*jsonld_load_bounded(const char *buf, size_t len, size_t flags,
+	    size_t max_values, json_error_t *);
+#define JSONLD_BYTES_PER_VALUE	8
+
 /* If v is a marked number, its text (e.g. "1180591620717411303425"). */
 const char	*jsonld_number(const json_t *v, size_t *len);
 

@@ -79,6 +79,8 @@ static const struct opt opts[] = {
 	    1, 3600000),
 	O("discovery", "max_response_size", OPT_SIZE, max_response_size,
 	    1024, 1LL << 32),
+	O("discovery", "max_detail_size", OPT_SIZE, max_detail_size,
+	    1024, 1LL << 32),
 	O("discovery", "max_pages", OPT_INT, max_pages, 1, 1000000),
 
 	O("memcached", "servers", OPT_SERVERS, servers, 0, 0),
@@ -624,6 +626,7 @@ cfg_defaults(struct cfg *cfg)
 	cfg->retry_backoff_ms = 250;
 	cfg->retry_backoff_max_ms = 30000;
 	cfg->max_response_size = 64 * 1024 * 1024;
+	cfg->max_detail_size = 4 * 1024 * 1024;
 	cfg->max_pages = 1000;
 
 	parse_servers(cfg, "127.0.0.1:11211", err, sizeof err);

@@ -114,8 +114,38 @@ too_many_digits(const char *s, size_t n)
 	    memchr(s, 'e', n) == NULL && memchr(s, 'E', n) == NULL;
 }
 
+/* How many values and keys the text has, at most: a pass over the bytes
+ * counting what starts one outside strings. */
+static size_t
+count_values(const char *buf, size_t len)
+{
+	size_t	i, n = 1;
+	bool	in_str = false;
+
+	for (i = 0; i < len; i++) {
+		if (in_str) {
+			if (buf[i] == '\\')
+				i++;
+			else if (buf[i] == '"')
+				in_str = false;
+		} else if (buf[i] == '"')
+			in_str = true;
+		else if (buf[i] == ',' || buf[i] == ':' || buf[i] == '[' ||
+		    buf[i] == '{')
+			n++;
+	}
+	return n;
+}
+
 json_t *
 jsonld_load(const char *buf, size_t len, size_t flags, json_error_t *e)
+{
+	return jsonld_load_bounded(buf, len, flags, 0, e);
+}
+
+json_t *
+jsonld_load_bounded(const char *buf, size_t len, size_t flags,
+    size_t max_values, json_error_t *e)
 {
 	struct buf		 cur, nb;
 	json_t			*j, *m;
@@ -123,6 +153,16 @@ jsonld_load(const char *buf, size_t len, size_t flags, json_error_t *e)
 	unsigned long long	 nonce = 0;
 	char			 text[64], ph[64];
 
+	if (max_values > 0 && count_values(buf, len) > max_values) {
+		memset(e, 0, sizeof *e);
+		e->line = e->column = -1;
+		snprintf(e->text, JSON_ERROR_TEXT_LENGTH - 1, "more than %zu "
+		    "values (a small multiple of the size limit in memory)",
+		    max_values);
+		e->text[JSON_ERROR_TEXT_LENGTH - 1] =
+		    (char)json_error_invalid_format;
+		return NULL;
+	}
 	j = json_loadb(buf, len, flags | JSON_ALLOW_NUL, e);
 	if (j != NULL || json_error_code(e) != json_error_numeric_overflow)
 		return j;
