@@ -291,3 +291,54 @@ class Hostile(PcdTestCase):
         self.assertIsNone(r.get("program-" + u))
         self.assertIsNone(r.get("program-" + u2))
         self.assertIsNotNone(r.get("program-" + self.cat["uuids"][2]))
+
+    # -- 5, 6. memory ----------------------------------------------------------
+
+    def peak_rss_mb(self, d):
+        """The daemon's peak resident set (VmHWM), in MiB."""
+        for line in Path("/proc/%d/status" % d.pid).read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        self.fail("no VmHWM")
+
+    def test_memory_does_not_follow_the_list_length(self):
+        """30,000 UUIDs listed, details that never answer: the daemon does
+        not hold a request per UUID (before: ~6.6 KB each, 200 MB here)."""
+        import re
+        uuids = ["%08x-0000-4000-8000-%012x" % (i, i) for i in range(30000)]
+        cat = {"uuids": uuids, "programs": {}, "pathways": []}
+        fake = self.start_fake(cat, require_auth=True)
+        self.fake_ = fake
+        fake.set_fault(re.compile(r"/api/v1/programs/[^/?]+/"), "hang")
+        d = self.daemon(self.config(fake, [self.mc], [(SITE, 1, "")],
+                                    discovery={"max_in_flight": 4},
+                                    daemon={"refresh_interval": "1h"}))
+        d.start()
+        fake.wait_requests(lambda r: r.kind == "program", count=4, timeout=20)
+        time.sleep(1)
+        rss = self.peak_rss_mb(d)
+        self.assertLess(rss, 60, "peak RSS %.0f MiB" % rss)
+        self.assertEqual(len(fake.requests_of("program")), 4)
+        fake.release_hangs()
+
+    def test_detail_memory_is_bounded(self):
+        """A 20 MB detail (over max_detail_size) and a 3.9 MB one of
+        [0,0,...] (under it, but 20 times its size once parsed) are refused
+        without the daemon growing; the other programs are written."""
+        fake = self.fake()
+        u1, u2 = self.cat["uuids"][:2]
+        self.hostile_detail(u1, b'{"x":[' + b"0," * 10000000 + b"0]}")
+        self.hostile_detail(u2, b'{"x":[' + b"0," * 1950000 + b"0]}")
+        d = self.daemon(self.config(fake, [self.mc], [(SITE, 1, "")],
+                                    daemon={"refresh_interval": "1h"}))
+        d.start()
+        d.wait_event("refresh_failed", timeout=60,
+                     predicate=lambda e: e.get("stage") == "refresh")
+        rss = self.peak_rss_mb(d)
+        self.assertLess(rss, 60, "peak RSS %.0f MiB" % rss)
+        bad = {e["url"].split("/")[-2]: e["error"] for e in d.events
+               if e["event"] == "refresh_failed" and e.get("stage") == "detail"}
+        self.assertIn("larger than 4194304 bytes", bad[u1])
+        self.assertIn("values", bad[u2])
+        r = self.reader([self.mc])
+        self.assertIsNotNone(r.get("program-" + self.cat["uuids"][2]))
