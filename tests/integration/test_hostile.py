@@ -342,3 +342,133 @@ class Hostile(PcdTestCase):
         self.assertIn("values", bad[u2])
         r = self.reader([self.mc])
         self.assertIsNotNone(r.get("program-" + self.cat["uuids"][2]))
+
+    # -- 2. the listener -------------------------------------------------------
+
+    def listening_daemon(self):
+        fake = self.fake()
+        d = self.daemon(self.config(fake, [self.mc], [(SITE, 1, "")],
+                                    daemon={"refresh_interval": "1h",
+                                            "listen": "127.0.0.1:0"}))
+        d.start()
+        d.wait_event("refresh_succeeded", timeout=30)
+        host, port = d.wait_event("listening")["address"].rsplit(":", 1)
+        return d, (host, int(port))
+
+    def connect_many(self, addr, n, first=b"GET /healthz HTTP/1.1\r\nX-"):
+        socks = []
+        for _ in range(n):
+            s = socket.socket()
+            s.settimeout(5)
+            try:
+                s.connect(addr)
+                s.sendall(first)
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        self.addCleanup(lambda: [s.close() for s in socks])
+        return socks
+
+    def healthz(self, addr, timeout=5):
+        import http.client
+        c = http.client.HTTPConnection(addr[0], addr[1], timeout=timeout)
+        try:
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def nfds(self, d):
+        return len(os.listdir("/proc/%d/fd" % d.pid))
+
+    def cpu_s(self, d):
+        f = Path("/proc/%d/stat" % d.pid).read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    def refresh_works(self, d):
+        mark = d.mark()
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("refresh_succeeded", timeout=30, since=mark)
+
+    def test_trickling_connections_are_bounded(self):
+        """300 connections trickling one header byte every 2 s: the daemon
+        holds a bounded number of descriptors, /healthz answers, a refresh
+        works, and every trickler is cut off by the whole-request deadline
+        (evhttp restarted its timeout with each byte)."""
+        d, addr = self.listening_daemon()
+        base = self.nfds(d)
+        socks = self.connect_many(addr, 300)
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.wait(2):
+                for s in socks:
+                    try:
+                        s.send(b"x")
+                    except OSError:
+                        pass
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        self.addCleanup(stop.set)
+        time.sleep(1)
+        self.assertLessEqual(self.nfds(d), base + 64 + 2)
+        self.assertEqual(self.healthz(addr), (200, b"ok\n"))
+        self.refresh_works(d)
+        # The last connection made is cut off 10 s after it came, trickle
+        # or not.
+        late = self.connect_many(addr, 1)[0]
+        t0 = time.monotonic()
+        late.settimeout(20)
+        while True:
+            late.send(b"x")
+            try:
+                late.settimeout(1.5)
+                if late.recv(100) == b"":
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                break
+            self.assertLess(time.monotonic() - t0, 16, "never cut off")
+        self.assertGreater(time.monotonic() - t0, 8)
+        stop.set()
+        self.assertLess(len(d.events), 200)
+
+    def test_descriptors_running_out(self):
+        """With few descriptors left, the listener refuses connections
+        instead of spinning on EMFILE: little CPU, a log line or two, and
+        the refresh still gets its sockets."""
+        d, addr = self.listening_daemon()
+        soft, hard = resource.prlimit(d.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (self.nfds(d) + 70, hard))
+        mark = d.mark()
+        cpu0 = self.cpu_s(d)
+        socks = self.connect_many(addr, 200, first=b"")
+        time.sleep(3)
+        self.assertLess(self.cpu_s(d) - cpu0, 1.0)
+        self.refresh_works(d)
+        errs = [e for e in d.events[mark:] if e["event"] == "listen_error"]
+        self.assertLessEqual(len(errs), 2)
+        self.assertLess(len(d.events) - mark, 60)
+        for s in socks:
+            s.close()
+        time.sleep(0.5)
+        self.assertEqual(self.healthz(addr), (200, b"ok\n"))
+        # None left at all: accept() fails with EMFILE; the listener
+        # pauses instead of spinning, and says so once.
+        limit = 3       # stdin, stdout, stderr: no descriptor is free
+        resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (limit, hard))
+        cpu0 = self.cpu_s(d)
+        socks = self.connect_many(addr, 50, first=b"")
+        time.sleep(3)
+        self.assertLess(self.cpu_s(d) - cpu0, 1.0)
+        errs = [e for e in d.events[mark:] if e["event"] == "listen_error"]
+        self.assertLessEqual(len(errs), 3)
+        self.assertLess(len(d.events) - mark, 80)
+        for s in socks:
+            s.close()
+        resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        time.sleep(1.5)
+        self.assertEqual(self.healthz(addr), (200, b"ok\n"))
