@@ -31,7 +31,7 @@ struct site_fetch {
 	size_t				 nuuids;
 	struct map			 unique;	/* uuid -> slot + 1 */
 	struct catalog_program		**slots;	/* per unique uuid */
-	size_t				 next_detail;	/* uuids[] not yet sent */
+	size_t				 next_detail;	/* first unsent */
 	size_t				 details_out;	/* details sent */
 	size_t				 outstanding;	/* requests, token waits */
 	bool				 uuids_failed;
@@ -484,6 +484,9 @@ on_uuids(struct req *q, const struct http_result *r)
 		json_decref(j);
 		goto fail;
 	}
+	/* Room for the whole page at once (not one realloc per UUID). */
+	sf->uuids = xreallocarray(sf->uuids,
+	    sf->nuuids + json_array_size(list) + 1, sizeof *sf->uuids);
 	json_array_foreach(list, i, v) {
 		if (!json_is_string(v) || json_string_length(v) == 0 ||
 		    strlen(json_string_value(v)) != json_string_length(v)) {
@@ -495,8 +498,6 @@ on_uuids(struct req *q, const struct http_result *r)
 			sf->partial = true;
 			continue;
 		}
-		sf->uuids = xreallocarray(sf->uuids, sf->nuuids + 1,
-		    sizeof *sf->uuids);
 		sf->uuids[sf->nuuids++] = xstrdup(json_string_value(v));
 	}
 	if (json_is_string(next) && json_string_length(next) > 0) {

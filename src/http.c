@@ -35,8 +35,8 @@ struct http_req {
 	CURL			*easy;
 	char			*url;
 	char			*form;		/* POST body, or NULL */
-	char			*auth;		/* Authorization value, or NULL */
-	struct curl_slist	*headers;	/* made when it goes in flight */
+	char			*auth;		/* Authorization, or NULL */
+	struct curl_slist	*headers;	/* made when sent */
 	http_cb			 cb;
 	void			*arg;
 	enum req_state		 state;
@@ -639,8 +639,8 @@ http_same_origin(const char *base, const char *url)
 
 	us = uh = up = NULL;
 	same = origin_of(base, &bs, &bh, &bp) &&
-	    origin_of(url, &us, &uh, &up) && strcasecmp(bs, us) == 0 && strcasecmp(bh, uh) == 0 &&
-	    strcmp(bp, up) == 0;
+	    origin_of(url, &us, &uh, &up) && strcasecmp(bs, us) == 0 &&
+	    strcasecmp(bh, uh) == 0 && strcmp(bp, up) == 0;
 	curl_free(bs);
 	curl_free(bh);
 	curl_free(bp);

@@ -192,8 +192,8 @@ jsonld_load_bounded(const char *buf, size_t len, size_t flags,
 		buf_add(&nb, cur.data + end, cur.len - end);
 		buf_free(&cur);
 		cur = nb;
-		j = json_loadb((char *)cur.data, cur.len, flags | JSON_ALLOW_NUL,
-		    e);
+		j = json_loadb((char *)cur.data, cur.len,
+		    flags | JSON_ALLOW_NUL, e);
 		if (j != NULL ||
 		    json_error_code(e) != json_error_numeric_overflow)
 			break;
