@@ -469,7 +469,7 @@ on_uuids(struct req *q, const struct http_result *r)
 {
 	struct site_fetch	*sf = q->sf;
 	json_t			*j, *list, *next = NULL, *v;
-	size_t			 i;
+	size_t			 i, bad = 0;
 
 	if ((j = parse_body(sf, "uuids", r)) == NULL)
 		goto fail;
@@ -491,15 +491,21 @@ on_uuids(struct req *q, const struct http_result *r)
 		if (!json_is_string(v) || json_string_length(v) == 0 ||
 		    strlen(json_string_value(v)) != json_string_length(v)) {
 			metrics.programs_rejected++;
-			log_event(LOG_WARNING, "program_rejected", "site=%s "
-			    "url=%s index=%zu reason=%s", sf->cs->domain,
-			    r->url, i, "an entry of the UUID list is not a "
-			    "UUID string");
+			/* A few lines, not one per entry of a hostile list. */
+			if (++bad <= 10)
+				log_event(LOG_WARNING, "program_rejected",
+				    "site=%s url=%s index=%zu reason=%s",
+				    sf->cs->domain, r->url, i, "an entry of "
+				    "the UUID list is not a UUID string");
 			sf->partial = true;
 			continue;
 		}
 		sf->uuids[sf->nuuids++] = xstrdup(json_string_value(v));
 	}
+	if (bad > 10)
+		log_event(LOG_WARNING, "program_rejected", "site=%s url=%s "
+		    "entries=%zu reason=%s", sf->cs->domain, r->url, bad - 10,
+		    "more entries of the UUID list are not UUID strings");
 	if (json_is_string(next) && json_string_length(next) > 0) {
 		/* SPEC §12: the token goes to the site's own origin only. */
 		if (!http_same_origin(sf->cs->catalog_api_url,

@@ -472,3 +472,15 @@ class Hostile(PcdTestCase):
         resource.prlimit(d.pid, resource.RLIMIT_NOFILE, (soft, hard))
         time.sleep(1.5)
         self.assertEqual(self.healthz(addr), (200, b"ok\n"))
+
+    def test_list_of_non_strings_is_not_a_log_flood(self):
+        """100,000 entries that are not UUIDs: a few program_rejected lines,
+        not one per entry."""
+        fake = self.fake()
+        fake.set_fault(fake.uuids_path(), "body",
+                       body=b"[" + b"0," * 100000 + b"0]")
+        _, (rc, events, stderr) = self.once()
+        self.assertEqual(rc, 1, stderr[-2000:])
+        rej = [e for e in events if e["event"] == "program_rejected"]
+        self.assertLessEqual(len(rej), 11)
+        self.assertEqual(rej[-1]["entries"], 100001 - 10)
