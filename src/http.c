@@ -611,22 +611,26 @@ http_cancel_all(struct http *h, const char *why)
 	free(err);
 }
 
-/* The scheme, host and port of url (port filled in); false if none. */
+/* The scheme, host and port of url (port filled in); false if it has
+ * none, or has credentials of its own. */
 static bool
 origin_of(const char *url, char **scheme, char **host, char **port)
 {
 	CURLU	*u;
+	char	*user = NULL;
 	bool	 ok = false;
 
 	*scheme = *host = *port = NULL;
 	if ((u = curl_url()) == NULL)
 		fatalx("curl_url failed");
 	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
 	    curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) ==
 	    CURLUE_OK)
 		ok = true;
+	curl_free(user);
 	curl_url_cleanup(u);
 	return ok;
 }

@@ -88,7 +88,8 @@ class Hostile(PcdTestCase):
         for nxt in ("http://127.0.0.1:%d/steal" % thief.port,
                     "https://127.0.0.1:%d/api/v1/programs/?page=2" % port,
                     "http://localhost:%d/api/v1/programs/?page=2" % port,
-                    "/api/v1/programs/?page=2"):
+                    "/api/v1/programs/?page=2",
+                    "http://u:p@127.0.0.1:%d/api/v1/programs/?page=2" % port):
             with self.subTest(next=nxt):
                 fake.clear_faults()
                 thief.seen.clear()
