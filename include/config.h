@@ -70,6 +70,7 @@ struct cfg {
 	long			 retry_backoff_ms;
 	long			 retry_backoff_max_ms;
 	size_t			 max_response_size;
+	long			 max_detail_size;	/* bytes */
 	int			 max_pages;
 
 	/* [memcached] */

@@ -9,6 +9,10 @@
  * each retry is logged as an http_retry event.  The callback runs exactly
  * once per request, from the event loop, never from inside libcurl, and
  * never from inside http_get() itself.
+ *
+ * A queued request holds its strings only: its libcurl handle and headers
+ * are made when it goes in flight, and dropped while it waits to retry, so
+ * that memory follows max_in_flight, not the length of the queue.
  */
 #ifndef PCD_HTTP_H
 #define PCD_HTTP_H
@@ -62,11 +66,23 @@ void		 http_set_opts(struct http *, const struct http_opts *);
  */
 struct http_req	*http_get(struct http *, const char *url,
 		    const char *authorization, http_cb, void *arg);
+/* The same, keeping at most max_size body bytes (if lower than
+ * max_response_size; 0: max_response_size). */
+struct http_req	*http_get_max(struct http *, const char *url,
+		    const char *authorization, size_t max_size, http_cb,
+		    void *arg);
 /* POST an application/x-www-form-urlencoded body; never retried. */
 struct http_req	*http_post_form(struct http *, const char *url,
 		    const char *form, http_cb, void *arg);
 /* Call back every outstanding request now with error "cancelled: why". */
 void		 http_cancel_all(struct http *, const char *why);
+
+/*
+ * Whether url has the scheme, host and port of base (default ports filled
+ * in; parsed by libcurl's URL API).  False if either does not parse or is
+ * relative.  Where a token may be sent (SPEC §12).
+ */
+bool		 http_same_origin(const char *base, const char *url);
 
 /* URL-encode s for a form body or query (curl_easy_escape); caller frees. */
 char		*http_escape(const char *s);

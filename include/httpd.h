@@ -7,9 +7,15 @@
  *	/healthz	200 "ok" whenever the loop answers at all
  *	/readyz		200 "ready", or 503 and the caller's one-line reason
  *
- * GET and HEAD only (405 otherwise), small header and body limits, a
- * short timeout.  It is off unless [daemon] listen is set; the address is
- * loopback unless the operator names another.
+ * GET and HEAD only (405 otherwise), one request per connection
+ * (Connection: close), an 8 KiB request head.  A local client cannot
+ * exhaust the daemon (SPEC §12): at most 64 connections (a new one closes
+ * the oldest), 10 s from accept to the last byte of the answer however
+ * slowly the request trickles in, 64 descriptors kept free for Discovery
+ * and memcached (connections beyond are closed at once), and an accept
+ * error (EMFILE) pauses the listener for a second; both are logged as
+ * listen_error at most once a minute.  It is off unless [daemon] listen is
+ * set; the address is loopback unless the operator names another.
  */
 #ifndef PCD_HTTPD_H
 #define PCD_HTTPD_H

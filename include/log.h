@@ -9,9 +9,14 @@
  *
  * The field list is printf-checked: space-separated name=value pairs, each
  * value a single conversion (%s %d %i %u %x %c %f %g %e, with l, ll, z or j
- * length modifiers and an optional precision) or literal text without
- * spaces.  Numeric conversions become JSON numbers; %s a JSON string (NULL
- * is null).  Field names are lower-case [a-z0-9_].
+ * length modifiers on the integers, an optional width and precision in
+ * digits, and %.*s) or literal text without spaces.  Numeric conversions
+ * become JSON numbers; %s a JSON string (NULL is null).  Field names are
+ * lower-case [a-z0-9_].  Any other conversion (a flag, %p, %hd, ...) is not
+ * formatted: the walker stops reading arguments there and the line gets a
+ * field log_error naming it.  log_check_format() applies the same rules
+ * without arguments; tests/unit/test_logfmt.c runs every log_event format
+ * in src/ through it.
  *
  * Formats (log_format): json, one object per line on stderr; text,
  * "ts level event k=v ..." for a terminal; journal, native journald fields
@@ -45,6 +50,11 @@ void	log_eventv(int prio, const char *event, const char *fields, va_list)
 	    PCD_ATTR_PRINTF(3, 0);
 /* Free text for debugging: event "debug", field msg. */
 void	log_debug(const char *, ...) PCD_ATTR_PRINTF(1, 2);
+/*
+ * Whether the walker supports every conversion of a field list (and its
+ * names are well formed): 0, or -1 with the reason in why.
+ */
+int	log_check_format(const char *fields, char *why, size_t len);
 /* Whether prio would be shown (to skip building expensive fields). */
 int	log_enabled(int prio);
 

@@ -30,7 +30,9 @@ struct site_fetch {
 	char				**uuids;
 	size_t				 nuuids;
 	struct map			 unique;	/* uuid -> slot + 1 */
-	struct program		**slots;	/* per unique uuid */
+	struct program			**slots;	/* per unique uuid */
+	size_t				 next_detail;	/* first unsent */
+	size_t				 details_out;	/* details sent */
 	size_t				 outstanding;	/* requests, token waits */
 	bool				 uuids_failed;
 	bool				 partial;
@@ -80,6 +82,8 @@ static void	next_site(struct disc *);
 static void	site_maybe_done(struct site_fetch *);
 static void	on_response(const struct http_result *, void *);
 static void	on_pathways(struct req *, const struct http_result *);
+static void	on_detail(struct req *, const struct http_result *);
+static void	feed_details(struct site_fetch *);
 
 /* Log a failed request (or stage): one event, with all that is known. */
 static void
@@ -115,6 +119,18 @@ status_hint(long status)
 	}
 }
 
+/* The most bytes a response of this stage may have (SPEC §12). */
+static size_t
+body_cap(const struct site_fetch *sf, const char *stage)
+{
+	const struct cfg	*cfg = sf->d->cfg;
+
+	if (strcmp(stage, "detail") == 0 &&
+	    (size_t)cfg->max_detail_size < cfg->max_response_size)
+		return (size_t)cfg->max_detail_size;
+	return cfg->max_response_size;
+}
+
 /*
  * Parse a response body that must be JSON.  NULL after logging why: an
  * HTTP failure, a content type that is not JSON, or a body that does not
@@ -139,8 +155,8 @@ parse_body(struct site_fetch *sf, const char *stage,
 		req_failed(sf, stage, r, msg);
 		return NULL;
 	}
-	if ((j = jsonld_load(r->body, r->len, JSON_DECODE_ANY, &e)) ==
-	    NULL) {
+	if ((j = jsonld_load_bounded(r->body, r->len, JSON_DECODE_ANY,
+	    body_cap(sf, stage) / JSONLD_BYTES_PER_VALUE, &e)) == NULL) {
 		snprintf(msg, sizeof msg, "malformed JSON at line %d column "
 		    "%d: %s", e.line, e.column, e.text);
 		req_failed(sf, stage, r, msg);
@@ -156,6 +172,16 @@ req_free(struct req *q)
 	free(q->auth);
 	free(q->uuid);
 	free(q);
+}
+
+/* Hand a request to the HTTP layer, details with their own size cap. */
+static void
+send_req(struct req *q)
+{
+	struct disc	*d = q->sf->d;
+
+	http_get_max(d->http, q->url, q->auth, q->handle == on_detail ?
+	    body_cap(q->sf, "detail") : 0, on_response, q);
 }
 
 /* Queue a GET for this site. */
@@ -174,7 +200,7 @@ get(struct site_fetch *sf, const char *url,
 	q->slot = slot;
 	q->uuid = uuid != NULL ? xstrdup(uuid) : NULL;
 	sf->outstanding++;
-	http_get(d->http, url, q->auth, on_response, q);
+	send_req(q);
 }
 
 /* A new token after a 401 (or none): send the request again, once. */
@@ -204,7 +230,7 @@ on_renewed(const char *header, void *arg)
 	d->auth = xstrdup(header);
 	free(q->auth);
 	q->auth = xstrdup(header);
-	http_get(d->http, q->url, q->auth, on_response, q);
+	send_req(q);
 }
 
 /* Every answer comes here first: a 401 renews the token once. */
@@ -254,9 +280,23 @@ next_ok(struct site_fetch *sf, const char *stage, struct map *seen,
 	return true;
 }
 
+static void	on_detail_result(struct req *, const struct http_result *);
+
 /* One detail arrived (or failed). */
 static void
 on_detail(struct req *q, const struct http_result *r)
+{
+	struct site_fetch	*sf = q->sf;
+
+	sf->details_out--;
+	on_detail_result(q, r);
+	/* A slot is free: send the next one (after the result is in). */
+	feed_details(sf);
+}
+
+/* What one detail (or its failure) makes of its program's slot. */
+static void
+on_detail_result(struct req *q, const struct http_result *r)
 {
 	struct site_fetch	*sf = q->sf;
 	struct program		*prev, *p = NULL;
@@ -359,29 +399,61 @@ fail:
 	sf->partial = true;
 }
 
+/*
+ * Send details while fewer than twice max_in_flight are out: a request
+ * exists only from shortly before it goes in flight (SPEC §12), so memory
+ * follows max_in_flight, not the length of the list.  After the deadline
+ * (or at shutdown) the rest are not sent: they keep their previous values,
+ * as failed details do (SPEC §7).
+ */
+static void
+feed_details(struct site_fetch *sf)
+{
+	struct disc		*d = sf->d;
+	struct map_item		*it;
+	size_t			 i, n, window, skipped = 0;
+	char			*url, *esc;
+	struct program	*prev;
+
+	window = 2 * (size_t)d->cfg->max_in_flight;
+	while (sf->next_detail < sf->nuuids &&
+	    (sf->details_out < window || d->expired || d->stopping)) {
+		i = sf->next_detail++;
+		it = map_put(&sf->unique, sf->uuids[i], strlen(sf->uuids[i]));
+		if (it->val != NULL)
+			continue;	/* listed twice: fetched once */
+		n = sf->unique.nitems - 1;
+		it->val = (void *)(uintptr_t)(n + 1);
+		if (d->expired || d->stopping) {
+			prev = map_get(&sf->prevprog, sf->uuids[i],
+			    strlen(sf->uuids[i]));
+			sf->slots[n] = prev != NULL ?
+			    program_ref(prev) : NULL;
+			sf->partial = true;
+			skipped++;
+			continue;
+		}
+		esc = http_escape(sf->uuids[i]);
+		url = xasprintf("%s/programs/%s/?exclude_utm=1",
+		    sf->cs->catalog_api_url, esc);
+		sf->details_out++;
+		get(sf, url, on_detail, n, sf->uuids[i]);
+		free(url);
+		free(esc);
+	}
+	if (skipped > 0 && !d->stopping)
+		log_event(LOG_ERR, "refresh_failed", "site=%s stage=%s "
+		    "error=%s details=%zu", sf->cs->domain, "detail",
+		    "refresh deadline exceeded: details not fetched keep "
+		    "their previous values", skipped);
+}
+
 /* The UUID list is complete: fetch every detail and the pathways. */
 static void
 start_details(struct site_fetch *sf)
 {
-	size_t	i, n = 0;
-	char	*url, *esc;
-
 	sf->slots = xcalloc(sf->nuuids + 1, sizeof *sf->slots);
-	for (i = 0; i < sf->nuuids; i++) {
-		struct map_item	*it;
-
-		it = map_put(&sf->unique, sf->uuids[i], strlen(sf->uuids[i]));
-		if (it->val != NULL)
-			continue;	/* listed twice: fetched once */
-		it->val = (void *)(uintptr_t)(n + 1);
-		esc = http_escape(sf->uuids[i]);
-		url = xasprintf("%s/programs/%s/?exclude_utm=1",
-		    sf->cs->catalog_api_url, esc);
-		get(sf, url, on_detail, n, sf->uuids[i]);
-		free(url);
-		free(esc);
-		n++;
-	}
+	feed_details(sf);
 	get_pathways(sf);
 }
 
@@ -393,7 +465,7 @@ on_uuids(struct req *q, const struct http_result *r)
 {
 	struct site_fetch	*sf = q->sf;
 	json_t			*j, *list, *next = NULL, *v;
-	size_t			 i;
+	size_t			 i, bad = 0;
 
 	if ((j = parse_body(sf, "uuids", r)) == NULL)
 		goto fail;
@@ -408,22 +480,38 @@ on_uuids(struct req *q, const struct http_result *r)
 		json_decref(j);
 		goto fail;
 	}
+	/* Room for the whole page at once (not one realloc per UUID). */
+	sf->uuids = xreallocarray(sf->uuids,
+	    sf->nuuids + json_array_size(list) + 1, sizeof *sf->uuids);
 	json_array_foreach(list, i, v) {
 		if (!json_is_string(v) || json_string_length(v) == 0 ||
 		    strlen(json_string_value(v)) != json_string_length(v)) {
 			metrics.programs_rejected++;
-			log_event(LOG_WARNING, "program_rejected", "site=%s "
-			    "url=%s index=%zu reason=%s", sf->cs->domain,
-			    r->url, i, "an entry of the UUID list is not a "
-			    "UUID string");
+			/* A few lines, not one per entry of a hostile list. */
+			if (++bad <= 10)
+				log_event(LOG_WARNING, "program_rejected",
+				    "site=%s url=%s index=%zu reason=%s",
+				    sf->cs->domain, r->url, i, "an entry of "
+				    "the UUID list is not a UUID string");
 			sf->partial = true;
 			continue;
 		}
-		sf->uuids = xreallocarray(sf->uuids, sf->nuuids + 1,
-		    sizeof *sf->uuids);
 		sf->uuids[sf->nuuids++] = xstrdup(json_string_value(v));
 	}
+	if (bad > 10)
+		log_event(LOG_WARNING, "program_rejected", "site=%s url=%s "
+		    "entries=%zu reason=%s", sf->cs->domain, r->url, bad - 10,
+		    "more entries of the UUID list are not UUID strings");
 	if (json_is_string(next) && json_string_length(next) > 0) {
+		/* SPEC §12: the token goes to the site's own origin only. */
+		if (!http_same_origin(sf->cs->catalog_api_url,
+		    json_string_value(next))) {
+			req_failed(sf, "uuids", r, "\"next\" is not on the "
+			    "scheme, host and port of catalog_api_url: not "
+			    "followed");
+			json_decref(j);
+			goto fail;
+		}
 		if (sf->d->expired || !next_ok(sf, "uuids",
 		    &sf->uuid_next_seen, sf->uuid_pages, next, r)) {
 			json_decref(j);

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -34,12 +35,14 @@ struct http_req {
 	CURL			*easy;
 	char			*url;
 	char			*form;		/* POST body, or NULL */
-	struct curl_slist	*headers;
+	char			*auth;		/* Authorization, or NULL */
+	struct curl_slist	*headers;	/* made when sent */
 	http_cb			 cb;
 	void			*arg;
 	enum req_state		 state;
 	int			 attempt;
 	bool			 too_big;
+	size_t			 max_size;	/* 0: opts.max_response_size */
 	struct buf		 body;
 	char			 errbuf[CURL_ERROR_SIZE];
 	struct event		*retry_ev;
@@ -149,6 +152,15 @@ on_curl_socket(CURL *e, curl_socket_t s, int what, void *arg, void *sockp)
 	return 0;
 }
 
+/* The most body bytes a request may keep. */
+static size_t
+req_cap(const struct http_req *r)
+{
+	if (r->max_size > 0 && r->max_size < r->h->opts.max_response_size)
+		return r->max_size;
+	return r->h->opts.max_response_size;
+}
+
 /* Body bytes arrive: keep them, up to the configured cap. */
 static size_t
 on_write(char *p, size_t size, size_t n, void *arg)
@@ -156,7 +168,7 @@ on_write(char *p, size_t size, size_t n, void *arg)
 	struct http_req	*r = arg;
 	size_t		 len = size * n;
 
-	if (r->body.len + len > r->h->opts.max_response_size) {
+	if (r->body.len + len > req_cap(r)) {
 		r->too_big = true;
 		return CURL_WRITEFUNC_ERROR;
 	}
@@ -211,6 +223,9 @@ req_free(struct http_req *r)
 {
 	if (r->form != NULL)	/* it may hold a client secret */
 		explicit_bzero(r->form, strlen(r->form));
+	if (r->auth != NULL)
+		explicit_bzero(r->auth, strlen(r->auth));
+	free(r->auth);
 	if (r->retry_ev != NULL)
 		event_free(r->retry_ev);
 	if (r->easy != NULL)
@@ -282,14 +297,40 @@ http_free(struct http *h)
 	free(h);
 }
 
+/*
+ * The easy handle and headers of a request about to go in flight: made
+ * only now, so that queued requests cost their URL and little else.
+ */
+static void
+req_materialize(struct http_req *r)
+{
+	char	*hdr;
+
+	if (r->easy == NULL && (r->easy = curl_easy_init()) == NULL)
+		fatalx("curl_easy_init failed");
+	if (r->headers != NULL)
+		return;
+	r->headers = curl_slist_append(NULL, "Accept: application/json");
+	if (r->auth != NULL) {
+		hdr = xasprintf("Authorization: %s", r->auth);
+		r->headers = curl_slist_append(r->headers, hdr);
+		explicit_bzero(hdr, strlen(hdr));
+		free(hdr);
+	}
+	if (r->headers == NULL)
+		fatalx("curl_slist_append failed");
+}
+
 /* Set every option of a transfer for its next attempt. */
 static void
 req_setup(struct http_req *r)
 {
 	const struct http_opts	*o = &r->h->opts;
-	CURL			*e = r->easy;
+	CURL			*e;
 	long			 lst;
 
+	req_materialize(r);
+	e = r->easy;
 	curl_easy_reset(e);
 	buf_truncate(&r->body, 0);
 	r->too_big = false;
@@ -304,6 +345,8 @@ req_setup(struct http_req *r)
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* SPEC §12: no redirects, so the token goes nowhere else. */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->request_timeout_ms);
@@ -312,8 +355,7 @@ req_setup(struct http_req *r)
 		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, o->low_speed_limit);
 		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, lst);
 	}
-	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-	    (curl_off_t)o->max_response_size);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req_cap(r));
 	if (r->form != NULL) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->form);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE,
@@ -440,7 +482,7 @@ attempt_done(struct http_req *r, CURLcode cc)
 
 	if (r->too_big || cc == CURLE_FILESIZE_EXCEEDED)
 		snprintf(err, sizeof err, "response larger than %zu bytes",
-		    h->opts.max_response_size);
+		    req_cap(r));
 	else if (cc != CURLE_OK && r->errbuf[0] != '\0')
 		snprintf(err, sizeof err, "%s: %s", curl_easy_strerror(cc),
 		    r->errbuf);
@@ -465,6 +507,10 @@ attempt_done(struct http_req *r, CURLcode cc)
 		    r->url, r->attempt, status, err, wait_ms);
 		if (r->retry_ev == NULL)
 			r->retry_ev = evtimer_new(h->base, on_retry, r);
+		/* Waiting costs no handle and no body. */
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+		buf_free(&r->body);
 		r->state = REQ_BACKOFF;
 		tv.tv_sec = wait_ms / 1000;
 		tv.tv_usec = (wait_ms % 1000) * 1000;
@@ -505,25 +551,15 @@ req_new(struct http *h, const char *url, const char *auth, const char *form,
     http_cb cb, void *arg)
 {
 	struct http_req	*r;
-	char		*hdr;
 
 	r = xcalloc(1, sizeof *r);
 	r->h = h;
 	r->url = xstrdup(url);
 	r->form = form != NULL ? xstrdup(form) : NULL;
+	r->auth = auth != NULL ? xstrdup(auth) : NULL;
 	r->cb = cb;
 	r->arg = arg;
 	buf_init(&r->body);
-	if ((r->easy = curl_easy_init()) == NULL)
-		fatalx("curl_easy_init failed");
-	r->headers = curl_slist_append(NULL, "Accept: application/json");
-	if (auth != NULL) {
-		hdr = xasprintf("Authorization: %s", auth);
-		r->headers = curl_slist_append(r->headers, hdr);
-		free(hdr);
-	}
-	if (r->headers == NULL)
-		fatalx("curl_slist_append failed");
 	r->state = REQ_QUEUED;
 	TAILQ_INSERT_TAIL(&h->queue, r, entry);
 	TAILQ_INSERT_TAIL(&h->all, r, all);
@@ -534,9 +570,17 @@ struct http_req *
 http_get(struct http *h, const char *url, const char *authorization,
     http_cb cb, void *arg)
 {
+	return http_get_max(h, url, authorization, 0, cb, arg);
+}
+
+struct http_req *
+http_get_max(struct http *h, const char *url, const char *authorization,
+    size_t max_size, http_cb cb, void *arg)
+{
 	struct http_req	*r;
 
 	r = req_new(h, url, authorization, NULL, cb, arg);
+	r->max_size = max_size;
 	event_active(h->kick, EV_TIMEOUT, 0);
 	return r;
 }
@@ -565,6 +609,49 @@ http_cancel_all(struct http *h, const char *why)
 	}
 	/* NOLINTEND(clang-analyzer-unix.Malloc) */
 	free(err);
+}
+
+/* The scheme, host and port of url (port filled in); false if it has
+ * none, or has credentials of its own. */
+static bool
+origin_of(const char *url, char **scheme, char **host, char **port)
+{
+	CURLU	*u;
+	char	*user = NULL;
+	bool	 ok = false;
+
+	*scheme = *host = *port = NULL;
+	if ((u = curl_url()) == NULL)
+		fatalx("curl_url failed");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
+	    curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) ==
+	    CURLUE_OK)
+		ok = true;
+	curl_free(user);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+bool
+http_same_origin(const char *base, const char *url)
+{
+	char	*bs, *bh, *bp, *us, *uh, *up;
+	bool	 same;
+
+	us = uh = up = NULL;
+	same = origin_of(base, &bs, &bh, &bp) &&
+	    origin_of(url, &us, &uh, &up) && strcasecmp(bs, us) == 0 &&
+	    strcasecmp(bh, uh) == 0 && strcmp(bp, up) == 0;
+	curl_free(bs);
+	curl_free(bh);
+	curl_free(bp);
+	curl_free(us);
+	curl_free(uh);
+	curl_free(up);
+	return same;
 }
 
 char *

@@ -132,65 +132,122 @@ log_enabled(int prio)
 }
 
 /*
- * Consume one conversion from fmt (pointing at '%') and its argument, and
- * append the value's text to sb.  Returns the kind, and advances *fmtp.
+ * One conversion of a field list, as parsed: what the walker supports is
+ * exactly what conv_parse accepts (and log_check_format checks).
  */
-static enum field_kind
-take_value(const char **fmtp, va_list *ap, struct buf *sb)
+struct conv {
+	char	 c;		/* d i u x c f g e s */
+	int	 lng;		/* number of 'l' */
+	int	 zsz, jmx;
+	int	 prec;		/* -1 none, -2 '*' (an int argument) */
+	char	 spec[16];	/* '%', width and precision digits */
+	size_t	 n;
+};
+
+/*
+ * Parse the conversion at *fmtp (pointing at '%') and advance past it.
+ * Supported: an optional width and precision in digits, a precision '*'
+ * for %s, the length modifiers l, ll, z and j, and the conversions
+ * d i u x c f g e s.  -1 (and why) for anything else: flags, a width '*',
+ * h, hh, L, t, %p, %n, ...
+ */
+static int
+conv_parse(const char **fmtp, struct conv *cv, const char **why)
 {
 	const char	*f = *fmtp + 1;
-	char		 spec[16];
-	size_t		 n = 0;
-	int		 lng = 0, zsz = 0, jmx = 0;
-	enum field_kind	 kind = FIELD_NUMBER;
 
-	spec[n++] = '%';
-	while (*f == '.' || isdigit((unsigned char)*f)) {
-		if (n < sizeof spec - 4)
-			spec[n++] = *f;
+	memset(cv, 0, sizeof *cv);
+	cv->prec = -1;
+	cv->spec[cv->n++] = '%';
+	while (isdigit((unsigned char)*f)) {
+		if (cv->n < sizeof cv->spec - 4)
+			cv->spec[cv->n++] = *f;
 		f++;
 	}
+	if (*f == '.') {
+		f++;
+		if (*f == '*') {
+			cv->prec = -2;
+			f++;
+		} else {
+			cv->prec = 0;
+			if (cv->n < sizeof cv->spec - 4)
+				cv->spec[cv->n++] = '.';
+			while (isdigit((unsigned char)*f)) {
+				cv->prec = cv->prec * 10 + (*f - '0');
+				if (cv->n < sizeof cv->spec - 4)
+					cv->spec[cv->n++] = *f;
+				f++;
+			}
+		}
+	}
 	for (;; f++) {
-		if (*f == 'l')
-			lng++;
+		if (*f == 'l' && cv->lng < 2)
+			cv->lng++;
 		else if (*f == 'z')
-			zsz = 1;
+			cv->zsz = 1;
 		else if (*f == 'j')
-			jmx = 1;
+			cv->jmx = 1;
 		else
 			break;
 	}
-	switch (*f) {
+	cv->c = *f;
+	*fmtp = *f != '\0' ? f + 1 : f;
+	if (cv->c == '\0' || strchr("diuxcfges", cv->c) == NULL) {
+		*why = "unsupported conversion";
+		return -1;
+	}
+	if (cv->prec == -2 && cv->c != 's') {
+		*why = "a '*' precision is for %s only";
+		return -1;
+	}
+	if ((cv->c == 'c' || cv->c == 's' || strchr("fge", cv->c) != NULL) &&
+	    (cv->lng > 0 || cv->zsz || cv->jmx)) {
+		*why = "a length modifier on a conversion that takes none";
+		return -1;
+	}
+	return 0;
+}
+
+/* Consume the argument of a parsed conversion; append its text to sb. */
+static enum field_kind
+take_value(const struct conv *cv, va_list *ap, struct buf *sb)
+{
+	char		 spec[24];
+	enum field_kind	 kind = FIELD_NUMBER;
+
+	memcpy(spec, cv->spec, cv->n);
+	switch (cv->c) {
 	case 'd':
 	case 'i':
-		if (zsz)
+		if (cv->zsz)
 			buf_printf(sb, "%zd", va_arg(*ap, ssize_t));
-		else if (jmx)
+		else if (cv->jmx)
 			buf_printf(sb, "%jd", va_arg(*ap, intmax_t));
-		else if (lng >= 2)
+		else if (cv->lng >= 2)
 			buf_printf(sb, "%lld", va_arg(*ap, long long));
-		else if (lng == 1)
+		else if (cv->lng == 1)
 			buf_printf(sb, "%ld", va_arg(*ap, long));
 		else
 			buf_printf(sb, "%d", va_arg(*ap, int));
 		break;
 	case 'u':
 	case 'x':
-		if (*f == 'x')
+		if (cv->c == 'x')
 			kind = FIELD_STRING;	/* hex is an identifier */
-		spec[n++] = 'j';
-		spec[n++] = *f;
-		spec[n] = '\0';
+		spec[cv->n] = 'j';
+		spec[cv->n + 1] = cv->c;
+		spec[cv->n + 2] = '\0';
 		/* The types differ by platform, even where they do not here. */
 		/* NOLINTBEGIN(bugprone-branch-clone) */
-		if (zsz)
+		if (cv->zsz)
 			buf_printf(sb, spec, (uintmax_t)va_arg(*ap, size_t));
-		else if (jmx)
+		else if (cv->jmx)
 			buf_printf(sb, spec, va_arg(*ap, uintmax_t));
-		else if (lng >= 2)
+		else if (cv->lng >= 2)
 			buf_printf(sb, spec,
 			    (uintmax_t)va_arg(*ap, unsigned long long));
-		else if (lng == 1)
+		else if (cv->lng == 1)
 			buf_printf(sb, spec,
 			    (uintmax_t)va_arg(*ap, unsigned long));
 		else
@@ -200,49 +257,56 @@ take_value(const char **fmtp, va_list *ap, struct buf *sb)
 	case 'f':
 	case 'g':
 	case 'e':
-		spec[n++] = *f;
-		spec[n] = '\0';
+		spec[cv->n] = cv->c;
+		spec[cv->n + 1] = '\0';
 		buf_printf(sb, spec, va_arg(*ap, double));
 		break;
 	case 'c':
 		kind = FIELD_STRING;
 		buf_addc(sb, (unsigned char)va_arg(*ap, int));
 		break;
-	case 's': {
-		const char *s = va_arg(*ap, const char *);
+	default: {	/* 's', the only one left after conv_parse */
+		int		 prec = cv->prec;
+		const char	*s;
 
+		if (prec == -2)
+			prec = va_arg(*ap, int);
+		s = va_arg(*ap, const char *);
 		if (s == NULL)
 			kind = FIELD_NULL;
 		else {
 			kind = FIELD_STRING;
-			buf_adds(sb, s);
+			if (prec >= 0)
+				buf_add(sb, s, strnlen(s, (size_t)prec));
+			else
+				buf_adds(sb, s);
 		}
 		break;
 	}
-	default:
-		kind = FIELD_STRING;
-		buf_adds(sb, "?bad-conversion");
-		break;
 	}
-	if (*f != '\0')
-		f++;
-	*fmtp = f;
 	return kind;
 }
 
-/* Split the field list into fields, values into sb. */
+/*
+ * Split the field list into fields, values into sb.  A conversion the
+ * walker does not support stops it there (no argument after it is read,
+ * since its size is unknown): the field says so, and a last field
+ * log_error names the conversion.
+ */
 static size_t
 parse_fields(const char *fmt, va_list ap, struct field *fv, struct buf *sb)
 {
-	const char	*p = fmt;
+	const char	*p = fmt, *at = NULL, *why = NULL;
 	size_t		 nf = 0, nlen, nconv, nlit;
 	enum field_kind	 kind;
+	struct conv	 cv;
 	va_list		 aq;
+	bool		 broken = false;
 
 	if (p == NULL)
 		return 0;
 	va_copy(aq, ap);
-	while (*p != '\0') {
+	while (*p != '\0' && !broken) {
 		struct field	*fd;
 		const char	*eq;
 
@@ -251,7 +315,7 @@ parse_fields(const char *fmt, va_list ap, struct field *fv, struct buf *sb)
 		if (*p == '\0')
 			break;
 		eq = strchr(p, '=');
-		if (eq == NULL || nf == LOG_MAX_FIELDS)
+		if (eq == NULL || nf == LOG_MAX_FIELDS - 1)
 			break;
 		fd = &fv[nf++];
 		nlen = (size_t)(eq - p);
@@ -269,7 +333,14 @@ parse_fields(const char *fmt, va_list ap, struct field *fv, struct buf *sb)
 		fd->kind = FIELD_STRING;
 		while (*p != '\0' && *p != ' ') {
 			if (*p == '%' && p[1] != '%') {
-				kind = take_value(&p, &aq, sb);
+				at = p;
+				if (conv_parse(&p, &cv, &why) == -1) {
+					buf_printf(sb, "?%s", why);
+					broken = true;
+					nlit++;
+					break;
+				}
+				kind = take_value(&cv, &aq, sb);
 				if (kind == FIELD_NULL && (nconv + nlit > 0 ||
 				    (*p != '\0' && *p != ' ')))
 					buf_adds(sb, "null");
@@ -286,8 +357,63 @@ parse_fields(const char *fmt, va_list ap, struct field *fv, struct buf *sb)
 			fd->kind = FIELD_STRING;
 		fd->len = sb->len - fd->off;
 	}
+	if (broken) {
+		struct field	*fd = &fv[nf++];
+
+		snprintf(fd->name, sizeof fd->name, "log_error");
+		fd->kind = FIELD_STRING;
+		fd->off = sb->len;
+		buf_printf(sb, "%s: \"%.*s\" (the fields after it are lost)",
+		    why, (int)(p - at), at);
+		fd->len = sb->len - fd->off;
+	}
 	va_end(aq);
 	return nf;
+}
+
+int
+log_check_format(const char *fields, char *why, size_t len)
+{
+	const char	*p = fields, *eq, *at, *w;
+	struct conv	 cv;
+	size_t		 nf = 0, i;
+
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		if ((eq = strchr(p, '=')) == NULL || eq == p) {
+			snprintf(why, len, "no name=value at \"%s\"", p);
+			return -1;
+		}
+		for (i = 0; p + i < eq; i++)
+			if (!islower((unsigned char)p[i]) &&
+			    !isdigit((unsigned char)p[i]) && p[i] != '_') {
+				snprintf(why, len, "field name \"%.*s\" is not "
+				    "[a-z0-9_]", (int)(eq - p), p);
+				return -1;
+			}
+		if (++nf >= LOG_MAX_FIELDS) {
+			snprintf(why, len, "more than %d fields",
+			    LOG_MAX_FIELDS - 1);
+			return -1;
+		}
+		for (p = eq + 1; *p != '\0' && *p != ' '; ) {
+			if (*p == '%' && p[1] == '%')
+				p += 2;
+			else if (*p == '%') {
+				at = p;
+				if (conv_parse(&p, &cv, &w) == -1) {
+					snprintf(why, len, "%s: \"%.*s\"", w,
+					    (int)(p - at), at);
+					return -1;
+				}
+			} else
+				p++;
+		}
+	}
+	return 0;
 }
 
 /* Append s as the body of a JSON string (without quotes). */

@@ -17,6 +17,8 @@
 
 /* Renew this long before the token runs out (at most a tenth of it). */
 #define MARGIN_MS	(5 * 60 * 1000)
+/* A longer lifetime is taken as this: no overflow in ms (SPEC §12). */
+#define MAX_EXPIRES_S	(24 * 60 * 60)
 #define SECRET_MAX	4096
 
 struct waiter {
@@ -190,12 +192,14 @@ on_token(const struct http_result *r, void *arg)
 		goto out;
 	}
 	o->header = xasprintf("JWT %s", json_string_value(tok));
+	if (expires > MAX_EXPIRES_S)
+		expires = MAX_EXPIRES_S;
 	o->fresh_until = mono_ms() + (uint64_t)expires * 1000 -
 	    ((uint64_t)expires * 100 < MARGIN_MS ? (uint64_t)expires * 100 :
 	    MARGIN_MS);
 	metrics.tokens_acquired++;
 	log_event(LOG_INFO, "token_acquired", "url=%s expires_in=%lld",
-	    o->url, expires);
+	    o->url, (long long)json_integer_value(exp));
 out:
 	json_decref(j);
 	deliver_all(o);

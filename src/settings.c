@@ -83,6 +83,8 @@ const struct setting settings_table[] = {
 	    "Longest pause before a retry."),
 	G("discovery", "max_response_size", SETTING_SIZE, max_response_size,
 	    1024, 1LL << 32, "64M", "Larger responses are refused."),
+	G("discovery", "max_detail_size", SETTING_SIZE, max_detail_size,
+	    1024, 1LL << 32, "4M", "Larger program details are refused."),
 	G("discovery", "max_pages", SETTING_INT, max_pages, 1, 1000000,
 	    "1000", "Pagination stops after this many pages."),
 

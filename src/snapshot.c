@@ -431,11 +431,44 @@ make_dir(const char *path)
 	free(dir);
 }
 
+/*
+ * Why the directory path lives in may not be trusted, or NULL: it must be
+ * a directory of ours (or root's) that nobody else can write to, or a
+ * local user could plant the snapshot or its temporary file (SPEC §12).
+ */
+static char *
+dir_untrusted(const char *path)
+{
+	struct stat	 sb;
+	char		*dir, *slash, *why = NULL;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else {
+		free(dir);
+		dir = xstrdup(".");
+	}
+	if (stat(dir, &sb) == -1)
+		why = xasprintf("state_dir %s: %s", dir, strerror(errno));
+	else if (!S_ISDIR(sb.st_mode))
+		why = xasprintf("state_dir %s is not a directory", dir);
+	else if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		why = xasprintf("state_dir %s is writable by group or others "
+		    "(mode %04o): chmod go-w it", dir,
+		    (unsigned)(sb.st_mode & 07777));
+	else if (sb.st_uid != geteuid() && sb.st_uid != 0)
+		why = xasprintf("state_dir %s belongs to another user (uid "
+		    "%u)", dir, (unsigned)sb.st_uid);
+	free(dir);
+	return why;
+}
+
 int
 snapshot_save(const struct snapshot *s, const char *path,
     const char *settings)
 {
-	char		*tmp;
+	char		*tmp, *why;
 	const char	*op = "open";
 	uint64_t	 t0 = mono_ms();
 	int		 fd, err = 0;
@@ -443,7 +476,17 @@ snapshot_save(const struct snapshot *s, const char *path,
 
 	tmp = xasprintf("%s.tmp", path);
 	make_dir(path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if ((why = dir_untrusted(path)) != NULL) {
+		log_event(LOG_ERR, "snapshot_error", "file=%s op=%s error=%s",
+		    path, "state_dir", why);
+		free(why);
+		free(tmp);
+		return -1;
+	}
+	/* A file left there (or planted: a symlink) is never written to. */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
 	if (fd == -1) {
 		err = errno;
 		goto out;
@@ -626,6 +669,8 @@ snapshot_load(const char *path, const char *settings)
 		why = xasprintf("cannot open: %s", strerror(errno));
 		goto out;
 	}
+	if ((why = dir_untrusted(path)) != NULL)
+		goto out;
 	if (fstat(fd, &sb) == -1) {
 		why = xasprintf("cannot stat: %s", strerror(errno));
 		goto out;

@@ -254,9 +254,10 @@ class PickleDiffTest(unittest.TestCase):
                 % (2 ** 80, -3 ** 90),
                 '{"price": {"total": %d}, "x": "text"}' % (2 ** 70 + 1)]
         self.check(docs)
-        # A document spelling the loader's own mark is refused, not misread.
-        r = run_tool(5, '["\\u0000pcd-number:1", %d]' % 2 ** 70)
-        self.assertEqual(r.returncode, 1)
+        # A string spelling the loader's (old) mark stays a string.
+        self.check(['["\\u0000pcd-number:1", %d]' % 2 ** 70,
+                    '["\\u0000p\\u0063d-number:1", "\\u00ffpcd-number:2", %d]'
+                    % 2 ** 70])
 
     def test_fuzz_corpus(self):
         """The fuzzer's inputs (tests/fuzz/corpus/pickle, minimised from

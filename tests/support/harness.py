@@ -477,7 +477,7 @@ class Daemon:
         d.setdefault("log_format", "json")
         if "state_dir" not in d:
             state = self.tmpdir / ("%s-state" % self.name)
-            state.mkdir(parents=True, exist_ok=True)
+            state.mkdir(mode=0o700, parents=True, exist_ok=True)
             d["state_dir"] = str(state)
         lines = ["# written by tests/support/harness.py"]
         for section, kv in self.sections.items():
