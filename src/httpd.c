@@ -1,18 +1,25 @@
 /*
- * httpd.c: /metrics, /healthz and /readyz on the daemon's loop.
+ * httpd.c: /metrics, /healthz and /readyz with libevent's evhttp.
  *
  * The handlers run on the daemon's loop and only read counters, so they
  * need no locking, and an answer from /healthz proves the loop is turning.
  *
- * A small HTTP/1.x server of its own (one request per connection, then
- * Connection: close) on an evconnlistener and bufferevents, rather than
- * evhttp: libevent 2.1's evhttp has no connection limit and its timeout
- * restarts with every byte, so a local client trickling a few hundred
- * connections could use up the process's descriptors (SPEC §12).  Here:
- * at most HTTPD_MAX_CONNS connections (a new one pushes out the oldest),
- * a deadline for the whole exchange that no trickle extends, descriptors
- * kept in reserve for Discovery and memcached, and accept errors (EMFILE)
- * pausing the listener and logged at most once a minute.
+ * libevent 2.1's evhttp has no connection limit and its timeout restarts
+ * with every byte, so a local client trickling a few hundred connections
+ * could use up the process's descriptors (SPEC §12).  evhttp still does
+ * all the HTTP; around it, with libevent's public API only:
+ *   - the listening socket is our evconnlistener (evhttp_bind_listener),
+ *     whose accept errors (EMFILE) pause it for a second instead of
+ *     spinning, logged at most once a minute;
+ *   - every connection's bufferevent is made here (evhttp_set_bevcb) and
+ *     held by one more reference, so that this module sees each one from
+ *     accept until evhttp lets it go (its callbacks are then cleared);
+ *   - a sweep every HTTPD_SWEEP_MS ends a connection past its deadline
+ *     (shutdown(2) of its socket: evhttp sees the end and frees it, which
+ *     no trickle can put off), closes the oldest when there are more than
+ *     HTTPD_MAX_CONNS, closes at once one whose descriptor eats into the
+ *     reserve kept for Discovery and memcached, and lets go of those
+ *     evhttp has freed.
  */
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -31,24 +38,29 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
 
-#define HTTPD_DEADLINE_S	10	/* accept to last byte sent */
+#define HTTPD_DEADLINE_MS	10000	/* accept to the last byte sent */
 #define HTTPD_MAX_HEADERS	8192
+#define HTTPD_MAX_BODY		1024
 #define HTTPD_MAX_CONNS		64
 #define HTTPD_FD_RESERVE	64	/* left for Discovery, memcached */
+#define HTTPD_SWEEP_MS		100
 #define HTTPD_PAUSE_MS		1000	/* after an accept error */
 #define HTTPD_LOG_EVERY_MS	60000
 
+/* A connection evhttp is serving, from accept until it lets go. */
 struct conn {
-	struct httpd		*h;
-	struct bufferevent	*bev;
-	struct event		*deadline;
-	bool			 replied;	/* close once it is sent */
+	struct bufferevent	*bev;		/* one reference is ours */
+	uint64_t		 since;		/* mono_ms of the accept */
+	bool			 ended;		/* its socket was shut down */
+	bool			 checked;	/* its descriptor looked at */
 	TAILQ_ENTRY(conn)	 entry;		/* oldest first */
 };
 
@@ -56,14 +68,18 @@ TAILQ_HEAD(conn_list, conn);
 
 struct httpd {
 	struct event_base	*base;
+	struct evhttp		*http;
 	struct evconnlistener	*lev;
 	struct event		*resume;	/* listener paused: go on */
+	struct event		*sweep;		/* every HTTPD_SWEEP_MS */
+	struct event		*kick;		/* sweep now (after an accept) */
 	struct httpd_hooks	 hooks;
 	struct conn_list	 conns;
-	int			 nconns;
+	int			 nconns;	/* not yet ended */
 	uint64_t		 logged_ms;	/* last listen_error */
 	unsigned long		 unlogged;	/* errors since then */
 	char			 address[INET6_ADDRSTRLEN + 8];
+	TAILQ_ENTRY(httpd)	 all;
 };
 
 /* What the bound socket's address is, as host:port. */
@@ -91,214 +107,107 @@ bound_address(evutil_socket_t fd, char *out, size_t len)
 	}
 }
 
-static void	conn_close(struct conn *);
-
-/* One request, as parsed from its head. */
-struct request {
-	char		 method[16];
-	char		 path[256];
-	bool		 head;
-};
-
-/*
- * Queue the answer (body may be NULL; HEAD gets the headers only, with the
- * length a GET would have) and close once it is sent.
- */
+/* Send body (may be NULL) with status; HEAD gets the headers only. */
 static void
-reply(struct conn *c, const struct request *rq, int code, const char *reason,
-    const char *ctype, const char *extra, const struct buf *body)
+reply(struct evhttp_request *req, int code, const char *reason,
+    const char *ctype, const struct buf *body)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	size_t		 len = body != NULL ? body->len : 0;
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
+	struct evbuffer		*eb;
+	char			 clen[32];
+	size_t			 len = body != NULL ? body->len : 0;
 
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: %s\r\n"
-	    "Cache-Control: no-store\r\n"
-	    "Content-Length: %zu\r\n"
-	    "%s"
-	    "Connection: close\r\n\r\n", code, reason, ctype, len,
-	    extra != NULL ? extra : "");
-	if (len > 0 && (rq == NULL || !rq->head))
-		evbuffer_add(out, body->data, len);
-	c->replied = true;
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_enable(c->bev, EV_WRITE);
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	/* One request per connection: its deadline is the connection's. */
+	evhttp_add_header(h, "Connection", "close");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* The length a GET would have, and no body (RFC 9110 9.3.2). */
+		snprintf(clen, sizeof clen, "%zu", len);
+		evhttp_add_header(h, "Content-Length", clen);
+		evhttp_send_reply(req, code, reason, NULL);
+		return;
+	}
+	if ((eb = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	if (len > 0)
+		evbuffer_add(eb, body->data, len);
+	evhttp_send_reply(req, code, reason, eb);
+	evbuffer_free(eb);
 }
 
 /* A one-line plain text answer. */
 static void
-reply_text(struct conn *c, const struct request *rq, int code,
-    const char *reason, const char *extra, const char *text)
+reply_text(struct evhttp_request *req, int code, const char *reason,
+    const char *text)
 {
 	struct buf	b;
 
 	buf_init(&b);
 	buf_adds(&b, text);
 	buf_addc(&b, '\n');
-	reply(c, rq, code, reason, "text/plain; charset=utf-8", extra, &b);
+	reply(req, code, reason, "text/plain; charset=utf-8", &b);
 	buf_free(&b);
 }
 
 static void
-serve_metrics(struct conn *c, const struct request *rq)
+serve_metrics(struct httpd *h, struct evhttp_request *req)
 {
-	struct httpd	*h = c->h;
-	struct buf	 b;
+	struct buf	b;
 
 	buf_init(&b);
 	metrics_render(&b);
 	if (h->hooks.metrics != NULL)
 		h->hooks.metrics(&b, h->hooks.arg);
-	reply(c, rq, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
-	    NULL, &b);
+	reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &b);
 	buf_free(&b);
 }
 
 static void
-serve_readyz(struct conn *c, const struct request *rq)
+serve_readyz(struct httpd *h, struct evhttp_request *req)
 {
-	struct httpd	*h = c->h;
-	struct buf	 reason;
+	struct buf	reason;
 
 	buf_init(&reason);
 	if (h->hooks.ready == NULL || h->hooks.ready(&reason, h->hooks.arg))
-		reply_text(c, rq, 200, "OK", NULL, "ready");
+		reply_text(req, 200, "OK", "ready");
 	else {
 		buf_adds(&reason, "");	/* never NULL data */
-		reply_text(c, rq, 503, "Service Unavailable", NULL,
+		reply_text(req, 503, "Service Unavailable",
 		    (const char *)reason.data);
 	}
 	buf_free(&reason);
 }
 
-/*
- * Parse the request line "METHOD SP target SP HTTP/1.x" of a head; -1 if
- * it is not one.  The rest of the head (headers) is not needed.
- */
-static int
-parse_request_line(const char *line, struct request *rq)
-{
-	const char	*sp1, *sp2, *q;
-	size_t		 n;
-
-	memset(rq, 0, sizeof *rq);
-	if ((sp1 = strchr(line, ' ')) == NULL || sp1 == line ||
-	    (size_t)(sp1 - line) >= sizeof rq->method)
-		return -1;
-	if ((sp2 = strchr(sp1 + 1, ' ')) == NULL || sp2 == sp1 + 1 ||
-	    strncmp(sp2 + 1, "HTTP/1.", 7) != 0)
-		return -1;
-	memcpy(rq->method, line, (size_t)(sp1 - line));
-	for (n = 0; rq->method[n] != '\0'; n++)
-		if (rq->method[n] < 'A' || rq->method[n] > 'Z')
-			return -1;
-	/* The path: origin-form up to the query, or "" if other. */
-	if (sp1[1] == '/') {
-		q = memchr(sp1 + 1, '?', (size_t)(sp2 - sp1 - 1));
-		n = (size_t)((q != NULL ? q : sp2) - (sp1 + 1));
-		if (n >= sizeof rq->path)
-			n = 0;
-		memcpy(rq->path, sp1 + 1, n);
-	}
-	rq->head = strcmp(rq->method, "HEAD") == 0;
-	return 0;
-}
-
-/* A whole request head arrived: answer it. */
+/* Every request: decode the method and path, call the page. */
 static void
-serve(struct conn *c, const char *line)
+on_request(struct evhttp_request *req, void *arg)
 {
-	struct request	rq;
+	struct httpd			*h = arg;
+	const struct evhttp_uri		*uri;
+	const char			*path = NULL;
+	enum evhttp_cmd_type		 cmd = evhttp_request_get_command(req);
 
-	if (parse_request_line(line, &rq) == -1) {
-		reply_text(c, NULL, 400, "Bad Request", NULL, "bad request");
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "GET, HEAD");
+		reply_text(req, 405, "Method Not Allowed",
+		    "method not allowed: GET or HEAD");
 		return;
 	}
-	if (strcmp(rq.method, "GET") != 0 && !rq.head) {
-		reply_text(c, &rq, 405, "Method Not Allowed",
-		    "Allow: GET, HEAD\r\n", "method not allowed: GET or HEAD");
-		return;
-	}
-	if (strcmp(rq.path, "/metrics") == 0)
-		serve_metrics(c, &rq);
-	else if (strcmp(rq.path, "/healthz") == 0)
-		reply_text(c, &rq, 200, "OK", NULL, "ok");
-	else if (strcmp(rq.path, "/readyz") == 0)
-		serve_readyz(c, &rq);
+	if ((uri = evhttp_request_get_evhttp_uri(req)) != NULL)
+		path = evhttp_uri_get_path(uri);
+	if (path == NULL)
+		path = "";
+	if (strcmp(path, "/metrics") == 0)
+		serve_metrics(h, req);
+	else if (strcmp(path, "/healthz") == 0)
+		reply_text(req, 200, "OK", "ok");
+	else if (strcmp(path, "/readyz") == 0)
+		serve_readyz(h, req);
 	else
-		reply_text(c, &rq, 404, "Not Found", NULL,
+		reply_text(req, 404, "Not Found",
 		    "not found: try /metrics, /healthz or /readyz");
-}
-
-/* Bytes arrived: once the head is whole, answer; refuse a huge head. */
-static void
-on_conn_read(struct bufferevent *bev, void *arg)
-{
-	struct conn		*c = arg;
-	struct evbuffer		*in = bufferevent_get_input(bev);
-	struct evbuffer_ptr	 end;
-	char			*line;
-	size_t			 n;
-
-	if (c->replied)
-		return;
-	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-	if (end.pos == -1)
-		end = evbuffer_search(in, "\n\n", 2, NULL);
-	if (end.pos == -1) {
-		if (evbuffer_get_length(in) > HTTPD_MAX_HEADERS)
-			reply_text(c, NULL, 431, "Request Header Fields Too "
-			    "Large", NULL, "request head too large");
-		return;
-	}
-	if ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF)) == NULL) {
-		reply_text(c, NULL, 400, "Bad Request", NULL, "bad request");
-		return;
-	}
-	serve(c, line);
-	free(line);
-}
-
-/* The answer is sent: the exchange is over. */
-static void
-on_conn_write(struct bufferevent *bev, void *arg)
-{
-	struct conn	*c = arg;
-
-	(void)bev;
-	if (c->replied)
-		conn_close(c);
-}
-
-/* The peer went away, or the socket failed. */
-static void
-on_conn_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_close(arg);
-}
-
-/* The whole exchange took too long (a trickle, or a client that hangs). */
-static void
-on_conn_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	conn_close(arg);
-}
-
-/* Let go of a connection; the listener may take more again. */
-static void
-conn_close(struct conn *c)
-{
-	struct httpd	*h = c->h;
-
-	TAILQ_REMOVE(&h->conns, c, entry);
-	h->nconns--;
-	bufferevent_free(c->bev);
-	event_free(c->deadline);
-	free(c);
 }
 
 /* Log a refused or failed accept, at most once every HTTPD_LOG_EVERY_MS. */
@@ -317,63 +226,129 @@ accept_trouble(struct httpd *h, const char *error)
 	h->unlogged = 0;
 }
 
-/* Whether fd (the lowest free descriptor, as accept gives) eats into the
- * reserve kept for Discovery and memcached. */
+/* Whether fd eats into the reserve kept for Discovery and memcached. */
 static bool
 in_reserve(evutil_socket_t fd)
 {
 	struct rlimit	rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+	if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY)
 		return false;
 	return (rlim_t)fd + HTTPD_FD_RESERVE >= rl.rlim_cur;
 }
 
-/* A connection came in: take it, pushing out the oldest if full. */
+/*
+ * End a connection: shut its socket down, so that evhttp sees the end
+ * and frees it (no trickle puts that off).
+ */
 static void
-on_accept(struct evconnlistener *lev, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+conn_end(struct httpd *h, struct conn *c)
+{
+	evutil_socket_t	fd = bufferevent_getfd(c->bev);
+
+	if (c->ended)
+		return;
+	c->ended = true;
+	h->nconns--;
+	if (fd >= 0)
+		(void)shutdown(fd, SHUT_RDWR);
+}
+
+/* Whether evhttp has let go of the connection (bufferevent_free). */
+static bool
+conn_freed(const struct conn *c)
+{
+	bufferevent_data_cb	rd, wr;
+	bufferevent_event_cb	ev;
+
+	bufferevent_getcb(c->bev, &rd, &wr, &ev, NULL);
+	return rd == NULL && wr == NULL && ev == NULL;
+}
+
+/* Every HTTPD_SWEEP_MS, and after each accept: the limits. */
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct httpd	*h = arg;
+	struct conn	*c, *next;
+	uint64_t	 now = mono_ms();
+
+	(void)fd;
+	(void)what;
+	for (c = TAILQ_FIRST(&h->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (conn_freed(c)) {
+			if (!c->ended)
+				h->nconns--;
+			TAILQ_REMOVE(&h->conns, c, entry);
+			bufferevent_decref(c->bev);	/* closes it now */
+			free(c);
+			continue;
+		}
+		if (!c->checked) {
+			c->checked = true;
+			if (in_reserve(bufferevent_getfd(c->bev))) {
+				conn_end(h, c);
+				accept_trouble(h, "descriptors are low: "
+				    "connection refused (they are kept for "
+				    "Discovery and memcached)");
+				continue;
+			}
+		}
+		if (now - c->since >= HTTPD_DEADLINE_MS)
+			conn_end(h, c);
+	}
+	/* Over the cap: the oldest go, so that a flood cannot lock out
+	 * /healthz for long. */
+	for (c = TAILQ_FIRST(&h->conns); c != NULL &&
+	    h->nconns > HTTPD_MAX_CONNS; c = TAILQ_NEXT(c, entry))
+		conn_end(h, c);
+}
+
+/* evhttp's bufferevent for a new connection: made, held and counted here. */
+static struct bufferevent *
+on_new_conn(struct event_base *base, void *arg)
 {
 	struct httpd	*h = arg;
 	struct conn	*c;
-	struct timeval	 tv = { HTTPD_DEADLINE_S, 0 };
 
-	(void)lev;
-	(void)sa;
-	(void)salen;
-	if (in_reserve(fd)) {
-		evutil_closesocket(fd);
-		accept_trouble(h, "descriptors are low: connection refused "
-		    "(they are kept for Discovery and memcached)");
-		return;
-	}
-	if (h->nconns >= HTTPD_MAX_CONNS)
-		conn_close(TAILQ_FIRST(&h->conns));
 	c = xcalloc(1, sizeof *c);
-	c->h = h;
-	c->bev = bufferevent_socket_new(h->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->deadline = evtimer_new(h->base, on_conn_deadline, c);
-	if (c->bev == NULL || c->deadline == NULL)
+	if ((c->bev = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		fatalx("bufferevent_socket_new failed");
-	bufferevent_setcb(c->bev, on_conn_read, on_conn_write, on_conn_event,
-	    c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, HTTPD_MAX_HEADERS + 1);
-	bufferevent_enable(c->bev, EV_READ);
-	evtimer_add(c->deadline, &tv);
+	bufferevent_incref(c->bev);
+	c->since = mono_ms();
 	TAILQ_INSERT_TAIL(&h->conns, c, entry);
 	h->nconns++;
+	/* evhttp gives it its socket after this returns: look then. */
+	event_active(h->kick, EV_TIMEOUT, 0);
+	return c->bev;
 }
+
+/*
+ * The listeners of this process: an accept error's callback gets evhttp's
+ * argument (evhttp_bind_listener sets it), so it finds its httpd here.
+ * Rarely more than one (two while the listener moves on SIGHUP).
+ */
+static TAILQ_HEAD(, httpd)	all_httpds = TAILQ_HEAD_INITIALIZER(all_httpds);
 
 /* accept() failed (EMFILE, ENFILE, ENOMEM...): pause instead of spinning. */
 static void
 on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct httpd	*h = arg;
+	struct httpd	*h;
 	struct timeval	 tv = { HTTPD_PAUSE_MS / 1000,
 			    (HTTPD_PAUSE_MS % 1000) * 1000 };
 	int		 err = EVUTIL_SOCKET_ERROR();
 
+	(void)arg;	/* evhttp's, not ours */
+	TAILQ_FOREACH(h, &all_httpds, all)
+		if (h->lev == lev)
+			break;
 	evconnlistener_disable(lev);
+	if (h == NULL)
+		return;		/* cannot happen: paused for good */
 	evtimer_add(h->resume, &tv);
 	accept_trouble(h, evutil_socket_error_to_string(err));
 }
@@ -441,6 +416,7 @@ httpd_new(struct event_base *base, const char *host, int port,
     const struct httpd_hooks *hooks)
 {
 	struct httpd	*h;
+	struct timeval	 tv = { 0, HTTPD_SWEEP_MS * 1000 };
 	int		 fd;
 
 	if ((fd = listen_on(host, port)) == -1)
@@ -450,13 +426,31 @@ httpd_new(struct event_base *base, const char *host, int port,
 	h->hooks = *hooks;
 	TAILQ_INIT(&h->conns);
 	bound_address(fd, h->address, sizeof h->address);
-	h->lev = evconnlistener_new(base, on_accept, h,
+	if ((h->http = evhttp_new(base)) == NULL)
+		fatalx("evhttp_new failed");
+	/* Every method reaches on_request, which answers 405 itself. */
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+	    EVHTTP_REQ_PATCH);
+	evhttp_set_timeout(h->http, HTTPD_DEADLINE_MS / 1000);
+	evhttp_set_max_headers_size(h->http, HTTPD_MAX_HEADERS);
+	evhttp_set_max_body_size(h->http, HTTPD_MAX_BODY);
+	evhttp_set_gencb(h->http, on_request, h);
+	evhttp_set_bevcb(h->http, on_new_conn, h);
+	h->lev = evconnlistener_new(base, NULL, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (h->lev == NULL)
 		fatalx("evconnlistener_new failed");
+	if (evhttp_bind_listener(h->http, h->lev) == NULL)
+		fatalx("evhttp_bind_listener failed");
 	evconnlistener_set_error_cb(h->lev, on_accept_error);
-	if ((h->resume = evtimer_new(base, on_resume, h)) == NULL)
-		fatalx("evtimer_new failed");
+	if ((h->resume = evtimer_new(base, on_resume, h)) == NULL ||
+	    (h->sweep = event_new(base, -1, EV_PERSIST, on_sweep, h)) == NULL ||
+	    (h->kick = event_new(base, -1, 0, on_sweep, h)) == NULL)
+		fatalx("event_new failed");
+	event_add(h->sweep, &tv);
+	TAILQ_INSERT_TAIL(&all_httpds, h, all);
 	log_event(LOG_INFO, "listening", "address=%s paths=%s", h->address,
 	    "/metrics,/healthz,/readyz");
 	return h;
@@ -465,15 +459,22 @@ httpd_new(struct event_base *base, const char *host, int port,
 void
 httpd_free(struct httpd *h)
 {
+	struct conn	*c;
+
 	if (h == NULL)
 		return;
-	/* conn_close unlinks c; the analyzer does not follow TAILQ. */
-	/* NOLINTBEGIN(clang-analyzer-unix.Malloc) */
-	while (!TAILQ_EMPTY(&h->conns))
-		conn_close(TAILQ_FIRST(&h->conns));
-	/* NOLINTEND(clang-analyzer-unix.Malloc) */
-	evconnlistener_free(h->lev);
+	TAILQ_REMOVE(&all_httpds, h, all);
+	/* evhttp frees its connections (and the listener it was given). */
+	evhttp_free(h->http);
+	/* Our references: the last ones now, so they close. */
+	while ((c = TAILQ_FIRST(&h->conns)) != NULL) {
+		TAILQ_REMOVE(&h->conns, c, entry);
+		bufferevent_decref(c->bev);
+		free(c);
+	}
 	event_free(h->resume);
+	event_free(h->sweep);
+	event_free(h->kick);
 	free(h);
 }
 
