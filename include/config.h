@@ -100,6 +100,11 @@ struct cfg {
 	int			 log_level;
 	double			 max_shrink;		/* fraction, 0..1 */
 	bool			 force_publish;
+
+	/* [lease] */
+	bool			 lease_enabled;
+	long			 lease_ttl_ms;
+	char			*lease_key;
 	int			 stale_after;
 
 	/* [site DOMAIN] sections, sorted by domain */

@@ -56,6 +56,11 @@ struct metrics {
 	uint64_t	keys_repaired;
 	uint64_t	repairs;
 
+	/* the writer's lease (SPEC §11) */
+	bool		lease_holder;
+	uint64_t	lease_acquisitions;
+	uint64_t	lease_losses;
+
 	/* configuration: the last load, at start-up or on SIGHUP */
 	bool		config_reload_success;
 	uint64_t	config_reload_time;	/* unix seconds */

@@ -29,6 +29,7 @@
 
 #include "snapshot.h"
 #include "store.h"
+#include "writer.h"
 
 struct event_base;
 struct monitor;
@@ -49,6 +50,14 @@ void		 monitor_set_snapshot(struct monitor *,
  * with no keys_failed): /readyz counts a repair as a publish.
  */
 void		 monitor_on_repair(struct monitor *, void (*)(void *), void *);
+/* Ask gate (borrowed) before every repair batch (the writer's lease). */
+void		 monitor_set_gate(struct monitor *,
+		    const struct writer_gate *);
+/*
+ * Idle: a stand-by daemon's monitor does nothing (another one holds the
+ * lease).  Waking up checks every server and verifies at once.
+ */
+void		 monitor_set_idle(struct monitor *, bool);
 /* Start the timers, with a check and a verification at once. */
 void		 monitor_start(struct monitor *);
 /* Verify every key on the next turn of the loop (after a publish). */

@@ -56,6 +56,7 @@ const struct snapshot *state_snapshot(const struct state *);
 long long	 state_site_programs(const struct state *, const char *domain);
 
 struct state_publish_opts {
+	const struct writer_gate *gate;	/* may this process write (NULL) */
 	bool	force;		/* publish what the shrink guard would hold */
 	bool	skip_same;	/* skip values the cache holds (the daemon) */
 	bool	every_site;	/* all sites refreshed: stale keys count */

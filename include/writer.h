@@ -27,6 +27,15 @@ enum write_outcome {
 	WRITE_DOWN		/* a server was down or failed: unknown */
 };
 
+/*
+ * Whether this process may write now (the writer's lease, SPEC §11): asked
+ * before a phase and between pipeline batches.  NULL: always.
+ */
+struct writer_gate {
+	bool	(*may_write)(void *arg);
+	void	*arg;
+};
+
 /* Whether the cache holds exactly e's value already (skip it). */
 typedef bool	(*writer_same_fn)(const struct entry *e, void *arg);
 
@@ -43,11 +52,13 @@ struct write_stats {
  * whose out[] is set already are left alone (a phase can be written again
  * after the caller changed some).  same, if not NULL, skips values the
  * cache holds.  Refusals are logged (memcached_error) and counted in ws
- * (added to, may be NULL).  0, or -1 if a server was down or failed: the
- * later phases must then not be written.
+ * (added to, may be NULL).  0, or -1 if a server was down or failed, or
+ * the gate closed (what was not sent stays WRITE_PENDING): the later
+ * phases must then not be written.
  */
 int	writer_phase(struct store *, const struct entry *v, size_t n,
-	    int phase, writer_same_fn same, void *arg, enum write_outcome *out,
+	    int phase, writer_same_fn same, void *arg,
+	    const struct writer_gate *gate, enum write_outcome *out,
 	    struct write_stats *ws) PCD_WUR;
 
 /* Whether an outcome means the cache holds the entry's value. */

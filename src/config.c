@@ -906,6 +906,7 @@ cfg_free(struct cfg *cfg)
 	free(cfg->key_prefix);
 	free(cfg->key_version);
 	free(cfg->state_dir);
+	free(cfg->lease_key);
 	free(cfg->listen);
 	free(cfg->listen_host);
 	for (i = 0; i < cfg->nsites; i++) {

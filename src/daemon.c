@@ -16,6 +16,7 @@
 #include "http.h"
 #include "httpd.h"
 #include "keys.h"
+#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
@@ -38,6 +39,11 @@ struct daemon {
 	struct keyfn			 kf;
 	struct state			*state;		/* what the cache holds */
 	struct monitor			*mon;
+	struct lease			*lease;		/* NULL: always the writer */
+	struct writer_gate		 gate;		/* lease_valid() */
+	bool				 rewrite;	/* lease taken: write all */
+	bool				 sentinels_ok;	/* stand-by's last look */
+	uint64_t			 sentinels_at;
 	struct disc			*disc;		/* refresh running */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
@@ -62,6 +68,22 @@ struct daemon {
 	uint64_t			 published_ms;	/* mono, last one */
 	struct event			*sig_usr1;
 };
+
+/* The writer's gate: this daemon may write unless another holds the lease. */
+static bool
+may_write(void *arg)
+{
+	struct daemon	*d = arg;
+
+	return d->lease == NULL || lease_valid(d->lease);
+}
+
+/* Standing by: another daemon is (or may be) the writer. */
+static bool
+standby(const struct daemon *d)
+{
+	return d->lease != NULL && !lease_valid(d->lease);
+}
 
 /* How often STATUS= is refreshed between refreshes (for its ages). */
 #define STATUS_EVERY_S	60
@@ -318,6 +340,13 @@ refresh_done(struct daemon *d, struct catalog *next)
 		dry_run_done(d, next);
 		return;
 	}
+	if (standby(d)) {
+		/* Lost the lease while fetching: the holder publishes. */
+		log_event(LOG_WARNING, "refresh_dropped", "error=%s", "the "
+		    "lease was lost during the refresh: nothing written");
+		catalog_unref(next);
+		return;
+	}
 	memset(&po, 0, sizeof po);
 	po.force = d->opts->force || d->cfg->force_publish;
 	/*
@@ -326,9 +355,12 @@ refresh_done(struct daemon *d, struct catalog *next)
 	 * publish); a one-shot run cannot, so it writes everything, as
 	 * cache_programs does.
 	 */
-	po.skip_same = !d->opts->once;
+	po.skip_same = !d->opts->once && !d->rewrite;
+	po.gate = &d->gate;
 	po.every_site = d->opts->domain == NULL;
 	(void)state_publish(d->state, next, &po, &r);
+	if (r.published)
+		d->rewrite = false;
 	heal_follow(d);
 	ms = mono_ms() - d->refresh_started;
 	if (r.complete) {
@@ -378,7 +410,38 @@ refresh_done(struct daemon *d, struct catalog *next)
 		start_refresh(d);
 		return;
 	}
-	schedule_refresh(d);
+	if (!standby(d))
+		schedule_refresh(d);
+}
+
+/*
+ * The lease was taken: start with a full refresh, and the monitor works
+ * again.  Lost: whatever runs stops, nothing more is written.
+ */
+static void
+on_lease(bool held, void *arg)
+{
+	struct daemon	*d = arg;
+	struct disc	*disc = d->disc;
+
+	if (held) {
+		/* Another writer may have changed anything since our record. */
+		d->rewrite = true;
+		monitor_set_idle(d->mon, false);
+		if (d->disc == NULL)
+			start_refresh(d);
+		else
+			d->queued = true;
+	} else {
+		monitor_set_idle(d->mon, true);
+		evtimer_del(d->refresh_timer);
+		d->queued = false;
+		if (disc != NULL) {
+			d->disc = NULL;
+			disc_free(disc);
+		}
+	}
+	update_status(d);
 }
 
 /* disc's callback. */
@@ -396,6 +459,8 @@ static void
 start_refresh(struct daemon *d)
 {
 	evtimer_del(d->refresh_timer);
+	if (standby(d))
+		return;		/* the holder refreshes; we take over later */
 	d->refresh_started = mono_ms();
 	d->unchanged_before = metrics.details_unchanged;
 	log_event(LOG_INFO, "refresh_started", "sites=%zu domain=%s",
@@ -503,8 +568,54 @@ fmt_age(uint64_t ms, char *out, size_t len)
  * Ready: the last publish (or repair) is younger than 3 refresh intervals
  * and every memcached server answered when last used.  If not, why.
  */
+/* store_mget's callback: count what came back. */
+static void
+count_hit(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
+{
+	(void)j;
+	(void)val;
+	(void)len;
+	(void)flags;
+	(*(size_t *)arg)++;
+}
+
+/*
+ * A stand-by's look at the cache: every site's program-uuids key is there
+ * (the holder's publish is in place).  At most once per check_interval.
+ */
 static bool
-readiness(const struct daemon *d, struct buf *why)
+sentinels_present(struct daemon *d)
+{
+	const char	*keys[1];
+	char		*key, wire[KEY_MAX + 1];
+	size_t		 i, idx[STORE_MAX_SERVERS], lens[1], hits;
+	int		 wlen;
+	bool		 ok = true;
+
+	if (d->sentinels_at != 0 && mono_ms() - d->sentinels_at <
+	    (uint64_t)d->cfg->check_interval_ms)
+		return d->sentinels_ok;
+	for (i = 0; ok && i < d->cfg->nsites; i++) {
+		key = xasprintf("program-uuids-%s", d->cfg->sites[i].domain);
+		wlen = key_make(&d->kf, key, strlen(key), wire);
+		free(key);
+		if (wlen == -1)
+			continue;
+		store_place(d->store, wire, (size_t)wlen, idx);
+		keys[0] = wire;
+		lens[0] = (size_t)wlen;
+		hits = 0;
+		if (store_mget(d->store, idx[0], keys, lens, 1, count_hit,
+		    &hits) == -1 || hits == 0)
+			ok = false;
+	}
+	d->sentinels_ok = ok;
+	d->sentinels_at = mono_ms();
+	return ok;
+}
+
+static bool
+readiness(struct daemon *d, struct buf *why)
 {
 	uint64_t	limit = 3 * (uint64_t)d->cfg->refresh_interval_ms;
 	uint64_t	age = mono_ms() - d->published_ms;
@@ -520,6 +631,20 @@ readiness(const struct daemon *d, struct buf *why)
 	}
 	if (down > 0)
 		return false;
+	if (standby(d)) {
+		/* Ready when the writer is someone else and its work shows. */
+		if (!lease_held_elsewhere(d->lease)) {
+			buf_adds(why, "standing by, and no daemon holds the "
+			    "lease");
+			return false;
+		}
+		if (!sentinels_present(d)) {
+			buf_adds(why, "standing by, and the lease holder's "
+			    "site lists are not in the cache");
+			return false;
+		}
+		return true;
+	}
 	if (!d->published) {
 		buf_adds(why, d->refreshed ? "nothing published yet: the "
 		    "refreshes so far failed" : "nothing published yet: the "
@@ -718,6 +843,15 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
 	apply_config(&d, cfg);
+	d.gate.may_write = may_write;
+	d.gate.arg = &d;
+	monitor_set_gate(d.mon, &d.gate);
+	metrics.lease_holder = true;
+	if (!opts->once && (d.lease = lease_new(d.base, d.cfg, d.store, &d.kf,
+	    on_lease, &d)) != NULL) {
+		metrics.lease_holder = false;
+		monitor_set_idle(d.mon, true);
+	}
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -730,7 +864,10 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 
 	if (ops_start(&d) == 0) {
 		heal_start(&d);
-		start_refresh(&d);
+		if (d.lease != NULL)
+			lease_start(d.lease);	/* taken: on_lease refreshes */
+		else
+			start_refresh(&d);
 		event_base_dispatch(d.base);
 	}
 
@@ -742,6 +879,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 			d.exit_code = PCD_EXIT_FAIL;
 	}
 	disc_free(d.disc);
+	lease_free(d.lease);		/* released: the next takes over now */
 	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
 
 	monitor_free(d.mon);

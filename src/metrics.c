@@ -332,6 +332,14 @@ metrics_render(struct buf *b)
 	    "(uuids, detail, pathways, auth, deadline, publish, ...).",
 	    false);
 
+	gauge(b, "programs_cached_lease_holder", "Whether this daemon holds "
+	    "the writer's lease (1) or stands by (0); 1 without [lease].",
+	    m->lease_holder ? 1 : 0);
+	counter(b, "programs_cached_lease_acquisitions_total",
+	    "Times the lease was taken.", m->lease_acquisitions);
+	counter(b, "programs_cached_lease_losses_total",
+	    "Times the lease was lost.", m->lease_losses);
+
 	gauge(b, "programs_cached_config_last_reload_success",
 	    "Whether the last load of the configuration (start-up or SIGHUP) "
 	    "succeeded; 0: the previous one is in use.",

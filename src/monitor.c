@@ -47,6 +47,8 @@ struct monitor {
 	struct mon_server	 sv[STORE_MAX_SERVERS];
 	void			(*repaired)(void *);
 	void			*repaired_arg;
+	const struct writer_gate *gate;	/* may it write (NULL: always) */
+	bool			 idle;		/* stand-by: do nothing */
 };
 
 /* One key to put back on one server. */
@@ -166,6 +168,25 @@ monitor_on_repair(struct monitor *m, void (*cb)(void *), void *arg)
 }
 
 void
+monitor_set_gate(struct monitor *m, const struct writer_gate *gate)
+{
+	m->gate = gate;
+}
+
+void
+monitor_set_idle(struct monitor *m, bool idle)
+{
+	m->idle = idle;
+	/* Back to work: a restart may have happened meanwhile. */
+	if (!idle && m->started) {
+		memset(m->sv, 0, sizeof m->sv);
+		pick_sentinels(m);
+		event_active(m->check_ev, EV_TIMEOUT, 0);
+		event_active(m->verify_ev, EV_TIMEOUT, 0);
+	}
+}
+
+void
 monitor_start(struct monitor *m)
 {
 	m->started = true;
@@ -220,8 +241,8 @@ repair(struct monitor *m, const struct fixes *f, const char *reason,
 		ev[k].servers = (uint64_t)1 << f->v[k].srv;
 	}
 	for (phase = 0; phase < CATALOG_PHASES && !failed; phase++)
-		if (writer_phase(m->store, ev, f->n, phase, NULL, NULL, out,
-		    NULL) == -1)
+		if (writer_phase(m->store, ev, f->n, phase, NULL, NULL,
+		    m->gate, out, NULL) == -1)
 			failed = true;
 	for (k = 0; k < f->n; k++) {
 		if (out[k] == WRITE_OK) {
@@ -270,6 +291,11 @@ monitor_repair_all(struct monitor *m, const char *reason)
 	if (m->snap == NULL) {
 		log_event(LOG_WARNING, "repair_skipped", "reason=%s error=%s",
 		    reason, "no snapshot: nothing published or loaded yet");
+		return -1;
+	}
+	if (m->idle) {
+		log_event(LOG_WARNING, "repair_skipped", "reason=%s error=%s",
+		    reason, "standing by: another daemon holds the lease");
 		return -1;
 	}
 	v = snapshot_entries(m->snap);
@@ -536,6 +562,8 @@ on_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (m->idle)
+		return;
 	for (i = 0; i < store_nservers(m->store); i++)
 		check_server(m, i);
 }
@@ -545,6 +573,8 @@ on_verify(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
+	if (((struct monitor *)arg)->idle)
+		return;
 	verify(arg, SIZE_MAX, "verify");
 }
 

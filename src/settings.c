@@ -143,6 +143,15 @@ const struct setting settings_table[] = {
 	G("daemon", "stale_after", SETTING_INT, stale_after, 0, 1000000, "3",
 	    "Refreshes before keys gone upstream are deleted; 0: never."),
 
+	G("lease", "enabled", SETTING_BOOL, lease_enabled, 0, 0, "false",
+	    "Share one writer among several daemons through a lease key in "
+	    "the cache."),
+	G("lease", "ttl", SETTING_DURATION, lease_ttl_ms, 3 * SEC_MS, DAY_MS,
+	    "60s", "How long the lease lasts unless renewed (at a third of it)."),
+	G("lease", "key", SETTING_STRING, lease_key, 0, 0,
+	    "programs-cached:lease",
+	    "The lease's cache key (through the key function)."),
+
 	S("site_id", SETTING_SITE_ID, site_id, NULL,
 	    "The Django Site id (required)."),
 	S("catalog_api_url", SETTING_URL, catalog_api_url, NULL,

@@ -576,7 +576,7 @@ write_details(struct publish *pb, enum write_outcome **outp, bool *down)
 		    value_flags(s->cfg));
 		out = xcalloc(pl->n + 1, sizeof *out);
 		*down = writer_phase(s->store, pl->v, pl->n, 0, is_same, pb,
-		    out, NULL) == -1;
+		    pb->opts->gate, out, NULL) == -1;
 		if (*down || round + 1 == REFUSAL_ROUNDS)
 			break;
 		changed = false;
@@ -856,7 +856,7 @@ state_publish(struct state *s, struct catalog *next,
 	for (phase = 1; phase < CATALOG_PHASES && !down; phase++) {
 		test_stop_point(phase - 1);
 		down = writer_phase(s->store, pl->v, pl->n, phase, is_same, &pb,
-		    out, NULL) == -1;
+		    opts->gate, out, NULL) == -1;
 	}
 	if (down) {
 		metrics_failure(NULL, "publish");

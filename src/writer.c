@@ -10,6 +10,9 @@
 #include "writer.h"
 #include "util.h"
 
+/* Entries sent between two looks at the gate. */
+#define GATE_EVERY	256
+
 /* Entries sent to one server since its last round trip. */
 struct sent {
 	size_t	*v;
@@ -110,20 +113,34 @@ send_entry(struct store *st, const struct entry *e, size_t i,
 	}
 }
 
+/* Whether the gate lets this process write now. */
+static bool
+gate_open(const struct writer_gate *gate)
+{
+	return gate == NULL || gate->may_write(gate->arg);
+}
+
 int
 writer_phase(struct store *st, const struct entry *v, size_t n, int phase,
-    writer_same_fn same, void *arg, enum write_outcome *out,
-    struct write_stats *ws)
+    writer_same_fn same, void *arg, const struct writer_gate *gate,
+    enum write_outcome *out, struct write_stats *ws)
 {
 	struct sent	 sent[STORE_MAX_SERVERS];
 	struct batch	 b = { out };
-	size_t		 i, j, k;
+	size_t		 i, j, k, nsent = 0;
 	bool		 down = false;
 
 	memset(sent, 0, sizeof sent);
 	for (i = 0; i < n; i++) {
 		const struct entry *e = &v[i];
 
+		if (nsent++ % GATE_EVERY == 0 && !gate_open(gate)) {
+			log_event(LOG_WARNING, "write_stopped", "error=%s",
+			    "the lease is no longer held: nothing more is "
+			    "written");
+			down = true;
+			break;
+		}
 		if (out[i] != WRITE_PENDING ||
 		    catalog_phase((enum catalog_family)e->family) != phase)
 			continue;

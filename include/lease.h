@@ -1,0 +1,49 @@
+/*
+ * lease.h: several hosts, one writer (SPEC §11).
+ *
+ * With [lease] enabled, a daemon writes to the cache only while it holds a
+ * lease kept in the cache itself: a key (through the key function) on the
+ * server the key is placed on, whose value is the holder's id (hostname,
+ * pid and a random number).  memcached: taken with add (exptime = ttl),
+ * renewed with gets + cas, released with a checked delete.  The holder
+ * renews at a third of the ttl; one that has not renewed for two thirds
+ * of it is no longer valid and stops writing at once, before anyone else
+ * can have taken the lease.  The others try to take it at the same pace.
+ * If the lease's server fails, the lease moves with the key's placement
+ * (or is retaken when the server returns).
+ *
+ * The lease only decides who writes: the daemon asks lease_valid() before
+ * a refresh, a repair, and between pipeline batches.  Events:
+ * lease_acquired, lease_lost.
+ */
+#ifndef PCD_LEASE_H
+#define PCD_LEASE_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "keys.h"
+#include "store.h"
+
+struct event_base;
+struct lease;
+
+/* The lease was taken (held true) or lost (false). */
+typedef void	(*lease_cb)(bool held, void *arg);
+
+/* NULL when the configuration does not enable the lease. */
+struct lease	*lease_new(struct event_base *, const struct cfg *,
+		    const struct store *, const struct keyfn *, lease_cb,
+		    void *arg);
+/* Release the lease if it is held (clean shutdown), and free. */
+void		 lease_free(struct lease *);
+/* Try to take the lease now, then keep trying or renewing. */
+void		 lease_start(struct lease *);
+/* Whether this daemon holds the lease and may write now. */
+bool		 lease_valid(const struct lease *);
+/* Whether another daemon held it at the last try (stand-by readiness). */
+bool		 lease_held_elsewhere(const struct lease *);
+/* This daemon's holder id. */
+const char	*lease_id(const struct lease *);
+
+#endif
