@@ -71,6 +71,13 @@ struct http_req	*http_get(struct http *, const char *url,
 struct http_req	*http_get_max(struct http *, const char *url,
 		    const char *authorization, size_t max_size, http_cb,
 		    void *arg);
+/*
+ * Name what a request is for, in http_retry events and in the duration
+ * histogram of /metrics: the site (or NULL) and the endpoint ("uuids",
+ * "detail", "pathways", "token"...).  Copied; call before the loop runs.
+ */
+void		 http_set_tag(struct http_req *, const char *site,
+		    const char *endpoint);
 /* POST an application/x-www-form-urlencoded body; never retried. */
 struct http_req	*http_post_form(struct http *, const char *url,
 		    const char *form, http_cb, void *arg);

@@ -55,6 +55,18 @@ void	log_debug(const char *, ...) PCD_ATTR_PRINTF(1, 2);
  * names are well formed): 0, or -1 with the reason in why.
  */
 int	log_check_format(const char *fields, char *why, size_t len);
+/*
+ * A field added to every event until it is cleared (name NULL): the
+ * daemon's refresh_id while a refresh runs.  Both strings are copied.
+ */
+void	log_context(const char *name, const char *value);
+/*
+ * The event's MESSAGE_ID in the journal: a fixed 128-bit id per event name
+ * (BLAKE2b-128 of "programs-cached:" and the name), as 32 hex digits.
+ */
+void	log_message_id(const char *event, char out[33]);
+/* Whether a field name is one of journald's own (written as pcd_NAME). */
+int	log_field_collides(const char *name);
 /* Whether prio would be shown (to skip building expensive fields). */
 int	log_enabled(int prio);
 

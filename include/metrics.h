@@ -81,6 +81,8 @@ void	metrics_render(struct buf *b);
  * time it was last fetched and published whole.
  */
 void	metrics_site(const char *site, size_t programs, bool success);
+/* A Discovery request took seconds (endpoint: uuids, detail, ...). */
+void	metrics_http_duration(const char *endpoint, double seconds);
 /* One more failure of a site (NULL: none in particular) at a stage. */
 void	metrics_failure(const char *site, const char *stage);
 

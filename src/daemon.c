@@ -344,6 +344,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 		/* Lost the lease while fetching: the holder publishes. */
 		log_event(LOG_WARNING, "refresh_dropped", "error=%s", "the "
 		    "lease was lost during the refresh: nothing written");
+		log_context(NULL, NULL);
 		catalog_unref(next);
 		return;
 	}
@@ -396,6 +397,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 	}
 	monitor_verify_soon(d->mon);
 	update_status(d);
+	log_context(NULL, NULL);	/* the refresh's events end here */
 
 	if (d->opts->once) {
 		event_base_loopexit(d->base, NULL);
@@ -439,6 +441,7 @@ on_lease(bool held, void *arg)
 		if (disc != NULL) {
 			d->disc = NULL;
 			disc_free(disc);
+			log_context(NULL, NULL);
 		}
 	}
 	update_status(d);
@@ -458,11 +461,17 @@ on_refresh_done(struct catalog *next, void *arg)
 static void
 start_refresh(struct daemon *d)
 {
+	char	id[16];
+
 	evtimer_del(d->refresh_timer);
 	if (standby(d))
 		return;		/* the holder refreshes; we take over later */
 	d->refresh_started = mono_ms();
 	d->unchanged_before = metrics.details_unchanged;
+	/* Every event of this refresh carries its id, to grep them out. */
+	snprintf(id, sizeof id, "%08lx", (unsigned long)(rand_unit() *
+	    4294967295.0));
+	log_context("refresh_id", id);
 	log_event(LOG_INFO, "refresh_started", "sites=%zu domain=%s",
 	    d->cfg->nsites, d->opts->domain);
 	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg,
@@ -880,7 +889,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	}
 	disc_free(d.disc);
 	lease_free(d.lease);		/* released: the next takes over now */
-	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
+	log_event(LOG_INFO, "shutdown", "status=%d", d.exit_code);
+	log_context(NULL, NULL);
 
 	monitor_free(d.mon);
 	state_free(d.state);

@@ -83,6 +83,7 @@ static void	site_maybe_done(struct site_fetch *);
 static void	on_response(const struct http_result *, void *);
 static void	on_pathways(struct req *, const struct http_result *);
 static void	on_detail(struct req *, const struct http_result *);
+static void	on_uuids(struct req *, const struct http_result *);
 static void	feed_details(struct site_fetch *);
 
 /* Log a failed request (or stage): one event, with all that is known. */
@@ -180,8 +181,13 @@ send_req(struct req *q)
 {
 	struct disc	*d = q->sf->d;
 
-	http_get_max(d->http, q->url, q->auth, q->handle == on_detail ?
+	struct http_req	*r;
+
+	r = http_get_max(d->http, q->url, q->auth, q->handle == on_detail ?
 	    body_cap(q->sf, "detail") : 0, on_response, q);
+	http_set_tag(r, q->sf->cs->domain, q->handle == on_detail ? "detail" :
+	    q->handle == on_uuids ? "uuids" : q->handle == on_pathways ?
+	    "pathways" : NULL);
 }
 
 /* Queue a GET for this site. */

@@ -43,6 +43,9 @@ struct http_req {
 	int			 attempt;
 	bool			 too_big;
 	size_t			 max_size;	/* 0: opts.max_response_size */
+	char			*site;		/* http_set_tag, or NULL */
+	char			*endpoint;
+	uint64_t		 started;	/* mono_ms of the first attempt */
 	struct buf		 body;
 	char			 errbuf[CURL_ERROR_SIZE];
 	struct event		*retry_ev;
@@ -234,6 +237,8 @@ req_free(struct http_req *r)
 	buf_free(&r->body);
 	free(r->url);
 	free(r->form);
+	free(r->site);
+	free(r->endpoint);
 	free(r);
 }
 
@@ -273,6 +278,9 @@ req_deliver(struct http_req *r, long status, const char *ctype,
 	res.len = r->body.len;
 	res.error = error;
 	res.attempts = r->attempt;
+	if (r->started != 0)
+		metrics_http_duration(r->endpoint,
+		    (double)(mono_ms() - r->started) / 1000);
 	r->cb(&res, r->arg);
 	req_free(r);
 }
@@ -373,7 +381,8 @@ pump(struct http *h)
 	while (h->active < h->opts.max_in_flight &&
 	    (r = TAILQ_FIRST(&h->queue)) != NULL) {
 		TAILQ_REMOVE(&h->queue, r, entry);
-		r->attempt++;
+		if (r->attempt++ == 0)
+			r->started = mono_ms();
 		req_setup(r);
 		r->state = REQ_ACTIVE;
 		h->active++;
@@ -502,9 +511,10 @@ attempt_done(struct http_req *r, CURLcode cc)
 		if (cc == CURLE_OK && (ra = retry_after(r->easy)) >= 0)
 			wait_ms = (ra > 3600 ? 3600 : ra) * 1000;
 		metrics.http_retries++;
-		log_event(LOG_WARNING, "http_retry",
+		log_event(LOG_WARNING, "http_retry", "site=%s endpoint=%s "
 		    "url=%s attempt=%d http_status=%ld error=%s delay_ms=%ld",
-		    r->url, r->attempt, status, err, wait_ms);
+		    r->site, r->endpoint, r->url, r->attempt, status, err,
+		    wait_ms);
 		if (r->retry_ev == NULL)
 			r->retry_ev = evtimer_new(h->base, on_retry, r);
 		/* Waiting costs no handle and no body. */
@@ -583,6 +593,15 @@ http_get_max(struct http *h, const char *url, const char *authorization,
 	r->max_size = max_size;
 	event_active(h->kick, EV_TIMEOUT, 0);
 	return r;
+}
+
+void
+http_set_tag(struct http_req *r, const char *site, const char *endpoint)
+{
+	free(r->site);
+	free(r->endpoint);
+	r->site = site != NULL ? xstrdup(site) : NULL;
+	r->endpoint = endpoint != NULL ? xstrdup(endpoint) : NULL;
 }
 
 struct http_req *

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "log.h"
 
 #define LOG_MAX_FIELDS	32
@@ -39,6 +41,10 @@ static int		journal_fd = -1;
 static const char *const level_names[] = {
 	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"
 };
+
+/* A field added to every event while it is set (log_context). */
+static char		*ctx_name;
+static char		*ctx_value;
 
 static int	stderr_is_journal(void);
 static void	resolve_format(void);
@@ -539,13 +545,53 @@ journal_field(struct buf *dg, const char *name, const void *v, size_t len)
 	buf_addc(dg, '\n');
 }
 
+void
+log_message_id(const char *event, char out[33])
+{
+	static const char	hex[] = "0123456789abcdef";
+	unsigned char		d[16];
+	char			in[160];
+	size_t			i;
+
+	if (sodium_init() < 0)
+		fatalx("sodium_init failed");
+	snprintf(in, sizeof in, "programs-cached:%s", event);
+	crypto_generichash(d, sizeof d, (const unsigned char *)in, strlen(in),
+	    NULL, 0);
+	for (i = 0; i < sizeof d; i++) {
+		out[2 * i] = hex[d[i] >> 4];
+		out[2 * i + 1] = hex[d[i] & 0xf];
+	}
+	out[32] = '\0';
+}
+
+/* journald's own fields, which ours must not overwrite (systemd.journal-fields(7)). */
+static const char *const journal_own[] = {
+	"message", "message_id", "priority", "code_file", "code_line",
+	"code_func", "errno", "invocation_id", "user_invocation_id",
+	"syslog_facility", "syslog_identifier", "syslog_pid",
+	"syslog_timestamp", "syslog_raw", "documentation", "tid", "unit",
+	"user_unit", "exit_code", "exit_status", "event", NULL
+};
+
+int
+log_field_collides(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; journal_own[i] != NULL; i++)
+		if (strcmp(journal_own[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 send_journal(int prio, const char *event, const struct field *fv, size_t nf,
     const struct buf *sb)
 {
 	struct sockaddr_un	 sa = { .sun_family = AF_UNIX };
 	struct buf		 dg, msg;
-	char			 p[4];
+	char			 p[4], id[33], name[40];
 	size_t			 i;
 
 	buf_init(&dg);
@@ -555,16 +601,20 @@ send_journal(int prio, const char *event, const struct field *fv, size_t nf,
 	snprintf(p, sizeof p, "%d", prio);
 	journal_field(&dg, "PRIORITY", p, strlen(p));
 	journal_field(&dg, "EVENT", event, strlen(event));
+	log_message_id(event, id);
+	journal_field(&dg, "MESSAGE_ID", id, strlen(id));
 	journal_field(&dg, "SYSLOG_IDENTIFIER", "programs-cached",
 	    strlen("programs-cached"));
 	for (i = 0; i < nf; i++) {
-		/* Our own names must not collide with journald's. */
-		if (strcmp(fv[i].name, "message") == 0 ||
-		    strcmp(fv[i].name, "priority") == 0 ||
-		    strcmp(fv[i].name, "event") == 0)
-			continue;
 		if (fv[i].kind == FIELD_NULL)
 			continue;
+		/* Our own names never overwrite journald's (unit test). */
+		if (log_field_collides(fv[i].name)) {
+			snprintf(name, sizeof name, "pcd_%.31s", fv[i].name);
+			journal_field(&dg, name, sb->data + fv[i].off,
+			    fv[i].len);
+			continue;
+		}
 		journal_field(&dg, fv[i].name, sb->data + fv[i].off,
 		    fv[i].len);
 	}
@@ -606,6 +656,15 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 	buf_init(&sb);
 	buf_init(&out);
 	nf = parse_fields(fields, ap, fv, &sb);
+	if (ctx_name != NULL && nf < LOG_MAX_FIELDS) {
+		/* The context (refresh_id) rides on every event. */
+		snprintf(fv[nf].name, sizeof fv[nf].name, "%s", ctx_name);
+		fv[nf].kind = FIELD_STRING;
+		fv[nf].off = sb.len;
+		buf_adds(&sb, ctx_value);
+		fv[nf].len = sb.len - fv[nf].off;
+		nf++;
+	}
 
 	switch (log_active) {
 	case LOG_FORMAT_JOURNAL:
@@ -631,6 +690,10 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 			buf_printf(&out, ",\"%s\":", fv[i].name);
 			if (fv[i].kind == FIELD_NULL)
 				buf_adds(&out, "null");
+			else if (fv[i].kind == FIELD_STRING &&
+			    ((fv[i].len == 4 && memcmp(v, "true", 4) == 0) ||
+			    (fv[i].len == 5 && memcmp(v, "false", 5) == 0)))
+				buf_add(&out, v, fv[i].len);	/* a boolean */
 			else if (fv[i].kind == FIELD_NUMBER &&
 			    fv[i].len > 0 && strspn((const char *)v,
 			    "0123456789-+.eE") >= fv[i].len)
@@ -649,6 +712,18 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 	buf_free(&sb);
 	buf_free(&out);
 	errno = saved_errno;
+}
+
+void
+log_context(const char *name, const char *value)
+{
+	free(ctx_name);
+	free(ctx_value);
+	ctx_name = ctx_value = NULL;
+	if (name != NULL && value != NULL) {
+		ctx_name = xstrdup(name);
+		ctx_value = xstrdup(value);
+	}
 }
 
 void

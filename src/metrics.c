@@ -214,6 +214,61 @@ metrics_failure(const char *site, const char *stage)
 	    stage)->v++;
 }
 
+/* The histogram of Discovery request durations, by endpoint. */
+static const double	dur_bounds[] = {
+	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+};
+#define NBOUNDS		(sizeof dur_bounds / sizeof dur_bounds[0])
+static const char *const dur_endpoints[] = {
+	"uuids", "detail", "pathways", "token", "other"
+};
+#define NENDPOINTS	(sizeof dur_endpoints / sizeof dur_endpoints[0])
+static uint64_t		dur_buckets[NENDPOINTS][NBOUNDS + 1];
+static double		dur_sum[NENDPOINTS];
+
+void
+metrics_http_duration(const char *endpoint, double seconds)
+{
+	size_t	e, i;
+
+	for (e = 0; e + 1 < NENDPOINTS; e++)
+		if (endpoint != NULL && strcmp(endpoint, dur_endpoints[e]) == 0)
+			break;
+	for (i = 0; i < NBOUNDS && seconds > dur_bounds[i]; i++)
+		;
+	dur_buckets[e][i]++;
+	dur_sum[e] += seconds;
+}
+
+/* The histogram, cumulative as the text format wants it. */
+static void
+render_durations(struct buf *b)
+{
+	const char	*n = "programs_cached_discovery_request_duration_seconds";
+	uint64_t	 cum;
+	size_t		 e, i;
+
+	head(b, n, "histogram", "Discovery requests, from the first attempt "
+	    "to the answer (retries included), by endpoint.");
+	for (e = 0; e < NENDPOINTS; e++) {
+		for (i = 0, cum = 0; i <= NBOUNDS; i++) {
+			cum += dur_buckets[e][i];
+			if (i < NBOUNDS)
+				buf_printf(b, "%s_bucket{endpoint=\"%s\","
+				    "le=\"%g\"} %llu\n", n, dur_endpoints[e],
+				    dur_bounds[i], (unsigned long long)cum);
+			else
+				buf_printf(b, "%s_bucket{endpoint=\"%s\","
+				    "le=\"+Inf\"} %llu\n", n, dur_endpoints[e],
+				    (unsigned long long)cum);
+		}
+		buf_printf(b, "%s_sum{endpoint=\"%s\"}", n, dur_endpoints[e]);
+		seconds(b, dur_sum[e]);
+		buf_printf(b, "%s_count{endpoint=\"%s\"} %llu\n", n,
+		    dur_endpoints[e], (unsigned long long)cum);
+	}
+}
+
 /* Every series of one name, with its HELP and TYPE lines. */
 static void
 render_lseries(struct buf *b, const char *name, const char *type,
@@ -324,6 +379,7 @@ metrics_render(struct buf *b)
 	counter(b, "programs_cached_repairs_total",
 	    "Repairs run (after a restart, misses or SIGUSR1).", m->repairs);
 
+	render_durations(b);
 	render_lseries(b, site_programs, "gauge", "Programs the site has in "
 	    "the cache, as its last publish left them.", false);
 	render_lseries(b, site_success, "gauge", "When the site was last "

@@ -254,7 +254,8 @@ fetch(struct oauth *o)
 	esc_secret = http_escape(secret);
 	form = xasprintf("grant_type=client_credentials&client_id=%s&"
 	    "client_secret=%s&token_type=jwt", esc_id, esc_secret);
-	http_post_form(o->http, o->url, form, on_token, o);
+	http_set_tag(http_post_form(o->http, o->url, form, on_token, o), NULL,
+	    "token");
 	/* The request keeps its own copy (wiped when it is freed). */
 	explicit_bzero(secret, strlen(secret));
 	explicit_bzero(esc_secret, strlen(esc_secret));

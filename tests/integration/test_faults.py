@@ -122,7 +122,13 @@ class Faults(PcdTestCase):
                 self.assertEqual(f[0]["attempt"], 2)
                 self.assertEqual(f[0]["site"], SITE)
                 self.assertIn("uuids_only=1", f[0]["url"])
-                self.assertEqual(len([e for e in events if e["event"] == "http_retry"]), 1)
+                retries = [e for e in events if e["event"] == "http_retry"]
+                self.assertEqual(len(retries), 1)
+                self.assertEqual((retries[0]["site"], retries[0]["endpoint"]), (SITE, "uuids"))
+                # Every event of the refresh names it; a boolean is one.
+                self.assertEqual(retries[0]["refresh_id"], f[0]["refresh_id"])
+                sig = [e for e in events if e["event"] == "signal"]
+                self.assertIs(sig[0]["refreshing"], False)
 
     def tearDown_once(self):
         """Between subtests: a fresh memcached, daemon and catalogue."""

@@ -7,6 +7,7 @@ real HTTP; /metrics is read with prometheus_client's own text parser.
 """
 
 import http.client
+import hashlib
 import os
 import shutil
 import signal
@@ -258,6 +259,20 @@ class Journal(OpsCase):
         self.assertTrue(mc_err, self.journal.entries)
         self.assertEqual(mc_err[0]["SERVER"], self.dead)
         self.assertEqual(mc_err[0]["PRIORITY"], "3")
+        # A fixed MESSAGE_ID per event name, as programs-cached(8) lists.
+        for e in self.journal.entries:
+            want = hashlib.blake2b(("programs-cached:" + e["EVENT"]).encode(),
+                                   digest_size=16).hexdigest()
+            self.assertEqual(e["MESSAGE_ID"], want)
+        # Every event of the refresh carries its refresh_id; the shutdown
+        # status does not pose as systemd's EXIT_CODE.
+        rid = started[0]["REFRESH_ID"]
+        self.assertRegex(rid, r"^[0-9a-f]{8}$")
+        self.assertEqual(f["REFRESH_ID"], rid)
+        shutdown = self.journal.named("shutdown")[0]
+        self.assertNotIn("EXIT_CODE", shutdown)
+        self.assertNotIn("REFRESH_ID", shutdown)
+        self.assertEqual(shutdown["STATUS"], "1")
 
     def test_journal_socket_gone_falls_back_to_prefixed_stderr(self):
         """If the journal socket cannot be reached, each event still reaches
@@ -332,6 +347,12 @@ class Http(OpsCase):
         self.assertGreater(m[("programs_cached_last_success_timestamp_seconds", ())],
                            time.time() - 60)
         self.assertGreater(m[("programs_cached_http_responses_total", (("class", "2xx"),))], 0)
+        dur = "programs_cached_discovery_request_duration_seconds"
+        self.assertEqual(fams[dur].type, "histogram")
+        self.assertEqual(m[(dur + "_count", (("endpoint", "detail"),))], len(self.cat["uuids"]))
+        self.assertEqual(m[(dur + "_count", (("endpoint", "uuids"),))], 1)
+        self.assertEqual(m[(dur + "_bucket", (("endpoint", "detail"), ("le", "+Inf")))],
+                         len(self.cat["uuids"]))
 
         d.send_signal(signal.SIGHUP)
         d.wait_events("refresh_succeeded", 2, timeout=30)

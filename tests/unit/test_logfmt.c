@@ -125,6 +125,48 @@ skip_arg(const char *p)
 
 static int	nchecked;
 
+/* Every event name found, for the man page's list of MESSAGE_IDs. */
+static char	events[256][64];
+static size_t	nevents;
+
+/* Remember an event name once. */
+static void
+add_event(const char *ev)
+{
+	size_t	i;
+
+	for (i = 0; i < nevents; i++)
+		if (strcmp(events[i], ev) == 0)
+			return;
+	if (nevents < sizeof events / sizeof events[0])
+		snprintf(events[nevents++], sizeof events[0], "%s", ev);
+}
+
+/* No field name of a list is one of journald's own. */
+static void
+check_names(const char *path, int line, const char *ev, const char *fields)
+{
+	const char	*p = fields, *eq;
+	char		 name[64];
+	size_t		 n;
+
+	while ((eq = strchr(p, '=')) != NULL) {
+		while (*p == ' ')
+			p++;
+		n = (size_t)(eq - p) < sizeof name ? (size_t)(eq - p) :
+		    sizeof name - 1;
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (log_field_collides(name)) {
+			fprintf(stderr, "%s:%d: %s: field %s is journald's\n",
+			    path, line, ev, name);
+			T_CHECK(!"no field collides with journald's own");
+		}
+		if ((p = strchr(eq, ' ')) == NULL)
+			break;
+	}
+}
+
 /*
  * Field lists built at run time, each only from conversions the walker
  * supports (the event, and what builds it).
@@ -172,6 +214,7 @@ check_file(const char *path)
 			T_CHECK(!"event name is a literal");
 			continue;
 		}
+		add_event(ev);
 		q = skip_space(q);
 		if (*q == ',' && is_built(ev))
 			continue;
@@ -183,6 +226,7 @@ check_file(const char *path)
 			continue;
 		}
 		nchecked++;
+		check_names(path, line, ev, fields);
 		if (log_check_format(fields, why, sizeof why) == -1) {
 			fprintf(stderr, "%s:%d: %s: %s\n", path, line, ev, why);
 			T_CHECK(!"every field list is one the walker formats");
@@ -213,6 +257,29 @@ test_sources(void)
 	closedir(d);
 	/* The scan found the calls (there are dozens). */
 	T_CHECK(nchecked > 40);
+}
+
+/* programs-cached(8) lists every event with its MESSAGE_ID. */
+static void
+test_message_ids(void)
+{
+	char	*man = slurp("man/programs-cached.8"), id[33];
+	size_t	 i;
+
+	T_CHECK(man != NULL);
+	if (man == NULL)
+		return;
+	for (i = 0; i < nevents; i++) {
+		if (strcmp(events[i], "debug") == 0)
+			continue;
+		log_message_id(events[i], id);
+		if (strstr(man, id) == NULL) {
+			fprintf(stderr, "programs-cached(8) lacks %s %s\n",
+			    events[i], id);
+			T_CHECK(!"the man page lists every MESSAGE_ID");
+		}
+	}
+	free(man);
 }
 
 /* The checker's own rules. */
@@ -259,5 +326,6 @@ main(void)
 	test_checker();
 	test_walker();
 	test_sources();
+	test_message_ids();
 	return t_done();
 }
