@@ -376,8 +376,9 @@ refresh_done(struct daemon *d, struct catalog *next)
 		d->exit_code = PCD_EXIT_OK;
 		d->failures = 0;
 	} else {
-		log_event(LOG_ERR, "refresh_failed", "stage=refresh "
-		    "outcome=%s sites=%zu sites_partial=%zu sites_failed=%zu "
+		/* The summary; each failure had its own refresh_failed. */
+		log_event(LOG_ERR, "refresh_incomplete", "outcome=%s "
+		    "sites=%zu sites_partial=%zu sites_failed=%zu "
 		    "sites_held=%zu programs=%zu pathways=%zu keys_written=%zu "
 		    "keys_skipped=%zu keys_failed=%zu duration_ms=%llu",
 		    outcome_of(&r) == OUTCOME_FAILED ? "failed" : "partial",

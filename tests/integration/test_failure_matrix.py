@@ -182,7 +182,7 @@ def ended(e):
     refresh once the retry schedule exists)."""
     return e.get("event") == "refresh_succeeded" or (
         e.get("event") == "refresh_scheduled" and e.get("after") in ("failure", "success")) \
-        or (e.get("event") == "refresh_failed" and e.get("stage") == "refresh")
+        or e.get("event") == "refresh_incomplete"
 
 
 def wait_end(d, since=0, timeout=40.0):

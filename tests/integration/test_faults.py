@@ -61,8 +61,7 @@ class Faults(PcdTestCase):
         """Wait for the n-th refresh to end, successful or not."""
         def ended():
             ok = self.d.events_named("refresh_succeeded")
-            bad = [e for e in self.d.events_named("refresh_failed")
-                   if e.get("stage") == "refresh"]
+            bad = self.d.events_named("refresh_incomplete")
             return len(ok) + len(bad)
         deadline = time.monotonic() + timeout
         while ended() < n:
@@ -439,7 +438,7 @@ class ShrinkGuard(PcdTestCase):
         deadline = time.monotonic() + 20
         while len([e for e in self.d.events if e["event"] == "refresh_started"]) < n or \
                 len(self.d.events_named("refresh_succeeded")) + \
-                len([e for e in self.d.events_named("refresh_failed") if e.get("stage") == "refresh"]) < n:
+                len(self.d.events_named("refresh_incomplete")) < n:
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.05)
 

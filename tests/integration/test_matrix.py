@@ -95,7 +95,7 @@ class Matrix(PcdTestCase):
         self.mc.stop()
         d = self.daemon_for()
         d.start()
-        d.wait_event("refresh_failed", timeout=20, predicate=lambda e: e.get("stage") == "refresh")
+        d.wait_event("refresh_incomplete", timeout=20)
         errs = d.events_named("memcached_error")
         self.assertEqual(len(errs), 1, errs)
         self.assertTrue(d.running)

@@ -151,7 +151,7 @@ class Notify(OpsCase):
         starting (no READY=1), and STATUS= says why."""
         self.fake.set_fault(self.fake.uuids_path(), kind="status", status=403)
         d = self.make(notify=True, discovery={"retries": 0}).start()
-        d.wait_event("refresh_failed", predicate=lambda e: e.get("stage") == "refresh")
+        d.wait_event("refresh_incomplete")
         status = d.notify.wait("STATUS=last refresh", prefix=True)
         self.assertIn("last refresh failed, 0 programs; last success never", status)
         self.assertIn("not ready: nothing published yet", status)
@@ -388,7 +388,7 @@ class Http(OpsCase):
                     (("site", "b.example.com"),))]
         self.fake.set_fault(self.fake.uuids_path("/b"), kind="status", status=404)
         d.send_signal(signal.SIGHUP)
-        d.wait_event("refresh_failed", timeout=30, predicate=lambda e: e.get("stage") == "refresh")
+        d.wait_event("refresh_incomplete", timeout=30)
         m, _ = scrape(addr)
         self.assertEqual(m[("programs_cached_refresh_failures_total",
                             (("site", "b.example.com"), ("stage", "uuids")))], 1)
@@ -401,8 +401,7 @@ class Http(OpsCase):
         self.fake.set_fault(self.fake.uuids_path(), kind="status", status=404)
         mark = d.mark()
         d.send_signal(signal.SIGHUP)
-        ev = d.wait_event("refresh_failed", timeout=30, since=mark,
-                          predicate=lambda e: e.get("stage") == "refresh")
+        ev = d.wait_event("refresh_incomplete", timeout=30, since=mark)
         self.assertEqual(ev["outcome"], "failed")
         m, _ = scrape(addr)
         self.assertEqual(m[("programs_cached_refreshes_total", (("outcome", "failed"),))], 1)
@@ -479,7 +478,7 @@ class Http(OpsCase):
         self.mc.kill9()
         self.fake.set_catalogue(catalog.generate(12, seed=22))
         d.send_signal(signal.SIGHUP)
-        d.wait_event("refresh_failed", predicate=lambda e: e.get("stage") == "refresh")
+        d.wait_event("refresh_incomplete")
         status, _, body = http_get(addr, "/readyz")
         self.assertEqual((status, body), (503, "memcached unreachable: %s\n" % self.mc.address))
         m, _ = scrape(addr)
