@@ -36,6 +36,11 @@ struct metrics {
 	uint64_t	keys[FAM_COUNT];	/* by family, last generation */
 	uint64_t	programs_rejected;
 	uint64_t	details_unchanged;	/* same body: not parsed */
+	/* by kind of refresh: 0 full, 1 incremental (SPEC §10) */
+	uint64_t	refreshes_by_kind[2];
+	uint64_t	details_fetched[2];
+	double		last_change;		/* unix seconds a publish last
+						   wrote something; 0 = never */
 	uint64_t	publishes_held;
 
 	/* Discovery */

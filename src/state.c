@@ -138,13 +138,19 @@ facts_json(const struct program *p)
 {
 	struct program_facts	f;
 
+	json_t			*j;
+
 	program_facts(p, &f);
-	return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:o}",
+	j = json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:o}",
 	    "uuid", f.uuid, "value_uuid", f.value_uuid,
 	    "runs", str_list(f.runs, f.nruns),
 	    "courses", str_list(f.courses, f.ncourses),
 	    "type", f.type, "slug", f.slug,
 	    "orgs", str_list(f.orgs, f.norgs));
+	/* SPEC §10: the watermark of incremental refreshes survives. */
+	if (f.modified != NULL)
+		json_object_set_new(j, "modified", json_string(f.modified));
+	return j;
 }
 
 /*
@@ -173,6 +179,7 @@ sites_text(const struct catalog *gen)
 		    cs->nuuids), "programs", progs);
 		json_object_set(site, "pathways", cs->pathways != NULL ?
 		    cs->pathways : json_null());
+		json_object_set_new(site, "full_ok", json_boolean(cs->full_ok));
 		json_array_append_new(sites, site);
 	}
 	doc = json_pack("{s:i, s:o}", "version", 1, "sites", sites);
@@ -211,6 +218,7 @@ program_from(const json_t *jp, const struct map *byprog)
 	f.value_uuid = json_string_value(json_object_get(jp, "value_uuid"));
 	f.type = json_string_value(json_object_get(jp, "type"));
 	f.slug = json_string_value(json_object_get(jp, "slug"));
+	f.modified = json_string_value(json_object_get(jp, "modified"));
 	if (f.uuid == NULL || f.value_uuid == NULL || f.type == NULL ||
 	    f.slug == NULL)
 		return NULL;
@@ -248,6 +256,7 @@ site_from(const json_t *js, const struct map *byprog)
 	cs->status = (enum site_status)json_integer_value(
 	    json_object_get(js, "status"));
 	cs->has_data = json_is_true(json_object_get(js, "has_data"));
+	cs->full_ok = json_is_true(json_object_get(js, "full_ok"));
 	json_array_foreach(json_object_get(js, "uuids"), i, v) {
 		if (!json_is_string(v))
 			continue;
@@ -457,6 +466,9 @@ settle_sites(struct publish *pb, struct state_result *r)
 			keep = catalog_site_new(cs->domain, cs->site_id);
 			keep->status = cs->status;
 		}
+		/* What the refresh learnt of its kinds (SPEC §10) holds. */
+		keep->full_ok = cs->full_ok;
+		keep->incr = cs->incr;
 		catalog_site_free(cs);
 		next->sites[i] = keep;
 	}
