@@ -468,6 +468,22 @@ class FakeDiscovery:
                     "programs": {u: s.served(u) for u in s.programs},
                     "pathways": list(s.pathways)}
 
+    def edit_program(self, uuid, changes, prefix=""):
+        """Update one program's fields (a Discovery edit) without
+        re-serialising the catalogue; with timestamps its
+        data_modified_timestamp is bumped."""
+        with self._lock:
+            s = self._sites[prefix]
+            p = dict(s.programs[uuid])
+            p.update(changes)
+            if self.timestamps:
+                p.pop("data_modified_timestamp", None)
+                s.serial[uuid] = dumps(p)
+                s.modified[uuid] = self.now_stamp()
+            s.programs[uuid] = p
+            s.cache.pop(("program", uuid), None)
+            s.cache.pop(("uuids",), None)
+
     def modified(self, uuid, prefix=""):
         """The data_modified_timestamp a program is served with."""
         with self._lock:
