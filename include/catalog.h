@@ -89,8 +89,7 @@ struct catalog_site {
 	json_t			 *pathways;
 	bool			  pathways_failed;
 	/* incremental refreshes (SPEC §10): carried from one to the next */
-	bool			  full_ok;	/* the last full refresh had
-						   the site's list */
+	bool			  full_ok;	/* last full refresh: listed */
 	enum catalog_incr	  incr;
 };
 

@@ -39,8 +39,7 @@ struct metrics {
 	/* by kind of refresh: 0 full, 1 incremental (SPEC §10) */
 	uint64_t	refreshes_by_kind[2];
 	uint64_t	details_fetched[2];
-	double		last_change;		/* unix seconds a publish last
-						   wrote something; 0 = never */
+	double		last_change;		/* last write, unix s, or 0 */
 	uint64_t	publishes_held;
 
 	/* Discovery */

@@ -48,7 +48,7 @@ struct daemon {
 	uint64_t			 unchanged_before;	/* metric */
 	struct event			*refresh_timer;
 	struct event			*incr_timer;	/* SPEC §10 */
-	bool				 incremental;	/* the one running */
+	bool				 incremental;	/* the running one */
 	uint64_t			 fetched_before;	/* metric */
 	struct event			*sig_hup;
 	struct event			*sig_term;
@@ -301,10 +301,11 @@ refresh_done(struct daemon *d, struct catalog *next)
 	struct state_publish_opts	 po;
 	struct state_result		 r;
 	uint64_t			 ms, fetched;
-	const char			*kind = d->incremental ? "incremental" :
-					    "full";
+	const char			*kind;
+
 
 	d->disc = NULL;
+	kind = d->incremental ? "incremental" : "full";
 	if (d->opts->dry_run) {
 		dry_run_done(d, next);
 		return;

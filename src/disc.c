@@ -44,13 +44,13 @@ struct site_fetch {
 	bool				 pathways_failed;
 	/* an incremental refresh of the site (SPEC §10) */
 	bool				 incr;
-	bool				 incr_details;	/* phase 2 started */
-	bool				 incr_off;	/* carry prev over */
+	bool				 incr_details;	/* phase 2 began */
+	bool				 incr_off;	/* prev, as it is */
 	enum catalog_incr		 incr_state;
-	char				*since;		/* T, URL-encoded */
+	char				*since;		/* T, escaped */
 	int				 filter_pages;
 	struct map			 filter_next_seen;
-	struct map			 changed;	/* uuid -> listed ts */
+	struct map			 changed;	/* uuid -> its ts */
 	bool				 filter_failed;
 };
 
@@ -985,7 +985,7 @@ disc_incremental_ready(const struct cfg *cfg, const struct catalog *gen)
 			continue;
 		cs = catalog_find_site(gen, cfg->sites[i].domain);
 		if (cs == NULL || !cs->has_data)
-			return false;	/* a full refresh must come first */
+			return false;	/* a full refresh comes first */
 		if (incr_eligible(cs, &max))
 			any = true;
 	}
