@@ -323,6 +323,29 @@ class Incremental(PcdTestCase):
         self.assertNotIn(pw["id"], self.reader_.get("program-" + dropped)["pathway_ids"])
         self.assertCacheMatches(self.reader_, self.expected())
 
+    def test_metrics_by_kind(self):
+        """/metrics: refreshes and details fetched by kind, and the age of
+        the last change published."""
+        from tests.support.harness import free_port
+        port = free_port()
+        self.start(listen="127.0.0.1:%d" % port)
+        self.wait_ok("incremental")
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode()
+        series = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                series[name] = float(value)
+        self.assertEqual(series['programs_cached_refreshes_by_kind_total{kind="full"}'], 1)
+        self.assertGreaterEqual(
+            series['programs_cached_refreshes_by_kind_total{kind="incremental"}'], 1)
+        self.assertEqual(series['programs_cached_details_fetched_total{kind="full"}'],
+                         len(set(self.cat["uuids"])))
+        self.assertEqual(series['programs_cached_details_fetched_total{kind="incremental"}'], 0)
+        age = series["programs_cached_seconds_since_last_change"]
+        self.assertGreaterEqual(age, 0)
+        self.assertLess(age, 60)
+
     def test_off_when_zero(self):
         """incremental_interval = 0: full refreshes only."""
         self.start(interval="0")
