@@ -119,14 +119,26 @@ def run(a):
                      if e.get("kind") == "incremental"][-1]
             reqs = fake.requests
             wall = event_time(ev) - event_time(start)
+            span = max(r.time for r in reqs) - min(r.time for r in reqs)
             idle.append({"ms": ev["duration_ms"], "wall": wall, "requests": len(reqs),
                          "kinds": kinds_of(reqs), "details": ev["details_fetched"],
-                         "written": ev["keys_written"]})
-            print("idle incremental: %d ms (events %.3f s), %d requests %s, "
-                  "%d details, %d keys written" % (ev["duration_ms"], wall, len(reqs),
-                                                   kinds_of(reqs), ev["details_fetched"],
-                                                   ev["keys_written"]), flush=True)
+                         "written": ev["keys_written"], "span": span})
+            print("idle incremental: %d ms (events %.3f s; first to last request "
+                  "%.3f s), %d requests %s, %d details, %d keys written"
+                  % (ev["duration_ms"], wall, span, len(reqs), kinds_of(reqs),
+                     ev["details_fetched"], ev["keys_written"]), flush=True)
         res["idle"] = idle
+        # One program edited: the incremental that fetches it.
+        u = cat["uuids"][n // 2]
+        mark = d.mark()
+        fake.edit_program(u, {"title": "Edited once"})
+        ev = d.wait_event("refresh_succeeded", timeout=120, since=mark,
+                          predicate=lambda e: e.get("kind") == "incremental"
+                          and e.get("details_fetched", 0) > 0)
+        res["one"] = {"ms": ev["duration_ms"], "details": ev["details_fetched"],
+                      "written": ev["keys_written"]}
+        print("one edit: %d ms, %d details, %d keys written" % (
+            ev["duration_ms"], ev["details_fetched"], ev["keys_written"]), flush=True)
         d.stop()
 
         # --- edit-to-cache latency at incremental_interval ---
@@ -189,6 +201,11 @@ def report(a, res):
             med["details"], med["written"]),
         "| idle incremental: duration_ms (median of %d) | %d ms (all: %s) | < 500 ms |" % (
             len(idle), med["ms"], ", ".join(str(x["ms"]) for x in idle)),
+        "| idle incremental: first to last request at the fake | %.0f ms | - |" % (
+            med["span"] * 1000),
+        "| incremental with one program edited: duration_ms, details, keys written "
+        "| %d ms, %d, %d | - |" % (res["one"]["ms"], res["one"]["details"],
+                                   res["one"]["written"]),
     ]
     if res.get("latency"):
         lat = res["latency"]

@@ -364,7 +364,9 @@ refresh_done(struct daemon *d, struct catalog *next)
 		d->programs = r.programs;
 		mark_published(d);
 	}
-	monitor_verify_soon(d->mon);
+	/* An incremental refresh that wrote nothing has nothing to check. */
+	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
+		monitor_verify_soon(d->mon);
 	update_status(d);
 
 	if (d->opts->once) {

@@ -838,6 +838,78 @@ tally(const struct plan *pl, const enum write_outcome *out,
 	}
 }
 
+/*
+ * Whether next is the generation last published, record for record: an
+ * incremental refresh that found nothing new (SPEC §10).  Every site
+ * fetched whole, the same lists, the very same program records (shared,
+ * so the same values) and equal pathways; nothing unsure, no stale key
+ * being counted, every server up.
+ */
+static bool
+same_generation(const struct state *s, const struct catalog *next)
+{
+	const struct catalog		*gen = s->gen;
+	const struct catalog_site	*a, *b;
+	size_t				 i, j;
+
+	if (gen == NULL || s->plan == NULL || s->snap == NULL ||
+	    s->unsure.nitems > 0 || gen->nsites != next->nsites)
+		return false;
+	/* Keys recorded but not planned are absent: their count goes on. */
+	if (s->cfg->stale_after > 0 &&
+	    snapshot_count(s->snap) != s->plan->n)
+		return false;
+	for (i = 0; i < store_nservers(s->store); i++)
+		if (!store_server_up(s->store, i))
+			return false;
+	for (i = 0; i < next->nsites; i++) {
+		a = gen->sites[i];
+		b = next->sites[i];
+		if (strcmp(a->domain, b->domain) != 0 ||
+		    a->site_id != b->site_id || a->status != b->status ||
+		    (b->status != SITE_OK && b->status != SITE_UNCONFIGURED) ||
+		    a->has_data != b->has_data || a->full_ok != b->full_ok ||
+		    a->incr != b->incr || a->nuuids != b->nuuids ||
+		    a->nprograms != b->nprograms ||
+		    (a->pathways == NULL) != (b->pathways == NULL))
+			return false;
+		for (j = 0; j < b->nuuids; j++)
+			if (strcmp(a->uuids[j], b->uuids[j]) != 0)
+				return false;
+		for (j = 0; j < b->nprograms; j++)
+			if (a->programs[j] != b->programs[j])
+				return false;
+		if (b->pathways != NULL && a->pathways != b->pathways &&
+		    !json_equal(a->pathways, b->pathways))
+			return false;
+	}
+	return true;
+}
+
+/* The result of publishing the same generation again: all skipped. */
+static void
+same_result(const struct state *s, const struct catalog *next,
+    struct state_result *r)
+{
+	const struct plan	*pl = s->plan;
+	size_t			 i;
+
+	r->sites = next->nsites;
+	for (i = 0; i < next->nsites; i++) {
+		if (next->sites[i]->status == SITE_OK)
+			r->sites_ok++;
+		else
+			r->sites_unconfigured++;
+	}
+	r->programs = pl->nprograms;
+	r->pathways = pl->npathways;
+	for (i = 0; i < pl->n; i++)
+		r->keys[pl->v[i].family]++;
+	r->ws.skipped = pl->n;
+	r->complete = pl->errors == 0;
+	r->published = r->sites_ok > 0;
+}
+
 int
 state_publish(struct state *s, struct catalog *next,
     const struct state_publish_opts *opts, struct state_result *r)
@@ -852,6 +924,12 @@ state_publish(struct state *s, struct catalog *next,
 	bool			 down, complete;
 
 	memset(r, 0, sizeof *r);
+	if (opts->skip_same && same_generation(s, next)) {
+		/* Nothing to plan, write or record (stale keys: not counted). */
+		same_result(s, next, r);
+		catalog_unref(next);
+		return r->complete ? 0 : -1;
+	}
 	memset(&pb, 0, sizeof pb);
 	pb.s = s;
 	pb.opts = opts;
