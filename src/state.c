@@ -466,8 +466,9 @@ settle_sites(struct publish *pb, struct state_result *r)
 			keep = catalog_site_new(cs->domain, cs->site_id);
 			keep->status = cs->status;
 		}
-		/* What the refresh learnt of its kinds (SPEC §10) holds. */
-		keep->full_ok = cs->full_ok;
+		/* What the refresh learnt of its kinds (SPEC §10) holds; a
+		   site held back waits for a full refresh. */
+		keep->full_ok = cs->full_ok && cs->status != SITE_HELD;
 		keep->incr = cs->incr;
 		catalog_site_free(cs);
 		next->sites[i] = keep;
@@ -910,6 +911,25 @@ same_result(const struct state *s, const struct catalog *next,
 	r->published = r->sites_ok > 0;
 }
 
+/*
+ * What a refresh that published nothing learnt of its sites (SPEC §10:
+ * the probe's answer, a site held back) still holds for the next one.
+ */
+static void
+learn_kinds(struct catalog *gen, const struct catalog *next)
+{
+	struct catalog_site	*cs;
+	size_t			 i;
+
+	for (i = 0; gen != NULL && i < next->nsites; i++) {
+		if ((cs = catalog_find_site(gen, next->sites[i]->domain)) ==
+		    NULL)
+			continue;
+		cs->full_ok = next->sites[i]->full_ok;
+		cs->incr = next->sites[i]->incr;
+	}
+}
+
 int
 state_publish(struct state *s, struct catalog *next,
     const struct state_publish_opts *opts, struct state_result *r)
@@ -987,6 +1007,7 @@ state_publish(struct state *s, struct catalog *next,
 		s->snap = snap;
 	} else {
 		/* Nothing new reached the cache: the record stays. */
+		learn_kinds(s->gen, next);
 		snapshot_set_sites(snap, s->snap != NULL ?
 		    snapshot_sites(s->snap) : NULL);
 		if (s->snap != NULL) {

@@ -323,6 +323,28 @@ class Incremental(PcdTestCase):
         self.assertNotIn(pw["id"], self.reader_.get("program-" + dropped)["pathway_ids"])
         self.assertCacheMatches(self.reader_, self.expected())
 
+    def test_held_site_waits_for_a_full_refresh(self):
+        """An incremental refresh the shrink guard holds (SPEC §7) keeps the
+        previous values, and the site gets no more incremental refreshes
+        (no publish_held every minute) until a full one succeeds."""
+        self.start()
+        self.wait_ok("incremental")
+        gone = self.cat["uuids"][:4]
+
+        def change(cat):
+            for u in gone:
+                cat["uuids"].remove(u)
+                del cat["programs"][u]
+        mark = self.d.mark()
+        self.edit(change)
+        self.d.wait_event("publish_held", since=mark, timeout=10)
+        self.assertEqual(self.reader_.get("program-uuids-" + DOMAIN), self.cat["uuids"])
+        held = self.d.mark()
+        time.sleep(3)
+        self.assertEqual(self.d.events_named("publish_held", since=held), [])
+        self.assertEqual(kinded(self.d.events_named("refresh_started", since=held),
+                                "incremental"), [])
+
     def test_metrics_by_kind(self):
         """/metrics: refreshes and details fetched by kind, and the age of
         the last change published."""
