@@ -388,3 +388,10 @@ class FakeTimestampFilter(PcdTestCase):
         self.assertEqual(body["results"], [])
         body = json.loads(urllib.request.urlopen(base + "&timestamp=2000-01-01T00%3A00%3A00Z").read())
         self.assertEqual(body["count"], 3)
+        # Both list forms: the UUID list takes the filter too.
+        got = json.loads(urllib.request.urlopen(
+            base + "&uuids_only=1&timestamp=2000-01-01T00%3A00%3A00Z").read())
+        self.assertEqual(len(got), 3)
+        got = json.loads(urllib.request.urlopen(
+            base + "&uuids_only=1&timestamp=2999-01-01T00%3A00%3A00Z").read())
+        self.assertEqual(got, [])

@@ -25,7 +25,7 @@ JSON body says what was wrong):
         (timestamps=True only; kind "filtered") -> a DRF page envelope of
         minimal programs {uuid, title, type, status, data_modified_timestamp}
         whose data_modified_timestamp >= T, page_size per page, "&page=N"
-        accepted; an unparsable T is a 400 as Django's filter answers.  With
+        accepted (with "&uuids_only=1" too: the UUID list so filtered); an unparsable T is a 400 as Django's filter answers.  With
         timestamp_filter=False the parameter is ignored (every program).
     GET {base}/programs/{uuid}/?exclude_utm=1      -> the detail, 404 if unknown
         (with timestamps=True it carries "data_modified_timestamp": the fake's
@@ -759,14 +759,18 @@ class FakeDiscovery:
         """The minimal program list filtered by timestamp (SPEC §10)."""
         if not self.timestamps:
             return self._bad_query(req, UUIDS_QUERY, "timestamp (timestamps=False)")
-        base = LIST_QUERY + [("timestamp", req.query_dict()["timestamp"][0])]
+        stamp = req.query_dict()["timestamp"][0]
+        base = LIST_QUERY + [("timestamp", stamp)]
+        uuids_only = ("uuids_only", "1") in req.query
+        if uuids_only:
+            base = base + [("uuids_only", "1")]
         problem = self._query_problem(req.query, base, optional=("page",))
         if problem:
             return self._bad_query(req, base, problem)
         since = None
         if self.timestamp_filter:
             try:
-                since = datetime.fromisoformat(base[-1][1])
+                since = datetime.fromisoformat(stamp)
             except ValueError:
                 return 400, {"timestamp": ["Enter a valid date/time."]}, []
             if since.tzinfo is None:
@@ -781,11 +785,16 @@ class FakeDiscovery:
                 continue
             items.append({"uuid": uuid, "title": p.get("title"), "type": p.get("type"),
                           "status": p.get("status"), "data_modified_timestamp": ts})
+        if uuids_only and not self.uuids_page_size:
+            return 200, [i["uuid"] for i in items], []
+        if uuids_only:
+            items = [i["uuid"] for i in items]
         try:
             page = int(req.query_dict().get("page", ["1"])[0])
         except ValueError:
             return 404, {"detail": "Invalid page."}, []
-        env = self._page_envelope(h, req, items, page, self.page_size, base)
+        env = self._page_envelope(h, req, items, page, self.uuids_page_size if uuids_only
+                                  else self.page_size, base)
         if env is None:
             return 404, {"detail": "Invalid page."}, []
         return 200, env, []
