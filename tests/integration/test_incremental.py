@@ -187,6 +187,20 @@ class Incremental(PcdTestCase):
         newest = max(datetime.fromisoformat(self.fake.modified(u)) for u in self.cat["uuids"])
         self.assertEqual(datetime.fromisoformat(t), newest - timedelta(minutes=10))
 
+    def test_timestamps_with_offsets(self):
+        """Timestamps with an offset or a fraction are read as the instants
+        they are; T is written in UTC with Z."""
+        for i, u in enumerate(self.cat["uuids"]):
+            self.cat["programs"][u]["data_modified_timestamp"] = "2026-01-01T12:00:00+01:00"
+        self.cat["programs"][self.cat["uuids"][3]]["data_modified_timestamp"] = \
+            "2026-01-02T00:30:00.5+02:00"
+        self.start()
+        self.fake.reset_requests()
+        self.wait_ok("incremental")
+        t = [parse_qs(urlsplit(r.target).query)["timestamp"][0]
+             for r in self.fake.requests if r.kind == "filtered" and "2999-" not in r.target]
+        self.assertEqual(t[:1], ["2026-01-01T22:25:00.500000Z"])
+
     def test_discovery_without_the_filter(self):
         """A Discovery that ignores `timestamp` lists everything for the
         far-future probe: incremental_unsupported once, then no incremental
