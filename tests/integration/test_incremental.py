@@ -382,6 +382,16 @@ class Incremental(PcdTestCase):
         self.assertGreaterEqual(age, 0)
         self.assertLess(age, 60)
 
+    def test_full_refreshes_keep_their_schedule(self):
+        """Incremental refreshes do not push the full ones back: with
+        refresh_interval 3 s and incremental_interval 1 s, both kinds run."""
+        self.start(interval="1s", refresh_interval="3s")
+        mark = self.d.mark()
+        self.d.wait_events("refresh_succeeded", 2, timeout=15, since=mark,
+                           predicate=lambda e: e.get("kind") == "full")
+        self.assertGreaterEqual(len(kinded(self.d.events_named("refresh_succeeded", since=mark),
+                                           "incremental")), 1)
+
     def test_off_when_zero(self):
         """incremental_interval = 0: full refreshes only."""
         self.start(interval="0")
