@@ -536,7 +536,8 @@ site_result(struct site_fetch *sf)
 		return incr_result(sf);
 	s = catalog_site_new(sf->cs->domain, sf->cs->site_id);
 	/* A full refresh that had the list makes incremental ones possible. */
-	s->full_ok = sf->incr ? sf->prev->full_ok : !sf->uuids_failed;
+	s->full_ok = sf->incr && sf->prev != NULL ? sf->prev->full_ok :
+	    !sf->uuids_failed;
 	s->incr = sf->incr_state;
 	if (sf->uuids_failed) {
 		s->status = SITE_FAILED;
@@ -600,6 +601,30 @@ on_done(evutil_socket_t fd, short what, void *arg)
 
 /* --- incremental refreshes (SPEC §10) -------------------------------- */
 
+/* Exactly n decimal digits at *p (advanced past them), or -1. */
+static int
+ts_digits(const char **p, int n)
+{
+	int	v = 0;
+
+	for (; n > 0; n--, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	return v;
+}
+
+/* One of the characters of set at *p (advanced past it). */
+static bool
+ts_char(const char **p, const char *set)
+{
+	if (**p == '\0' || strchr(set, **p) == NULL)
+		return false;
+	(*p)++;
+	return true;
+}
+
 /*
  * A timestamp as Discovery writes it (ISO 8601: date, 'T', time, optional
  * fraction, 'Z' or an offset) in microseconds since the epoch; false if it
@@ -608,34 +633,38 @@ on_done(evutil_socket_t fd, short what, void *arg)
 static bool
 ts_parse(const char *s, int64_t *us)
 {
-	struct tm	tm;
-	int		y, mo, dd, h, mi, sec, n = 0, oh, om;
-	int64_t		frac = 0, scale = 1000000, off = 0;
-	time_t		t;
-	const char	*p;
+	struct tm	 tm;
+	const char	*p = s;
+	int		 y, mo, dd, h, mi, sec, oh = 0, om = 0, sign = 1;
+	int64_t		 frac = 0, scale = 1000000;
+	time_t		 t;
 
-	if (sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &y, &mo, &dd, &h,
-	    &mi, &sec, &n) != 6 || n == 0)
+	if ((y = ts_digits(&p, 4)) < 0 || !ts_char(&p, "-") ||
+	    (mo = ts_digits(&p, 2)) < 0 || !ts_char(&p, "-") ||
+	    (dd = ts_digits(&p, 2)) < 0 || !ts_char(&p, "T ") ||
+	    (h = ts_digits(&p, 2)) < 0 || !ts_char(&p, ":") ||
+	    (mi = ts_digits(&p, 2)) < 0 || !ts_char(&p, ":") ||
+	    (sec = ts_digits(&p, 2)) < 0)
 		return false;
-	p = s + n;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++) {
+	if (ts_char(&p, ".")) {
+		for (; *p >= '0' && *p <= '9'; p++) {
 			if (scale > 1) {
 				scale /= 10;
 				frac += (*p - '0') * scale;
 			}
 		}
 	}
-	if (*p == 'Z' && p[1] == '\0')
-		off = 0;
-	else if ((*p == '+' || *p == '-') && (sscanf(p + 1, "%2d:%2d%n",
-	    &oh, &om, &n) == 2 || sscanf(p + 1, "%2d%2d%n", &oh, &om,
-	    &n) == 2) && p[1 + n] == '\0')
-		off = (*p == '-' ? -1 : 1) * ((int64_t)oh * 3600 + om * 60);
-	else if (*p != '\0')
+	if (*p == '+' || *p == '-') {
+		sign = *p++ == '-' ? -1 : 1;
+		if ((oh = ts_digits(&p, 2)) < 0)
+			return false;
+		(void)ts_char(&p, ":");
+		if ((om = ts_digits(&p, 2)) < 0)
+			return false;
+	} else if (!ts_char(&p, "Z") && *p != '\0')
 		return false;
-	if (mo < 1 || mo > 12 || dd < 1 || dd > 31 || h > 23 || mi > 59 ||
-	    sec > 60 || y < 1970)
+	if (*p != '\0' || mo < 1 || mo > 12 || dd < 1 || dd > 31 ||
+	    h > 23 || mi > 59 || sec > 60 || oh > 23 || om > 59 || y < 1970)
 		return false;
 	memset(&tm, 0, sizeof tm);
 	tm.tm_year = y - 1900;
@@ -646,7 +675,8 @@ ts_parse(const char *s, int64_t *us)
 	tm.tm_sec = sec;
 	if ((t = timegm(&tm)) == (time_t)-1)
 		return false;
-	*us = ((int64_t)t - off) * 1000000 + frac;
+	*us = ((int64_t)t - sign * ((int64_t)oh * 3600 + om * 60)) * 1000000 +
+	    frac;
 	return true;
 }
 
