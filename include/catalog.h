@@ -66,6 +66,13 @@ enum site_status {
 	SITE_UNCONFIGURED	/* no catalog URL: [] lists */
 };
 
+/* Whether a site's Discovery filters its list by timestamp (SPEC §10). */
+enum catalog_incr {
+	INCR_UNKNOWN,		/* not probed yet (in this process) */
+	INCR_SUPPORTED,
+	INCR_UNSUPPORTED	/* full refreshes only */
+};
+
 /* What a generation knows about one site. */
 struct catalog_site {
 	char			 *domain;
@@ -81,6 +88,9 @@ struct catalog_site {
 	/* pathway objects in page order ("programs" still in), or NULL */
 	json_t			 *pathways;
 	bool			  pathways_failed;
+	/* incremental refreshes (SPEC §10): carried from one to the next */
+	bool			  full_ok;	/* last full refresh: listed */
+	enum catalog_incr	  incr;
 };
 
 struct catalog_site	*catalog_site_new(const char *domain, long site_id);

@@ -90,6 +90,8 @@ struct cfg {
 	/* [daemon] */
 	long			 refresh_interval_ms;
 	long			 failed_refresh_retry_ms;	/* SPEC §7 */
+	long			 incremental_interval_ms;	/* SPEC §10 */
+	long			 incremental_overlap_ms;
 	long			 check_interval_ms;
 	long			 verify_interval_ms;
 	char			*state_dir;

@@ -1,9 +1,12 @@
 /*
  * daemon.h: the event loop, its timers and signals (SPEC §4, §8).
  *
- * One refresh at start-up, then every refresh_interval +/- 10 %.
- * SIGHUP re-reads the configuration and refreshes now (coalesced: while a
- * refresh runs, at most one more is queued).  SIGTERM and SIGINT stop
+ * One refresh at start-up, then every refresh_interval +/- 10 %; between
+ * them, every incremental_interval, an incremental refresh (SPEC §10) when
+ * the last generation allows one (after a restart, the start-up refresh is
+ * incremental too when the snapshot allows it).  SIGHUP re-reads the
+ * configuration and runs a full refresh now (coalesced: while a refresh
+ * runs, at most one more is queued).  SIGTERM and SIGINT stop
  * cleanly: requests in flight are dropped, nothing half-written is left.
  */
 #ifndef PCD_DAEMON_H

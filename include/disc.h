@@ -36,6 +36,26 @@ struct disc	*disc_start(struct event_base *, struct http *,
 		    struct oauth *, const struct cfg *,
 		    struct catalog *prev, const char *only_domain,
 		    disc_cb, void *arg);
+/*
+ * An incremental refresh (SPEC §10), reusing prev (required) for what has
+ * not changed: per site whose last full refresh had its list, the UUID
+ * list, the list filtered by timestamp (from the newest
+ * data_modified_timestamp held, less incremental_overlap), the pathway
+ * pages, and only the details of programs new or modified since.  A site
+ * is probed once (a far-future timestamp must list nothing); one whose
+ * Discovery ignores the filter, or that is not ready for it, is carried
+ * over as prev has it.  Failures are reported as in a full refresh.
+ */
+struct disc	*disc_start_incremental(struct event_base *, struct http *,
+		    struct oauth *, const struct cfg *,
+		    struct catalog *prev, disc_cb, void *arg);
+/*
+ * Whether an incremental refresh is worth starting from gen: every site
+ * with a catalog URL has published data, and at least one can be
+ * refreshed incrementally.
+ */
+bool		 disc_incremental_ready(const struct cfg *,
+		    const struct catalog *gen);
 /* Stop a refresh without calling back (shutdown). */
 void		 disc_free(struct disc *);
 

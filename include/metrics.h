@@ -36,6 +36,10 @@ struct metrics {
 	uint64_t	keys[FAM_COUNT];	/* by family, last generation */
 	uint64_t	programs_rejected;
 	uint64_t	details_unchanged;	/* same body: not parsed */
+	/* by kind of refresh: 0 full, 1 incremental (SPEC §10) */
+	uint64_t	refreshes_by_kind[2];
+	uint64_t	details_fetched[2];
+	double		last_change;		/* last write, unix s, or 0 */
 	uint64_t	publishes_held;
 
 	/* Discovery */

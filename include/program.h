@@ -38,6 +38,9 @@ struct program_facts {
 	const char		*slug;		/* str(type_attrs.get("slug")) */
 	const char *const	*orgs;		/* authoring organization keys */
 	size_t			 norgs;
+	/* the detail's data_modified_timestamp (Discovery's clock), or NULL
+	   when not known: incremental refreshes fetch the detail again */
+	const char		*modified;
 };
 
 /*

@@ -79,6 +79,8 @@ catalog_site_copy(const struct catalog_site *src)
 	s->status = src->status;
 	s->has_data = src->has_data;
 	s->pathways_failed = src->pathways_failed;
+	s->full_ok = src->full_ok;
+	s->incr = src->incr;
 	s->uuids = xreallocarray(NULL, src->nuuids + 1, sizeof *s->uuids);
 	for (i = 0; i < src->nuuids; i++)
 		s->uuids[i] = xstrdup(src->uuids[i]);

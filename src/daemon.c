@@ -53,6 +53,9 @@ struct daemon {
 	uint64_t			 refresh_started;
 	uint64_t			 unchanged_before;	/* metric */
 	struct event			*refresh_timer;
+	struct event			*incr_timer;	/* SPEC §10 */
+	bool				 incremental;	/* the running one */
+	uint64_t			 fetched_before;	/* metric */
 	struct event			*sig_hup;
 	struct event			*sig_term;
 	struct event			*sig_int;
@@ -89,6 +92,8 @@ standby(const struct daemon *d)
 #define STATUS_EVERY_S	60
 
 static void	start_refresh(struct daemon *);
+static void	start_incremental(struct daemon *);
+static void	schedule_incremental(struct daemon *);
 static int	listen_apply(struct daemon *);
 static void	mark_published(struct daemon *);
 static void	update_status(struct daemon *);
@@ -333,9 +338,12 @@ refresh_done(struct daemon *d, struct catalog *next)
 {
 	struct state_publish_opts	 po;
 	struct state_result		 r;
-	uint64_t			 ms;
+	uint64_t			 ms, fetched;
+	const char			*kind;
+
 
 	d->disc = NULL;
+	kind = d->incremental ? "incremental" : "full";
 	if (d->opts->dry_run) {
 		dry_run_done(d, next);
 		return;
@@ -358,35 +366,47 @@ refresh_done(struct daemon *d, struct catalog *next)
 	 */
 	po.skip_same = !d->opts->once && !d->rewrite;
 	po.gate = &d->gate;
-	po.every_site = d->opts->domain == NULL;
+	/* Only full refreshes count for stale keys: the same delay either way. */
+	po.every_site = d->opts->domain == NULL && !d->incremental;
 	(void)state_publish(d->state, next, &po, &r);
 	if (r.published)
 		d->rewrite = false;
 	heal_follow(d);
 	ms = mono_ms() - d->refresh_started;
+	fetched = metrics.details_fetched[d->incremental] - d->fetched_before;
+	metrics.refreshes_by_kind[d->incremental]++;
+	if (r.ws.written > 0 || r.deleted > 0)
+		metrics.last_change = (double)wall_ms() / 1000;
 	if (r.complete) {
-		log_event(LOG_INFO, "refresh_succeeded", "sites=%zu "
-		    "programs=%zu pathways=%zu keys_written=%zu "
+		log_event(LOG_INFO, "refresh_succeeded", "kind=%s sites=%zu "
+		    "programs=%zu pathways=%zu details_fetched=%llu "
+		    "keys_written=%zu "
 		    "keys_skipped=%zu keys_deleted=%zu bytes_written=%zu "
-		    "details_unchanged=%llu duration_ms=%llu", r.sites,
-		    r.programs, r.pathways, r.ws.written, r.ws.skipped,
+		    "details_unchanged=%llu duration_ms=%llu", kind, r.sites,
+		    r.programs, r.pathways, (unsigned long long)fetched,
+		    r.ws.written, r.ws.skipped,
 		    r.deleted, r.ws.bytes, (unsigned long long)
 		    (metrics.details_unchanged - d->unchanged_before),
 		    (unsigned long long)ms);
 		d->exit_code = PCD_EXIT_OK;
-		d->failures = 0;
+		/* An incremental one says nothing of the full schedule. */
+		if (!d->incremental)
+			d->failures = 0;
 	} else {
 		/* The summary; each failure had its own refresh_failed. */
-		log_event(LOG_ERR, "refresh_incomplete", "outcome=%s "
+		log_event(LOG_ERR, "refresh_incomplete", "kind=%s outcome=%s "
 		    "sites=%zu sites_partial=%zu sites_failed=%zu "
-		    "sites_held=%zu programs=%zu pathways=%zu keys_written=%zu "
-		    "keys_skipped=%zu keys_failed=%zu duration_ms=%llu",
+		    "sites_held=%zu programs=%zu pathways=%zu "
+		    "details_fetched=%llu keys_written=%zu "
+		    "keys_skipped=%zu keys_failed=%zu duration_ms=%llu", kind,
 		    outcome_of(&r) == OUTCOME_FAILED ? "failed" : "partial",
 		    r.sites, r.sites_partial, r.sites_failed, r.sites_held,
-		    r.programs, r.pathways, r.ws.written, r.ws.skipped,
+		    r.programs, r.pathways, (unsigned long long)fetched,
+		    r.ws.written, r.ws.skipped,
 		    r.ws.failed, (unsigned long long)ms);
 		d->exit_code = PCD_EXIT_FAIL;
-		d->failures++;
+		if (!d->incremental)
+			d->failures++;
 	}
 	d->outcome = outcome_of(&r);
 	record_metrics(&r, d->outcome, ms);
@@ -396,7 +416,9 @@ refresh_done(struct daemon *d, struct catalog *next)
 		d->programs = r.programs;
 		mark_published(d);
 	}
-	monitor_verify_soon(d->mon);
+	/* An incremental refresh that wrote nothing has nothing to check. */
+	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
+		monitor_verify_soon(d->mon);
 	update_status(d);
 	log_context(NULL, NULL);	/* the refresh's events end here */
 
@@ -413,8 +435,12 @@ refresh_done(struct daemon *d, struct catalog *next)
 		start_refresh(d);
 		return;
 	}
-	if (!standby(d))
+	if (standby(d))
+		return;		/* the holder refreshes */
+	/* The full refreshes keep their own schedule (SPEC §10). */
+	if (!d->incremental || !evtimer_pending(d->refresh_timer, NULL))
 		schedule_refresh(d);
+	schedule_incremental(d);
 }
 
 /*
@@ -438,6 +464,7 @@ on_lease(bool held, void *arg)
 	} else {
 		monitor_set_idle(d->mon, true);
 		evtimer_del(d->refresh_timer);
+		evtimer_del(d->incr_timer);
 		d->queued = false;
 		if (disc != NULL) {
 			d->disc = NULL;
@@ -459,33 +486,108 @@ on_refresh_done(struct catalog *next, void *arg)
 	disc_free(disc);
 }
 
+/* Every event of a refresh carries its id, to grep one refresh out. */
 static void
-start_refresh(struct daemon *d)
+refresh_id_new(void)
 {
 	char	id[16];
 
-	evtimer_del(d->refresh_timer);
-	if (standby(d))
-		return;		/* the holder refreshes; we take over later */
-	d->refresh_started = mono_ms();
-	d->unchanged_before = metrics.details_unchanged;
-	/* Every event of this refresh carries its id, to grep them out. */
 	snprintf(id, sizeof id, "%08lx", (unsigned long)(rand_unit() *
 	    4294967295.0));
 	log_context("refresh_id", id);
-	log_event(LOG_INFO, "refresh_started", "sites=%zu domain=%s",
-	    d->cfg->nsites, d->opts->domain);
+}
+
+static void
+start_refresh(struct daemon *d)
+{
+	evtimer_del(d->refresh_timer);
+	if (standby(d))
+		return;		/* the holder refreshes; we take over later */
+	evtimer_del(d->incr_timer);
+	d->incremental = false;
+	d->refresh_started = mono_ms();
+	d->unchanged_before = metrics.details_unchanged;
+	d->fetched_before = metrics.details_fetched[0];
+	refresh_id_new();
+	log_event(LOG_INFO, "refresh_started", "kind=full sites=%zu "
+	    "domain=%s", d->cfg->nsites, d->opts->domain);
 	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg,
 	    state_generation(d->state), d->opts->domain, on_refresh_done, d);
 	update_status(d);
 }
 
+/*
+ * An incremental refresh (SPEC §10): what changed since the last one.  The
+ * full refresh timer keeps running.
+ */
+static void
+start_incremental(struct daemon *d)
+{
+	evtimer_del(d->incr_timer);
+	if (standby(d))
+		return;
+	d->incremental = true;
+	d->refresh_started = mono_ms();
+	d->unchanged_before = metrics.details_unchanged;
+	d->fetched_before = metrics.details_fetched[1];
+	refresh_id_new();
+	log_event(LOG_INFO, "refresh_started", "kind=incremental sites=%zu",
+	    d->cfg->nsites);
+	d->disc = disc_start_incremental(d->base, d->http, d->oauth, d->cfg,
+	    state_generation(d->state), on_refresh_done, d);
+	update_status(d);
+}
+
+/* Whether the next refresh may be an incremental one. */
+static bool
+incremental_ready(const struct daemon *d)
+{
+	return !d->opts->once && d->opts->domain == NULL &&
+	    !d->opts->dry_run && d->cfg->incremental_interval_ms > 0 &&
+	    disc_incremental_ready(d->cfg, state_generation(d->state));
+}
+
+/* Arm the incremental timer: incremental_interval after this refresh. */
+static void
+schedule_incremental(struct daemon *d)
+{
+	long		ms = d->cfg->incremental_interval_ms;
+	struct timeval	tv;
+
+	if (d->opts->once || ms == 0)
+		return;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(d->incr_timer, &tv);
+}
+
 static void
 on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 {
+	struct daemon	*d = arg;
+
 	(void)fd;
 	(void)what;
-	start_refresh(arg);
+	if (d->disc != NULL) {
+		d->queued = true;	/* after the incremental one */
+		return;
+	}
+	start_refresh(d);
+}
+
+static void
+on_incr_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon	*d = arg;
+
+	(void)fd;
+	(void)what;
+	if (d->disc != NULL)
+		return;		/* armed again when it ends */
+	if (incremental_ready(d))
+		start_incremental(d);
+	else
+		schedule_incremental(d);
 }
 
 /* SIGHUP: re-read the configuration, and refresh now (or right after). */
@@ -863,6 +965,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		monitor_set_idle(d.mon, true);
 	}
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
+	d.incr_timer = evtimer_new(d.base, on_incr_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
@@ -874,9 +977,18 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 
 	if (ops_start(&d) == 0) {
 		heal_start(&d);
+		/*
+		 * After a restart, a snapshot whose sites an incremental
+		 * refresh can continue from needs no full one first (SPEC
+		 * §10); the full ones come on refresh_interval.  With a
+		 * lease, the one that takes it starts with a full one.
+		 */
 		if (d.lease != NULL)
 			lease_start(d.lease);	/* taken: on_lease refreshes */
-		else
+		else if (incremental_ready(&d)) {
+			schedule_refresh(&d);
+			start_incremental(&d);
+		} else
 			start_refresh(&d);
 		event_base_dispatch(d.base);
 	}
@@ -902,6 +1014,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	cfg_free(d.pending_cfg);
 	cfg_free(d.cfg);
 	event_free(d.refresh_timer);
+	event_free(d.incr_timer);
 	event_free(d.sig_hup);
 	event_free(d.sig_term);
 	event_free(d.sig_int);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -43,6 +44,16 @@ struct site_fetch {
 	struct map			 pw_next_seen;
 	json_t				*pathways;
 	bool				 pathways_failed;
+	/* an incremental refresh of the site (SPEC §10) */
+	bool				 incr;
+	bool				 incr_details;	/* phase 2 began */
+	bool				 incr_off;	/* prev, as it is */
+	enum catalog_incr		 incr_state;
+	char				*since;		/* T, escaped */
+	int				 filter_pages;
+	struct map			 filter_next_seen;
+	struct map			 changed;	/* uuid -> its ts */
+	bool				 filter_failed;
 };
 
 struct disc {
@@ -64,6 +75,7 @@ struct disc {
 	struct event		*done_ev;
 	bool			 expired;
 	bool			 stopping;	/* disc_free: no callback */
+	bool			 incremental;	/* SPEC §10 */
 };
 
 /* One request, and what to do with its answer. */
@@ -85,6 +97,10 @@ static void	on_pathways(struct req *, const struct http_result *);
 static void	on_detail(struct req *, const struct http_result *);
 static void	on_uuids(struct req *, const struct http_result *);
 static void	feed_details(struct site_fetch *);
+static void	site_begin(struct site_fetch *);
+static bool	incr_details(struct site_fetch *);
+static struct catalog_site *incr_result(struct site_fetch *);
+static bool	incr_prepare(struct site_fetch *);
 
 /* Log a failed request (or stage): one event, with all that is known. */
 static void
@@ -311,6 +327,7 @@ on_detail_result(struct req *q, const struct http_result *r)
 	char			 whybuf[256];
 	unsigned char		 hash[PROGRAM_BODY_HASH];
 
+	metrics.details_fetched[sf->d->incremental ? 1 : 0]++;
 	prev = map_get(&sf->prevprog, q->uuid, strlen(q->uuid));
 	if (prev != NULL && r->error == NULL && (r->content_type == NULL ||
 	    strstr(r->content_type, "json") != NULL)) {
@@ -343,6 +360,8 @@ on_detail_result(struct req *q, const struct http_result *r)
 		sf->partial = true;
 		if (prev != NULL) {
 			program_facts(prev, &f);
+			/* Not known to be current: fetched again (§10). */
+			f.modified = NULL;
 			p = program_kept(&f, prev, NULL, 0);
 		}
 	}
@@ -530,7 +549,8 @@ on_uuids(struct req *q, const struct http_result *r)
 	json_decref(j);
 	if (sf->d->expired)
 		goto fail;
-	start_details(sf);
+	if (!sf->incr)
+		start_details(sf);
 	return;
 fail:
 	sf->uuids_failed = true;
@@ -567,7 +587,7 @@ on_site_token(const char *header, void *arg)
 	} else {
 		free(d->auth);
 		d->auth = xstrdup(header);
-		get_uuids(sf, NULL);
+		site_begin(sf);
 	}
 	site_maybe_done(sf);
 }
@@ -575,7 +595,8 @@ on_site_token(const char *header, void *arg)
 static void
 site_fetch_free(struct site_fetch *sf)
 {
-	size_t	i;
+	struct map_item	*it;
+	size_t		 i;
 
 	for (i = 0; i < sf->nuuids; i++)
 		free(sf->uuids[i]);
@@ -587,6 +608,11 @@ site_fetch_free(struct site_fetch *sf)
 	map_free(&sf->prevprog);
 	map_free(&sf->uuid_next_seen);
 	map_free(&sf->pw_next_seen);
+	map_free(&sf->filter_next_seen);
+	MAP_FOREACH(&sf->changed, it)
+		free(it->val);
+	map_free(&sf->changed);
+	free(sf->since);
 	json_decref(sf->pathways);
 	free(sf);
 }
@@ -601,7 +627,13 @@ site_result(struct site_fetch *sf)
 	struct catalog_site	*s;
 	size_t			 i;
 
+	if (sf->incr_off)
+		return incr_result(sf);
 	s = catalog_site_new(sf->cs->domain, sf->cs->site_id);
+	/* A full refresh that had the list makes incremental ones possible. */
+	s->full_ok = sf->incr && sf->prev != NULL ? sf->prev->full_ok :
+	    !sf->uuids_failed;
+	s->incr = sf->incr_state;
 	if (sf->uuids_failed) {
 		s->status = SITE_FAILED;
 		return s;
@@ -634,6 +666,10 @@ site_maybe_done(struct site_fetch *sf)
 
 	if (sf->outstanding > 0)
 		return;
+	/* Incremental: the lists are in; now the details that changed. */
+	if (sf->incr && !sf->incr_details && !d->stopping &&
+	    incr_details(sf))
+		return;
 	d->sf = NULL;
 	if (d->stopping) {
 		site_fetch_free(sf);
@@ -658,6 +694,429 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	d->cb(next, d->arg);
 }
 
+/* --- incremental refreshes (SPEC §10) -------------------------------- */
+
+/* Exactly n decimal digits at *p (advanced past them), or -1. */
+static int
+ts_digits(const char **p, int n)
+{
+	int	v = 0;
+
+	for (; n > 0; n--, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	return v;
+}
+
+/* One of the characters of set at *p (advanced past it). */
+static bool
+ts_char(const char **p, const char *set)
+{
+	if (**p == '\0' || strchr(set, **p) == NULL)
+		return false;
+	(*p)++;
+	return true;
+}
+
+/*
+ * A timestamp as Discovery writes it (ISO 8601: date, 'T', time, optional
+ * fraction, 'Z' or an offset) in microseconds since the epoch; false if it
+ * is not one.
+ */
+static bool
+ts_parse(const char *s, int64_t *us)
+{
+	struct tm	 tm;
+	const char	*p = s;
+	int		 y, mo, dd, h, mi, sec, oh = 0, om = 0, sign = 1;
+	int64_t		 frac = 0, scale = 1000000;
+	time_t		 t;
+
+	if ((y = ts_digits(&p, 4)) < 0 || !ts_char(&p, "-") ||
+	    (mo = ts_digits(&p, 2)) < 0 || !ts_char(&p, "-") ||
+	    (dd = ts_digits(&p, 2)) < 0 || !ts_char(&p, "T ") ||
+	    (h = ts_digits(&p, 2)) < 0 || !ts_char(&p, ":") ||
+	    (mi = ts_digits(&p, 2)) < 0 || !ts_char(&p, ":") ||
+	    (sec = ts_digits(&p, 2)) < 0)
+		return false;
+	if (ts_char(&p, ".")) {
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*p - '0') * scale;
+			}
+		}
+	}
+	if (*p == '+' || *p == '-') {
+		sign = *p++ == '-' ? -1 : 1;
+		if ((oh = ts_digits(&p, 2)) < 0)
+			return false;
+		(void)ts_char(&p, ":");
+		if ((om = ts_digits(&p, 2)) < 0)
+			return false;
+	} else if (!ts_char(&p, "Z") && *p != '\0')
+		return false;
+	if (*p != '\0' || mo < 1 || mo > 12 || dd < 1 || dd > 31 ||
+	    h > 23 || mi > 59 || sec > 60 || oh > 23 || om > 59 || y < 1970)
+		return false;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = dd;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	if ((t = timegm(&tm)) == (time_t)-1)
+		return false;
+	*us = ((int64_t)t - sign * ((int64_t)oh * 3600 + om * 60)) * 1000000 +
+	    frac;
+	return true;
+}
+
+/* Microseconds since the epoch as an ISO 8601 UTC timestamp ('Z'). */
+static void
+ts_format(int64_t us, char *out, size_t len)
+{
+	struct tm	tm;
+	time_t		t;
+	int64_t		frac;
+
+	if (us < 0)
+		us = 0;
+	t = (time_t)(us / 1000000);
+	frac = us % 1000000;
+	gmtime_r(&t, &tm);
+	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (long long)frac);
+}
+
+/* The newest data_modified_timestamp a site's records hold, if any. */
+static bool
+incr_watermark(const struct catalog_site *cs, int64_t *max)
+{
+	struct program_facts	f;
+	int64_t			us;
+	size_t			i;
+	bool			any = false;
+
+	for (i = 0; i < cs->nprograms; i++) {
+		program_facts(cs->programs[i], &f);
+		if (f.modified == NULL || !ts_parse(f.modified, &us))
+			continue;
+		if (!any || us > *max)
+			*max = us;
+		any = true;
+	}
+	return any;
+}
+
+/* Whether a site of the last generation can be refreshed incrementally. */
+static bool
+incr_eligible(const struct catalog_site *cs, int64_t *max)
+{
+	return cs != NULL && cs->has_data && cs->full_ok &&
+	    cs->incr != INCR_UNSUPPORTED && incr_watermark(cs, max);
+}
+
+/* Make sf an incremental fetch, with its T; false if it cannot be one. */
+static bool
+incr_prepare(struct site_fetch *sf)
+{
+	int64_t	max = 0;
+	char	ts[64];
+
+	if (!incr_eligible(sf->prev, &max))
+		return false;
+	/* Discovery's clock, never ours: the newest it stamped, less lag. */
+	ts_format(max - (int64_t)sf->d->cfg->incremental_overlap_ms * 1000,
+	    ts, sizeof ts);
+	sf->since = http_escape(ts);
+	sf->incr = true;
+	return true;
+}
+
+/* The minimal program list (or one page): its list and "next". */
+static bool
+minimal_page(json_t *j, json_t **list, json_t **next)
+{
+	*list = j;
+	*next = NULL;
+	if (json_is_object(j)) {
+		*list = json_object_get(j, "results");
+		*next = json_object_get(j, "next");
+	}
+	return json_is_array(*list);
+}
+
+static void	on_filter(struct req *, const struct http_result *);
+
+/* Fetch the filtered list (its first page, or the page after). */
+static void
+get_filter(struct site_fetch *sf, const char *next)
+{
+	char	*url;
+
+	sf->filter_pages++;
+	if (next != NULL)
+		url = xstrdup(next);
+	else
+		url = xasprintf("%s/programs/?exclude_utm=1&status=active&"
+		    "status=retired&timestamp=%s", sf->cs->catalog_api_url,
+		    sf->since);
+	get(sf, url, on_filter, 0, NULL);
+	free(url);
+}
+
+/* The lists an incremental refresh asks for, all at once. */
+static void
+incr_lists(struct site_fetch *sf)
+{
+	get_uuids(sf, NULL);
+	get_filter(sf, NULL);
+	get_pathways(sf);
+}
+
+/*
+ * A page of the filtered list arrived: the programs modified at or after
+ * T, with their timestamps.  Any failure fails the site's refresh (what
+ * changed cannot be known).
+ */
+static void
+on_filter(struct req *q, const struct http_result *r)
+{
+	struct site_fetch	*sf = q->sf;
+	json_t			*j, *list, *next, *v, *u, *ts;
+	struct map_item		*it;
+	size_t			 i;
+
+	if ((j = parse_body(sf, "filtered", r)) == NULL)
+		goto fail;
+	if (!minimal_page(j, &list, &next)) {
+		req_failed(sf, "filtered", r, "the filtered program list is "
+		    "not a JSON list");
+		json_decref(j);
+		goto fail;
+	}
+	json_array_foreach(list, i, v) {
+		u = json_object_get(v, "uuid");
+		if (!json_is_string(u) || json_string_length(u) == 0 ||
+		    strlen(json_string_value(u)) != json_string_length(u)) {
+			req_failed(sf, "filtered", r, "an entry of the "
+			    "filtered program list has no uuid");
+			json_decref(j);
+			goto fail;
+		}
+		ts = json_object_get(v, "data_modified_timestamp");
+		it = map_put(&sf->changed, json_string_value(u),
+		    json_string_length(u));
+		free(it->val);
+		/* No timestamp: fetched (it cannot be compared). */
+		it->val = xstrdup(json_is_string(ts) ? json_string_value(ts) :
+		    "");
+	}
+	if (json_is_string(next) && json_string_length(next) > 0) {
+		if (sf->d->expired || !next_ok(sf, "filtered",
+		    &sf->filter_next_seen, sf->filter_pages, next, r)) {
+			json_decref(j);
+			goto fail;
+		}
+		get_filter(sf, json_string_value(next));
+	}
+	json_decref(j);
+	return;
+fail:
+	sf->filter_failed = true;
+}
+
+/*
+ * The probe's answer: a Discovery that filters lists nothing after a
+ * far-future timestamp; one that ignores the parameter lists everything.
+ */
+static void
+on_probe(struct req *q, const struct http_result *r)
+{
+	struct site_fetch	*sf = q->sf;
+	json_t			*j, *list, *next;
+
+	if ((j = parse_body(sf, "probe", r)) == NULL)
+		goto fail;
+	if (!minimal_page(j, &list, &next)) {
+		req_failed(sf, "probe", r, "the program list is not a JSON "
+		    "list");
+		json_decref(j);
+		goto fail;
+	}
+	if (json_array_size(list) > 0 || has_next(next)) {
+		sf->incr_state = INCR_UNSUPPORTED;
+		sf->incr_off = true;
+		sf->incr = false;
+		log_event(LOG_WARNING, "incremental_unsupported", "site=%s "
+		    "url=%s listed=%zu error=%s", sf->cs->domain, r->url,
+		    json_array_size(list), "Discovery ignores the timestamp "
+		    "filter: full refreshes only for this site");
+		json_decref(j);
+		return;
+	}
+	json_decref(j);
+	sf->incr_state = INCR_SUPPORTED;
+	if (!sf->d->expired) {
+		incr_lists(sf);
+		return;
+	}
+fail:
+	sf->filter_failed = true;
+}
+
+/* The first requests of a site: the lists (after the probe, once). */
+static void
+site_begin(struct site_fetch *sf)
+{
+	char	*url;
+
+	if (!sf->incr) {
+		get_uuids(sf, NULL);
+		return;
+	}
+	if (sf->incr_state != INCR_UNKNOWN) {
+		incr_lists(sf);
+		return;
+	}
+	url = xasprintf("%s/programs/?exclude_utm=1&status=active&"
+	    "status=retired&timestamp=2999-12-31T00%%3A00%%3A00Z",
+	    sf->cs->catalog_api_url);
+	get(sf, url, on_probe, 0, NULL);
+	free(url);
+}
+
+/* The UUIDs of the programs a site's pathways name. */
+static void
+pathway_uuids(const json_t *pathways, struct map *out)
+{
+	const json_t	*pw, *progs, *p, *u;
+	size_t		 i, j;
+
+	json_array_foreach(pathways, i, pw) {
+		progs = json_object_get(pw, "programs");
+		json_array_foreach(progs, j, p) {
+			u = json_object_get(p, "uuid");
+			if (json_is_string(u))
+				map_put(out, json_string_value(u),
+				    json_string_length(u))->val = out;
+		}
+	}
+}
+
+/*
+ * Phase 2 of an incremental site: with the lists in, fetch the details of
+ * the programs that are new, modified (their listed timestamp is not the
+ * one held) or not known to be current, and reuse every other record.  A
+ * kept record's value is final, pathway_ids included: when the pathways
+ * changed, the kept records they name are fetched too.  Whether requests
+ * were queued (the site is not done yet).
+ */
+static bool
+incr_details(struct site_fetch *sf)
+{
+	struct program_facts	 f;
+	struct program		*p;
+	struct map		 inpw;
+	const char		*listed;
+	size_t			 i, n = 0, queued = 0;
+	bool			 pwchanged, need;
+	char			*url, *esc;
+
+	sf->incr_details = true;
+	if (sf->incr_off || sf->uuids_failed)
+		return false;
+	if (sf->filter_failed || sf->d->expired) {
+		/* SPEC §7: what changed is not known; nothing is written. */
+		sf->uuids_failed = true;
+		return false;
+	}
+	map_init(&inpw);
+	pwchanged = !sf->pathways_failed && (sf->prev->pathways == NULL ||
+	    !json_equal(sf->pathways, sf->prev->pathways));
+	if (pwchanged) {
+		pathway_uuids(sf->pathways, &inpw);
+		if (sf->prev->pathways != NULL)
+			pathway_uuids(sf->prev->pathways, &inpw);
+	}
+	sf->slots = xcalloc(sf->nuuids + 1, sizeof *sf->slots);
+	for (i = 0; i < sf->nuuids; i++) {
+		struct map_item	*it;
+		const char	*uuid = sf->uuids[i];
+
+		it = map_put(&sf->unique, uuid, strlen(uuid));
+		if (it->val != NULL)
+			continue;	/* listed twice: fetched once */
+		it->val = (void *)(uintptr_t)(n + 1);
+		p = map_get(&sf->prevprog, uuid, strlen(uuid));
+		need = p == NULL;
+		if (p != NULL) {
+			program_facts(p, &f);
+			listed = map_get(&sf->changed, uuid, strlen(uuid));
+			need = f.modified == NULL || (listed != NULL &&
+			    strcmp(listed, f.modified) != 0) ||
+			    (program_is_kept(p) && map_get(&inpw, uuid,
+			    strlen(uuid)) != NULL);
+		}
+		if (need) {
+			esc = http_escape(uuid);
+			url = xasprintf("%s/programs/%s/?exclude_utm=1",
+			    sf->cs->catalog_api_url, esc);
+			get(sf, url, on_detail, n, uuid);
+			free(url);
+			free(esc);
+			queued++;
+		} else
+			sf->slots[n] = program_ref(p);
+		n++;
+	}
+	map_free(&inpw);
+	return queued > 0;
+}
+
+/* A site not refreshed incrementally: carried over as prev has it. */
+static struct catalog_site *
+incr_result(struct site_fetch *sf)
+{
+	struct catalog_site	*s;
+
+	if (sf->prev != NULL)
+		s = catalog_site_copy(sf->prev);
+	else {
+		s = catalog_site_new(sf->cs->domain, sf->cs->site_id);
+		s->status = SITE_FAILED;
+	}
+	s->incr = sf->incr_state;
+	return s;
+}
+
+bool
+disc_incremental_ready(const struct cfg *cfg, const struct catalog *gen)
+{
+	const struct catalog_site	*cs;
+	int64_t				 max;
+	size_t				 i;
+	bool				 any = false;
+
+	if (gen == NULL || cfg->incremental_interval_ms == 0)
+		return false;
+	for (i = 0; i < cfg->nsites; i++) {
+		if (cfg->sites[i].catalog_api_url == NULL)
+			continue;
+		cs = catalog_find_site(gen, cfg->sites[i].domain);
+		if (cs == NULL || !cs->has_data)
+			return false;	/* a full refresh comes first */
+		if (incr_eligible(cs, &max))
+			any = true;
+	}
+	return any;
+}
+
 /* Start fetching one configured site. */
 static void
 start_site(struct disc *d, const struct cfg_site *cs)
@@ -674,6 +1133,10 @@ start_site(struct disc *d, const struct cfg_site *cs)
 	map_init(&sf->unique);
 	map_init(&sf->uuid_next_seen);
 	map_init(&sf->pw_next_seen);
+	map_init(&sf->filter_next_seen);
+	map_init(&sf->changed);
+	if (sf->prev != NULL)
+		sf->incr_state = sf->prev->incr;
 	for (i = 0; sf->prev != NULL && i < sf->prev->nprograms; i++) {
 		struct program *p = sf->prev->programs[i];
 
@@ -681,7 +1144,10 @@ start_site(struct disc *d, const struct cfg_site *cs)
 		    strlen(program_uuid(p)))->val = p;
 	}
 	d->sf = sf;
-	if (d->expired) {
+	if (d->incremental && !incr_prepare(sf)) {
+		/* Not to be refreshed incrementally: as prev has it. */
+		sf->incr_off = true;
+	} else if (d->expired) {
 		req_failed(sf, "deadline", NULL, "refresh deadline exceeded "
 		    "before the site was fetched");
 		sf->uuids_failed = true;
@@ -693,7 +1159,7 @@ start_site(struct disc *d, const struct cfg_site *cs)
 		oauth_get(d->oauth, NULL, on_site_token, sf);
 		return;
 	} else {
-		get_uuids(sf, NULL);
+		site_begin(sf);
 		return;
 	}
 	site_maybe_done(sf);
@@ -737,15 +1203,17 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	http_cancel_all(d->http, "refresh deadline exceeded");
 }
 
-struct disc *
-disc_start(struct event_base *base, struct http *http, struct oauth *oauth,
+/* Start a refresh of either kind. */
+static struct disc *
+disc_begin(struct event_base *base, struct http *http, struct oauth *oauth,
     const struct cfg *cfg, struct catalog *prev,
-    const char *only_domain, disc_cb cb, void *arg)
+    const char *only_domain, disc_cb cb, void *arg, bool incremental)
 {
 	struct disc	*d;
 	struct timeval	 tv;
 
 	d = xcalloc(1, sizeof *d);
+	d->incremental = incremental;
 	d->base = base;
 	d->http = http;
 	d->oauth = oauth;
@@ -766,6 +1234,23 @@ disc_start(struct event_base *base, struct http *http, struct oauth *oauth,
 	evtimer_add(d->deadline, &tv);
 	next_site(d);
 	return d;
+}
+
+struct disc *
+disc_start(struct event_base *base, struct http *http, struct oauth *oauth,
+    const struct cfg *cfg, struct catalog *prev,
+    const char *only_domain, disc_cb cb, void *arg)
+{
+	return disc_begin(base, http, oauth, cfg, prev, only_domain, cb, arg,
+	    false);
+}
+
+struct disc *
+disc_start_incremental(struct event_base *base, struct http *http,
+    struct oauth *oauth, const struct cfg *cfg, struct catalog *prev,
+    disc_cb cb, void *arg)
+{
+	return disc_begin(base, http, oauth, cfg, prev, NULL, cb, arg, true);
 }
 
 void

@@ -22,6 +22,8 @@ static const char *const outcome_names[OUTCOME_COUNT] = {
 	"ok", "partial", "failed"
 };
 
+static const char *const kind_names[2] = { "full", "incremental" };
+
 static const char *const http_class_names[METRICS_HTTP_CLASSES] = {
 	"error", "1xx", "2xx", "3xx", "4xx", "5xx"
 };
@@ -337,6 +339,22 @@ metrics_render(struct buf *b)
 	counter(b, "programs_cached_details_unchanged_total",
 	    "Program details whose body had not changed: not parsed again.",
 	    m->details_unchanged);
+	head(b, "programs_cached_refreshes_by_kind_total", "counter",
+	    "Refreshes by kind: full, or incremental (only what changed).");
+	for (i = 0; i < 2; i++)
+		buf_printf(b, "programs_cached_refreshes_by_kind_total{kind="
+		    "\"%s\"} %llu\n", kind_names[i],
+		    (unsigned long long)m->refreshes_by_kind[i]);
+	head(b, "programs_cached_details_fetched_total", "counter",
+	    "Program details requested from Discovery, by kind of refresh.");
+	for (i = 0; i < 2; i++)
+		buf_printf(b, "programs_cached_details_fetched_total{kind="
+		    "\"%s\"} %llu\n", kind_names[i],
+		    (unsigned long long)m->details_fetched[i]);
+	gauge(b, "programs_cached_seconds_since_last_change",
+	    "Seconds since a publish last wrote a changed value (-1: none "
+	    "since start-up).", m->last_change > 0 ?
+	    (double)wall_ms() / 1000 - m->last_change : -1);
 	counter(b, "programs_cached_programs_rejected_total",
 	    "Program details refused for their shape or syntax.",
 	    m->programs_rejected);

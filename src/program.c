@@ -39,6 +39,7 @@ struct program {
 	char			*type;		/* normalize_program_type */
 	char			*slug;		/* str(type_attrs.get("slug")) */
 	struct strv		 orgs;		/* authoring org keys, as listed */
+	char			*modified;	/* data_modified_timestamp */
 	struct buf		 bytes;		/* the value */
 	struct pickle_ckpt	 ckpt;		/* pickle: where pathway_ids goes */
 	size_t			 json_open;	/* json: prefix length */
@@ -342,6 +343,12 @@ get_facts(struct program *p, const json_t *d, struct why *w)
 		strv_add(&p->orgs, s);
 		free(s);
 	}
+	/* SPEC §10: what incremental refreshes compare (a string, as sent). */
+	v = json_object_get(d, "data_modified_timestamp");
+	if (json_is_string(v) && json_string_length(v) > 0 &&
+	    json_string_length(v) < 64 &&
+	    strlen(json_string_value(v)) == json_string_length(v))
+		p->modified = xstrdup(json_string_value(v));
 	rc = 0;
 out:
 	map_free(&runseen);
@@ -518,6 +525,7 @@ program_free(struct program *p)
 	free(p->type);
 	free(p->slug);
 	strv_free(&p->orgs);
+	free(p->modified);
 	buf_free(&p->bytes);
 	json_decref(p->tree);
 	json_decref(p->fin_ids);
@@ -646,6 +654,8 @@ program_finish(struct program **pp, json_t *ids)
 		c->type = xstrdup(p->type);
 		c->slug = xstrdup(p->slug);
 		strv_copy(&c->orgs, &p->orgs);
+		c->modified = p->modified != NULL ? xstrdup(p->modified) :
+		    NULL;
 		buf_init(&c->bytes);
 		buf_add(&c->bytes, p->bytes.data, p->bytes.len);
 		c->tree = p->tree != NULL ? json_incref(p->tree) : NULL;
@@ -685,6 +695,7 @@ program_kept(const struct program_facts *f, struct program *base,
 	p->type = xstrdup(f->type);
 	p->slug = xstrdup(f->slug);
 	strv_from(&p->orgs, f->orgs, f->norgs);
+	p->modified = f->modified != NULL ? xstrdup(f->modified) : NULL;
 	buf_init(&p->bytes);
 	if (base != NULL) {
 		p->base = program_ref(base);
@@ -715,6 +726,7 @@ program_facts(const struct program *p, struct program_facts *f)
 	f->slug = p->slug;
 	f->orgs = (const char *const *)p->orgs.v;
 	f->norgs = p->orgs.n;
+	f->modified = p->modified;
 }
 
 const unsigned char *

@@ -121,6 +121,12 @@ const struct setting settings_table[] = {
 	    failed_refresh_retry_ms, 1000, DAY_MS, "30s",
 	    "First retry after a failed refresh; doubles up to "
 	    "refresh_interval."),
+	G("daemon", "incremental_interval", SETTING_DURATION,
+	    incremental_interval_ms, 0, DAY_MS, "1m",
+	    "Time between incremental refreshes (SPEC 10); 0: none."),
+	G("daemon", "incremental_overlap", SETTING_DURATION,
+	    incremental_overlap_ms, 0, DAY_MS, "5m",
+	    "How far before the newest timestamp held they look."),
 	G("daemon", "check_interval", SETTING_DURATION, check_interval_ms,
 	    100, DAY_MS, "30s",
 	    "How often memcached restarts and flushes are looked for."),

@@ -138,13 +138,19 @@ facts_json(const struct program *p)
 {
 	struct program_facts	f;
 
+	json_t			*j;
+
 	program_facts(p, &f);
-	return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:o}",
+	j = json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:o}",
 	    "uuid", f.uuid, "value_uuid", f.value_uuid,
 	    "runs", str_list(f.runs, f.nruns),
 	    "courses", str_list(f.courses, f.ncourses),
 	    "type", f.type, "slug", f.slug,
 	    "orgs", str_list(f.orgs, f.norgs));
+	/* SPEC §10: the watermark of incremental refreshes survives. */
+	if (f.modified != NULL)
+		json_object_set_new(j, "modified", json_string(f.modified));
+	return j;
 }
 
 /*
@@ -173,6 +179,7 @@ sites_text(const struct catalog *gen)
 		    cs->nuuids), "programs", progs);
 		json_object_set(site, "pathways", cs->pathways != NULL ?
 		    cs->pathways : json_null());
+		json_object_set_new(site, "full_ok", json_boolean(cs->full_ok));
 		json_array_append_new(sites, site);
 	}
 	doc = json_pack("{s:i, s:o}", "version", 1, "sites", sites);
@@ -211,6 +218,7 @@ program_from(const json_t *jp, const struct map *byprog)
 	f.value_uuid = json_string_value(json_object_get(jp, "value_uuid"));
 	f.type = json_string_value(json_object_get(jp, "type"));
 	f.slug = json_string_value(json_object_get(jp, "slug"));
+	f.modified = json_string_value(json_object_get(jp, "modified"));
 	if (f.uuid == NULL || f.value_uuid == NULL || f.type == NULL ||
 	    f.slug == NULL)
 		return NULL;
@@ -248,6 +256,7 @@ site_from(const json_t *js, const struct map *byprog)
 	cs->status = (enum site_status)json_integer_value(
 	    json_object_get(js, "status"));
 	cs->has_data = json_is_true(json_object_get(js, "has_data"));
+	cs->full_ok = json_is_true(json_object_get(js, "full_ok"));
 	json_array_foreach(json_object_get(js, "uuids"), i, v) {
 		if (!json_is_string(v))
 			continue;
@@ -457,6 +466,10 @@ settle_sites(struct publish *pb, struct state_result *r)
 			keep = catalog_site_new(cs->domain, cs->site_id);
 			keep->status = cs->status;
 		}
+		/* What the refresh learnt of its kinds (SPEC §10) holds; a
+		   site held back waits for a full refresh. */
+		keep->full_ok = cs->full_ok && cs->status != SITE_HELD;
+		keep->incr = cs->incr;
 		catalog_site_free(cs);
 		next->sites[i] = keep;
 	}
@@ -824,6 +837,97 @@ tally(const struct plan *pl, const enum write_outcome *out,
 	}
 }
 
+/*
+ * Whether next is the generation last published, record for record: an
+ * incremental refresh that found nothing new (SPEC §10).  Every site
+ * fetched whole, the same lists, the very same program records (shared,
+ * so the same values) and equal pathways; nothing unsure, no stale key
+ * being counted, every server up.
+ */
+static bool
+same_generation(const struct state *s, const struct catalog *next)
+{
+	const struct catalog		*gen = s->gen;
+	const struct catalog_site	*a, *b;
+	size_t				 i, j;
+
+	if (gen == NULL || s->plan == NULL || s->snap == NULL ||
+	    s->unsure.nitems > 0 || gen->nsites != next->nsites)
+		return false;
+	/* Keys recorded but not planned are absent: their count goes on. */
+	if (s->cfg->stale_after > 0 &&
+	    snapshot_count(s->snap) != s->plan->n)
+		return false;
+	for (i = 0; i < store_nservers(s->store); i++)
+		if (!store_server_up(s->store, i))
+			return false;
+	for (i = 0; i < next->nsites; i++) {
+		a = gen->sites[i];
+		b = next->sites[i];
+		if (strcmp(a->domain, b->domain) != 0 ||
+		    a->site_id != b->site_id || a->status != b->status ||
+		    (b->status != SITE_OK && b->status != SITE_UNCONFIGURED) ||
+		    a->has_data != b->has_data || a->full_ok != b->full_ok ||
+		    a->incr != b->incr || a->nuuids != b->nuuids ||
+		    a->nprograms != b->nprograms ||
+		    (a->pathways == NULL) != (b->pathways == NULL))
+			return false;
+		for (j = 0; j < b->nuuids; j++)
+			if (strcmp(a->uuids[j], b->uuids[j]) != 0)
+				return false;
+		for (j = 0; j < b->nprograms; j++)
+			if (a->programs[j] != b->programs[j])
+				return false;
+		if (b->pathways != NULL && a->pathways != b->pathways &&
+		    !json_equal(a->pathways, b->pathways))
+			return false;
+	}
+	return true;
+}
+
+/* The result of publishing the same generation again: all skipped. */
+static void
+same_result(const struct state *s, const struct catalog *next,
+    struct state_result *r)
+{
+	const struct plan	*pl = s->plan;
+	size_t			 i;
+
+	r->sites = next->nsites;
+	for (i = 0; i < next->nsites; i++) {
+		if (next->sites[i]->status == SITE_OK)
+			r->sites_ok++;
+		else
+			r->sites_unconfigured++;
+	}
+	r->programs = pl->nprograms;
+	r->pathways = pl->npathways;
+	for (i = 0; i < pl->n; i++)
+		r->keys[pl->v[i].family]++;
+	r->ws.skipped = pl->n;
+	r->complete = pl->errors == 0;
+	r->published = r->sites_ok > 0;
+}
+
+/*
+ * What a refresh that published nothing learnt of its sites (SPEC §10:
+ * the probe's answer, a site held back) still holds for the next one.
+ */
+static void
+learn_kinds(struct catalog *gen, const struct catalog *next)
+{
+	struct catalog_site	*cs;
+	size_t			 i;
+
+	for (i = 0; gen != NULL && i < next->nsites; i++) {
+		if ((cs = catalog_find_site(gen, next->sites[i]->domain)) ==
+		    NULL)
+			continue;
+		cs->full_ok = next->sites[i]->full_ok;
+		cs->incr = next->sites[i]->incr;
+	}
+}
+
 int
 state_publish(struct state *s, struct catalog *next,
     const struct state_publish_opts *opts, struct state_result *r)
@@ -838,6 +942,12 @@ state_publish(struct state *s, struct catalog *next,
 	bool			 down, complete;
 
 	memset(r, 0, sizeof *r);
+	if (opts->skip_same && same_generation(s, next)) {
+		/* Nothing to plan, write or record (stale keys: not counted). */
+		same_result(s, next, r);
+		catalog_unref(next);
+		return r->complete ? 0 : -1;
+	}
 	memset(&pb, 0, sizeof pb);
 	pb.s = s;
 	pb.opts = opts;
@@ -897,6 +1007,7 @@ state_publish(struct state *s, struct catalog *next,
 		s->snap = snap;
 	} else {
 		/* Nothing new reached the cache: the record stays. */
+		learn_kinds(s->gen, next);
 		snapshot_set_sites(snap, s->snap != NULL ?
 		    snapshot_sites(s->snap) : NULL);
 		if (s->snap != NULL) {

@@ -21,7 +21,16 @@ JSON body says what was wrong):
     GET {base}/programs/?exclude_utm=1&status=active&status=retired&uuids_only=1
         -> JSON list of UUIDs; with uuids_page_size=N a DRF page envelope
            {count, next, previous, results}, "&page=N" accepted then.
+    GET {base}/programs/?exclude_utm=1&status=active&status=retired&timestamp=T
+        (timestamps=True only; kind "filtered") -> a DRF page envelope of
+        minimal programs {uuid, title, type, status, data_modified_timestamp}
+        whose data_modified_timestamp >= T, page_size per page, "&page=N"
+        accepted (with "&uuids_only=1" too: the UUID list so filtered); an unparsable T is a 400 as Django's filter answers.  With
+        timestamp_filter=False the parameter is ignored (every program).
     GET {base}/programs/{uuid}/?exclude_utm=1      -> the detail, 404 if unknown
+        (with timestamps=True it carries "data_modified_timestamp": the fake's
+        clock, plus clock_skew seconds, when set_catalogue last saw the
+        program change; a program's own value of that key wins)
     GET {base}/pathways/?status=published&exclude_utm=1&page=N
         -> {count, next, previous, results}, page_size per page (default 20);
            next/previous absolute URLs (DRF style) or null; 404 past the end.
@@ -85,6 +94,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime, timezone
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 __all__ = ["FakeDiscovery", "Fault", "Request", "http_date", "dumps"]
@@ -93,6 +103,7 @@ API = "/api/v1"
 
 UUIDS_QUERY = [("exclude_utm", "1"), ("status", "active"), ("status", "retired"),
                ("uuids_only", "1")]
+LIST_QUERY = [("exclude_utm", "1"), ("status", "active"), ("status", "retired")]
 DETAIL_QUERY = [("exclude_utm", "1")]
 PATHWAYS_QUERY = [("status", "published"), ("exclude_utm", "1")]  # + page=N
 
@@ -218,8 +229,11 @@ def _body_bytes(body):
 class _Site:
     """One catalogue served under a path prefix, with its serialisation cache."""
 
-    def __init__(self, prefix, catalogue):
+    def __init__(self, prefix, catalogue, fake=None):
         self.prefix = prefix
+        self.fake = fake
+        self.modified = {}      # uuid -> data_modified_timestamp
+        self.serial = {}        # uuid -> the bytes it was stamped for
         self.set(catalogue)
 
     def set(self, catalogue):
@@ -228,6 +242,23 @@ class _Site:
         self.programs = dict(catalogue.get("programs", {}))
         self.pathways = list(catalogue.get("pathways", []))
         self.cache = {}
+        if self.fake is not None and self.fake.timestamps:
+            now = self.fake.now_stamp()
+            for uuid, p in self.programs.items():
+                body = dumps(p) if isinstance(p, dict) else b""
+                if self.serial.get(uuid) != body:
+                    self.serial[uuid] = body
+                    self.modified[uuid] = now
+                if isinstance(p, dict) and isinstance(p.get("data_modified_timestamp"), str):
+                    self.modified[uuid] = p["data_modified_timestamp"]
+
+    def served(self, uuid):
+        """The detail as served (with its data_modified_timestamp)."""
+        p = self.programs[uuid]
+        if self.fake is not None and self.fake.timestamps and isinstance(p, dict) \
+                and "data_modified_timestamp" not in p and uuid in self.modified:
+            p = dict(p, data_modified_timestamp=self.modified[uuid])
+        return p
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -309,7 +340,8 @@ class FakeDiscovery:
                  page_size=20, uuids_page_size=None, gzip=True, latency=0.0,
                  require_auth=False, client_id="programs-cached",
                  client_secret="fake-secret", token_expires_in=3600,
-                 static_tokens=(), verbose=False):
+                 static_tokens=(), verbose=False, timestamps=False,
+                 timestamp_filter=True, clock_skew=0.0):
         self.host, self.port = host, port
         self.page_size = page_size
         self.uuids_page_size = uuids_page_size
@@ -321,6 +353,9 @@ class FakeDiscovery:
         self.token_expires_in = token_expires_in
         self.static_tokens = set(static_tokens)
         self.verbose = verbose
+        self.timestamps = timestamps
+        self.timestamp_filter = timestamp_filter
+        self.clock_skew = clock_skew
         self._lock = threading.RLock()
         self._sites = {}
         self._faults = []
@@ -417,7 +452,42 @@ class FakeDiscovery:
             if prefix in self._sites:
                 self._sites[prefix].set(catalogue)
             else:
-                self._sites[prefix] = _Site(prefix, catalogue)
+                self._sites[prefix] = _Site(prefix, catalogue, self)
+
+    def now_stamp(self):
+        """Discovery's clock (the host's plus clock_skew), as DRF writes it."""
+        t = datetime.fromtimestamp(time.time() + self.clock_skew, tz=timezone.utc)
+        return t.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+    def served_catalogue(self, prefix=""):
+        """The catalogue as served: details with their timestamps (for
+        reference.py)."""
+        with self._lock:
+            s = self._sites[prefix]
+            return {"uuids": list(s.uuids),
+                    "programs": {u: s.served(u) for u in s.programs},
+                    "pathways": list(s.pathways)}
+
+    def edit_program(self, uuid, changes, prefix=""):
+        """Update one program's fields (a Discovery edit) without
+        re-serialising the catalogue; with timestamps its
+        data_modified_timestamp is bumped."""
+        with self._lock:
+            s = self._sites[prefix]
+            p = dict(s.programs[uuid])
+            p.update(changes)
+            if self.timestamps:
+                p.pop("data_modified_timestamp", None)
+                s.serial[uuid] = dumps(p)
+                s.modified[uuid] = self.now_stamp()
+            s.programs[uuid] = p
+            s.cache.pop(("program", uuid), None)
+            s.cache.pop(("uuids",), None)
+
+    def modified(self, uuid, prefix=""):
+        """The data_modified_timestamp a program is served with."""
+        with self._lock:
+            return self._sites[prefix].modified.get(uuid)
 
     def catalogue(self, prefix=""):
         """The catalogue served under prefix (the live dicts; after changing
@@ -561,6 +631,8 @@ class FakeDiscovery:
                     rest = path[len(prefix + API):]
                     if rest in ("/programs/", "/programs"):
                         req.kind = "uuids"
+                        if any(k == "timestamp" for k, _ in req.query):
+                            req.kind = "filtered"
                     elif rest in ("/pathways/", "/pathways"):
                         req.kind = "pathways"
                         try:
@@ -602,6 +674,8 @@ class FakeDiscovery:
         with self._lock:
             if req.kind == "uuids":
                 return self._uuids(h, req, site)
+            if req.kind == "filtered":
+                return self._filtered(h, req, site)
             if req.kind == "program":
                 return self._program(req, site)
             return self._pathways(h, req, site)
@@ -681,6 +755,50 @@ class FakeDiscovery:
             site.cache[key] = _Blob(dumps(site.uuids))
         return 200, site.cache[key], []
 
+    def _filtered(self, h, req, site):
+        """The minimal program list filtered by timestamp (SPEC §10)."""
+        if not self.timestamps:
+            return self._bad_query(req, UUIDS_QUERY, "timestamp (timestamps=False)")
+        stamp = req.query_dict()["timestamp"][0]
+        base = LIST_QUERY + [("timestamp", stamp)]
+        uuids_only = ("uuids_only", "1") in req.query
+        if uuids_only:
+            base = base + [("uuids_only", "1")]
+        problem = self._query_problem(req.query, base, optional=("page",))
+        if problem:
+            return self._bad_query(req, base, problem)
+        since = None
+        if self.timestamp_filter:
+            try:
+                since = datetime.fromisoformat(stamp)
+            except ValueError:
+                return 400, {"timestamp": ["Enter a valid date/time."]}, []
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=timezone.utc)
+        items = []
+        for uuid in site.uuids:
+            p = site.programs.get(uuid)
+            ts = site.modified.get(uuid)
+            if not isinstance(p, dict) or ts is None:
+                continue
+            if since is not None and datetime.fromisoformat(ts) < since:
+                continue
+            items.append({"uuid": uuid, "title": p.get("title"), "type": p.get("type"),
+                          "status": p.get("status"), "data_modified_timestamp": ts})
+        if uuids_only and not self.uuids_page_size:
+            return 200, [i["uuid"] for i in items], []
+        if uuids_only:
+            items = [i["uuid"] for i in items]
+        try:
+            page = int(req.query_dict().get("page", ["1"])[0])
+        except ValueError:
+            return 404, {"detail": "Invalid page."}, []
+        env = self._page_envelope(h, req, items, page, self.uuids_page_size if uuids_only
+                                  else self.page_size, base)
+        if env is None:
+            return 404, {"detail": "Invalid page."}, []
+        return 200, env, []
+
     def _program(self, req, site):
         problem = self._query_problem(req.query, DETAIL_QUERY)
         if problem:
@@ -692,7 +810,7 @@ class FakeDiscovery:
             return 404, {"detail": "Not found."}, []
         key = ("program", uuid)
         if key not in site.cache:
-            site.cache[key] = _Blob(dumps(site.programs[uuid]))
+            site.cache[key] = _Blob(dumps(site.served(uuid)))
         return 200, site.cache[key], []
 
     def _pathways(self, h, req, site):
@@ -857,6 +975,8 @@ def main(argv=None):
     ap.add_argument("--client-secret", default="fake-secret")
     ap.add_argument("--token-expires-in", type=int, default=3600)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--timestamps", action="store_true",
+                    help="data_modified_timestamp and the timestamp filter")
     a = ap.parse_args(argv)
     sites = {}
     with open(a.catalogue, "rb") as f:
@@ -869,7 +989,8 @@ def main(argv=None):
                          uuids_page_size=a.uuids_page_size, gzip=not a.no_gzip,
                          latency=a.latency_ms / 1000.0, require_auth=a.require_auth,
                          client_id=a.client_id, client_secret=a.client_secret,
-                         token_expires_in=a.token_expires_in, verbose=a.verbose)
+                         token_expires_in=a.token_expires_in, verbose=a.verbose,
+                         timestamps=a.timestamps)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
