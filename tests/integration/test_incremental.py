@@ -268,7 +268,7 @@ class Incremental(PcdTestCase):
         def change(cat):
             cat["programs"][target]["title"] = "After the failure"
         self.edit(change)
-        self.d.wait_event("refresh_failed", since=mark, timeout=10,
+        self.d.wait_event("refresh_incomplete", since=mark, timeout=10,
                           predicate=lambda e: e.get("kind") == "incremental")
         self.assertNotEqual(self.reader_.get("program-" + target)["title"], "After the failure")
         self.assertEqual(fault.hits >= 1, True)
@@ -288,13 +288,13 @@ class Incremental(PcdTestCase):
         self.fake.set_fault(self.fake.program_path(a), "status", status=500)
         mark = self.d.mark()
         self.edit(lambda cat: cat["programs"][a].update(title="A edited"))
-        self.d.wait_event("refresh_failed", since=mark, timeout=10,
+        self.d.wait_event("refresh_incomplete", since=mark, timeout=10,
                           predicate=lambda e: e.get("kind") == "incremental")
         time.sleep(0.05)
         mark = self.d.mark()
         self.edit(lambda cat: cat["programs"][b].update(title="B edited"))
         # B is fetched (T moves past A's timestamp); A still fails.
-        self.d.wait_event("refresh_failed", since=mark, timeout=10,
+        self.d.wait_event("refresh_incomplete", since=mark, timeout=10,
                           predicate=lambda e: e.get("kind") == "incremental" and
                           e.get("details_fetched") == 2)
         self.assertEqual(self.reader_.get("program-" + b)["title"], "B edited")
