@@ -26,7 +26,8 @@ CC	?= cc
 PKG_CONFIG ?= pkg-config
 PYTHON	?= /usr/bin/python3
 
-PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash
+PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash \
+	   hiredis
 
 CFLAGS	?= -O2 -g
 PCD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \

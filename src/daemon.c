@@ -559,9 +559,13 @@ readiness(const struct daemon *d, struct buf *why)
 	for (i = 0; i < store_nservers(d->store); i++) {
 		if (store_server_up(d->store, i))
 			continue;
-		buf_printf(why, "%s%s", down++ == 0 ?
-		    "memcached unreachable: " : ", ",
-		    store_server_name(d->store, i));
+		if (down++ == 0)
+			buf_printf(why, "%s unreachable: ",
+			    store_backend(d->store));
+		else
+			buf_adds(why, ", ");
+		buf_printf(why, "%s (%s)", store_server_name(d->store, i),
+		    store_server_error(d->store, i));
 	}
 	if (down > 0)
 		return false;

@@ -57,6 +57,15 @@ unchanged(const struct catalog *prev, const struct map *prevkeys,
 	    (p->val == e->val || memcmp(p->val, e->val, e->len) == 0);
 }
 
+/* store_flush's callback: a value the server refused is not written. */
+static void
+on_refused(size_t tag, void *arg)
+{
+	struct catalog	*next = arg;
+
+	next->written[tag] = false;
+}
+
 /* End a phase: a round trip to every server written to. */
 static int
 end_phase(struct store *st, struct catalog *next, struct pending *pend)
@@ -67,7 +76,7 @@ end_phase(struct store *st, struct catalog *next, struct pending *pend)
 	for (i = 0; i < store_nservers(st); i++) {
 		if (pend[i].n == 0)
 			continue;
-		if (store_flush(st, i, NULL, NULL) == -1) {
+		if (store_flush(st, i, on_refused, next) == -1) {
 			/* None of this server's batch can be trusted. */
 			for (j = 0; j < pend[i].n; j++)
 				next->written[pend[i].v[j]] = false;
