@@ -5,6 +5,7 @@
 #                        with -Werror and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
 #   make demo            run the daemon once against the sample catalogue
+#                        (BACKEND=redis: into a throw-away redis-server)
 #   make bench           the benchmark suite (bench/run.py); writes BENCH.md
 #   make bench-quick     a small, fast run of it, into build/bench/
 #   make bench-profile   callgrind of one 1,000-program refresh
@@ -56,6 +57,7 @@ CLANG	?= clang
 BENCH_SRCS = $(wildcard bench/*.c)
 BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 BENCH_FLAGS ?=
+BACKEND	?= memcached
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
 	install uninstall clean fuzz check-fuzz lint check-valgrind \
@@ -155,7 +157,7 @@ check-asan: deps
 
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)
-	PCD_BUILD=$(BUILD) $(PYTHON) tools/demo.py
+	PCD_BUILD=$(BUILD) BACKEND=$(BACKEND) $(PYTHON) tools/demo.py
 
 bench-bins: $(BUILD)/$(PROG) $(BENCH_BINS)
 
