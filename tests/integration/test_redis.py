@@ -5,6 +5,7 @@ families with cache_programs' reference, refused writes under maxmemory,
 healing after FLUSHDB and a restart, passwords, and the configuration."""
 
 import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -223,6 +224,44 @@ class Healing(RedisCase):
         self.wait_healed(r, expected, CHECK + 1)
         e = d.wait_event("cache_empty_detected")
         self.assertEqual(e["server"], self.srv.url(1))
+
+    def test_single_key_deleted_is_found_by_verification(self):
+        """A key evicted or deleted alone (sentinels intact) is found by the
+        verification pass (batched MGET) and rewritten."""
+        d = self.start_daemon(verify_interval="500ms")
+        r = self.redis_reader(self.srv, key_function="edx")
+        expected = self.expected()
+        victim = "program-" + self.cat["uuids"][3]
+        c = self.srv.client(1)
+        c.delete(r.make_key(victim))
+        c.close()
+        self.wait_healed(r, expected, 0.5 + 1)
+        e = d.wait_event("cache_miss")
+        self.assertEqual((e["missing"], e["examples"]), (1, victim))
+
+    def test_down_at_start_logged_once_then_filled(self):
+        """redis-server down when the daemon starts: one memcached_error,
+        retries, and once it is up the cache is filled."""
+        self.srv.kill9()
+        cfg = {"refresh_interval": "1h", "check_interval": "%dms" % (CHECK * 1000),
+               "verify_interval": "1h"}
+        d = self.daemon(self.redis_config(self.fake, self.srv, self.sites,
+                                          redis={"key_function": "edx"},
+                                          discovery={"retries": 0}, daemon=cfg))
+        d.start()
+        d.wait_event("refresh_failed", timeout=30)
+        time.sleep(1)
+        errs = d.events_named("memcached_error")
+        self.assertEqual(len(errs), 1, errs)
+        self.assertIn("Connection refused", errs[0]["error"])
+        self.srv.start()
+        d.wait_event("memcached_recovered", timeout=10)
+        r = self.redis_reader(self.srv, key_function="edx")
+        # The failed refresh is retried after 30 s; a repair does not need
+        # Discovery, but nothing was ever published: SIGHUP refreshes now.
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("refresh_succeeded", timeout=30)
+        self.assertCacheMatches(r, self.expected())
 
     def test_verify_command(self):
         d = self.start_daemon()
