@@ -2,9 +2,9 @@
  * store_redis.c: the Redis backend (SPEC §9), through hiredis.
  *
  * One server.  Writes are SET key value (no expiry) and DEL, appended to
- * the connection's output buffer and sent in bounded chunks; the replies
- * are read when a chunk is full, before a read, and at store_flush, and
- * every error reply to a SET (-OOM under maxmemory with noeviction,
+ * the connection's output buffer and written out in 1 MB chunks; the
+ * replies are read every few thousand commands, before a read, and at
+ * store_flush, and every error reply to a SET (-OOM under maxmemory with noeviction,
  * -NOAUTH, -READONLY on a replica, ...) is a refused write reported
  * through the flush's callback: nothing is silent.  AUTH and SELECT run at
  * each connect, so a wrong password or database is one clear error there.
@@ -29,8 +29,14 @@
 
 /* Redis's default proto-max-bulk-len: the largest value it accepts. */
 #define MAX_BULK	(512UL * 1024 * 1024)
-/* Appended bytes after which the replies so far are read. */
-#define DRAIN_BYTES	(1024 * 1024)
+/*
+ * Appended bytes after which the output buffer is written out (it stays
+ * small), and commands in flight after which their replies are read: in
+ * between, Redis works on one chunk while the next is formatted, and the
+ * replies waiting (+OK, 5 bytes each) stay a few kilobytes.
+ */
+#define WRITE_BYTES	(1024 * 1024)
+#define DRAIN_CMDS	4096
 /* Keys per MGET. */
 #define MGET_BATCH	500
 
@@ -59,7 +65,7 @@ struct rd {
 	struct rpend	*pend;		/* replies not read yet */
 	size_t		 npend;
 	size_t		 cappend;
-	size_t		 obytes;	/* appended since the last read */
+	size_t		 obytes;	/* appended since the last write */
 	bool		 failed;	/* the connection failed in this batch */
 	size_t		*refused;	/* tags refused in this batch */
 	size_t		 nrefused;
@@ -363,6 +369,24 @@ drain(struct store *st, const char *op)
 	return 0;
 }
 
+/* Write the output buffer out (blocking); -1 if the connection failed. */
+static int
+write_out(struct store *st, const char *op)
+{
+	struct rd	*rd = rd_of(st);
+	int		 done = 0;
+
+	while (!done) {
+		if (redisBufferWrite(rd->c, &done) != REDIS_OK) {
+			server_down(st, op, rd->c->errstr[0] != '\0' ?
+			    rd->c->errstr : "write failed");
+			return -1;
+		}
+	}
+	rd->obytes = 0;
+	return 0;
+}
+
 /* Append one command, remembering what its reply will be about. */
 static enum store_rc
 append(struct store *st, int argc, const char **argv, const size_t *lens,
@@ -381,8 +405,10 @@ append(struct store *st, int argc, const char **argv, const size_t *lens,
 	}
 	rd->pend[rd->npend++] = *p;
 	rd->obytes += lens[argc - 1] + 32;
-	/* Bound the output buffer: read the replies so far. */
-	if (rd->obytes >= DRAIN_BYTES && drain(st, p->set ? "set" :
+	if (rd->obytes >= WRITE_BYTES && write_out(st, p->set ? "set" :
+	    "delete") == -1)
+		return STORE_DOWN;
+	if (rd->npend >= DRAIN_CMDS && drain(st, p->set ? "set" :
 	    "delete") == -1)
 		return STORE_DOWN;
 	return STORE_OK;

@@ -347,6 +347,11 @@ class Passwords(RedisCase):
             body = err.read().decode()
         self.assertIn("redis unreachable: %s" % self.srv.url(1), body)
         self.assertIn("WRONGPASS", body)
+        with urllib.request.urlopen("http://%s/metrics" % addr, timeout=5) as resp:
+            metrics = resp.read().decode()
+        self.assertIn('programs_cached_backend_info{backend="redis"} 1', metrics)
+        self.assertIn('programs_cached_memcached_up{server="%s"} 0' % self.srv.url(1),
+                      metrics)
         self.assertEqual(self.srv.keys(1), set())
 
 
