@@ -189,7 +189,7 @@ class ManPages(unittest.TestCase):
         by_section = {s.split("\n", 1)[0].split()[0].strip("[]"): s for s in sections}
         current, n = None, 0
         for line in conf.splitlines():
-            m = re.match(r"^#?\[(\w+)", line)  # "#[redis]": the alternative
+            m = re.match(r"^\[(\w+)", line)
             if m:
                 current = m.group(1)
                 continue
