@@ -11,7 +11,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <jansson.h>
-#include <hiredis.h>
+#include <hiredis/hiredis.h>
 #include <libmemcached/memcached.h>
 
 #include "config.h"

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <hiredis.h>
+#include <hiredis/hiredis.h>
 
 #include "config.h"
 #include "log.h"
