@@ -711,9 +711,11 @@ static int
 parse_redis_url(struct cfg *cfg, const char *url, char *err, size_t errlen)
 {
 	char		*copy = NULL, *p, *at, *end, *q, *colon, *dbs = NULL;
+	const char	*host;
 	long		 n;
 	struct cfg_server sv;
 	size_t		 i;
+	bool		 v6;
 
 	if (strncmp(url, "rediss://", 9) == 0) {
 		snprintf(err, errlen, "rediss:// (TLS) is not supported: "
@@ -794,22 +796,19 @@ parse_redis_url(struct cfg *cfg, const char *url, char *err, size_t errlen)
 		free(cfg->servers[i].host);
 		free(cfg->servers[i].name);
 	}
-	sv.host = xstrdup(cfg->redis_host != NULL ? cfg->redis_host :
-	    cfg->redis_socket);
+	host = cfg->redis_host != NULL ? cfg->redis_host : cfg->redis_socket;
+	v6 = cfg->redis_host != NULL && strchr(cfg->redis_host, ':') != NULL;
+	sv.host = xstrdup(host);
 	sv.port = cfg->redis_port;
 	if (cfg->redis_socket != NULL)
 		sv.name = xasprintf("unix://%s%s%s?db=%d",
 		    cfg->redis_user != NULL ? cfg->redis_user : "",
-		    cfg->redis_user != NULL ? "@" : "", cfg->redis_socket,
-		    cfg->redis_db);
+		    cfg->redis_user != NULL ? "@" : "", host, cfg->redis_db);
 	else
 		sv.name = xasprintf("redis://%s%s%s%s%s:%d/%d",
 		    cfg->redis_user != NULL ? cfg->redis_user : "",
-		    cfg->redis_user != NULL ? "@" : "",
-		    strchr(cfg->redis_host, ':') != NULL ? "[" : "",
-		    cfg->redis_host,
-		    strchr(cfg->redis_host, ':') != NULL ? "]" : "",
-		    cfg->redis_port, cfg->redis_db);
+		    cfg->redis_user != NULL ? "@" : "", v6 ? "[" : "", host,
+		    v6 ? "]" : "", cfg->redis_port, cfg->redis_db);
 	cfg->servers = xreallocarray(cfg->servers, 1, sizeof *cfg->servers);
 	cfg->servers[0] = sv;
 	cfg->nservers = 1;
