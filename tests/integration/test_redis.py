@@ -293,6 +293,28 @@ class Healing(RedisCase):
         self.assertIn("missing server=%s wire=%s" % (self.srv.url(1), victim), res.stdout)
 
 
+class DryRun(RedisCase):
+
+    def test_dry_run_compares_with_redis(self):
+        """--dry-run reads Redis (MGET) to say what would change, and
+        writes nothing."""
+        from tests.integration.test_dry_run import summary
+        cat = catalog.generate(15, seed=21)
+        fake = self.start_fake(cat)
+        srv = self.start_redis()
+        d = self.daemon(self.redis_config(fake, srv, [("lms.example.com", 1, "")]))
+        expected = reference.expected_cache(
+            [{"domain": "lms.example.com", "site_id": 1, "catalogue": cat}])
+        res = d.run("--dry-run")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(srv.keys(1), set())
+        self.assertEqual(summary(res.stdout)["total"][2], len(expected))
+        rc, _, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        res = d.run("--dry-run")
+        self.assertEqual(summary(res.stdout)["total"][4], len(expected))
+
+
 class Passwords(RedisCase):
 
     def setUp(self):
