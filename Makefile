@@ -14,6 +14,7 @@
 #                        run the unit there: readiness, reload, watchdog,
 #                        credentials, exit 2, journal fields
 #   make demo            run the daemon once against the sample catalogue
+#                        (BACKEND=redis: into a throw-away redis-server)
 #   make bench           the benchmark suite (bench/run.py); writes BENCH.md
 #   make bench-quick     a small, fast run of it, into build/bench/
 #   make bench-profile   callgrind of one 1,000-program refresh
@@ -35,7 +36,8 @@ CC	?= cc
 PKG_CONFIG ?= pkg-config
 PYTHON	?= /usr/bin/python3
 
-PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash
+PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash \
+	   hiredis
 
 # The revision /metrics reports in programs_cached_build_info: the git
 # checkout's, "unknown" in a tree that is not one (unless REVISION is set).
@@ -76,6 +78,7 @@ CLANG	?= clang
 BENCH_SRCS = $(wildcard bench/*.c)
 BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 BENCH_FLAGS ?=
+BACKEND	?= memcached
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
 	install uninstall clean fuzz check-fuzz lint check-valgrind \
@@ -205,7 +208,7 @@ check-systemd: deps $(BUILD)/$(PROG)
 
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)
-	PCD_BUILD=$(BUILD) $(PYTHON) tools/demo.py
+	PCD_BUILD=$(BUILD) BACKEND=$(BACKEND) $(PYTHON) tools/demo.py
 
 bench-bins: $(BUILD)/$(PROG) $(BENCH_BINS)
 

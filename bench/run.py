@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import gen  # noqa: E402
 from tests.support import harness, reader  # noqa: E402
+from tests.support.rediscache import RedisServer  # noqa: E402
 
 MARK_BEGIN = "<!-- bench:begin (written by bench/run.py; edit outside) -->"
 MARK_END = "<!-- bench:end -->"
@@ -206,6 +207,7 @@ class Bench:
         self.work = build_dir() / "bench" / "work"
         self.work.mkdir(parents=True, exist_ok=True)
         self.mc = harness.Memcached(memory_mb=args.memcached_mb, threads=2)
+        self.redis = None
         self.problems = []
         self.fake_pid = None
         self.meter = None
@@ -239,12 +241,13 @@ class Bench:
     def items(self):
         return reader.stats(self.mc.host, self.mc.port).get("curr_items")
 
-    def config(self, name, base, discovery=None, daemon=None):
+    def config(self, name, base, discovery=None, daemon=None, cache=None):
         state = self.work / ("%s-state" % name)
         state.mkdir(exist_ok=True)
+        cache = cache or ("memcached", {"servers": self.mc.address})
         sections = {
             "discovery": dict(discovery or {}),
-            "memcached": {"servers": self.mc.address},
+            cache[0]: cache[1],
             "daemon": dict({"log_format": "json", "state_dir": str(state)}, **(daemon or {})),
             "site %s" % DOMAIN: {"site_id": 1, "catalog_api_url": base},
         }
@@ -275,6 +278,29 @@ class Bench:
                 "duration": ev.get("duration_ms", 0) / 1000,
                 "keys": ev.get("keys_written"), "bytes": ev.get("bytes_written"),
                 "rss_kb": r["maxrss_kb"], "items": self.items()}
+
+    def daemon_once_redis(self, fake, name):
+        """daemon --once into a redis-server started empty (SPEC §9)."""
+        if self.redis is not None:
+            self.redis.close()
+        self.redis = RedisServer().start()
+        self.wait_quiet()
+        self.meter = Meter([self.fake_pid, self.redis.proc.pid])
+        conf = self.config(name, fake.base, cache=("redis", {"url": self.redis.url(1)}))
+        r = run_proc([str(self.bin), "-c", str(conf), "--once"], self.work, name)
+        other = self.meter.stop(r["cpu"])
+        ev = event(parse_events(r["stderr"]), "refresh_succeeded")
+        if r["rc"] != 0 or ev is None:
+            self.problem("%s: exit %d, no refresh_succeeded (see %s/%s.stderr)"
+                         % (name, r["rc"], self.work, name))
+            ev = {}
+        items = len(self.redis.keys(1))
+        self.redis.close()
+        self.redis = None
+        return {"wall": r["wall"], "cpu": r["cpu"], "other": other,
+                "duration": ev.get("duration_ms", 0) / 1000,
+                "keys": ev.get("keys_written"), "bytes": ev.get("bytes_written"),
+                "rss_kb": r["maxrss_kb"], "items": items}
 
     def peer(self, fake, name):
         self.fresh_memcached()
@@ -373,13 +399,18 @@ class Bench:
         params = gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
         fake = Fake(catdir)
         self.fake_pid = fake.proc.pid
-        res = {"n": n, "params": params, "daemon": [], "peer": [], "floor": [], "again": []}
+        res = {"n": n, "params": params, "daemon": [], "peer": [], "floor": [], "again": [],
+               "redis": []}
         try:
             for i in range(max(runs, peer_runs)):
                 if i < runs:
                     log("%d programs, run %d/%d: daemon --once" % (n, i + 1, runs))
                     res["daemon"].append(self.measured("daemon", self.daemon_once, fake,
                                                        "once-%d-%d" % (n, i)))
+                if i < runs and not self.a.no_redis:
+                    log("%d programs, run %d/%d: daemon --once into Redis" % (n, i + 1, runs))
+                    res["redis"].append(self.measured("daemon, Redis", self.daemon_once_redis,
+                                                      fake, "redis-%d-%d" % (n, i)))
                 if i < peer_runs and not self.a.no_peer:
                     log("%d programs, run %d/%d: peer" % (n, i + 1, peer_runs))
                     res["peer"].append(self.measured("peer", self.peer, fake,
@@ -530,6 +561,9 @@ def results_table(sizes):
 
     row("daemon `--once`, wall", lambda s: fmt_s(col(s, "daemon", "wall")))
     row("daemon `--once`, `duration_ms`", lambda s: fmt_s(col(s, "daemon", "duration")))
+    row("daemon `--once` into Redis, wall / `duration_ms`",
+        lambda s: "%s / %s" % (fmt_s(col(s, "redis", "wall")),
+                               fmt_s(col(s, "redis", "duration"))))
     row("peer (upstream algorithm), wall", lambda s: fmt_s(col(s, "peer", "wall")))
     row("floor (jansson + pickle + pipelined sets, no HTTP)",
         lambda s: fmt_s(col(s, "floor", "time")))
@@ -565,6 +599,8 @@ def details_table(sizes):
                 ("daemon `--once` wall", "daemon", "wall"),
                 ("daemon `--once` duration_ms", "daemon", "duration"),
                 ("daemon `--once` CPU (user + sys)", "daemon", "cpu"),
+                ("daemon `--once` into Redis, wall", "redis", "wall"),
+                ("daemon `--once` into Redis, duration_ms", "redis", "duration"),
                 ("peer wall", "peer", "wall"),
                 ("peer CPU (user + sys)", "peer", "cpu"),
                 ("peer: fetching (serial GETs + response.json())", "peer", "fetch"),
@@ -576,7 +612,8 @@ def details_table(sizes):
                 ("daemon mode: first refresh", "again", "first"),
                 ("daemon mode: unchanged refresh", "again", "duration")):
             rows.append("| %s | %s | %s |" % (n, label, spread([r.get(field) for r in s[kind]])))
-        for label, kind in (("daemon `--once`", "daemon"), ("peer", "peer"),
+        for label, kind in (("daemon `--once`", "daemon"),
+                            ("daemon `--once` into Redis", "redis"), ("peer", "peer"),
                             ("floor", "floor"), ("daemon mode", "again")):
             att = sum(r.get("attempts", 1) for r in s[kind]) - len(s[kind])
             rows.append("| %s | other processes during a %s run, CPUs%s | %s |" % (
@@ -736,6 +773,8 @@ def main(argv=None):
     ap.add_argument("--peer-runs", type=int, default=None, help="peer runs per size "
                     "(default: as --runs)")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--no-redis", action="store_true",
+                    help="skip the daemon --once runs into a redis-server")
     ap.add_argument("--no-latency", action="store_true", help="skip the issue 3 measurement")
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--latency-programs", type=int, default=None)
@@ -798,6 +837,8 @@ def main(argv=None):
             lat = b.latency()
     finally:
         b.mc.stop()
+        if b.redis is not None:
+            b.redis.close()
     text = render(a, results, lat, b.problems, started, time.monotonic() - t0)
     print(text.replace(MARK_BEGIN, "").replace(MARK_END, "").strip())
     write_report(a.output, text)

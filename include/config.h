@@ -39,6 +39,11 @@ enum cfg_pathway_ids {
 	PATHWAY_IDS_IDS		/* 7, what the LMS reader looks up */
 };
 
+enum cfg_backend {
+	BACKEND_MEMCACHED,	/* a [memcached] section, or neither */
+	BACKEND_REDIS		/* a [redis] section */
+};
+
 struct cfg_server {
 	char	*host;
 	int	 port;
@@ -86,6 +91,21 @@ struct cfg {
 	enum cfg_pathway_ids	 pathway_ids;
 	long			 mc_connect_timeout_ms;
 	long			 mc_io_timeout_ms;
+
+	/*
+	 * [redis] (SPEC §9).  The shared settings above (key_function, ...,
+	 * the timeouts) are set from [redis] too, and servers holds the one
+	 * server under its display name (no password).
+	 */
+	enum cfg_backend	 backend;
+	char			*redis_url;		/* as written */
+	char			*redis_host;		/* NULL: unix socket */
+	int			 redis_port;
+	char			*redis_socket;		/* unix socket path */
+	int			 redis_db;
+	char			*redis_user;		/* ACL user, or NULL */
+	char			*redis_password;	/* from the URL, or NULL */
+	char			*redis_password_file;
 
 	/* [daemon] */
 	long			 refresh_interval_ms;

@@ -21,7 +21,13 @@
 
 enum key_function {
 	KEYFN_EDX,
-	KEYFN_DJANGO
+	KEYFN_DJANGO,
+	/*
+	 * django on Redis: any byte is allowed (Redis keys are binary, and
+	 * django-redis does not validate them), the length limit stays.
+	 * Not a configuration name: [redis] key_function = django gives it.
+	 */
+	KEYFN_DJANGO_ANY
 };
 
 enum key_hash {
@@ -47,6 +53,7 @@ void	key_clear(struct keyfn *);
  * key function cannot make a key that memcached accepts: the django
  * function with a key over 250 bytes or with bytes below 33 or equal to 127
  * (Django raises InvalidCacheKey, pymemcache MemcacheIllegalInputError).
+ * KEYFN_DJANGO_ANY only fails for keys over 250 bytes (the buffer's size).
  * The edx function never fails: its keys are printable ASCII, <= 250.
  * Allocates a scratch buffer for edx; nothing for django.
  */

@@ -48,7 +48,8 @@ struct metrics {
 	uint64_t	tokens_acquired;
 	uint64_t	token_failures;
 
-	/* memcached */
+	/* the cache (memcached or Redis: the series keep their names) */
+	const char	*backend;		/* store_new's; NULL: none */
 	uint64_t	mc_sets;
 	uint64_t	mc_set_bytes;
 	uint64_t	mc_deletes;

@@ -1,7 +1,16 @@
 /*
- * store.h: the memcached servers, through libmemcached.
+ * store.h: the cache servers, memcached (store_mc.c, libmemcached) or
+ * Redis (store_redis.c, hiredis), chosen by the configuration's section.
+ * Every cache operation of the daemon goes through these functions,
+ * whatever the backend (include/store_be.h is what a backend implements).
  *
- * Each server has its own connection: the daemon decides placement itself
+ * Redis (SPEC §9) is one server: every key is placed on it, writes are
+ * pipelined SETs with no expiry whose replies are read at store_flush (an
+ * error reply, -OOM or -NOAUTH, is a refused write), and values carry no
+ * flags: store_mget reports the flags the configuration writes (1 for
+ * pickle), so callers compare values the same way for both backends.
+ *
+ * memcached: each server has its own connection: the daemon decides placement itself
  * (pymemcache's rendezvous hashing is not among libmemcached's
  * distributions), so every key goes to exactly the server the LMS reads it
  * from.  Writes are pipelined without replies (NOREPLY + BUFFER_REQUESTS:
@@ -35,6 +44,10 @@ size_t		 store_nservers(const struct store *);
 const char	*store_server_name(const struct store *, size_t);
 /* Whether the server answered the last time it was asked. */
 bool		 store_server_up(const struct store *, size_t);
+/* "memcached" or "redis": for logs, metrics and /readyz. */
+const char	*store_backend(const struct store *);
+/* Why server i is down ("" if it is up); no secrets in it. */
+const char	*store_server_error(const struct store *, size_t);
 /* Let the next operation try servers that are down now, at once. */
 void		 store_retry_now(struct store *);
 /* Whether a value of len bytes under a keylen-byte key fits on server i. */
@@ -85,14 +98,21 @@ typedef void	(*store_refused_cb)(size_t tag, void *arg);
 int		 store_flush(struct store *, size_t i, store_refused_cb,
 		    void *arg) PCD_WUR;
 
-/* What restart detection needs from memcached's general stats. */
+/*
+ * What restart detection needs: an id that changes when the server
+ * restarts (memcached's pid as text, Redis's run_id) and its uptime.
+ * pid is memcached's pid, or for Redis a number derived from run_id (a
+ * container's redis-server is always pid 1): compare id, or pid.
+ */
 struct store_stats {
 	long		pid;
 	unsigned long	uptime;		/* seconds */
+	char		id[64];
 };
 
 /*
- * Read server i's stats over a fresh replying connection (stats callbacks
+ * Read server i's stats (memcached: stats; Redis: INFO server) over a
+ * fresh replying connection (stats callbacks
  * never fire on the NOREPLY write connection, research/libs.md §0.3).
  * A down server is asked too (these calls are the retries); one that
  * answers is marked up (memcached_recovered).  0, or -1 (logged once per

@@ -711,12 +711,218 @@ check_secrets(struct loader *ld)
 		check_secret(ld, "token_file", cfg->token_file, "");
 }
 
+/* Whether any key of this section was in the file (or this key, if any). */
+static bool
+cfg_seen(const struct loader *ld, const char *section, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < settings_count; i++)
+		if (ld->key_line[i] != 0 &&
+		    strcmp(settings_table[i].section, section) == 0 &&
+		    (name == NULL || strcmp(settings_table[i].name, name) == 0))
+			return true;
+	return false;
+}
+
+/* %XX-decode s in place (a URL's user and password, as redis-py does). */
+static void
+url_unquote(char *s)
+{
+	char	*o = s, hex[3] = { 0, 0, 0 };
+
+	for (; *s != '\0'; s++) {
+		if (*s == '%' && isxdigit((unsigned char)s[1]) &&
+		    isxdigit((unsigned char)s[2])) {
+			hex[0] = s[1];
+			hex[1] = s[2];
+			*o++ = (char)strtol(hex, NULL, 16);
+			s += 2;
+		} else
+			*o++ = *s;
+	}
+	*o = '\0';
+}
+
+/*
+ * [redis] url: redis://[user[:password]@]host[:port][/db] or
+ * unix://[user[:password]@]/path[?db=N], as redis-py's from_url reads
+ * them (port 6379, db 0 by default).  Fills the redis_* fields and the
+ * one server; -1 with err set.
+ */
+static int
+parse_redis_url(struct cfg *cfg, const char *url, char *err, size_t errlen)
+{
+	char		*copy = NULL, *p, *at, *end, *q, *colon, *dbs = NULL;
+	const char	*host;
+	long		 n;
+	struct cfg_server sv;
+	size_t		 i;
+	bool		 v6;
+
+	if (strncmp(url, "rediss://", 9) == 0) {
+		snprintf(err, errlen, "rediss:// (TLS) is not supported: "
+		    "Debian 12's hiredis is built without TLS; use redis:// "
+		    "on a trusted network, a unix:// socket, or a local TLS "
+		    "tunnel");
+		return -1;
+	}
+	if (strncmp(url, "redis://", 8) == 0)
+		p = copy = xstrdup(url + 8);
+	else if (strncmp(url, "unix://", 7) == 0)
+		p = copy = xstrdup(url + 7);
+	else {
+		snprintf(err, errlen, "bad url (want redis://host:port/db or "
+		    "unix:///path?db=N)");
+		return -1;
+	}
+	if ((at = strrchr(p, '@')) != NULL) {
+		*at = '\0';
+		if ((colon = strchr(p, ':')) != NULL) {
+			*colon = '\0';
+			cfg->redis_password = xstrdup(colon + 1);
+			url_unquote(cfg->redis_password);
+		}
+		if (*p != '\0') {
+			cfg->redis_user = xstrdup(p);
+			url_unquote(cfg->redis_user);
+		}
+		p = at + 1;
+	}
+	if ((q = strchr(p, '?')) != NULL) {
+		*q++ = '\0';
+		if (strncmp(q, "db=", 3) != 0)
+			goto bad;
+		dbs = q + 3;
+	}
+	if (url[0] == 'u') {
+		if (*p != '/')
+			goto bad;
+		cfg->redis_socket = xstrdup(p);
+	} else {
+		if ((end = strchr(p, '/')) != NULL) {
+			*end = '\0';
+			if (end[1] != '\0')
+				dbs = end + 1;
+		}
+		cfg->redis_port = 6379;
+		if (*p == '[') {
+			if ((end = strchr(p, ']')) == NULL)
+				goto bad;
+			*end = '\0';
+			colon = end[1] == ':' ? end + 1 : NULL;
+			p++;
+		} else if ((colon = strrchr(p, ':')) != NULL)
+			*colon = '\0';
+		if (colon != NULL) {
+			errno = 0;
+			n = strtol(colon + 1, &end, 10);
+			if (colon[1] == '\0' || *end != '\0' || errno != 0 ||
+			    n < 1 || n > 65535)
+				goto bad;
+			cfg->redis_port = (int)n;
+		}
+		if (*p == '\0')
+			goto bad;
+		cfg->redis_host = xstrdup(p);
+	}
+	if (dbs != NULL) {
+		errno = 0;
+		n = strtol(dbs, &end, 10);
+		if (*dbs == '\0' || *end != '\0' || errno != 0 || n < 0 ||
+		    n > 100000)
+			goto bad;
+		cfg->redis_db = (int)n;
+	}
+	/* The one server, named without its password. */
+	for (i = 0; i < cfg->nservers; i++) {
+		free(cfg->servers[i].host);
+		free(cfg->servers[i].name);
+	}
+	host = cfg->redis_host != NULL ? cfg->redis_host : cfg->redis_socket;
+	v6 = cfg->redis_host != NULL && strchr(cfg->redis_host, ':') != NULL;
+	sv.host = xstrdup(host);
+	sv.port = cfg->redis_port;
+	if (cfg->redis_socket != NULL)
+		sv.name = xasprintf("unix://%s%s%s?db=%d",
+		    cfg->redis_user != NULL ? cfg->redis_user : "",
+		    cfg->redis_user != NULL ? "@" : "", host, cfg->redis_db);
+	else
+		sv.name = xasprintf("redis://%s%s%s%s%s:%d/%d",
+		    cfg->redis_user != NULL ? cfg->redis_user : "",
+		    cfg->redis_user != NULL ? "@" : "", v6 ? "[" : "", host,
+		    v6 ? "]" : "", cfg->redis_port, cfg->redis_db);
+	cfg->servers = xreallocarray(cfg->servers, 1, sizeof *cfg->servers);
+	cfg->servers[0] = sv;
+	cfg->nservers = 1;
+	free(copy);
+	return 0;
+bad:
+	snprintf(err, errlen, "bad url (want redis://[user@]host:port/db or "
+	    "unix:///path?db=N)");
+	free(copy);
+	return -1;
+}
+
+/* [redis] instead of [memcached]: the URL, the password, the defaults. */
+static void
+cfg_redis(struct loader *ld)
+{
+	struct cfg	*cfg = ld->cfg;
+	char		 err[256];
+
+	int		 line = key_line(ld, "redis", "url");
+
+	if (cfg_seen(ld, "memcached", NULL)) {
+		cfg_error(ld, line, "redis", "both [memcached] and [redis]: "
+		    "configure exactly one cache");
+		return;
+	}
+	cfg->backend = BACKEND_REDIS;
+	if (cfg->lease_enabled)
+		cfg_error(ld, key_line(ld, "lease", "enabled"), "enabled",
+		    "[lease] works with [memcached] only: with [redis], run "
+		    "one daemon");
+	if (cfg->redis_url == NULL) {
+		cfg_error(ld, 0, "url", "[redis] needs url (redis://host:"
+		    "port/db or unix:///path?db=N)");
+		return;
+	}
+	if (parse_redis_url(cfg, cfg->redis_url, err, sizeof err) == -1) {
+		cfg_error(ld, line, "url", "%s", err);
+		return;
+	}
+	line = key_line(ld, "redis", "password_file");
+	if (cfg->redis_password != NULL && cfg->redis_password_file != NULL)
+		cfg_error(ld, line, "password_file", "a password in url and "
+		    "password_file: give only one");
+	if (cfg->redis_password_file != NULL &&
+	    ld->secrets != CFG_SECRETS_SKIP &&
+	    access(cfg->redis_password_file, R_OK) != 0) {
+		if (ld->secrets == CFG_SECRETS_READ)
+			cfg_error(ld, line, "password_file", "cannot read %s: "
+			    "%s", cfg->redis_password_file, strerror(errno));
+		else
+			cfg_warning(ld, line, "password_file", "cannot read "
+			    "%s here: %s (the daemon reads it at every "
+			    "connection: check it can)",
+			    cfg->redis_password_file, strerror(errno));
+	}
+	/* Django's default key function, as Tutor's LMS uses; any byte. */
+	if (!cfg_seen(ld, "redis", "key_function") ||
+	    cfg->key_function == KEYFN_DJANGO)
+		cfg->key_function = KEYFN_DJANGO_ANY;
+}
+
 /* Checks that need the whole file. */
 static void
 cfg_validate(struct loader *ld)
 {
 	struct cfg	*cfg = ld->cfg;
 	size_t		 i, j;
+
+	if (cfg_seen(ld, "redis", NULL))
+		cfg_redis(ld);
 
 	if (cfg->nsites == 0)
 		cfg_error(ld, 0, "site", "no [site DOMAIN] section: nothing "
@@ -905,6 +1111,15 @@ cfg_free(struct cfg *cfg)
 	free(cfg->servers);
 	free(cfg->key_prefix);
 	free(cfg->key_version);
+	free(cfg->redis_url);
+	free(cfg->redis_host);
+	free(cfg->redis_socket);
+	free(cfg->redis_user);
+	if (cfg->redis_password != NULL)
+		explicit_bzero(cfg->redis_password,
+		    strlen(cfg->redis_password));
+	free(cfg->redis_password);
+	free(cfg->redis_password_file);
 	free(cfg->state_dir);
 	free(cfg->lease_key);
 	free(cfg->listen);

@@ -113,12 +113,24 @@ http_opts_from(const struct cfg *cfg, struct http_opts *o)
 	o->max_response_size = cfg->max_response_size;
 }
 
+/* Whether two optional strings are equal (both NULL counts). */
+static bool
+same_text(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 /* Whether two configurations talk to memcached the same way. */
 static bool
 same_store(const struct cfg *a, const struct cfg *b)
 {
 	size_t	i;
 
+	/* A Redis server's name is its URL without the password. */
+	if (a->backend != b->backend ||
+	    !same_text(a->redis_password, b->redis_password) ||
+	    !same_text(a->redis_password_file, b->redis_password_file))
+		return false;
 	if (a->nservers != b->nservers || a->distribution != b->distribution ||
 	    a->mc_connect_timeout_ms != b->mc_connect_timeout_ms ||
 	    a->mc_io_timeout_ms != b->mc_io_timeout_ms ||
@@ -737,9 +749,13 @@ readiness(struct daemon *d, struct buf *why)
 	for (i = 0; i < store_nservers(d->store); i++) {
 		if (store_server_up(d->store, i))
 			continue;
-		buf_printf(why, "%s%s", down++ == 0 ?
-		    "memcached unreachable: " : ", ",
-		    store_server_name(d->store, i));
+		if (down++ == 0)
+			buf_printf(why, "%s unreachable: ",
+			    store_backend(d->store));
+		else
+			buf_adds(why, ", ");
+		buf_printf(why, "%s (%s)", store_server_name(d->store, i),
+		    store_server_error(d->store, i));
 	}
 	if (down > 0)
 		return false;

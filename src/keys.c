@@ -171,7 +171,9 @@ key_make_django(const struct keyfn *kf, const char *key, size_t keylen,
 	len = plen + 1 + vlen + 1 + keylen;
 	if (len > KEY_MAX)
 		return -1;
-	if (key_bad_bytes(kf->prefix, plen) ||
+	if (kf->fn == KEYFN_DJANGO_ANY)
+		;	/* Redis: any byte */
+	else if (key_bad_bytes(kf->prefix, plen) ||
 	    key_bad_bytes(kf->version, vlen) ||
 	    key_bad_bytes(key, keylen))
 		return -1;
@@ -191,7 +193,7 @@ int
 key_make(const struct keyfn *kf, const char *key, size_t keylen,
     char out[KEY_MAX + 1])
 {
-	if (kf->fn == KEYFN_DJANGO)
+	if (kf->fn == KEYFN_DJANGO || kf->fn == KEYFN_DJANGO_ANY)
 		return key_make_django(kf, key, keylen, out);
 	return key_make_edx(kf, key, keylen, out);
 }

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <hiredis/hiredis.h>
 #include <libmemcached/memcached.h>
 
 #include "config.h"
@@ -28,7 +29,8 @@ static const char usage_text[] =
 "       programs-cached [-c FILE] --check-config | --verify\n"
 "       programs-cached --version | --help\n"
 "\n"
-"Keep the Open edX LMS programs cache in memcached filled from Discovery.\n"
+"Keep the Open edX LMS programs cache in memcached or Redis filled from\n"
+"Discovery.\n"
 "\n"
 "  -c, --config FILE   configuration file\n"
 "                      (default " CFG_DEFAULT_PATH ")\n"
@@ -42,7 +44,7 @@ static const char usage_text[] =
 "                      max_shrink (or to zero) instead of holding them\n"
 "      --check-config  validate the configuration and exit (0 or 2); a\n"
 "                      secret file it cannot read is only a warning\n"
-"      --verify        compare memcached with the last published snapshot:\n"
+"      --verify        compare the cache with the last published snapshot:\n"
 "                      print each key missing or different, then a\n"
 "                      summary; exit 0 if none, 1 if any, 2 if there is\n"
 "                      no snapshot or bad usage or configuration\n"
@@ -94,10 +96,11 @@ static void
 print_version(void)
 {
 	printf("programs-cached %s\n", PCD_VERSION);
-	printf("libcurl %s, libevent %s, jansson %s, libmemcached %s\n",
-	    curl_version_info(CURLVERSION_NOW)->version,
+	printf("libcurl %s, libevent %s, jansson %s, libmemcached %s, "
+	    "hiredis %d.%d.%d\n", curl_version_info(CURLVERSION_NOW)->version,
 	    event_get_version(), jansson_version_str(),
-	    memcached_lib_version());
+	    memcached_lib_version(), HIREDIS_MAJOR, HIREDIS_MINOR,
+	    HIREDIS_PATCH);
 }
 
 /* --verify: the cache against the snapshot file, on stdout. */

@@ -374,6 +374,13 @@ metrics_render(struct buf *b)
 	counter(b, "programs_cached_token_failures_total",
 	    "OAuth2 token requests that failed.", m->token_failures);
 
+	if (m->backend != NULL) {
+		head(b, "programs_cached_backend_info", "gauge",
+		    "The cache the daemon writes (the memcached_* series "
+		    "count its operations, whichever it is).");
+		buf_printf(b, "programs_cached_backend_info{backend=\"%s\"} "
+		    "1\n", m->backend);
+	}
 	counter(b, "programs_cached_memcached_sets_total",
 	    "Values written to memcached.", m->mc_sets);
 	counter(b, "programs_cached_memcached_set_bytes_total",

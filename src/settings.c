@@ -114,6 +114,36 @@ const struct setting settings_table[] = {
 	G("memcached", "io_timeout", SETTING_DURATION, mc_io_timeout_ms,
 	    1, 600 * SEC_MS, "2s", "memcached read and write timeout."),
 
+	/*
+	 * [redis] instead of [memcached] (SPEC §9).  The keys it shares with
+	 * [memcached] set the same fields, so they have no default here
+	 * (the [memcached] one applies; key_function becomes django in
+	 * config.c's cfg_redis when not given).
+	 */
+	G("redis", "url", SETTING_STRING, redis_url, 0, 0, NULL,
+	    "redis://[user@]host[:port][/db] or unix:///path?db=N."),
+	G("redis", "password_file", SETTING_STRING, redis_password_file, 0, 0,
+	    NULL, "File holding the password; unset: "
+	    "$CREDENTIALS_DIRECTORY/redis-password if present."),
+	C("redis", "key_function", SETTING_CHOICE, key_function,
+	    keyfn_names, NULL,
+	    "django (the default here, as Tutor) or edx."),
+	G("redis", "key_prefix", SETTING_STRING, key_prefix, 0, 0,
+	    NULL, "The LMS's KEY_PREFIX (default)."),
+	G("redis", "key_version", SETTING_STRING, key_version, 0, 0,
+	    NULL, "The LMS's VERSION (1)."),
+	C("redis", "long_key_hash", SETTING_CHOICE, long_key_hash,
+	    keyhash_names, NULL, "With key_function = edx (md4)."),
+	G("redis", "pickle_protocol", SETTING_INT, pickle_protocol, 2, 5,
+	    NULL, "Pickle protocol of the values (4)."),
+	C("redis", "pathway_ids", SETTING_CHOICE, pathway_ids,
+	    pwids_names, NULL, "What pathway-ids-{domain} holds (keys)."),
+	G("redis", "connect_timeout", SETTING_DURATION,
+	    mc_connect_timeout_ms, 1, 600 * SEC_MS, NULL,
+	    "Redis connection timeout (500ms)."),
+	G("redis", "io_timeout", SETTING_DURATION, mc_io_timeout_ms,
+	    1, 600 * SEC_MS, NULL, "Redis read and write timeout (2s)."),
+
 	G("daemon", "refresh_interval", SETTING_DURATION, refresh_interval_ms,
 	    1000, 7 * DAY_MS, "15m",
 	    "Time between refreshes, +/- 10 % jitter."),

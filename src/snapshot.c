@@ -184,7 +184,8 @@ snapshot_created(const struct snapshot *s)
 static const char *
 keyfn_name(enum key_function f)
 {
-	return f == KEYFN_DJANGO ? "django" : "edx";
+	return f == KEYFN_DJANGO ? "django" : f == KEYFN_DJANGO_ANY ?
+	    "django-redis" : "edx";
 }
 
 static const char *

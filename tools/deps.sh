@@ -7,13 +7,15 @@
 set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
-libmemcached-dev libinih-dev libsodium-dev nettle-dev libxxhash-dev"
+libmemcached-dev libinih-dev libsodium-dev nettle-dev libxxhash-dev
+libhiredis-dev"
 # systemd: systemd-analyze checks the unit; mandoc lints the man pages;
 # prometheus: promtool checks /metrics and contrib/prometheus/alerts.yml
 # (19 MB, about 7 s to install; on a systemd host it also starts a
 # Prometheus server, as memcached's package starts memcached).
 test="memcached python3 python3-django python3-pymemcache python3-pylibmc
-openssl python3-prometheus-client systemd mandoc prometheus"
+openssl python3-prometheus-client systemd mandoc prometheus redis-server
+python3-django-redis"
 bench="python3-requests valgrind"
 fuzz="clang libclang-rt-14-dev"
 lint="cppcheck clang-tidy"

@@ -16,11 +16,11 @@ from tests.support import catalog, reference
 from tests.support.harness import PcdTestCase
 
 
-def two_catalogues():
+def two_catalogues(long_run_key=True):
     """Site a and b share one Discovery (as in upstream's test); c has its
     own, which lists one of a's programs with other content (the last site
     in domain order wins), and d has no catalog URL."""
-    a = catalog.generate(30, seed=1, n_pathways=43, long_run_key=True)
+    a = catalog.generate(30, seed=1, n_pathways=43, long_run_key=long_run_key)
     c = catalog.generate(8, seed=2, pathway_start_id=100, quirks=False,
                          dangling_pathway=False)
     shared = a["uuids"][5]

@@ -1,0 +1,67 @@
+/*
+ * store_be.h: what a store backend implements, and the state every backend
+ * shares (server names, up/down, the retry pause, the last error).
+ *
+ * Only store.c and the backends (store_mc.c, store_redis.c) include this:
+ * the rest of the daemon sees store.h alone.  store.c checks nothing on the
+ * backends' behalf beyond what is written here; each backend function has
+ * the contract of the store.h function of the same name.
+ */
+#ifndef PCD_STORE_BE_H
+#define PCD_STORE_BE_H
+
+#include "store.h"
+
+/* One server as every backend sees it. */
+struct store_server {
+	char		*name;		/* as logs, metrics and /readyz say it */
+	bool		 up;
+	uint64_t	 retry_at;	/* mono_ms when down */
+	char		 error[256];	/* why it is down (no secrets) */
+};
+
+struct store {
+	const struct store_be	*be;
+	void			*impl;		/* the backend's own */
+	size_t			 n;
+	struct store_server	 sv[STORE_MAX_SERVERS];
+};
+
+struct store_be {
+	const char	*name;		/* "memcached", "redis" */
+	/* Fill st->n, the names (xstrdup) and st->impl; fatal on misuse. */
+	void		(*open)(struct store *, const struct cfg *);
+	void		(*close)(struct store *);
+	bool		(*fits)(const struct store *, size_t, size_t, size_t);
+	size_t		(*place)(const struct store *, const char *, size_t,
+			    size_t *);
+	enum store_rc	(*set)(struct store *, size_t, const char *, size_t,
+			    const void *, size_t, uint32_t, size_t);
+	enum store_rc	(*del)(struct store *, size_t, const char *, size_t);
+	int		(*flush)(struct store *, size_t, store_refused_cb,
+			    void *);
+	int		(*stats)(struct store *, size_t, struct store_stats *);
+	void		(*reconnect)(struct store *, size_t);
+	int		(*mget)(struct store *, size_t, const char *const *,
+			    const size_t *, size_t, store_hit_cb, void *);
+};
+
+extern const struct store_be	store_be_memcached;
+extern const struct store_be	store_be_redis;
+
+/* How long a failed server is left alone before it is tried again. */
+#define STORE_RETRY_MS	1000
+
+/*
+ * Server i failed: count it, log it once (memcached_error, with the
+ * backend), remember why, and pause it.  The backend drops its own
+ * connections.
+ */
+void	store_mark_down(struct store *, size_t i, const char *op,
+	    const char *error);
+/* Server i answered: log memcached_recovered if it had been down. */
+void	store_mark_up(struct store *, size_t i);
+/* Whether server i may be tried now (up, or its pause is over). */
+bool	store_may_try(const struct store *, size_t i);
+
+#endif

@@ -1,0 +1,650 @@
+/*
+ * store_redis.c: the Redis backend (SPEC §9), through hiredis.
+ *
+ * One server.  Writes are SET key value (no expiry) and DEL, appended to
+ * the connection's output buffer and written out in 1 MB chunks; the
+ * replies are read every few thousand commands, before a read, and at
+ * store_flush, and every error reply to a SET (-OOM under maxmemory with noeviction,
+ * -NOAUTH, -READONLY on a replica, ...) is a refused write reported
+ * through the flush's callback: nothing is silent.  AUTH and SELECT run at
+ * each connect, so a wrong password or database is one clear error there.
+ * Values carry no flags in Redis: store_mget reports the configured ones.
+ */
+#include <sys/time.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "store_be.h"
+#include "util.h"
+
+/* Redis's default proto-max-bulk-len: the largest value it accepts. */
+#define MAX_BULK	(512UL * 1024 * 1024)
+/*
+ * Appended bytes after which the output buffer is written out (it stays
+ * small), and commands in flight after which their replies are read: in
+ * between, Redis works on one chunk while the next is formatted, and the
+ * replies waiting (+OK, 5 bytes each) stay a few kilobytes.
+ */
+#define WRITE_BYTES	(1024 * 1024)
+#define DRAIN_CMDS	4096
+/* Keys per MGET. */
+#define MGET_BATCH	500
+
+/* A command whose reply has not been read yet. */
+struct rpend {
+	const char	*key;		/* borrowed until the flush */
+	size_t		 keylen;
+	size_t		 tag;
+	size_t		 len;		/* value bytes */
+	bool		 set;		/* SET (else DEL) */
+};
+
+struct rd {
+	char		*host;		/* NULL: unix socket */
+	int		 port;
+	char		*socket;
+	int		 db;
+	char		*user;
+	char		*password;	/* from the URL, or NULL */
+	char		*password_file;
+	struct timeval	 connect_tv;
+	struct timeval	 io_tv;
+	uint32_t	 flags;		/* what store_mget reports */
+
+	redisContext	*c;		/* the write connection */
+	struct rpend	*pend;		/* replies not read yet */
+	size_t		 npend;
+	size_t		 cappend;
+	size_t		 obytes;	/* appended since the last write */
+	bool		 failed;	/* the connection failed in this batch */
+	size_t		*refused;	/* tags refused in this batch */
+	size_t		 nrefused;
+	size_t		 caprefused;
+	char		 first_key[256];	/* the first refusal, to log */
+	char		 first_error[256];
+	size_t		 first_len;
+};
+
+/* The backend's own state of a store. */
+static struct rd *
+rd_of(const struct store *st)
+{
+	return st->impl;
+}
+
+/* A duration in milliseconds as hiredis wants it. */
+static struct timeval
+ms_tv(long ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return tv;
+}
+
+/* Keep what the connections need from the configuration. */
+static void
+rd_open(struct store *st, const struct cfg *cfg)
+{
+	struct rd	*rd;
+
+	rd = xcalloc(1, sizeof *rd);
+	rd->host = cfg->redis_host != NULL ? xstrdup(cfg->redis_host) : NULL;
+	rd->port = cfg->redis_port;
+	rd->socket = cfg->redis_socket != NULL ?
+	    xstrdup(cfg->redis_socket) : NULL;
+	rd->db = cfg->redis_db;
+	rd->user = cfg->redis_user != NULL ? xstrdup(cfg->redis_user) : NULL;
+	rd->password = cfg->redis_password != NULL ?
+	    xstrdup(cfg->redis_password) : NULL;
+	rd->password_file = cfg->redis_password_file != NULL ?
+	    xstrdup(cfg->redis_password_file) : NULL;
+	rd->connect_tv = ms_tv(cfg->mc_connect_timeout_ms);
+	rd->io_tv = ms_tv(cfg->mc_io_timeout_ms);
+	rd->flags = cfg->value_format == VALUE_PICKLE ? 1 : 0;
+	st->impl = rd;
+	st->n = 1;
+	st->sv[0].name = xstrdup(cfg->servers[0].name);
+}
+
+/* Wipe and free a secret. */
+static void
+free_secret(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static void
+rd_close(struct store *st)
+{
+	struct rd	*rd = rd_of(st);
+
+	if (rd->c != NULL)
+		redisFree(rd->c);
+	free(rd->host);
+	free(rd->socket);
+	free(rd->user);
+	free_secret(rd->password);
+	free(rd->password_file);
+	free(rd->pend);
+	free(rd->refused);
+	free(rd);
+}
+
+/*
+ * The password to send: the URL's, password_file's, or systemd's
+ * credential redis-password; *pw NULL if none.  Read at every connect, so
+ * a rotated password is picked up.  -1 with err set if a file is unreadable.
+ */
+static int
+read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
+{
+	const char	*dir, *path = rd->password_file;
+	char		*cred = NULL, buf[1024];
+	FILE		*f;
+	size_t		 n;
+	int		 rc = -1;
+
+	*pw = NULL;
+	if (rd->password != NULL) {
+		*pw = xstrdup(rd->password);
+		return 0;
+	}
+	if (path == NULL && (dir = getenv("CREDENTIALS_DIRECTORY")) != NULL) {
+		cred = xasprintf("%s/redis-password", dir);
+		if (access(cred, F_OK) == 0)
+			path = cred;
+	}
+	if (path == NULL) {
+		free(cred);
+		return 0;
+	}
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "cannot read the password file %s: %s",
+		    path, strerror(errno));
+		goto out;
+	}
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	*pw = xstrdup(buf);
+	explicit_bzero(buf, sizeof buf);
+	rc = 0;
+out:
+	free(cred);
+	return rc;
+}
+
+/* Run one command on c; NULL with err set if it failed or was refused. */
+static redisReply *
+command(redisContext *c, const char *what, int argc, const char **argv,
+    const size_t *lens, char *err, size_t errlen)
+{
+	redisReply	*r;
+
+	r = redisCommandArgv(c, argc, argv, lens);
+	if (r == NULL) {
+		snprintf(err, errlen, "%s: %s", what, c->errstr[0] != '\0' ?
+		    c->errstr : "no reply");
+		return NULL;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "%s refused: %s", what, r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/*
+ * A new connection, authenticated and on the configured database (the
+ * SELECT is also the round trip that proves the server answers); NULL
+ * with err set.
+ */
+static redisContext *
+connect_server(const struct rd *rd, char *err, size_t errlen)
+{
+	redisContext	*c;
+	redisReply	*r;
+	char		*pw = NULL, db[16];
+	const char	*argv[3];
+	size_t		 lens[3];
+	int		 argc = 0;
+
+	if (read_password(rd, &pw, err, errlen) == -1)
+		return NULL;
+	if (rd->host != NULL)
+		c = redisConnectWithTimeout(rd->host, rd->port, rd->connect_tv);
+	else
+		c = redisConnectUnixWithTimeout(rd->socket, rd->connect_tv);
+	if (c == NULL || c->err) {
+		snprintf(err, errlen, "connect: %s", c != NULL ? c->errstr :
+		    "out of memory");
+		goto fail;
+	}
+	if (redisSetTimeout(c, rd->io_tv) != REDIS_OK) {
+		snprintf(err, errlen, "connect: cannot set the I/O timeout");
+		goto fail;
+	}
+	if (pw != NULL) {
+		argv[argc] = "AUTH";
+		lens[argc++] = 4;
+		if (rd->user != NULL) {
+			argv[argc] = rd->user;
+			lens[argc++] = strlen(rd->user);
+		}
+		argv[argc] = pw;
+		lens[argc++] = strlen(pw);
+		if ((r = command(c, "AUTH", argc, argv, lens, err,
+		    errlen)) == NULL)
+			goto fail;
+		freeReplyObject(r);
+	}
+	snprintf(db, sizeof db, "%d", rd->db);
+	argv[0] = "SELECT";
+	lens[0] = 6;
+	argv[1] = db;
+	lens[1] = strlen(db);
+	if ((r = command(c, "SELECT", 2, argv, lens, err, errlen)) == NULL)
+		goto fail;
+	freeReplyObject(r);
+	free_secret(pw);
+	return c;
+fail:
+	free_secret(pw);
+	if (c != NULL)
+		redisFree(c);
+	return NULL;
+}
+
+/* Drop the write connection: its pending replies are lost with it. */
+static void
+drop(struct rd *rd)
+{
+	if (rd->c != NULL)
+		redisFree(rd->c);
+	rd->c = NULL;
+	if (rd->npend > 0)
+		rd->failed = true;
+	rd->npend = 0;
+	rd->obytes = 0;
+}
+
+/* The write connection failed: mark the server down and drop it. */
+static void
+server_down(struct store *st, const char *op, const char *error)
+{
+	store_mark_down(st, 0, op, error);
+	drop(rd_of(st));
+}
+
+/* Make sure there is a write connection; false if the server is down. */
+static bool
+ready(struct store *st)
+{
+	struct rd	*rd = rd_of(st);
+	char		 err[256];
+
+	if (rd->c != NULL)
+		return true;
+	if (!store_may_try(st, 0))
+		return false;
+	if ((rd->c = connect_server(rd, err, sizeof err)) == NULL) {
+		store_mark_down(st, 0, "connect", err);
+		return false;
+	}
+	store_mark_up(st, 0);
+	return true;
+}
+
+/* Remember a SET the server answered with an error. */
+static void
+refusal(struct rd *rd, const struct rpend *p, const char *error)
+{
+	if (rd->nrefused == 0) {
+		snprintf(rd->first_error, sizeof rd->first_error, "%s", error);
+		snprintf(rd->first_key, sizeof rd->first_key, "%.*s",
+		    (int)(p->keylen < 255 ? p->keylen : 255), p->key);
+		rd->first_len = p->len;
+	}
+	if (rd->nrefused == rd->caprefused) {
+		rd->caprefused = rd->caprefused == 0 ? 64 : rd->caprefused * 2;
+		rd->refused = xreallocarray(rd->refused, rd->caprefused,
+		    sizeof *rd->refused);
+	}
+	rd->refused[rd->nrefused++] = p->tag;
+}
+
+/*
+ * Read the reply of every command sent so far (hiredis writes the output
+ * buffer first); error replies to SETs are remembered for the flush.
+ * -1 if the connection failed (the server is then down).
+ */
+static int
+drain(struct store *st, const char *op)
+{
+	struct rd	*rd = rd_of(st);
+	redisReply	*r;
+	void		*v;
+	size_t		 k;
+
+	for (k = 0; k < rd->npend; k++) {
+		const struct rpend *p = &rd->pend[k];
+
+		if (redisGetReply(rd->c, &v) != REDIS_OK || v == NULL) {
+			server_down(st, op, rd->c->errstr[0] != '\0' ?
+			    rd->c->errstr : "no reply");
+			return -1;
+		}
+		r = v;
+		if (r->type == REDIS_REPLY_ERROR) {
+			metrics.mc_errors++;
+			if (p->set)
+				refusal(rd, p, r->str);
+			else
+				log_event(LOG_ERR, "memcached_error",
+				    "backend=redis server=%s op=delete "
+				    "error=%s", st->sv[0].name, r->str);
+		}
+		freeReplyObject(r);
+	}
+	rd->npend = 0;
+	rd->obytes = 0;
+	return 0;
+}
+
+/* Write the output buffer out (blocking); -1 if the connection failed. */
+static int
+write_out(struct store *st, const char *op)
+{
+	struct rd	*rd = rd_of(st);
+	int		 done = 0;
+
+	while (!done) {
+		if (redisBufferWrite(rd->c, &done) != REDIS_OK) {
+			server_down(st, op, rd->c->errstr[0] != '\0' ?
+			    rd->c->errstr : "write failed");
+			return -1;
+		}
+	}
+	rd->obytes = 0;
+	return 0;
+}
+
+/* Append one command, remembering what its reply will be about. */
+static enum store_rc
+append(struct store *st, int argc, const char **argv, const size_t *lens,
+    const struct rpend *p)
+{
+	struct rd	*rd = rd_of(st);
+
+	if (!ready(st))
+		return STORE_DOWN;
+	if (redisAppendCommandArgv(rd->c, argc, argv, lens) != REDIS_OK)
+		fatalx("redisAppendCommandArgv: out of memory");
+	if (rd->npend == rd->cappend) {
+		rd->cappend = rd->cappend == 0 ? 256 : rd->cappend * 2;
+		rd->pend = xreallocarray(rd->pend, rd->cappend,
+		    sizeof *rd->pend);
+	}
+	rd->pend[rd->npend++] = *p;
+	rd->obytes += lens[argc - 1] + 32;
+	if (rd->obytes >= WRITE_BYTES && write_out(st, p->set ? "set" :
+	    "delete") == -1)
+		return STORE_DOWN;
+	if (rd->npend >= DRAIN_CMDS && drain(st, p->set ? "set" :
+	    "delete") == -1)
+		return STORE_DOWN;
+	return STORE_OK;
+}
+
+/* store_fits: Redis takes any value up to its bulk length limit. */
+static bool
+rd_fits(const struct store *st, size_t i, size_t keylen, size_t len)
+{
+	(void)st;
+	(void)i;
+	return keylen + len <= MAX_BULK;
+}
+
+/* store_place: the one server. */
+static size_t
+rd_place(const struct store *st, const char *key, size_t keylen,
+    size_t *idx)
+{
+	(void)st;
+	(void)key;
+	(void)keylen;
+	idx[0] = 0;
+	return 1;
+}
+
+/* store_set: SET key value, no expiry, no flags. */
+static enum store_rc
+rd_set(struct store *st, size_t i, const char *key, size_t keylen,
+    const void *val, size_t len, uint32_t flags, size_t tag)
+{
+	struct rpend	 p = { .key = key, .keylen = keylen, .tag = tag,
+			    .len = len, .set = true };
+	const char	*argv[3] = { "SET", key, val };
+	size_t		 lens[3] = { 3, keylen, len };
+	enum store_rc	 rc;
+
+	(void)i;
+	(void)flags;
+	if (len > MAX_BULK)
+		return STORE_TOO_BIG;
+	if ((rc = append(st, 3, argv, lens, &p)) != STORE_OK)
+		return rc;
+	metrics.mc_sets++;
+	metrics.mc_set_bytes += len;
+	return STORE_OK;
+}
+
+/* store_delete: DEL key. */
+static enum store_rc
+rd_del(struct store *st, size_t i, const char *key, size_t keylen)
+{
+	struct rpend	 p = { .key = key, .keylen = keylen, .tag = SIZE_MAX,
+			    .len = 0, .set = false };
+	const char	*argv[2] = { "DEL", key };
+	size_t		 lens[2] = { 3, keylen };
+	enum store_rc	 rc;
+
+	(void)i;
+	if ((rc = append(st, 2, argv, lens, &p)) == STORE_OK)
+		metrics.mc_deletes++;
+	return rc;
+}
+
+/* store_flush: read every reply; report the SETs refused. */
+static int
+rd_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
+{
+	struct rd	*rd = rd_of(st);
+	size_t		 k;
+	int		 ret = -1;
+
+	(void)i;
+	if (rd->failed || (rd->c == NULL && !st->sv[0].up))
+		goto out;
+	if (rd->c != NULL && drain(st, "flush") == -1)
+		goto out;
+	ret = 0;
+	if (rd->nrefused > 0) {
+		log_event(LOG_ERR, "memcached_error", "backend=redis server=%s "
+		    "op=set refused=%zu key=%s bytes=%zu error=%s",
+		    st->sv[0].name, rd->nrefused, rd->first_key,
+		    rd->first_len, rd->first_error);
+		for (k = 0; refused != NULL && k < rd->nrefused; k++)
+			refused(rd->refused[k], arg);
+	}
+out:
+	rd->failed = false;
+	rd->nrefused = 0;
+	return ret;
+}
+
+/* A number for store_stats' pid: FNV-1a of the run_id. */
+static long
+id_number(const char *s)
+{
+	uint64_t	h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return (long)(h & LONG_MAX);
+}
+
+/* The value of "name:" in INFO's text, into out; false if absent. */
+static bool
+info_field(const char *info, const char *name, char *out, size_t outlen)
+{
+	const char	*p = info, *end;
+	size_t		 nl = strlen(name), n;
+
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == info || p[-1] == '\n') && p[nl] == ':') {
+			p += nl + 1;
+			end = p + strcspn(p, "\r\n");
+			n = (size_t)(end - p);
+			if (n >= outlen)
+				return false;
+			memcpy(out, p, n);
+			out[n] = '\0';
+			return true;
+		}
+		p += nl;
+	}
+	return false;
+}
+
+/* store_stats: INFO server's run_id and uptime, on a fresh connection. */
+static int
+rd_stats(struct store *st, size_t i, struct store_stats *out)
+{
+	struct rd	*rd = rd_of(st);
+	redisContext	*c;
+	redisReply	*r = NULL;
+	const char	*argv[2] = { "INFO", "server" };
+	size_t		 lens[2] = { 4, 6 };
+	char		 err[256], up[32];
+	int		 ret = -1;
+
+	(void)i;
+	if ((c = connect_server(rd, err, sizeof err)) == NULL) {
+		server_down(st, "stats", err);
+		return -1;
+	}
+	if ((r = command(c, "INFO", 2, argv, lens, err, sizeof err)) ==
+	    NULL) {
+		server_down(st, "stats", err);
+		goto out;
+	}
+	if (r->type != REDIS_REPLY_STRING ||
+	    !info_field(r->str, "run_id", out->id, sizeof out->id) ||
+	    !info_field(r->str, "uptime_in_seconds", up, sizeof up)) {
+		server_down(st, "stats", "INFO server has no run_id or "
+		    "uptime_in_seconds");
+		goto out;
+	}
+	out->uptime = strtoul(up, NULL, 10);
+	out->pid = id_number(out->id);
+	store_mark_up(st, 0);
+	ret = 0;
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+	return ret;
+}
+
+/* store_reconnect: drop the write connection; the next write reconnects. */
+static void
+rd_reconnect(struct store *st, size_t i)
+{
+	struct rd	*rd = rd_of(st);
+
+	(void)i;
+	if (rd->c != NULL)
+		redisFree(rd->c);
+	rd->c = NULL;
+	rd->npend = 0;
+	rd->obytes = 0;
+	rd->nrefused = 0;
+	rd->failed = false;
+	st->sv[0].retry_at = 0;
+}
+
+/* store_mget: MGET in batches, after the replies of the writes before. */
+static int
+rd_mget(struct store *st, size_t i, const char *const *keys,
+    const size_t *lens, size_t n, store_hit_cb cb, void *arg)
+{
+	struct rd	*rd = rd_of(st);
+	redisReply	*r;
+	const char	*argv[MGET_BATCH + 1];
+	size_t		 alen[MGET_BATCH + 1], off, nb, j;
+
+	(void)i;
+	if (!ready(st) || drain(st, "get") == -1)
+		return -1;
+	argv[0] = "MGET";
+	alen[0] = 4;
+	for (off = 0; off < n; off += nb) {
+		nb = n - off < MGET_BATCH ? n - off : MGET_BATCH;
+		memcpy(argv + 1, keys + off, nb * sizeof *argv);
+		memcpy(alen + 1, lens + off, nb * sizeof *alen);
+		r = redisCommandArgv(rd->c, (int)nb + 1, argv, alen);
+		if (r == NULL) {
+			server_down(st, "get", rd->c->errstr[0] != '\0' ?
+			    rd->c->errstr : "no reply");
+			return -1;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != nb) {
+			server_down(st, "get", r->type == REDIS_REPLY_ERROR ?
+			    r->str : "MGET answered something else");
+			freeReplyObject(r);
+			return -1;
+		}
+		metrics.mc_gets += nb;
+		for (j = 0; j < nb; j++)
+			if (r->element[j]->type == REDIS_REPLY_STRING)
+				cb(off + j, r->element[j]->str,
+				    r->element[j]->len, rd->flags, arg);
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+const struct store_be store_be_redis = {
+	.name = "redis",
+	.open = rd_open,
+	.close = rd_close,
+	.fits = rd_fits,
+	.place = rd_place,
+	.set = rd_set,
+	.del = rd_del,
+	.flush = rd_flush,
+	.stats = rd_stats,
+	.reconnect = rd_reconnect,
+	.mget = rd_mget,
+};

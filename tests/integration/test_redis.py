@@ -1,0 +1,417 @@
+"""The Redis backend (SPEC §9) against a real redis-server started here, read
+back the way Tutor's LMS reads it (Django 3.2 + Debian's django-redis,
+RedisCache, KEY_PREFIX "default", VERSION "1", db 1): parity of all nine
+families with cache_programs' reference, refused writes under maxmemory,
+healing after FLUSHDB and a restart, passwords, and the configuration."""
+
+import os
+import signal
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from tests.integration.test_parity import two_catalogues
+from tests.support import catalog, reference
+from tests.support.harness import PcdTestCase
+from tests.support.rediscache import RedisReader, RedisServer
+
+CHECK = 0.3          # check_interval in the healing tests, seconds
+
+
+class RedisCase(PcdTestCase):
+
+    def start_redis(self, **kw):
+        s = RedisServer(**kw)
+        self.addCleanup(s.close)
+        return s.start()
+
+    def redis_config(self, fake, srv, sites, redis=None, daemon=None, url=None,
+                     discovery=None):
+        """Config sections with [redis] instead of [memcached]."""
+        sections = self.config(fake, [], sites, daemon=daemon, discovery=discovery)
+        del sections["memcached"]
+        red = {"url": url or srv.url(1)}
+        red.update(redis or {})
+        sections = dict([("redis", {k: v for k, v in red.items() if v is not None})]
+                        + list(sections.items()))
+        return sections
+
+    def redis_reader(self, srv, **kw):
+        r = RedisReader(srv, **kw)
+        self.addCleanup(r.close)
+        return r
+
+
+class Parity(RedisCase):
+    """The parity suite's catalogues, written to Redis and read by django-redis."""
+
+    def setUp(self):
+        super().setUp()
+        self.a, self.c = two_catalogues()
+        self.fake = self.start_fake(self.a)
+        self.fake.set_catalogue(self.c, "/c")
+        self.sites = [("a.example", 1, ""), ("b.example", 2, ""),
+                      ("c.example", 3, "/c"), ("d.example", 4, None)]
+        self.srv = self.start_redis()
+
+    def expected(self):
+        return reference.expected_cache([
+            {"domain": "a.example", "site_id": 1, "catalogue": self.a},
+            {"domain": "b.example", "site_id": 2, "catalogue": self.a},
+            {"domain": "c.example", "site_id": 3, "catalogue": self.c},
+            {"domain": "d.example", "site_id": 4, "catalogue": None},
+        ])
+
+    def check(self, redis=None, reader_kw=None, drop=()):
+        d = self.daemon(self.redis_config(self.fake, self.srv, self.sites, redis=redis))
+        rc, events, stderr = d.run_once()
+        expected = self.expected()
+        for k in drop:
+            expected.pop(k)
+        r = self.redis_reader(self.srv, **(reader_kw or {}))
+        self.assertCacheMatches(r, expected)
+        # Exactly these keys, in db 1 and nowhere else.
+        self.assertEqual(self.srv.keys(1), {r.make_key(k) for k in expected})
+        self.assertEqual(self.srv.keys(0), set())
+        return rc, events, stderr, expected, r
+
+    def use_short_keys(self):
+        """The parity catalogues without the run key over 250 bytes (the
+        django key function on Redis has no hashing of long keys)."""
+        self.a, self.c = two_catalogues(long_run_key=False)
+        self.fake.set_catalogue(self.a)
+        self.fake.set_catalogue(self.c, "/c")
+
+    def test_every_family_tutor_defaults(self):
+        """key_function defaults to django on Redis: Tutor's LMS reads every
+        key of all nine families, equal to what cache_programs caches, the
+        spaced and Unicode type names included; no expiry, protocol 4."""
+        self.use_short_keys()
+        rc, events, stderr, expected, r = self.check()
+        self.assertEqual(rc, 0, stderr)
+        fams = {reference.family_of(k) for k in expected}
+        self.assertEqual(len(fams), 9, fams)
+        shared = self.a["uuids"][5]
+        self.assertEqual(r.get("program-" + shared)["title"], "As site c sees it")
+        self.assertEqual(r.get("program-uuids-d.example"), [])
+        self.assertIsNotNone(r.get("programs-by-type-1-ünïcode études typé"))
+        k = r.make_key("program-" + shared)
+        self.assertTrue(k.startswith("default:1:program-"), k)
+        c = self.srv.client(1)
+        self.assertEqual(c.ttl(k), -1)          # no expiry
+        self.assertEqual(c.get(k)[:2], b"\x80\x04")  # pickle protocol 4
+        c.close()
+
+    def test_django_key_over_250_bytes_is_reported(self):
+        """A key over 250 bytes under the django key function is not
+        written (reported, exit 1); every other key is."""
+        long_keys = [k for k in self.expected() if len("default:1:" + k) > 250]
+        self.assertTrue(long_keys)
+        rc, events, _, _, _ = self.check(drop=long_keys)
+        self.assertEqual(rc, 1)
+        self.assertEqual(sorted(e["key"] for e in events if e["event"] == "memcached_error"),
+                         sorted(long_keys))
+
+    def test_every_family_edx_key_function(self):
+        """key_function = edx (safe_key as KEY_FUNCTION on Redis), with the
+        long keys hashed and the Unicode, spaced type names quoted."""
+        rc, _, stderr, expected, r = self.check(redis={"key_function": "edx"},
+                                                reader_kw={"key_function": "edx"})
+        self.assertEqual(rc, 0, stderr)
+        self.assertEqual(len({reference.family_of(k) for k in expected}), 9)
+        self.assertIsNotNone(r.get("programs-by-type-1-ünïcode études typé"))
+        long_keys = [k for k in expected if len(r.make_key(k)) == 32]
+        self.assertTrue(long_keys)
+
+    def test_pickle_protocol_5_and_prefix(self):
+        """Django's own RedisCache pickles with protocol 5; django-redis
+        reads any.  Another KEY_PREFIX and VERSION too."""
+        self.use_short_keys()
+        rc, _, stderr, expected, r = self.check(
+            redis={"pickle_protocol": 5, "key_prefix": "lms", "key_version": "7"},
+            reader_kw={"prefix": "lms", "version": "7"})
+        self.assertEqual(rc, 0, stderr)
+        self.assertEqual(r.raw("program-" + self.a["uuids"][0])[:2], b"\x80\x05")
+
+
+class Refusals(RedisCase):
+    """maxmemory with noeviction: Redis answers -OOM to SETs."""
+
+    def run_starved(self):
+        cat = catalog.generate(40, seed=3, quirks=False, dangling_pathway=False)
+        fake = self.start_fake(cat)
+        # Room for Redis itself and a part of the catalogue only.
+        srv = self.start_redis(maxmemory=1)
+        c = srv.client(0)
+        used = int(c.info("memory")["used_memory"])
+        c.config_set("maxmemory", used + 1200 * 1024)
+        c.close()
+        d = self.daemon(self.redis_config(fake, srv, [("lms.example.com", 1, "")]))
+        rc, events, stderr = d.run_once()
+        return srv, rc, events, stderr
+
+    def test_oom_is_reported_and_fails_the_run(self):
+        srv, rc, events, stderr = self.run_starved()
+        errs = [e for e in events if e["event"] == "memcached_error"]
+        self.assertTrue(errs, stderr)
+        self.assertEqual(errs[0]["backend"], "redis")
+        self.assertEqual(errs[0]["server"], srv.url(1))
+        self.assertEqual(errs[0]["op"], "set")
+        self.assertIn("OOM", errs[0]["error"])
+        self.assertGreater(int(errs[0]["refused"]), 0)
+        self.assertEqual(rc, 1, stderr)
+        self.assertFalse([e for e in events if e["event"] == "refresh_succeeded"])
+        self.assertTrue(srv.keys(1), "some values fit")
+
+    def test_oom_no_index_names_a_missing_program(self):
+        srv, rc, events, stderr = self.run_starved()
+        r = self.redis_reader(srv)
+        have = srv.keys(1)
+        for k in have:
+            v = r.cache.get(k.split(":", 2)[2])
+            if isinstance(v, list) and v and all(isinstance(u, str) and len(u) == 36
+                                                 for u in v):
+                for u in v:
+                    self.assertTrue(r.make_key("program-" + u) in have,
+                                    "%s names program-%s, not in the cache" % (k, u))
+
+
+class Healing(RedisCase):
+
+    def setUp(self):
+        super().setUp()
+        self.cat = catalog.generate(25, seed=11)
+        self.fake = self.start_fake(self.cat)
+        self.sites = [("lms.example.com", 1, "")]
+        self.srv = self.start_redis()
+
+    def expected(self):
+        return reference.expected_cache(
+            [{"domain": "lms.example.com", "site_id": 1, "catalogue": self.cat}])
+
+    def start_daemon(self, **daemon):
+        cfg = {"refresh_interval": "1h", "check_interval": "%dms" % (CHECK * 1000),
+               "verify_interval": "1h"}
+        cfg.update(daemon)
+        d = self.daemon(self.redis_config(self.fake, self.srv, self.sites,
+                                          redis={"key_function": "edx"},
+                                          discovery={"retries": 0}, daemon=cfg))
+        d.start()
+        d.wait_event("refresh_succeeded", timeout=30)
+        return d
+
+    def wait_healed(self, r, expected, within):
+        deadline = time.monotonic() + within
+        while True:
+            diffs = r.compare(expected, limit=5)
+            if not diffs:
+                return time.monotonic() - (deadline - within)
+            if time.monotonic() > deadline:
+                self.fail("not healed within %.1f s: %s" % (within, diffs))
+            time.sleep(0.05)
+
+    def test_flushdb_is_repaired(self):
+        d = self.start_daemon()
+        r = self.redis_reader(self.srv, key_function="edx")
+        expected = self.expected()
+        self.assertCacheMatches(r, expected)
+        self.fake.stop()
+        self.srv.flushdb(1)
+        self.assertEqual(self.srv.keys(1), set())
+        self.wait_healed(r, expected, CHECK + 1)
+        self.assertEqual(self.srv.keys(1), {r.make_key(k) for k in expected})
+        d.wait_event("cache_empty_detected")
+
+    def test_kill9_restart_is_repaired_with_discovery_down(self):
+        d = self.start_daemon()
+        r = self.redis_reader(self.srv, key_function="edx")
+        expected = self.expected()
+        self.assertCacheMatches(r, expected)
+        old = self.srv.info()["run_id"]
+        self.fake.stop()
+        self.srv.restart()
+        self.assertNotEqual(self.srv.info()["run_id"], old)
+        r.reconnect()
+        self.wait_healed(r, expected, CHECK + 1)
+        e = d.wait_event("cache_empty_detected")
+        self.assertEqual(e["server"], self.srv.url(1))
+
+    def test_single_key_deleted_is_found_by_verification(self):
+        """A key evicted or deleted alone (sentinels intact) is found by the
+        verification pass (batched MGET) and rewritten."""
+        d = self.start_daemon(verify_interval="500ms")
+        r = self.redis_reader(self.srv, key_function="edx")
+        expected = self.expected()
+        victim = "program-" + self.cat["uuids"][3]
+        c = self.srv.client(1)
+        c.delete(r.make_key(victim))
+        c.close()
+        self.wait_healed(r, expected, 0.5 + 1)
+        e = d.wait_event("cache_miss")
+        self.assertEqual((e["missing"], e["examples"]), (1, victim))
+
+    def test_down_at_start_logged_once_then_filled(self):
+        """redis-server down when the daemon starts: one memcached_error,
+        retries, and once it is up the cache is filled."""
+        self.srv.kill9()
+        cfg = {"refresh_interval": "1h", "check_interval": "%dms" % (CHECK * 1000),
+               "verify_interval": "1h"}
+        d = self.daemon(self.redis_config(self.fake, self.srv, self.sites,
+                                          redis={"key_function": "edx"},
+                                          discovery={"retries": 0}, daemon=cfg))
+        d.start()
+        d.wait_event("refresh_failed", timeout=30)
+        time.sleep(1)
+        errs = d.events_named("memcached_error")
+        self.assertEqual(len(errs), 1, errs)
+        self.assertIn("Connection refused", errs[0]["error"])
+        self.srv.start()
+        d.wait_event("memcached_recovered", timeout=10)
+        r = self.redis_reader(self.srv, key_function="edx")
+        # The failed refresh is retried after 30 s; a repair does not need
+        # Discovery, but nothing was ever published: SIGHUP refreshes now.
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("refresh_succeeded", timeout=30)
+        self.assertCacheMatches(r, self.expected())
+
+    def test_verify_command(self):
+        d = self.start_daemon()
+        d.stop()
+        r = self.redis_reader(self.srv, key_function="edx")
+        res = d.run("--verify")
+        self.assertEqual(res[0], 0, res.stdout)
+        self.assertIn("missing=0 differ=0 unreachable_servers=0", res.stdout)
+        victim = r.make_key("program-" + self.cat["uuids"][0])
+        c = self.srv.client(1)
+        c.delete(victim)
+        c.close()
+        res = d.run("--verify")
+        self.assertEqual(res[0], 1)
+        self.assertIn("missing server=%s wire=%s" % (self.srv.url(1), victim), res.stdout)
+
+
+class DryRun(RedisCase):
+
+    def test_dry_run_compares_with_redis(self):
+        """--dry-run reads Redis (MGET) to say what would change, and
+        writes nothing."""
+        from tests.integration.test_dry_run import summary
+        cat = catalog.generate(15, seed=21)
+        fake = self.start_fake(cat)
+        srv = self.start_redis()
+        d = self.daemon(self.redis_config(fake, srv, [("lms.example.com", 1, "")]))
+        expected = reference.expected_cache(
+            [{"domain": "lms.example.com", "site_id": 1, "catalogue": cat}])
+        res = d.run("--dry-run")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(srv.keys(1), set())
+        self.assertEqual(summary(res.stdout)["total"][2], len(expected))
+        rc, _, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        res = d.run("--dry-run")
+        self.assertEqual(summary(res.stdout)["total"][4], len(expected))
+
+
+class Passwords(RedisCase):
+
+    def setUp(self):
+        super().setUp()
+        self.cat = catalog.generate(10, seed=5, quirks=False, dangling_pathway=False)
+        self.fake = self.start_fake(self.cat)
+        self.srv = self.start_redis(password="s3cret-pass")
+        self.expected = reference.expected_cache(
+            [{"domain": "lms.example.com", "site_id": 1, "catalogue": self.cat}])
+
+    def test_password_file(self):
+        pw = self.write_file("redis-password", "s3cret-pass\n")
+        d = self.daemon(self.redis_config(self.fake, self.srv, [("lms.example.com", 1, "")],
+                                          redis={"password_file": pw}))
+        rc, events, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertNotIn("s3cret-pass", stderr)
+        self.assertCacheMatches(self.redis_reader(self.srv), self.expected)
+
+    def test_systemd_credential(self):
+        creds = os.path.join(self.tmpdir, "creds")
+        os.mkdir(creds)
+        with open(os.path.join(creds, "redis-password"), "w") as f:
+            f.write("s3cret-pass")
+        d = self.daemon(self.redis_config(self.fake, self.srv, [("lms.example.com", 1, "")]),
+                        env={"CREDENTIALS_DIRECTORY": creds})
+        rc, _, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertCacheMatches(self.redis_reader(self.srv), self.expected)
+
+    def test_wrong_password_one_clear_error_and_readyz(self):
+        pw = self.write_file("redis-password", "not-the-password\n")
+        d = self.daemon(self.redis_config(
+            self.fake, self.srv, [("lms.example.com", 1, "")],
+            redis={"password_file": pw},
+            daemon={"listen": "127.0.0.1:0", "check_interval": "200ms"}))
+        d.start()
+        e = d.wait_event("listening", timeout=10)
+        addr = e["address"]
+        d.wait_event("refresh_failed", timeout=30)
+        time.sleep(1)
+        errs = d.events_named("memcached_error")
+        self.assertEqual(len(errs), 1, errs)
+        self.assertEqual(errs[0]["backend"], "redis")
+        self.assertIn("WRONGPASS", errs[0]["error"])
+        self.assertNotIn("not-the-password", d.stderr_text)
+        try:
+            urllib.request.urlopen("http://%s/readyz" % addr, timeout=5)
+            self.fail("/readyz answered 200")
+        except urllib.error.HTTPError as err:
+            self.assertEqual(err.code, 503)
+            body = err.read().decode()
+        self.assertIn("redis unreachable: %s" % self.srv.url(1), body)
+        self.assertIn("WRONGPASS", body)
+        with urllib.request.urlopen("http://%s/metrics" % addr, timeout=5) as resp:
+            metrics = resp.read().decode()
+        self.assertIn('programs_cached_backend_info{backend="redis"} 1', metrics)
+        self.assertIn('programs_cached_memcached_up{server="%s"} 0' % self.srv.url(1),
+                      metrics)
+        self.assertEqual(self.srv.keys(1), set())
+
+
+class Config(RedisCase):
+
+    def check_config(self, sections):
+        d = self.daemon(sections)
+        return d.run("--check-config")
+
+    def base(self, **redis):
+        return self.redis_config(None, None, [("lms.example.com", 1, None)],
+                                 url=redis.pop("url", "redis://127.0.0.1:6379/1"),
+                                 redis=redis)
+
+    def test_both_sections_refused(self):
+        s = self.base()
+        s["memcached"] = {"servers": "127.0.0.1:11211"}
+        res = self.check_config(s)
+        self.assertEqual(res[0], 2)
+        self.assertTrue(any("exactly one" in e.get("error", "")
+                            for e in res.named("config_error")), res[2])
+
+    def test_rediss_refused_clearly(self):
+        res = self.check_config(self.base(url="rediss://127.0.0.1:6380/1"))
+        self.assertEqual(res[0], 2)
+        self.assertIn("TLS", res[2])
+
+    def test_urls(self):
+        for url in ("redis://127.0.0.1:6379/1", "redis://cache", "redis://u@[::1]:7000/3",
+                    "unix:///run/redis/redis.sock?db=2", "redis://:pw@h:1/0"):
+            with self.subTest(url=url):
+                self.assertEqual(self.check_config(self.base(url=url))[0], 0)
+        for url in ("http://h:1/1", "redis://h:0/1", "redis://h:1/x", "unix://rel?db=1",
+                    "redis://", "unix:///p?dbx=1"):
+            with self.subTest(url=url):
+                self.assertEqual(self.check_config(self.base(url=url))[0], 2)
+
+    def test_password_never_logged(self):
+        d = self.daemon(self.base(url="redis://user:hunter2@127.0.0.1:1/1"))
+        res = d.run_once()
+        self.assertNotEqual(res[0], 0)
+        self.assertNotIn("hunter2", res[2])
+        self.assertIn("redis://user@127.0.0.1:1/1", res[2])
