@@ -33,8 +33,7 @@ typedef void	(*lease_cb)(bool held, void *arg);
 
 /* NULL when the configuration does not enable the lease. */
 struct lease	*lease_new(struct event_base *, const struct cfg *,
-		    const struct store *, const struct keyfn *, lease_cb,
-		    void *arg);
+		    struct store *, const struct keyfn *, lease_cb, void *arg);
 /* Release the lease if it is held (clean shutdown), and free. */
 void		 lease_free(struct lease *);
 /* Try to take the lease now, then keep trying or renewing. */

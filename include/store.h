@@ -139,4 +139,22 @@ typedef void	(*store_hit_cb)(size_t j, const void *val, size_t len,
 int		 store_mget(struct store *, size_t i, const char *const *keys,
 		    const size_t *lens, size_t n, store_hit_cb, void *arg);
 
+/*
+ * The writer's lease (lease.h) on server i: key holds id for ttl_ms.
+ * TAKE sets it only if nobody holds it (memcached add, Redis SET NX PX);
+ * RENEW extends it only while it holds id, or takes it again if it is gone
+ * (memcached gets + cas, a Redis script); RELEASE deletes it only while it
+ * holds id.  0 done, 1 another holder has it (not taken, or lost), -1 the
+ * server could not say (why in err).  Synchronous, on a connection of its
+ * own, bounded by the configured timeouts.
+ */
+enum store_lease_op {
+	STORE_LEASE_TAKE,
+	STORE_LEASE_RENEW,
+	STORE_LEASE_RELEASE
+};
+int		 store_lease(struct store *, size_t i, enum store_lease_op,
+		    const char *key, size_t keylen, const char *id,
+		    long ttl_ms, char *err, size_t errlen);
+
 #endif

@@ -44,6 +44,9 @@ struct store_be {
 	void		(*reconnect)(struct store *, size_t);
 	int		(*mget)(struct store *, size_t, const char *const *,
 			    const size_t *, size_t, store_hit_cb, void *);
+	int		(*lease)(struct store *, size_t, enum store_lease_op,
+			    const char *, size_t, const char *, long, char *,
+			    size_t);
 };
 
 extern const struct store_be	store_be_memcached;

@@ -870,7 +870,6 @@ cfg_redis(struct loader *ld)
 {
 	struct cfg	*cfg = ld->cfg;
 	char		 err[256];
-
 	int		 line = key_line(ld, "redis", "url");
 
 	if (cfg_seen(ld, "memcached", NULL)) {
@@ -879,10 +878,6 @@ cfg_redis(struct loader *ld)
 		return;
 	}
 	cfg->backend = BACKEND_REDIS;
-	if (cfg->lease_enabled)
-		cfg_error(ld, key_line(ld, "lease", "enabled"), "enabled",
-		    "[lease] works with [memcached] only: with [redis], run "
-		    "one daemon");
 	if (cfg->redis_url == NULL) {
 		cfg_error(ld, 0, "url", "[redis] needs url (redis://host:"
 		    "port/db or unix:///path?db=N)");

@@ -1,5 +1,6 @@
 /*
- * lease.c: the writer's lease, in memcached.
+ * lease.c: the writer's lease, in the cache itself (memcached or Redis,
+ * through store_lease()).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <libmemcached/memcached.h>
 
 #include "lease.h"
 #include "log.h"
@@ -15,10 +15,9 @@
 #include "util.h"
 
 struct lease {
-	struct event_base	*base;
 	struct event		*timer;
-	memcached_st		*mc;		/* the key's server, replying */
-	char			*server;	/* its name */
+	struct store		*store;
+	size_t			 srv;		/* the server the key is on */
 	char			 key[KEY_MAX + 1];
 	size_t			 keylen;
 	char			 id[128];
@@ -29,13 +28,6 @@ struct lease {
 	lease_cb		 cb;
 	void			*arg;
 };
-
-/* The memcached exptime for the ttl: whole seconds, at least one. */
-static time_t
-exptime(const struct lease *l)
-{
-	return (time_t)((l->ttl_ms + 999) / 1000);
-}
 
 /* Held, and renewed recently enough that nobody else can have it. */
 bool
@@ -57,37 +49,6 @@ lease_id(const struct lease *l)
 	return l->id;
 }
 
-/* The holder's id now in the cache (into out), or false if none / error. */
-static bool
-read_holder(struct lease *l, char *out, size_t outlen, uint64_t *cas,
-    bool *error)
-{
-	const char		*keys[1] = { l->key };
-	size_t			 lens[1] = { l->keylen };
-	memcached_result_st	 res;
-	memcached_return_t	 rc;
-	bool			 found = false;
-
-	*error = false;
-	if (memcached_mget(l->mc, keys, lens, 1) != MEMCACHED_SUCCESS) {
-		*error = true;
-		return false;
-	}
-	memcached_result_create(l->mc, &res);
-	while (memcached_fetch_result(l->mc, &res, &rc) != NULL) {
-		snprintf(out, outlen, "%.*s",
-		    (int)memcached_result_length(&res),
-		    memcached_result_value(&res));
-		*cas = memcached_result_cas(&res);
-		found = true;
-	}
-	memcached_result_free(&res);
-	if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND &&
-	    rc != MEMCACHED_SUCCESS)
-		*error = true;
-	return found;
-}
-
 /* Tell the daemon, and log, that the lease was taken or lost. */
 static void
 changed(struct lease *l, bool held, const char *why)
@@ -96,11 +57,12 @@ changed(struct lease *l, bool held, const char *why)
 	if (held) {
 		metrics.lease_acquisitions++;
 		log_event(LOG_NOTICE, "lease_acquired", "id=%s server=%s "
-		    "ttl_ms=%ld", l->id, l->server, l->ttl_ms);
+		    "ttl_ms=%ld", l->id, store_server_name(l->store, l->srv),
+		    l->ttl_ms);
 	} else {
 		metrics.lease_losses++;
 		log_event(LOG_WARNING, "lease_lost", "id=%s server=%s error=%s",
-		    l->id, l->server, why);
+		    l->id, store_server_name(l->store, l->srv), why);
 	}
 	metrics.lease_holder = held;
 	l->cb(held, l->arg);
@@ -110,62 +72,34 @@ changed(struct lease *l, bool held, const char *why)
 static void
 take(struct lease *l)
 {
-	memcached_return_t	rc;
+	char	err[256];
+	int	rc;
 
-	rc = memcached_add(l->mc, l->key, l->keylen, l->id, strlen(l->id),
-	    exptime(l), 0);
-	if (rc == MEMCACHED_SUCCESS) {
+	rc = store_lease(l->store, l->srv, STORE_LEASE_TAKE, l->key,
+	    l->keylen, l->id, l->ttl_ms, err, sizeof err);
+	/* 1: someone holds it.  -1: nobody can tell; try again later. */
+	l->elsewhere = rc == 1;
+	if (rc == 0) {
 		l->renewed = mono_ms();
-		l->elsewhere = false;
 		changed(l, true, NULL);
-		return;
 	}
-	/* NOTSTORED: someone holds it.  Errors: nobody can tell. */
-	l->elsewhere = rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS;
-	if (!l->elsewhere)
-		memcached_quit(l->mc);
 }
 
-/* Renew the lease while it is ours (gets + cas). */
+/* Renew the lease while it is ours. */
 static void
 renew(struct lease *l)
 {
-	char			holder[128];
-	uint64_t		cas = 0;
-	bool			error, found;
-	memcached_return_t	rc;
+	char	err[256];
+	int	rc;
 
-	found = read_holder(l, holder, sizeof holder, &cas, &error);
-	if (error) {
-		memcached_quit(l->mc);
-		if (!lease_valid(l))
-			changed(l, false, "could not renew in two thirds of "
-			    "the ttl: stopped writing");
-		return;
-	}
-	if (!found) {
-		/* Expired or the server restarted: take it again. */
-		rc = memcached_add(l->mc, l->key, l->keylen, l->id,
-		    strlen(l->id), exptime(l), 0);
-		if (rc == MEMCACHED_SUCCESS)
-			l->renewed = mono_ms();
-		else {
-			l->elsewhere = true;
-			changed(l, false, "the lease expired and another "
-			    "daemon took it");
-		}
-		return;
-	}
-	if (strcmp(holder, l->id) != 0) {
+	rc = store_lease(l->store, l->srv, STORE_LEASE_RENEW, l->key,
+	    l->keylen, l->id, l->ttl_ms, err, sizeof err);
+	if (rc == 0)
+		l->renewed = mono_ms();
+	else if (rc == 1) {
 		l->elsewhere = true;
 		changed(l, false, "another daemon holds the lease");
-		return;
-	}
-	rc = memcached_cas(l->mc, l->key, l->keylen, l->id, strlen(l->id),
-	    exptime(l), 0, cas);
-	if (rc == MEMCACHED_SUCCESS)
-		l->renewed = mono_ms();
-	else if (!lease_valid(l))
+	} else if (!lease_valid(l))
 		changed(l, false, "could not renew in two thirds of the ttl: "
 		    "stopped writing");
 }
@@ -185,19 +119,19 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 struct lease *
-lease_new(struct event_base *base, const struct cfg *cfg,
-    const struct store *st, const struct keyfn *kf, lease_cb cb, void *arg)
+lease_new(struct event_base *base, const struct cfg *cfg, struct store *st,
+    const struct keyfn *kf, lease_cb cb, void *arg)
 {
 	struct lease	*l;
 	struct timeval	 tv;
 	char		 host[64];
-	size_t		 idx[STORE_MAX_SERVERS], srv;
+	size_t		 idx[STORE_MAX_SERVERS];
 	int		 len;
 
 	if (!cfg->lease_enabled)
 		return NULL;
 	l = xcalloc(1, sizeof *l);
-	l->base = base;
+	l->store = st;
 	l->cb = cb;
 	l->arg = arg;
 	l->ttl_ms = cfg->lease_ttl_ms;
@@ -212,18 +146,7 @@ lease_new(struct event_base *base, const struct cfg *cfg,
 	    (unsigned long)(rand_unit() * 4294967295.0));
 	/* The lease lives where its key is placed; the first one if many. */
 	store_place(st, l->key, l->keylen, idx);
-	srv = idx[0];
-	l->server = xstrdup(cfg->servers[srv].name);
-	if ((l->mc = memcached_create(NULL)) == NULL)
-		fatalx("memcached_create failed");
-	memcached_behavior_set(l->mc, MEMCACHED_BEHAVIOR_SUPPORT_CAS, 1);
-	memcached_behavior_set(l->mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
-	    (uint64_t)cfg->mc_connect_timeout_ms);
-	memcached_behavior_set(l->mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
-	    (uint64_t)cfg->mc_io_timeout_ms);
-	if (memcached_server_add(l->mc, cfg->servers[srv].host,
-	    (in_port_t)cfg->servers[srv].port) != MEMCACHED_SUCCESS)
-		fatalx("memcached_server_add %s failed", l->server);
+	l->srv = idx[0];
 	l->timer = event_new(base, -1, EV_PERSIST, on_timer, l);
 	tv.tv_sec = l->ttl_ms / 3 / 1000;
 	tv.tv_usec = (l->ttl_ms / 3 % 1000) * 1000;
@@ -241,21 +164,15 @@ lease_start(struct lease *l)
 void
 lease_free(struct lease *l)
 {
-	char		holder[128];
-	uint64_t	cas;
-	bool		error;
+	char	err[256];
 
 	if (l == NULL)
 		return;
-	/* A checked delete: only our own lease, so that the next takes over
-	 * at once instead of after the ttl. */
-	if (l->held && read_holder(l, holder, sizeof holder, &cas, &error) &&
-	    strcmp(holder, l->id) == 0 &&
-	    memcached_delete(l->mc, l->key, l->keylen, 0) == MEMCACHED_SUCCESS)
+	/* Only our own lease, so that the next takes over at once. */
+	if (l->held && store_lease(l->store, l->srv, STORE_LEASE_RELEASE,
+	    l->key, l->keylen, l->id, l->ttl_ms, err, sizeof err) == 0)
 		log_event(LOG_INFO, "lease_released", "id=%s server=%s", l->id,
-		    l->server);
+		    store_server_name(l->store, l->srv));
 	event_free(l->timer);
-	memcached_free(l->mc);
-	free(l->server);
 	free(l);
 }

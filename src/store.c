@@ -165,3 +165,11 @@ store_mget(struct store *st, size_t i, const char *const *keys,
 {
 	return st->be->mget(st, i, keys, lens, n, cb, arg);
 }
+
+int
+store_lease(struct store *st, size_t i, enum store_lease_op op,
+    const char *key, size_t keylen, const char *id, long ttl_ms, char *err,
+    size_t errlen)
+{
+	return st->be->lease(st, i, op, key, keylen, id, ttl_ms, err, errlen);
+}

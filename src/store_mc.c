@@ -47,6 +47,7 @@ struct server {
 	int		 port;
 	memcached_st	*mc;		/* writes: NOREPLY + buffered */
 	memcached_st	*ctl;		/* stats: replying */
+	memcached_st	*lc;		/* the lease: replying, with CAS */
 	bool		 checked;	/* item_size_max read */
 	size_t		 item_max;
 	struct pending	*pend;		/* sets of the batch */
@@ -150,6 +151,8 @@ mc_close(struct store *store)
 	for (i = 0; i < st->n; i++) {
 		memcached_free(st->sv[i].mc);
 		memcached_free(st->sv[i].ctl);
+		if (st->sv[i].lc != NULL)
+			memcached_free(st->sv[i].lc);
 		free(st->sv[i].pend);
 		free(st->sv[i].host);
 	}
@@ -588,6 +591,93 @@ out:
 	return ret;
 }
 
+/* The holder's id now under key (into out); 1 found, 0 none, -1 error. */
+static int
+lease_holder(memcached_st *lc, const char *key, size_t keylen, char *out,
+    size_t outlen, uint64_t *cas)
+{
+	const char		*keys[1] = { key };
+	size_t			 lens[1] = { keylen };
+	memcached_result_st	 res;
+	memcached_return_t	 rc;
+	int			 found = 0;
+
+	if (memcached_mget(lc, keys, lens, 1) != MEMCACHED_SUCCESS)
+		return -1;
+	memcached_result_create(lc, &res);
+	while (memcached_fetch_result(lc, &res, &rc) != NULL) {
+		snprintf(out, outlen, "%.*s",
+		    (int)memcached_result_length(&res),
+		    memcached_result_value(&res));
+		*cas = memcached_result_cas(&res);
+		found = 1;
+	}
+	memcached_result_free(&res);
+	if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND &&
+	    rc != MEMCACHED_SUCCESS)
+		return -1;
+	return found;
+}
+
+/* store_lease: add; gets + cas; gets + delete (memcached has no cas delete). */
+static int
+mc_lease(struct store *store, size_t i, enum store_lease_op op,
+    const char *key, size_t keylen, const char *id, long ttl_ms, char *err,
+    size_t errlen)
+{
+	struct server		*s = &mc_of(store)->sv[i];
+	time_t			 exp = (time_t)((ttl_ms + 999) / 1000);
+	memcached_return_t	 rc;
+	uint64_t		 cas = 0;
+	char			 holder[256];
+	int			 found;
+
+	if (s->lc == NULL) {
+		s->lc = conn_new(mc_of(store), s, false);
+		memcached_behavior_set(s->lc, MEMCACHED_BEHAVIOR_SUPPORT_CAS, 1);
+	}
+	if (op == STORE_LEASE_TAKE) {
+		rc = memcached_add(s->lc, key, keylen, id, strlen(id), exp, 0);
+		if (rc == MEMCACHED_SUCCESS)
+			return 0;
+		if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS)
+			return 1;
+		goto fail;
+	}
+	if ((found = lease_holder(s->lc, key, keylen, holder, sizeof holder,
+	    &cas)) == -1) {
+		rc = memcached_last_error(s->lc);
+		goto fail;
+	}
+	if (op == STORE_LEASE_RELEASE) {
+		if (found == 0 || strcmp(holder, id) != 0)
+			return 1;
+		rc = memcached_delete(s->lc, key, keylen, 0);
+		return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND ? 0 :
+		    -1;
+	}
+	if (found == 0) {
+		/* Expired, or the server restarted: take it again. */
+		rc = memcached_add(s->lc, key, keylen, id, strlen(id), exp, 0);
+		if (rc == MEMCACHED_SUCCESS)
+			return 0;
+		if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS)
+			return 1;
+		goto fail;
+	}
+	if (strcmp(holder, id) != 0)
+		return 1;
+	rc = memcached_cas(s->lc, key, keylen, id, strlen(id), exp, 0, cas);
+	if (rc == MEMCACHED_SUCCESS)
+		return 0;
+	if (rc == MEMCACHED_DATA_EXISTS || rc == MEMCACHED_NOTFOUND)
+		return 1;	/* changed under us: another holder */
+fail:
+	snprintf(err, errlen, "%s", memcached_strerror(s->lc, rc));
+	memcached_quit(s->lc);
+	return -1;
+}
+
 const struct store_be store_be_memcached = {
 	.name = "memcached",
 	.open = mc_open,
@@ -600,4 +690,5 @@ const struct store_be store_be_memcached = {
 	.stats = mc_stats,
 	.reconnect = mc_reconnect,
 	.mget = mc_mget,
+	.lease = mc_lease,
 };

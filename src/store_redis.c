@@ -62,6 +62,7 @@ struct rd {
 	uint32_t	 flags;		/* what store_mget reports */
 
 	redisContext	*c;		/* the write connection */
+	redisContext	*lc;		/* the lease's, or NULL */
 	struct rpend	*pend;		/* replies not read yet */
 	size_t		 npend;
 	size_t		 cappend;
@@ -135,6 +136,8 @@ rd_close(struct store *st)
 
 	if (rd->c != NULL)
 		redisFree(rd->c);
+	if (rd->lc != NULL)
+		redisFree(rd->lc);
 	free(rd->host);
 	free(rd->socket);
 	free(rd->user);
@@ -635,6 +638,72 @@ rd_mget(struct store *st, size_t i, const char *const *keys,
 	return 0;
 }
 
+/*
+ * The lease's scripts: compare and set, compare and delete.  RENEW takes
+ * the lease again if it is gone (expired, or the server restarted empty).
+ */
+static const char	renew_lua[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v == ARGV[1] then "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 "
+    "elseif not v then "
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) "
+    "then return 1 end end "
+    "return 0";
+static const char	release_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) end return 0";
+
+/* store_lease: SET NX PX, and the scripts above, on a connection of its own. */
+static int
+rd_lease(struct store *st, size_t i, enum store_lease_op op, const char *key,
+    size_t keylen, const char *id, long ttl_ms, char *err, size_t errlen)
+{
+	struct rd	*rd = rd_of(st);
+	redisReply	*r;
+	const char	*argv[6];
+	size_t		 lens[6];
+	char		 ttl[32];
+	int		 argc, ret;
+
+	(void)i;
+	if (rd->lc == NULL && (rd->lc = connect_server(rd, err, errlen)) ==
+	    NULL)
+		return -1;
+	snprintf(ttl, sizeof ttl, "%ld", ttl_ms);
+	if (op == STORE_LEASE_TAKE) {
+		argv[0] = "SET";
+		argv[1] = key;
+		argv[2] = id;
+		argv[3] = "NX";
+		argv[4] = "PX";
+		argv[5] = ttl;
+		argc = 6;
+	} else {
+		argv[0] = "EVAL";
+		argv[1] = op == STORE_LEASE_RENEW ? renew_lua : release_lua;
+		argv[2] = "1";
+		argv[3] = key;
+		argv[4] = id;
+		argv[5] = ttl;
+		argc = op == STORE_LEASE_RENEW ? 6 : 5;
+	}
+	for (ret = 0; ret < argc; ret++)
+		lens[ret] = argv[ret] == key ? keylen : strlen(argv[ret]);
+	if ((r = command(rd->lc, argv[0], argc, argv, lens, err, errlen)) ==
+	    NULL) {
+		redisFree(rd->lc);
+		rd->lc = NULL;
+		return -1;
+	}
+	if (op == STORE_LEASE_TAKE)
+		ret = r->type == REDIS_REPLY_STATUS ? 0 : 1;	/* nil: held */
+	else
+		ret = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 0 : 1;
+	freeReplyObject(r);
+	return ret;
+}
+
 const struct store_be store_be_redis = {
 	.name = "redis",
 	.open = rd_open,
@@ -647,4 +716,5 @@ const struct store_be store_be_redis = {
 	.stats = rd_stats,
 	.reconnect = rd_reconnect,
 	.mget = rd_mget,
+	.lease = rd_lease,
 };

@@ -9,6 +9,7 @@ import time
 
 from tests.support import catalog, reference
 from tests.support.harness import PcdTestCase
+from tests.support.rediscache import RedisReader, RedisServer
 
 SITE = "lms.example.com"
 TTL = 3.0
@@ -34,11 +35,17 @@ class Lease(PcdTestCase):
         self.fake = self.start_fake(self.cat)
         self.r = self.reader([self.mc])
 
+    def sections(self, refresh):
+        return self.config(self.fake, [self.mc], [(SITE, 1, "")],
+                           daemon={"refresh_interval": refresh, "check_interval": "500ms"})
+
+    def restart_cache(self):
+        self.mc.restart()
+
     def fleet(self, n=3, refresh="2s"):
         ds = []
         for i in range(n):
-            cfg = self.config(self.fake, [self.mc], [(SITE, 1, "")],
-                              daemon={"refresh_interval": refresh, "check_interval": "500ms"})
+            cfg = self.sections(refresh)
             cfg["lease"] = {"enabled": True, "ttl": "%ds" % TTL}
             ds.append(self.daemon(cfg, name="d%d" % i).start())
         return ds
@@ -117,7 +124,7 @@ class Lease(PcdTestCase):
         within the ttl."""
         ds = self.fleet()
         self.wait_holder(ds, 5)
-        self.mc.restart()
+        self.restart_cache()
         time.sleep(TTL + 1.5)
         holders = [d for d in ds if self.holding(d)]
         self.assertEqual(len(holders), 1, [d.name for d in holders])
@@ -128,3 +135,27 @@ class Lease(PcdTestCase):
         while self.r.compare(expected(self.cat), limit=1) and time.monotonic() < deadline:
             time.sleep(0.2)
         self.assertCacheMatches(self.r, expected(self.cat))
+
+
+class LeaseOnRedis(Lease):
+    """The same, with Tutor's Redis as the cache: SET NX PX, and scripts
+    that renew and release only the holder's own lease."""
+
+    def setUp(self):
+        PcdTestCase.setUp(self)
+        self.srv = RedisServer()
+        self.addCleanup(self.srv.close)
+        self.srv.start()
+        self.cat = catalog.generate(10, seed=41)
+        self.fake = self.start_fake(self.cat)
+        self.r = RedisReader(self.srv)
+        self.addCleanup(self.r.close)
+
+    def sections(self, refresh):
+        cfg = self.config(self.fake, [], [(SITE, 1, "")],
+                          daemon={"refresh_interval": refresh, "check_interval": "500ms"})
+        del cfg["memcached"]
+        return dict([("redis", {"url": self.srv.url(1)})] + list(cfg.items()))
+
+    def restart_cache(self):
+        self.srv.restart()
