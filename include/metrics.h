@@ -88,6 +88,8 @@ void	metrics_render(struct buf *b);
 void	metrics_site(const char *site, size_t programs, bool success);
 /* A Discovery request took seconds (endpoint: uuids, detail, ...). */
 void	metrics_http_duration(const char *endpoint, double seconds);
+/* A cache operation failed or was refused on a server (and mc_errors). */
+void	metrics_store_error(const char *server);
 /* One more failure of a site (NULL: none in particular) at a stage. */
 void	metrics_failure(const char *site, const char *stage);
 

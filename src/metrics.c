@@ -209,6 +209,15 @@ metrics_site(const char *site, size_t programs, bool success)
 		(void)lseries(site_success, "site", site, NULL, NULL);
 }
 
+static const char	store_errors[] = "programs_cached_cache_errors_total";
+
+void
+metrics_store_error(const char *server)
+{
+	metrics.mc_errors++;
+	lseries(store_errors, "server", server, NULL, NULL)->v++;
+}
+
 void
 metrics_failure(const char *site, const char *stage)
 {
@@ -409,6 +418,8 @@ metrics_render(struct buf *b)
 	    "the cache, as its last publish left them.", false);
 	render_lseries(b, site_success, "gauge", "When the site was last "
 	    "fetched and published whole (0: never).", true);
+	render_lseries(b, store_errors, "counter", "Cache (memcached or "
+	    "Redis) operations that failed or were refused, by server.", false);
 	render_lseries(b, failures, "counter", "Failures by site and stage "
 	    "(uuids, detail, pathways, auth, deadline, publish, ...).",
 	    false);

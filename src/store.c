@@ -87,7 +87,7 @@ store_mark_down(struct store *st, size_t i, const char *op,
 {
 	struct store_server	*s = &st->sv[i];
 
-	metrics.mc_errors++;
+	metrics_store_error(s->name);
 	if (s->up)
 		log_event(LOG_ERR, "memcached_error", "backend=%s server=%s "
 		    "op=%s error=%s", st->be->name, s->name, op, error);

@@ -353,7 +353,7 @@ mc_set(struct store *store, size_t i, const char *key, size_t keylen,
 		return STORE_DOWN;
 	}
 	s->npend--;		/* not sent: nothing to read back */
-	metrics.mc_errors++;
+	metrics_store_error(s->name);
 	log_event(LOG_ERR, "memcached_error", "backend=memcached server=%s "
 	    "op=set key=%.*s error=%s", s->name, (int)keylen, key,
 	    memcached_strerror(s->mc, rc));
@@ -421,7 +421,7 @@ read_back(struct store *st, size_t i, store_refused_cb refused, void *arg)
 	for (j = 0; rc == 0 && j < n; j++) {
 		if (rb.same[j])
 			continue;
-		metrics.mc_errors++;
+		metrics_store_error(s->name);
 		log_event(LOG_ERR, "memcached_error", "backend=memcached "
 		    "server=%s op=set key=%s bytes=%zu error=%s", s->name, s->pend[j].key,
 		    s->pend[j].len, "refused by the server (out of memory?): "

@@ -357,7 +357,7 @@ drain(struct store *st, const char *op)
 		}
 		r = v;
 		if (r->type == REDIS_REPLY_ERROR) {
-			metrics.mc_errors++;
+			metrics_store_error(st->sv[0].name);
 			if (p->set)
 				refusal(rd, p, r->str);
 			else

@@ -487,6 +487,9 @@ class Http(OpsCase):
         m, _ = scrape(addr)
         self.assertEqual(m[("programs_cached_memcached_up", (("server", self.mc.address),))], 0)
         self.assertEqual(m[("programs_cached_ready", ())], 0)
+        # Errors by server, beside the total.
+        self.assertGreaterEqual(m[("programs_cached_cache_errors_total",
+                                   (("server", self.mc.address),))], 1)
 
         self.mc.start()
 
