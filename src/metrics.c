@@ -360,7 +360,7 @@ metrics_render(struct buf *b)
 		buf_printf(b, "programs_cached_details_fetched_total{kind="
 		    "\"%s\"} %llu\n", kind_names[i],
 		    (unsigned long long)m->details_fetched[i]);
-	gauge(b, "programs_cached_seconds_since_last_change",
+	gauge_seconds(b, "programs_cached_seconds_since_last_change",
 	    "Seconds since a publish last wrote a changed value (-1: none "
 	    "since start-up).", m->last_change > 0 ?
 	    (double)wall_ms() / 1000 - m->last_change : -1);
