@@ -436,7 +436,7 @@ class DiscoveryDown(PcdTestCase):
                 d.start()
                 addr = d.wait_event("listening")["address"]
                 end = wait_end(d)
-                self.assertEqual(end["event"], "refresh_failed")
+                self.assertEqual(end["event"], "refresh_incomplete")
                 time.sleep(0.5)
                 self.assertNotIn("READY=1", d.notify.lines(since))
                 self.assertEqual(http_get(addr, "/readyz")[0], 503)
