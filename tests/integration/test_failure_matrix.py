@@ -32,6 +32,7 @@ from urllib.parse import unquote_plus
 from tests.support import catalog, reference
 from tests.support.harness import Memcached, PcdTestCase
 from tests.support.reader import first_difference
+from tests.support.rediscache import RedisReader, RedisServer
 
 SITE = "lms.example.com"
 SNAPSHOT = "programs-cache.snapshot"
@@ -236,20 +237,26 @@ class FailureMatrix(PcdTestCase):
 
     # -- one case --------------------------------------------------------------
 
+    def cache_for(self, case):
+        """The cache server of one case, its config section and reader."""
+        mc = Memcached(**case.memcached)
+        mc.start()
+        mem = {"servers": mc.address, "key_function": "edx"}
+        mem.update(case.config)
+        return mc, ("memcached", mem), self.reader([mc], key_function=mem["key_function"])
+
     def run_case(self, mode, case):
         self.fake.clear_faults()
         self.fake.set_catalogue(V1)
-        mc = Memcached(**case.memcached)
-        mc.start()
-        d = r = None
+        mc, (section, mem), r = self.cache_for(case)
+        d = None
         try:
-            mem = {"key_function": "edx"}
-            mem.update(case.config)
-            cfg = self.config(self.fake, [mc], [(SITE, 1, "")], discovery=DISCOVERY,
-                              memcached=mem, daemon={"refresh_interval": "1h"})
+            cfg = self.config(self.fake, [], [(SITE, 1, "")], discovery=DISCOVERY,
+                              daemon={"refresh_interval": "1h"})
+            del cfg["memcached"]
+            cfg = dict([(section, mem)] + list(cfg.items()))
             tag = "%s-%s" % (mode, case.name.split()[0])
             d = self.daemon(cfg, name=tag)
-            r = self.reader([mc], key_function=mem["key_function"])
             before, rc, events = self.run_mode(mode, case, d, r, mc)
             self.check(case, mode, r, mc, before, rc, events)
         finally:
@@ -369,6 +376,54 @@ class FailureMatrix(PcdTestCase):
         dangling = sorted("%s names %s" % (k, u) for k, v in names.items() for u in v
                           if "program-" + u not in present)
         return ["index names a program not in the cache: " + x for x in dangling]
+
+
+class RedisCache:
+    """A redis-server as the matrix handles a memcached: start, kill9,
+    dump_keys and raw get (the pickle bytes alone: Redis has no flags)."""
+
+    def __init__(self, **kw):
+        self.srv = RedisServer(**kw)
+
+    def start(self):
+        self.srv.start()
+        return self
+
+    def kill9(self):
+        self.srv.close()
+
+    def dump_keys(self):
+        return self.srv.keys(1)
+
+    def get(self, key):
+        c = self.srv.client(1)
+        try:
+            return c.get(key)
+        finally:
+            c.close()
+
+
+class FailureMatrixOnRedis(FailureMatrix):
+    """The same modes and faults with Tutor's Redis as the cache, read
+    through django-redis (key function django, as Tutor).  Out of memory
+    is maxmemory with noeviction (SET refused with -OOM).  Faults 11 and 12
+    are memcached's alone: Redis takes values up to 512 MB and keys with
+    spaces."""
+
+    def setUp(self):
+        super().setUp()
+        oom = [c for c in self.cases if c.name.startswith("10 ")][0]
+        self.cases = [c for c in self.cases if c.name.split()[0] in
+                      ("1", "2", "3", "4", "5", "6", "7", "8", "9")]
+        self.cases.append(Case("10 redis out of memory", oom.serve, "invariant",
+                               memcached={"maxmemory": 2 * 1024 * 1024},
+                               refused=oom.refused))
+
+    def cache_for(self, case):
+        rc = RedisCache(**case.memcached).start()
+        r = RedisReader(rc.srv)
+        self.addCleanup(r.close)
+        return rc, ("redis", {"url": rc.srv.url(1)}), r
 
 
 class Scenario(PcdTestCase):

@@ -126,7 +126,7 @@ skip_arg(const char *p)
 static int	nchecked;
 
 /* Every event name found, for the man page's list of MESSAGE_IDs. */
-static char	events[256][64];
+static char	events[256][128];
 static size_t	nevents;
 
 /* Remember an event name once. */
@@ -153,8 +153,9 @@ check_names(const char *path, int line, const char *ev, const char *fields)
 	while ((eq = strchr(p, '=')) != NULL) {
 		while (*p == ' ')
 			p++;
-		n = (size_t)(eq - p) < sizeof name ? (size_t)(eq - p) :
-		    sizeof name - 1;
+		n = (size_t)(eq - p);
+		if (n >= sizeof name)
+			n = sizeof name - 1;
 		memcpy(name, p, n);
 		name[n] = '\0';
 		if (log_field_collides(name)) {
