@@ -54,3 +54,30 @@ class Valgrind(PcdTestCase):
         rc = d.stop(timeout=300)
         self.assert_clean(rc, "\n".join(d.raw_lines))
         self.assertEqual(rc, 0)
+
+    def test_redis_lease_incremental_and_repair(self):
+        """The daemon on Redis with the lease and incremental refreshes:
+        a full refresh, incremental ones, a FLUSHDB repaired from the
+        snapshot, SIGTERM (the lease released)."""
+        from tests.support.rediscache import RedisServer
+        srv = RedisServer()
+        self.addCleanup(srv.close)
+        srv.start()
+        fake = self.start_fake(self.cat, timestamps=True)
+        cfg = self.config(fake, [], [("lms.example.com", 1, "")],
+                          daemon={"refresh_interval": "1h", "incremental_interval": "1s",
+                                  "check_interval": "500ms"})
+        del cfg["memcached"]
+        cfg = dict([("redis", {"url": srv.url(1)})] + list(cfg.items()))
+        cfg["lease"] = {"enabled": True, "ttl": "6s"}
+        d = self.daemon(cfg, binary=VALGRIND + [daemon_binary()], name="vgredis")
+        d.start()
+        d.wait_event("refresh_succeeded", timeout=300)
+        d.wait_event("refresh_succeeded", timeout=120,
+                     predicate=lambda e: e.get("kind") == "incremental")
+        srv.flushdb(1)
+        d.wait_event("cache_repaired", timeout=120)
+        d.send_signal(signal.SIGTERM)
+        rc = d.stop(timeout=300)
+        self.assert_clean(rc, "\n".join(d.raw_lines))
+        self.assertEqual(rc, 0)
