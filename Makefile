@@ -108,7 +108,7 @@ $(BUILD)/libpcd.a: $(LIBOBJS)
 $(BUILD)/$(PROG): $(BUILD)/obj/main.o $(BUILD)/libpcd.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PCD_LIBS)
 
-$(BUILD)/test_%: tests/unit/test_%.c tests/unit/t.h $(BUILD)/libpcd.a
+$(BUILD)/test_%: tests/unit/test_%.c tests/unit/t.h tests/unit/capture.h $(BUILD)/libpcd.a
 	$(CC) $(PCD_CFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    $(BUILD)/libpcd.a $(PCD_LIBS)
 

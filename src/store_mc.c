@@ -636,14 +636,8 @@ mc_lease(struct store *store, size_t i, enum store_lease_op op,
 		s->lc = conn_new(mc_of(store), s, false);
 		memcached_behavior_set(s->lc, MEMCACHED_BEHAVIOR_SUPPORT_CAS, 1);
 	}
-	if (op == STORE_LEASE_TAKE) {
-		rc = memcached_add(s->lc, key, keylen, id, strlen(id), exp, 0);
-		if (rc == MEMCACHED_SUCCESS)
-			return 0;
-		if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS)
-			return 1;
-		goto fail;
-	}
+	if (op == STORE_LEASE_TAKE)
+		goto take;
 	if ((found = lease_holder(s->lc, key, keylen, holder, sizeof holder,
 	    &cas)) == -1) {
 		rc = memcached_last_error(s->lc);
@@ -656,15 +650,8 @@ mc_lease(struct store *store, size_t i, enum store_lease_op op,
 		return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND ? 0 :
 		    -1;
 	}
-	if (found == 0) {
-		/* Expired, or the server restarted: take it again. */
-		rc = memcached_add(s->lc, key, keylen, id, strlen(id), exp, 0);
-		if (rc == MEMCACHED_SUCCESS)
-			return 0;
-		if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS)
-			return 1;
-		goto fail;
-	}
+	if (found == 0)
+		goto take;	/* expired, or the server restarted */
 	if (strcmp(holder, id) != 0)
 		return 1;
 	rc = memcached_cas(s->lc, key, keylen, id, strlen(id), exp, 0, cas);
@@ -672,6 +659,13 @@ mc_lease(struct store *store, size_t i, enum store_lease_op op,
 		return 0;
 	if (rc == MEMCACHED_DATA_EXISTS || rc == MEMCACHED_NOTFOUND)
 		return 1;	/* changed under us: another holder */
+	goto fail;
+take:
+	rc = memcached_add(s->lc, key, keylen, id, strlen(id), exp, 0);
+	if (rc == MEMCACHED_SUCCESS)
+		return 0;
+	if (rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS)
+		return 1;
 fail:
 	snprintf(err, errlen, "%s", memcached_strerror(s->lc, rc));
 	memcached_quit(s->lc);

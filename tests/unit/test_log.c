@@ -11,27 +11,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "capture.h"
 #include "t.h"
 
-static char	captured[8192];
 /* Not a constant, so that the compiler lets a NULL %s through. */
 static const char *volatile nothing;
 
-/* Run one log_event with stderr redirected to a file; keep what it wrote. */
-#define CAPTURE(stmt) do {						\
-	FILE	*tmp_ = tmpfile();					\
-	int	 save_ = dup(2);					\
-	size_t	 n_;							\
-	fflush(stderr);							\
-	dup2(fileno(tmp_), 2);						\
-	stmt;								\
-	dup2(save_, 2);							\
-	close(save_);							\
-	rewind(tmp_);							\
-	n_ = fread(captured, 1, sizeof captured - 1, tmp_);		\
-	captured[n_] = '\0';						\
-	fclose(tmp_);							\
-} while (0)
 
 /* The text after the timestamp, which changes from run to run. */
 static const char *

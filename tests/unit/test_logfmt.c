@@ -12,24 +12,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "capture.h"
 #include "t.h"
 
-static char	captured[8192];
 
-#define CAPTURE(stmt) do {						\
-	FILE	*tmp_ = tmpfile();					\
-	int	 save_ = dup(2);					\
-	size_t	 n_;							\
-	fflush(stderr);							\
-	dup2(fileno(tmp_), 2);						\
-	stmt;								\
-	dup2(save_, 2);							\
-	close(save_);							\
-	rewind(tmp_);							\
-	n_ = fread(captured, 1, sizeof captured - 1, tmp_);		\
-	captured[n_] = '\0';						\
-	fclose(tmp_);							\
-} while (0)
 
 /* The whole of a file, NUL-terminated; NULL if it cannot be read. */
 static char *
