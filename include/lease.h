@@ -34,6 +34,12 @@ typedef void	(*lease_cb)(bool held, void *arg);
 /* NULL when the configuration does not enable the lease. */
 struct lease	*lease_new(struct event_base *, const struct cfg *,
 		    struct store *, const struct keyfn *, lease_cb, void *arg);
+/*
+ * Another store or key function (SIGHUP): st and kf are borrowed until the
+ * next call.  [lease] enabled and ttl need a restart.
+ */
+void		 lease_configure(struct lease *, struct store *,
+		    const struct keyfn *, const char *key);
 /* Release the lease if it is held (clean shutdown), and free. */
 void		 lease_free(struct lease *);
 /* Try to take the lease now, then keep trying or renewing. */

@@ -14,13 +14,13 @@
 #include "daemon.h"
 #include "disc.h"
 #include "http.h"
-#include "httpd.h"
 #include "keys.h"
 #include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
 #include "notify.h"
+#include "ops.h"
 #include "dryrun.h"
 #include "oauth.h"
 #include "snapshot.h"
@@ -42,8 +42,6 @@ struct daemon {
 	struct lease			*lease;		/* NULL: always the writer */
 	struct writer_gate		 gate;		/* lease_valid() */
 	bool				 rewrite;	/* lease taken: write all */
-	bool				 sentinels_ok;	/* stand-by's last look */
-	uint64_t			 sentinels_at;
 	struct disc			*disc;		/* refresh running */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
@@ -60,16 +58,8 @@ struct daemon {
 	struct event			*sig_term;
 	struct event			*sig_int;
 
-	/* operations: systemd, the HTTP listener (SPEC §6) */
-	struct httpd			*httpd;
-	char				*listen;	/* address httpd has */
-	struct notify_watchdog		*watchdog;
-	struct event			*status_timer;
-	bool				 refreshed;	/* one has finished */
-	enum metrics_outcome		 outcome;	/* of the last one */
-	bool				 published;
-	uint64_t			 published_ms;	/* mono, last one */
 	struct event			*sig_usr1;
+	struct ops			*ops;		/* systemd, /readyz */
 };
 
 /* The writer's gate: this daemon may write unless another holds the lease. */
@@ -88,15 +78,9 @@ standby(const struct daemon *d)
 	return d->lease != NULL && !lease_valid(d->lease);
 }
 
-/* How often STATUS= is refreshed between refreshes (for its ages). */
-#define STATUS_EVERY_S	60
-
 static void	start_refresh(struct daemon *);
 static void	start_incremental(struct daemon *);
 static void	schedule_incremental(struct daemon *);
-static int	listen_apply(struct daemon *);
-static void	mark_published(struct daemon *);
-static void	update_status(struct daemon *);
 
 /* HTTP limits from the configuration. */
 static void
@@ -176,9 +160,7 @@ on_repaired(void *arg)
 {
 	struct daemon	*d = arg;
 
-	d->published = true;
-	d->published_ms = mono_ms();
-	update_status(d);
+	ops_published(d->ops);
 }
 
 /*
@@ -198,12 +180,15 @@ heal_start(struct daemon *d)
 	monitor_on_repair(d->mon, on_repaired, d);
 	heal_follow(d);
 	if (loaded)
-		mark_published(d);
+		ops_published(d->ops);
 	monitor_start(d->mon);
 }
 
-/* Make cfg the configuration in use (taking it). */
-static void
+/*
+ * Make cfg the configuration in use (taking it).  -1 if the listener it
+ * names could not start (logged; the old one, if any, stays).
+ */
+static int
 apply_config(struct daemon *d, struct cfg *cfg)
 {
 	struct http_opts	ho;
@@ -240,7 +225,8 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
-	listen_apply(d);
+	lease_configure(d->lease, d->store, &d->kf, d->cfg->lease_key);
+	return ops_configure(d->ops, d->cfg, d->store, &d->kf, d->lease);
 }
 
 /*
@@ -350,6 +336,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 {
 	struct state_publish_opts	 po;
 	struct state_result		 r;
+	enum metrics_outcome		 outcome;
 	uint64_t			 ms, fetched;
 	const char			*kind;
 
@@ -420,18 +407,16 @@ refresh_done(struct daemon *d, struct catalog *next)
 		if (!d->incremental)
 			d->failures++;
 	}
-	d->outcome = outcome_of(&r);
-	record_metrics(&r, d->outcome, ms);
+	outcome = outcome_of(&r);
+	record_metrics(&r, outcome, ms);
+	ops_refreshed(d->ops, outcome, r.programs);
 	record_sites(state_generation(d->state), d->opts->domain);
-	d->refreshed = true;
-	if (r.published) {
-		d->programs = r.programs;
-		mark_published(d);
-	}
+	if (r.published)
+		ops_published(d->ops);
 	/* An incremental refresh that wrote nothing has nothing to check. */
 	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
 		monitor_verify_soon(d->mon);
-	update_status(d);
+	ops_status(d->ops);
 	log_context(NULL, NULL);	/* the refresh's events end here */
 
 	if (d->opts->once) {
@@ -439,7 +424,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 		return;
 	}
 	if (d->pending_cfg != NULL) {
-		apply_config(d, d->pending_cfg);
+		(void)apply_config(d, d->pending_cfg);
 		d->pending_cfg = NULL;
 	}
 	if (d->queued) {
@@ -484,7 +469,7 @@ on_lease(bool held, void *arg)
 			log_context(NULL, NULL);
 		}
 	}
-	update_status(d);
+	ops_status(d->ops);
 }
 
 /* disc's callback. */
@@ -525,7 +510,7 @@ start_refresh(struct daemon *d)
 	    "domain=%s", d->cfg->nsites, d->opts->domain);
 	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg,
 	    state_generation(d->state), d->opts->domain, on_refresh_done, d);
-	update_status(d);
+	ops_refreshing(d->ops, true);
 }
 
 /*
@@ -547,7 +532,7 @@ start_incremental(struct daemon *d)
 	    d->cfg->nsites);
 	d->disc = disc_start_incremental(d->base, d->http, d->oauth, d->cfg,
 	    state_generation(d->state), on_refresh_done, d);
-	update_status(d);
+	ops_refreshing(d->ops, true);
 }
 
 /* Whether the next refresh may be an incremental one. */
@@ -626,7 +611,7 @@ reload(struct daemon *d)
 			cfg_free(d->pending_cfg);
 			d->pending_cfg = cfg;
 		} else
-			apply_config(d, cfg);
+			(void)apply_config(d, cfg);
 	}
 	/* Reloaded as systemd means it: the configuration is read. */
 	notify_reloaded();
@@ -666,246 +651,6 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-/*
- * Operations: what systemd, /metrics and /readyz see (SPEC §6).
- */
-
-/* A duration as an operator reads it: 45s, 17m, 3h12m, 2d3h. */
-static void
-fmt_age(uint64_t ms, char *out, size_t len)
-{
-	uint64_t	s = ms / 1000;
-
-	if (s < 120)
-		snprintf(out, len, "%llus", (unsigned long long)s);
-	else if (s < 3600)
-		snprintf(out, len, "%llum", (unsigned long long)(s / 60));
-	else if (s < 86400)
-		snprintf(out, len, "%lluh%llum", (unsigned long long)(s / 3600),
-		    (unsigned long long)(s % 3600 / 60));
-	else
-		snprintf(out, len, "%llud%lluh", (unsigned long long)(s / 86400),
-		    (unsigned long long)(s % 86400 / 3600));
-}
-
-/*
- * Ready: the last publish (or repair) is younger than 3 refresh intervals
- * and every memcached server answered when last used.  If not, why.
- */
-/* store_mget's callback: count what came back. */
-static void
-count_hit(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
-{
-	(void)j;
-	(void)val;
-	(void)len;
-	(void)flags;
-	(*(size_t *)arg)++;
-}
-
-/*
- * A stand-by's look at the cache: every site's program-uuids key is there
- * (the holder's publish is in place).  At most once per check_interval.
- */
-static bool
-sentinels_present(struct daemon *d)
-{
-	const char	*keys[1];
-	char		*key, wire[KEY_MAX + 1];
-	size_t		 i, idx[STORE_MAX_SERVERS], lens[1], hits;
-	int		 wlen;
-	bool		 ok = true;
-
-	if (d->sentinels_at != 0 && mono_ms() - d->sentinels_at <
-	    (uint64_t)d->cfg->check_interval_ms)
-		return d->sentinels_ok;
-	for (i = 0; ok && i < d->cfg->nsites; i++) {
-		key = xasprintf("program-uuids-%s", d->cfg->sites[i].domain);
-		wlen = key_make(&d->kf, key, strlen(key), wire);
-		free(key);
-		if (wlen == -1)
-			continue;
-		store_place(d->store, wire, (size_t)wlen, idx);
-		keys[0] = wire;
-		lens[0] = (size_t)wlen;
-		hits = 0;
-		if (store_mget(d->store, idx[0], keys, lens, 1, count_hit,
-		    &hits) == -1 || hits == 0)
-			ok = false;
-	}
-	d->sentinels_ok = ok;
-	d->sentinels_at = mono_ms();
-	return ok;
-}
-
-static bool
-readiness(struct daemon *d, struct buf *why)
-{
-	uint64_t	limit = 3 * (uint64_t)d->cfg->refresh_interval_ms;
-	uint64_t	age = mono_ms() - d->published_ms;
-	char		a[32], l[32];
-	size_t		i, down = 0;
-
-	for (i = 0; i < store_nservers(d->store); i++) {
-		if (store_server_up(d->store, i))
-			continue;
-		if (down++ == 0)
-			buf_printf(why, "%s unreachable: ",
-			    store_backend(d->store));
-		else
-			buf_adds(why, ", ");
-		buf_printf(why, "%s (%s)", store_server_name(d->store, i),
-		    store_server_error(d->store, i));
-	}
-	if (down > 0)
-		return false;
-	if (standby(d)) {
-		/* Ready when the writer is someone else and its work shows. */
-		if (!lease_held_elsewhere(d->lease)) {
-			buf_adds(why, "standing by, and no daemon holds the "
-			    "lease");
-			return false;
-		}
-		if (!sentinels_present(d)) {
-			buf_adds(why, "standing by, and the lease holder's "
-			    "site lists are not in the cache");
-			return false;
-		}
-		return true;
-	}
-	if (!d->published) {
-		buf_adds(why, d->refreshed ? "nothing published yet: the "
-		    "refreshes so far failed" : "nothing published yet: the "
-		    "first refresh is running");
-		return false;
-	}
-	if (age > limit) {
-		fmt_age(age, a, sizeof a);
-		fmt_age(limit, l, sizeof l);
-		buf_printf(why, "last publish %s ago, more than 3 refresh "
-		    "intervals (%s)", a, l);
-		return false;
-	}
-	return true;
-}
-
-/* httpd hook: the readiness of /readyz. */
-static bool
-ops_ready(struct buf *why, void *arg)
-{
-	return readiness(arg, why);
-}
-
-/* httpd hook: the series /metrics adds to metrics_render()'s. */
-static void
-ops_metrics(struct buf *b, void *arg)
-{
-	struct daemon	*d = arg;
-	struct buf	 why;
-	size_t		 i;
-
-	metrics_head(b, "programs_cached_memcached_up", "gauge",
-	    "Whether the server answered when last used (1) or not (0).");
-	for (i = 0; i < store_nservers(d->store); i++)
-		metrics_sample(b, "programs_cached_memcached_up", "server",
-		    store_server_name(d->store, i),
-		    store_server_up(d->store, i) ? 1 : 0);
-	buf_init(&why);
-	metrics_head(b, "programs_cached_ready", "gauge",
-	    "Whether /readyz answers 200 (1) or 503 (0).");
-	metrics_sample(b, "programs_cached_ready", NULL, NULL,
-	    readiness(d, &why) ? 1 : 0);
-	buf_free(&why);
-}
-
-/* Start, move or stop the HTTP listener as d->cfg says; -1 if it failed. */
-static int
-listen_apply(struct daemon *d)
-{
-	const struct cfg	*cfg = d->cfg;
-	struct httpd_hooks	 hooks = { ops_metrics, ops_ready, d };
-	struct httpd		*h;
-
-	if (d->opts->once)
-		return 0;
-	if (cfg->listen == NULL) {
-		httpd_free(d->httpd);
-		d->httpd = NULL;
-		free(d->listen);
-		d->listen = NULL;
-		return 0;
-	}
-	if (d->listen != NULL && strcmp(d->listen, cfg->listen) == 0)
-		return 0;
-	/* On failure (logged) the old listener, if any, stays. */
-	h = httpd_new(d->base, cfg->listen_host, cfg->listen_port, &hooks);
-	if (h == NULL)
-		return -1;
-	httpd_free(d->httpd);
-	d->httpd = h;
-	free(d->listen);
-	d->listen = xstrdup(cfg->listen);
-	return 0;
-}
-
-/*
- * Something is in the cache now: a publish (and, from the snapshot and
- * repair code, a snapshot loaded or a repair).  The first finishes
- * start-up for systemd (READY=1); each restarts /readyz's clock.
- */
-static void
-mark_published(struct daemon *d)
-{
-	d->published = true;
-	d->published_ms = mono_ms();
-	if (!d->opts->once)
-		notify_ready();
-}
-
-/* The STATUS= line of `systemctl status`: outcome, programs, age. */
-static void
-update_status(struct daemon *d)
-{
-	static const char *const outcomes[OUTCOME_COUNT] = {
-		"ok", "partial", "failed"
-	};
-	struct buf	 why;
-	char		 age[32];
-	double		 ms;
-
-	if (d->opts->once || !notify_enabled())
-		return;
-	if (!d->refreshed) {
-		notify_status("first refresh running");
-		return;
-	}
-	/* Wall clock (last_success is a timestamp); it may have stepped. */
-	ms = (double)wall_ms() - metrics.last_success * 1000;
-	fmt_age(ms > 0 ? (uint64_t)ms : 0, age, sizeof age);
-	buf_init(&why);
-	buf_adds(&why, "");
-	if (readiness(d, &why))
-		buf_truncate(&why, 0);
-	notify_status("%slast refresh %s, %zu programs; last success %s%s%s%s"
-	    "%s", d->disc != NULL ? "refreshing; " : "", outcomes[d->outcome],
-	    d->programs,
-	    metrics.last_success > 0 ? age : "never",
-	    metrics.last_success > 0 ? " ago" : "",
-	    why.len > 0 ? "; not ready: " : "", (const char *)why.data,
-	    metrics.config_reload_success ? "" : "; the last reload failed: "
-	    "running with the previous configuration");
-	buf_free(&why);
-}
-
-/* Keep the age in STATUS= current between refreshes. */
-static void
-on_status_timer(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	update_status(arg);
-}
-
 /* libevent's own warnings, as events like everything else. */
 static void
 on_libevent_log(int severity, const char *msg)
@@ -929,39 +674,11 @@ on_libevent_log(int severity, const char *msg)
 	log_event(prio, "libevent", "msg=%s", msg);
 }
 
-/* The daemon's operator interfaces; -1 if one cannot start (logged). */
-static int
-ops_start(struct daemon *d)
-{
-	struct timeval	tv = { STATUS_EVERY_S, 0 };
-
-	if (d->opts->once)
-		return 0;
-	if (d->cfg->listen != NULL && d->httpd == NULL)
-		return -1;
-	d->watchdog = notify_watchdog_start(d->base);
-	if (notify_enabled()) {
-		d->status_timer = event_new(d->base, -1, EV_PERSIST,
-		    on_status_timer, d);
-		event_add(d->status_timer, &tv);
-	}
-	return 0;
-}
-
-static void
-ops_stop(struct daemon *d)
-{
-	notify_watchdog_stop(d->watchdog);
-	if (d->status_timer != NULL)
-		event_free(d->status_timer);
-	httpd_free(d->httpd);
-	free(d->listen);
-}
-
 int
 daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 {
 	struct daemon	d;
+	int		listening;
 
 	memset(&d, 0, sizeof d);
 	d.opts = opts;
@@ -970,7 +687,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
-	apply_config(&d, cfg);
+	d.ops = ops_new(d.base, opts->once);
+	listening = apply_config(&d, cfg);
 	d.gate.may_write = may_write;
 	d.gate.arg = &d;
 	monitor_set_gate(d.mon, &d.gate);
@@ -979,6 +697,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	    on_lease, &d)) != NULL) {
 		metrics.lease_holder = false;
 		monitor_set_idle(d.mon, true);
+		(void)ops_configure(d.ops, d.cfg, d.store, &d.kf, d.lease);
 	}
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.incr_timer = evtimer_new(d.base, on_incr_timer, &d);
@@ -991,7 +710,9 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	event_add(d.sig_int, NULL);
 	event_add(d.sig_usr1, NULL);
 
-	if (ops_start(&d) == 0) {
+	/* A listener that cannot start stops the daemon (listen_failed). */
+	if (listening == 0) {
+		ops_start(d.ops);
 		heal_start(&d);
 		/*
 		 * After a restart, a snapshot whose sites an incremental
@@ -1035,7 +756,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	event_free(d.sig_term);
 	event_free(d.sig_int);
 	event_free(d.sig_usr1);
-	ops_stop(&d);
+	ops_free(d.ops);
 	event_base_free(d.base);
 	return d.exit_code;
 }

@@ -118,6 +118,27 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		take(l);
 }
 
+void
+lease_configure(struct lease *l, struct store *st, const struct keyfn *kf,
+    const char *key)
+{
+	size_t	idx[STORE_MAX_SERVERS];
+	int	len;
+
+	if (l == NULL)
+		return;
+	l->store = st;
+	if ((len = key_make(kf, key, strlen(key), l->key)) == -1)
+		fatalx("lease key %s: not a valid key", key);
+	l->keylen = (size_t)len;
+	/*
+	 * The lease lives where its key is placed (the first server if many).
+	 * Other servers: the next renewal takes it there, if it is free.
+	 */
+	store_place(st, l->key, l->keylen, idx);
+	l->srv = idx[0];
+}
+
 struct lease *
 lease_new(struct event_base *base, const struct cfg *cfg, struct store *st,
     const struct keyfn *kf, lease_cb cb, void *arg)
@@ -125,28 +146,19 @@ lease_new(struct event_base *base, const struct cfg *cfg, struct store *st,
 	struct lease	*l;
 	struct timeval	 tv;
 	char		 host[64];
-	size_t		 idx[STORE_MAX_SERVERS];
-	int		 len;
 
 	if (!cfg->lease_enabled)
 		return NULL;
 	l = xcalloc(1, sizeof *l);
-	l->store = st;
 	l->cb = cb;
 	l->arg = arg;
 	l->ttl_ms = cfg->lease_ttl_ms;
-	if ((len = key_make(kf, cfg->lease_key, strlen(cfg->lease_key),
-	    l->key)) == -1)
-		fatalx("lease key %s: not a valid key", cfg->lease_key);
-	l->keylen = (size_t)len;
+	lease_configure(l, st, kf, cfg->lease_key);
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "unknown");
 	host[sizeof host - 1] = '\0';
 	snprintf(l->id, sizeof l->id, "%s:%ld:%08lx", host, (long)getpid(),
 	    (unsigned long)(rand_unit() * 4294967295.0));
-	/* The lease lives where its key is placed; the first one if many. */
-	store_place(st, l->key, l->keylen, idx);
-	l->srv = idx[0];
 	l->timer = event_new(base, -1, EV_PERSIST, on_timer, l);
 	tv.tv_sec = l->ttl_ms / 3 / 1000;
 	tv.tv_usec = (l->ttl_ms / 3 % 1000) * 1000;
