@@ -640,6 +640,21 @@ send_journal(int prio, const char *event, const struct field *fv, size_t nf,
 	buf_free(&msg);
 }
 
+/*
+ * Whether a field's value goes into JSON as it is: a number (inf and nan
+ * stay strings), or true or false (a boolean).
+ */
+static bool
+is_bare(const struct field *f, const unsigned char *v)
+{
+	if (f->kind == FIELD_NUMBER)
+		return f->len > 0 && strspn((const char *)v,
+		    "0123456789-+.eE") >= f->len;
+	return f->kind == FIELD_STRING && ((f->len == 4 &&
+	    memcmp(v, "true", 4) == 0) || (f->len == 5 &&
+	    memcmp(v, "false", 5) == 0));
+}
+
 void
 log_eventv(int prio, const char *event, const char *fields, va_list ap)
 {
@@ -690,13 +705,7 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 			buf_printf(&out, ",\"%s\":", fv[i].name);
 			if (fv[i].kind == FIELD_NULL)
 				buf_adds(&out, "null");
-			else if (fv[i].kind == FIELD_STRING &&
-			    ((fv[i].len == 4 && memcmp(v, "true", 4) == 0) ||
-			    (fv[i].len == 5 && memcmp(v, "false", 5) == 0)))
-				buf_add(&out, v, fv[i].len);	/* a boolean */
-			else if (fv[i].kind == FIELD_NUMBER &&
-			    fv[i].len > 0 && strspn((const char *)v,
-			    "0123456789-+.eE") >= fv[i].len)
+			else if (is_bare(&fv[i], v))
 				buf_add(&out, v, fv[i].len);
 			else {
 				/* inf/nan and the like stay strings. */
