@@ -302,6 +302,22 @@ next_ok(struct site_fetch *sf, const char *stage, struct map *seen,
 	return true;
 }
 
+/*
+ * Whether a "next" that is about to be followed is on the site's own
+ * scheme, host and port (SPEC §12: the token goes nowhere else, nor over
+ * http when the site is https); logs why not.
+ */
+static bool
+origin_ok(struct site_fetch *sf, const char *stage, const json_t *next,
+    const struct http_result *r)
+{
+	if (http_same_origin(sf->cs->catalog_api_url, json_string_value(next)))
+		return true;
+	req_failed(sf, stage, r, "\"next\" is not on the scheme, host and "
+	    "port of catalog_api_url: not followed");
+	return false;
+}
+
 static void	on_detail_result(struct req *, const struct http_result *);
 
 /* One detail arrived (or failed). */
@@ -528,12 +544,7 @@ on_uuids(struct req *q, const struct http_result *r)
 		    "entries=%zu reason=%s", sf->cs->domain, r->url, bad - 10,
 		    "more entries of the UUID list are not UUID strings");
 	if (json_is_string(next) && json_string_length(next) > 0) {
-		/* SPEC §12: the token goes to the site's own origin only. */
-		if (!http_same_origin(sf->cs->catalog_api_url,
-		    json_string_value(next))) {
-			req_failed(sf, "uuids", r, "\"next\" is not on the "
-			    "scheme, host and port of catalog_api_url: not "
-			    "followed");
+		if (!origin_ok(sf, "uuids", next, r)) {
 			json_decref(j);
 			goto fail;
 		}
@@ -918,6 +929,10 @@ on_filter(struct req *q, const struct http_result *r)
 		    "");
 	}
 	if (json_is_string(next) && json_string_length(next) > 0) {
+		if (!origin_ok(sf, "filtered", next, r)) {
+			json_decref(j);
+			goto fail;
+		}
 		if (sf->d->expired || !next_ok(sf, "filtered",
 		    &sf->filter_next_seen, sf->filter_pages, next, r)) {
 			json_decref(j);

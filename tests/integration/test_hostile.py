@@ -103,6 +103,32 @@ class Hostile(PcdTestCase):
                 self.assertIn("next", bad[0]["error"])
                 self.assertEqual(self.mc.dump_keys(), set())
 
+    def test_filtered_list_next_on_another_origin_is_not_followed(self):
+        """The incremental refresh's filtered list follows the same rule:
+        a foreign next gets no token and the site is not written."""
+        fake = self.fake(require_auth=True, timestamps=True)
+        thief = self.thief()
+        d = self.daemon(self.config(fake, [self.mc], [(SITE, 1, "")],
+                                    daemon={"refresh_interval": "1h",
+                                            "incremental_interval": "1s"}))
+        d.start()
+        d.wait_event("refresh_succeeded", timeout=20)
+        before = {k: self.mc.get(k) for k in self.mc.dump_keys()}
+        steal = "http://127.0.0.1:%d/steal" % thief.port
+        fake.set_fault(lambda r: r.kind == "filtered" and "2999-" not in r.target,
+                       "body", body={"count": 2, "next": steal, "previous": None,
+                                     "results": [{"uuid": self.cat["uuids"][0],
+                                                  "data_modified_timestamp":
+                                                      "2030-01-01T00:00:00Z"}]})
+        mark = d.mark()
+        ev = d.wait_event("refresh_failed", timeout=20, since=mark,
+                          predicate=lambda e: e.get("stage") == "filtered")
+        self.assertIn("next", ev["error"])
+        time.sleep(1)
+        self.assertEqual(thief.seen, [])
+        self.assertEqual({k: self.mc.get(k) for k in self.mc.dump_keys()}, before)
+        self.assertEqual(d.stop(), 0)
+
     def test_same_origin_next_is_followed(self):
         """The rule does not break DRF's own absolute links (default port
         spelt out or not)."""
