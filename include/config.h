@@ -100,6 +100,7 @@ struct cfg {
 	double			 max_shrink;		/* fraction, 0..1 */
 	bool			 force_publish;
 	int			 stale_after;
+	int			 workers;		/* -1: auto */
 
 	/* [site DOMAIN] sections, sorted by domain */
 	struct cfg_site		*sites;

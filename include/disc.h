@@ -23,6 +23,7 @@ struct event_base;
 struct http;
 struct oauth;
 struct disc;
+struct pool;
 
 /* The refresh is over: next is the new generation (the callee owns it). */
 typedef void	(*disc_cb)(struct catalog *next, void *arg);
@@ -36,6 +37,11 @@ struct disc	*disc_start(struct event_base *, struct http *,
 		    struct oauth *, const struct cfg *,
 		    struct catalog *prev, const char *only_domain,
 		    disc_cb, void *arg);
+/*
+ * Parse details on this pool's workers from now on (NULL: on the loop, as
+ * before); borrowed until the next call.  Set between refreshes only.
+ */
+void		 disc_use_pool(struct pool *);
 /* Stop a refresh without calling back (shutdown). */
 void		 disc_free(struct disc *);
 

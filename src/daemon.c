@@ -22,6 +22,7 @@
 #include "notify.h"
 #include "dryrun.h"
 #include "oauth.h"
+#include "pool.h"
 #include "snapshot.h"
 #include "state.h"
 #include "store.h"
@@ -39,6 +40,7 @@ struct daemon {
 	struct state			*state;		/* what the cache holds */
 	struct monitor			*mon;
 	struct disc			*disc;		/* refresh running */
+	struct pool			*pool;		/* parses details */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
 	int				 exit_code;
@@ -718,6 +720,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
 	apply_config(&d, cfg);
+	d.pool = pool_new(d.base, pool_size(d.cfg->workers));
+	disc_use_pool(d.pool);
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
@@ -742,6 +746,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 			d.exit_code = PCD_EXIT_FAIL;
 	}
 	disc_free(d.disc);
+	disc_use_pool(NULL);
+	pool_free(d.pool);
 	log_event(LOG_INFO, "shutdown", "exit_code=%d", d.exit_code);
 
 	monitor_free(d.mon);

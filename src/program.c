@@ -27,7 +27,7 @@ struct strv {
 };
 
 struct program {
-	int			 refs;
+	int			 refs;		/* atomic: workers ref prev */
 	bool			 kept;		/* final value: kval or base's */
 	struct program		*base;
 	const unsigned char	*kval;
@@ -608,14 +608,15 @@ program_same_body(const struct program *p,
 struct program *
 program_ref(struct program *p)
 {
-	p->refs++;
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
 	return p;
 }
 
 void
 program_unref(struct program *p)
 {
-	if (p != NULL && --p->refs == 0)
+	if (p != NULL && __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) ==
+	    0)
 		program_free(p);
 }
 
@@ -635,7 +636,7 @@ program_finish(struct program **pp, json_t *ids)
 
 	if (p->fin_ids != NULL && json_equal(p->fin_ids, ids))
 		return 0;
-	if (p->refs > 1) {
+	if (__atomic_load_n(&p->refs, __ATOMIC_ACQUIRE) > 1) {
 		c = xcalloc(1, sizeof *c);
 		*c = *p;
 		c->refs = 1;
