@@ -35,6 +35,13 @@ size_t		 store_nservers(const struct store *);
 const char	*store_server_name(const struct store *, size_t);
 /* Whether the server answered the last time it was asked. */
 bool		 store_server_up(const struct store *, size_t);
+/*
+ * Bound what follows by a short timeout (50 ms, or the configured ones if
+ * shorter) until store_probe(st, false): the monitor's stats and reads,
+ * so that a stopped server cannot stall the event loop for seconds.
+ * Writes keep io_timeout: a large batch may take longer to be processed.
+ */
+void		 store_probe(struct store *, bool);
 /* Let the next operation try servers that are down now, at once. */
 void		 store_retry_now(struct store *);
 /* Whether a value of len bytes under a keylen-byte key fits on server i. */

@@ -404,6 +404,7 @@ verify(struct monitor *m, size_t only, const char *reason)
 	if (m->snap == NULL)
 		return;
 	memset(&f, 0, sizeof f);
+	store_probe(m->store, true);
 	for (i = 0; i < store_nservers(m->store); i++) {
 		if (only != SIZE_MAX && i != only)
 			continue;
@@ -416,6 +417,7 @@ verify(struct monitor *m, size_t only, const char *reason)
 		asked += a.n;
 		ask_free(&a);
 	}
+	store_probe(m->store, false);
 	ms = mono_ms() - t0;
 	if (f.n > 0) {
 		metrics.cache_misses += f.n;
@@ -440,6 +442,7 @@ sentinels_present(struct monitor *m, size_t i)
 	size_t				 ids[SENTINELS_MAX], j, hits = 0;
 	unsigned char			 seen[SENTINELS_MAX];
 	struct ask			 a;
+	int				 rc;
 
 	if (ms->nsent == 0)
 		return true;
@@ -456,7 +459,10 @@ sentinels_present(struct monitor *m, size_t i)
 	a.seen = seen;
 	a.n = ms->nsent;
 	a.v = v;
-	if (store_mget(m->store, i, keys, lens, ms->nsent, on_hit, &a) == -1)
+	store_probe(m->store, true);
+	rc = store_mget(m->store, i, keys, lens, ms->nsent, on_hit, &a);
+	store_probe(m->store, false);
+	if (rc == -1)
 		return true;
 	for (j = 0; j < ms->nsent; j++)
 		hits += seen[j] != 0;
@@ -491,8 +497,12 @@ check_server(struct monitor *m, size_t i)
 	const char		*reason = NULL;
 	uint64_t		 now = mono_ms();
 	bool			 was_down = ms->down;
+	int			 rc;
 
-	if (store_stats(m->store, i, &ss) == -1) {
+	store_probe(m->store, true);
+	rc = store_stats(m->store, i, &ss);
+	store_probe(m->store, false);
+	if (rc == -1) {
 		ms->down = true;
 		return;
 	}

@@ -28,6 +28,12 @@
  * (research/libs.md §2.4: a huge mget can deadlock in the kernel).
  */
 #define MGET_BATCH	200
+/*
+ * The bound of the monitor's reads (store_probe): a stopped server (one
+ * that accepts connections and never answers) costs the loop this long,
+ * not io_timeout several times over.
+ */
+#define PROBE_MS	50
 
 /* A set sent since the last flush, to read back if the server refused any. */
 struct pending {
@@ -64,7 +70,15 @@ struct store {
 	memcached_st		*placer;	/* ketama only */
 	long			 connect_ms;
 	long			 io_ms;
+	bool			 probing;	/* store_probe(): short bounds */
 };
+
+/* The connect and I/O timeouts that apply now. */
+static long
+conn_ms(const struct store *st, long ms)
+{
+	return st->probing && ms > PROBE_MS ? PROBE_MS : ms;
+}
 
 /* A connection to one server with our behaviours. */
 static memcached_st *
@@ -76,9 +90,9 @@ conn_new(const struct store *st, const struct server *s, bool noreply)
 		fatalx("memcached_create failed");
 	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
 	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
-	    (uint64_t)st->connect_ms);
+	    (uint64_t)conn_ms(st, st->connect_ms));
 	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
-	    (uint64_t)st->io_ms);
+	    (uint64_t)conn_ms(st, st->io_ms));
 	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
 	if (noreply) {
 		memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_NOREPLY, 1);
@@ -162,6 +176,22 @@ bool
 store_server_up(const struct store *st, size_t i)
 {
 	return st->sv[i].up;
+}
+
+void
+store_probe(struct store *st, bool on)
+{
+	size_t	i;
+
+	st->probing = on;
+	for (i = 0; i < st->n; i++) {
+		memcached_behavior_set(st->sv[i].mc,
+		    MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
+		    (uint64_t)conn_ms(st, st->connect_ms));
+		memcached_behavior_set(st->sv[i].mc,
+		    MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
+		    (uint64_t)conn_ms(st, st->io_ms));
+	}
 }
 
 void
