@@ -245,7 +245,9 @@ class Bench:
         sections = {
             "discovery": dict(discovery or {}),
             "memcached": {"servers": self.mc.address},
-            "daemon": dict({"log_format": "json", "state_dir": str(state)}, **(daemon or {})),
+            "daemon": dict({"log_format": "json", "state_dir": str(state)},
+                           **({"workers": self.a.workers} if self.a.workers is not None else {}),
+                           **(daemon or {})),
             "site %s" % DOMAIN: {"site_id": 1, "catalog_api_url": base},
         }
         lines = []
@@ -741,6 +743,8 @@ def main(argv=None):
     ap.add_argument("--latency-programs", type=int, default=None)
     ap.add_argument("--latency-runs", type=int, default=None)
     ap.add_argument("--latency-peer-runs", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="[daemon] workers of every daemon run (default: the daemon's, auto)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--target-bytes", type=int, default=65000)
     ap.add_argument("--memcached-mb", type=int, default=2048)

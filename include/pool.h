@@ -18,6 +18,7 @@
 #define PCD_POOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct event_base;
 struct pool;
@@ -42,6 +43,12 @@ struct pool	*pool_new(struct event_base *, int nthreads);
 /* Cancel every job (see pool_cancel) and stop the threads. */
 void		 pool_free(struct pool *);
 int		 pool_threads(const struct pool *);
+/*
+ * Jobs submitted whose done has not run yet (queued, running or waiting
+ * for the loop): a caller that produces faster than the workers consume
+ * bounds its memory by doing the work itself past a limit.
+ */
+size_t		 pool_pending(const struct pool *);
 /* Queue a job; arg is the caller's until done has run. */
 void		 pool_submit(struct pool *, const void *owner, pool_work_cb,
 		    pool_done_cb, void *arg);

@@ -12,6 +12,7 @@
 #include "catalog.h"
 #include "disc.h"
 #include "http.h"
+#include "jarena.h"
 #include "jsonld.h"
 #include "log.h"
 #include "map.h"
@@ -293,6 +294,9 @@ struct parse_job {
 	unsigned char		 hash[PROGRAM_BODY_HASH];
 };
 
+/* Details handed to each worker at most; the loop parses the next one. */
+#define DISC_JOBS_PER_WORKER	4
+
 /* Where details are parsed: a worker pool, or the loop (NULL). */
 static struct pool	*disc_pool;
 
@@ -307,21 +311,37 @@ static void
 parse_work(void *arg)
 {
 	struct parse_job	*pj = arg;
+	struct jarena		 arena, *paused;
 	json_error_t		 e;
-	json_t			*j;
+	json_t			*j, *kept;
 
+	/* The tree dies with the parse: jansson allocates it in an arena. */
+	jarena_begin(&arena);
 	if ((j = jsonld_load(pj->body, pj->len, JSON_DECODE_ANY, &e)) ==
 	    NULL) {
 		pj->malformed = true;
 		snprintf(pj->why, sizeof pj->why, "malformed JSON at line %d "
 		    "column %d: %s", e.line, e.column, e.text);
+		jarena_end(&arena);
 		return;
 	}
-	pj->p = program_new(j, pj->uuid, pj->format, pj->proto, pj->prev,
-	    pj->why, sizeof pj->why);
+	if (json_is_object(j) && json_object_get(j, "pathway_ids") != NULL) {
+		/* The record keeps this tree (program.h): out of the arena. */
+		paused = jarena_pause();
+		kept = json_deep_copy(j);
+		json_decref(j);
+		pj->p = program_new(kept, pj->uuid, pj->format, pj->proto,
+		    pj->prev, pj->why, sizeof pj->why);
+		json_decref(kept);
+		jarena_resume(paused);
+	} else {
+		pj->p = program_new(j, pj->uuid, pj->format, pj->proto,
+		    pj->prev, pj->why, sizeof pj->why);
+		json_decref(j);
+	}
+	jarena_end(&arena);
 	if (pj->p != NULL)
 		program_body_hash(pj->body, pj->len, pj->hash);
-	json_decref(j);
 }
 
 static void
@@ -430,7 +450,13 @@ on_detail(struct req *q, const struct http_result *r)
 	memcpy(pj->body, r->body, r->len);
 	pj->body[r->len] = '\0';
 	pj->len = r->len;
-	if (disc_pool == NULL) {
+	/*
+	 * Bodies arrive faster than the workers parse them: past a few per
+	 * worker, the loop parses this one itself (a millisecond or so),
+	 * which bounds the bodies held in memory and slows the fetching.
+	 */
+	if (disc_pool == NULL || pool_pending(disc_pool) >=
+	    (size_t)pool_threads(disc_pool) * DISC_JOBS_PER_WORKER) {
 		parse_work(pj);
 		parse_apply(pj);
 		parse_job_free(pj);

@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "jarena.h"
 #include "jsonld.h"
 #include "util.h"
 
@@ -94,8 +95,12 @@ jsonld_dumps(const json_t *v)
 
 	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
 		return NULL;
-	if (strstr(s, escaped_mark) == NULL)
-		return s;
+	if (strstr(s, escaped_mark) == NULL) {
+		/* jansson's memory may be a parse's arena: copy it out. */
+		p = xstrdup(s);
+		jarena_free(s);
+		return p;
+	}
 	/* "\u0000pcd-number:123" -> 123; the loader made sure that only
 	 * marked numbers are spelt this way. */
 	buf_init(&b);
@@ -107,6 +112,6 @@ jsonld_dumps(const json_t *v)
 		p++;
 	}
 	buf_adds(&b, p);
-	free(s);
+	jarena_free(s);
 	return (char *)buf_steal(&b, NULL);
 }

@@ -46,6 +46,7 @@ struct pool {
 	struct event	*ev;
 	pthread_t	*threads;
 	int		 nthreads;
+	size_t		 pending;	/* submitted, done not run (loop) */
 };
 
 /* What a worker needs to know: its pool and its slot in running. */
@@ -160,6 +161,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (j == NULL)
 			break;
+		p->pending--;
 		j->done(j->arg, false);
 		free(j);
 	}
@@ -217,6 +219,12 @@ pool_threads(const struct pool *p)
 	return p != NULL ? p->nthreads : 0;
 }
 
+size_t
+pool_pending(const struct pool *p)
+{
+	return p != NULL ? p->pending : 0;
+}
+
 void
 pool_submit(struct pool *p, const void *owner, pool_work_cb work,
     pool_done_cb done, void *arg)
@@ -227,6 +235,7 @@ pool_submit(struct pool *p, const void *owner, pool_work_cb work,
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
+	p->pending++;
 	pthread_mutex_lock(&p->mu);
 	jobq_push(&p->todo, j);
 	pthread_cond_signal(&p->more);
@@ -261,6 +270,7 @@ pool_cancel(struct pool *p, const void *owner)
 	jobq_take(&p->done, owner, &out);
 	pthread_mutex_unlock(&p->mu);
 	while ((j = jobq_pop(&out)) != NULL) {
+		p->pending--;
 		j->done(j->arg, true);
 		free(j);
 	}

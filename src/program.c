@@ -506,6 +506,19 @@ same_open(const struct program *a, const struct program *b)
 	    len - hdr - 9) == 0;
 }
 
+/*
+ * Give back what a value's buffer grew beyond it: records live for a whole
+ * generation, and doubling leaves up to half of each unused.
+ */
+static void
+bytes_fit(struct buf *b, size_t slack)
+{
+	if (b->data == NULL || b->cap <= b->len + 1 + slack)
+		return;
+	b->data = xreallocarray(b->data, b->len + 1 + slack, 1);
+	b->cap = b->len + 1 + slack;
+}
+
 static void
 program_free(struct program *p)
 {
@@ -564,6 +577,8 @@ program_new(const json_t *detail, const char *list_uuid,
 			buf_init(&pk.out);
 		}
 		pickle_free(&pk);
+		/* Room for the pathway ids most programs have. */
+		bytes_fit(&p->bytes, 256);
 	}
 	if (prev != NULL && !prev->kept && strcmp(prev->uuid, p->uuid) == 0 &&
 	    same_open(p, prev)) {
@@ -630,6 +645,7 @@ int
 program_finish(struct program **pp, json_t *ids)
 {
 	struct program	*p = *pp, *c;
+	int		 rc;
 
 	if (p->kept)
 		return 0;	/* SPEC §7: the published value stays */
@@ -656,7 +672,9 @@ program_finish(struct program **pp, json_t *ids)
 	}
 	json_decref(p->fin_ids);
 	p->fin_ids = json_incref(ids);
-	return p->tree != NULL ? finish_tree(p, ids) : finish_open(p, ids);
+	rc = p->tree != NULL ? finish_tree(p, ids) : finish_open(p, ids);
+	bytes_fit(&p->bytes, 0);
+	return rc;
 }
 
 /* A copy of a list of C strings. */

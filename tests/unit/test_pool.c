@@ -67,7 +67,9 @@ test_all_done(void)
 		jobs[i].id = i;
 		pool_submit(p, &jobs, work, done, &jobs[i]);
 	}
+	T_INTEQ(pool_pending(p), NJOBS);
 	event_base_dispatch(base);
+	T_INTEQ(pool_pending(p), 0);
 	for (i = 0; i < NJOBS; i++)
 		bad += jobs[i].ran != 1 || jobs[i].done != 1 ||
 		    jobs[i].cancelled != 0 || !jobs[i].on_worker ||
@@ -105,6 +107,7 @@ test_cancel(void)
 	}
 	T_INTEQ(adone, 50);
 	T_INTEQ(acancel, 50);
+	T_CHECK(pool_pending(p) <= 50);
 	T_CHECK(aran < 50);		/* queued work was dropped */
 	event_base_dispatch(base);	/* b's results */
 	for (i = 0; i < 50; i++) {
