@@ -3,7 +3,8 @@
  *
  * Timers only decide when; check_server(), verify() and repair() do the
  * work, synchronously (libmemcached has no other way), with every batch
- * bounded by the store.
+ * bounded by the store; a verify pass is cut into slices (on_slice), one
+ * per turn of the loop, and its reads bounded by store_probe().
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 #define SENTINELS_ANY	4
 /* Example keys in cache_miss. */
 #define EXAMPLES_MAX	5
+/* Keys asked for per turn of the loop in a verify pass (a few ms). */
+#define VERIFY_SLICE	1000
 
 struct mon_server {
 	bool		 known;		/* pid and uptime read before */
@@ -33,20 +36,6 @@ struct mon_server {
 	uint64_t	 at;		/* mono_ms of that reading */
 	size_t		 sent[SENTINELS_MAX];	/* entry indexes */
 	size_t		 nsent;
-};
-
-struct monitor {
-	struct event_base	*base;
-	struct store		*store;
-	const struct snapshot	*snap;
-	long			 check_ms;
-	long			 verify_ms;
-	bool			 started;
-	struct event		*check_ev;
-	struct event		*verify_ev;
-	struct mon_server	 sv[STORE_MAX_SERVERS];
-	void			(*repaired)(void *);
-	void			*repaired_arg;
 };
 
 /* One key to put back on one server. */
@@ -62,8 +51,44 @@ struct fixes {
 	size_t		 cap;
 };
 
+/* A verify pass in progress (verify(), on_slice()). */
+struct vpass {
+	bool			 active;
+	size_t			 only;		/* a server, or SIZE_MAX */
+	const char		*reason;	/* a literal */
+	size_t			 srv;		/* being asked */
+	size_t			 next;		/* entry to look from */
+	struct fixes		 f;
+	size_t			 asked;
+	size_t			 skipped;
+	uint64_t		 t0;
+	const struct snapshot	*snap;		/* what it verifies */
+	const struct store	*store;
+	bool			 again;		/* asked for meanwhile */
+	size_t			 again_only;
+	const char		*again_reason;
+};
+
+struct monitor {
+	struct event_base	*base;
+	struct store		*store;
+	const struct snapshot	*snap;
+	long			 check_ms;
+	long			 verify_ms;
+	bool			 started;
+	struct event		*check_ev;
+	struct event		*verify_ev;
+	struct event		*slice_ev;	/* the pass's next slice */
+	struct vpass		 pass;
+	struct mon_server	 sv[STORE_MAX_SERVERS];
+	void			(*repaired)(void *);
+	void			*repaired_arg;
+};
+
 static void	on_check(evutil_socket_t, short, void *);
 static void	on_verify(evutil_socket_t, short, void *);
+static void	on_slice(evutil_socket_t, short, void *);
+static void	verify(struct monitor *, size_t, const char *);
 
 struct monitor *
 monitor_new(struct event_base *base)
@@ -74,6 +99,7 @@ monitor_new(struct event_base *base)
 	m->base = base;
 	m->check_ev = event_new(base, -1, EV_PERSIST, on_check, m);
 	m->verify_ev = event_new(base, -1, EV_PERSIST, on_verify, m);
+	m->slice_ev = event_new(base, -1, 0, on_slice, m);
 	return m;
 }
 
@@ -84,6 +110,8 @@ monitor_free(struct monitor *m)
 		return;
 	event_free(m->check_ev);
 	event_free(m->verify_ev);
+	event_free(m->slice_ev);
+	free(m->pass.f.v);
 	free(m);
 }
 
@@ -309,22 +337,24 @@ on_hit(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
 }
 
 /*
- * Ask server i for every key it should hold; a->seen[] says which came
- * back.  0, or -1 if the server failed (a is then empty).
+ * Ask server i for at most max of the keys it should hold, looking from
+ * entry *from on (*from is then where the next slice starts: the count
+ * when none is left); a->seen[] says which came back.  0, or -1 if the
+ * server failed (a is then empty).
  */
 static int
 ask_server(struct store *st, const struct snapshot *snap, size_t i,
-    struct ask *a)
+    size_t *from, size_t max, struct ask *a)
 {
 	const struct entry	*v = snapshot_entries(snap);
 	size_t				 j, n = snapshot_count(snap);
 
 	memset(a, 0, sizeof *a);
 	a->v = v;
-	a->keys = xreallocarray(NULL, n + 1, sizeof *a->keys);
-	a->lens = xreallocarray(NULL, n + 1, sizeof *a->lens);
-	a->ids = xreallocarray(NULL, n + 1, sizeof *a->ids);
-	for (j = 0; j < n; j++) {
+	a->keys = xreallocarray(NULL, max + 1, sizeof *a->keys);
+	a->lens = xreallocarray(NULL, max + 1, sizeof *a->lens);
+	a->ids = xreallocarray(NULL, max + 1, sizeof *a->ids);
+	for (j = *from; j < n && a->n < max; j++) {
 		if ((v[j].servers >> i & 1) == 0 ||
 		    !store_fits(st, i, v[j].wirelen, v[j].len))
 			continue;
@@ -333,8 +363,10 @@ ask_server(struct store *st, const struct snapshot *snap, size_t i,
 		a->ids[a->n] = j;
 		a->n++;
 	}
+	*from = j;
 	a->seen = xcalloc(a->n + 1, 1);
-	if (store_mget(st, i, a->keys, a->lens, a->n, on_hit, a) == -1) {
+	if (a->n > 0 &&
+	    store_mget(st, i, a->keys, a->lens, a->n, on_hit, a) == -1) {
 		a->n = 0;
 		return -1;
 	}
@@ -389,46 +421,112 @@ log_misses(const struct monitor *m, const struct fixes *f, const char *reason)
 	buf_free(&ex);
 }
 
+/* The pass is over: log the missing keys, put them back, say so. */
+static void
+verify_end(struct monitor *m)
+{
+	struct vpass	*p = &m->pass;
+
+	if (p->f.n > 0) {
+		metrics.cache_misses += p->f.n;
+		log_misses(m, &p->f, p->reason);
+		repair(m, &p->f, p->reason, p->only != SIZE_MAX ?
+		    store_server_name(m->store, p->only) : NULL);
+	}
+	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
+	    "servers_skipped=%zu duration_ms=%llu", p->reason, p->asked,
+	    p->f.n, p->skipped, (unsigned long long)(mono_ms() - p->t0));
+	free(p->f.v);
+	memset(&p->f, 0, sizeof p->f);
+	p->active = false;
+}
+
+/*
+ * One slice of a pass: at most VERIFY_SLICE keys of one server, so that
+ * the loop is never held for long; the next slice is scheduled at once.
+ */
+static void
+on_slice(evutil_socket_t fd, short what, void *arg)
+{
+	struct monitor	*m = arg;
+	struct vpass	*p = &m->pass;
+	struct ask	 a;
+	size_t		 j, n;
+	int		 rc;
+
+	(void)fd;
+	(void)what;
+	if (!p->active)
+		return;
+	if (m->snap != p->snap || m->store != p->store) {
+		/* A publish or a reload replaced it: that one is verified. */
+		free(p->f.v);
+		memset(&p->f, 0, sizeof p->f);
+		p->active = false;
+		return;
+	}
+	n = snapshot_count(m->snap);
+	while (p->srv < store_nservers(m->store) && ((p->only != SIZE_MAX &&
+	    p->srv != p->only) || p->next >= n)) {
+		p->srv++;
+		p->next = 0;
+	}
+	if (p->srv >= store_nservers(m->store)) {
+		verify_end(m);
+		if (p->again) {
+			p->again = false;
+			verify(m, p->again_only, p->again_reason);
+		}
+		return;
+	}
+	store_probe(m->store, true);
+	rc = ask_server(m->store, m->snap, p->srv, &p->next, VERIFY_SLICE,
+	    &a);
+	store_probe(m->store, false);
+	if (rc == -1) {
+		/* A down server is skipped: the store logged it once. */
+		p->skipped++;
+		p->next = n;
+	}
+	for (j = 0; j < a.n; j++)
+		if (a.seen[j] == 0)
+			fixes_add(&p->f, a.ids[j], p->srv);
+	p->asked += a.n;
+	ask_free(&a);
+	event_active(m->slice_ev, EV_TIMEOUT, 0);
+}
+
 /*
  * Ask for every key (of server only, or of every server when it is
- * SIZE_MAX), log the missing ones and put them back.
+ * SIZE_MAX), log the missing ones and put them back: a pass, run in
+ * slices.  One asked for while another runs follows it.
  */
 static void
 verify(struct monitor *m, size_t only, const char *reason)
 {
-	struct fixes	f;
-	struct ask	a;
-	size_t		i, j, asked = 0, skipped = 0;
-	uint64_t	t0 = mono_ms(), ms;
+	struct vpass	*p = &m->pass;
 
 	if (m->snap == NULL)
 		return;
-	memset(&f, 0, sizeof f);
-	store_probe(m->store, true);
-	for (i = 0; i < store_nservers(m->store); i++) {
-		if (only != SIZE_MAX && i != only)
-			continue;
-		/* A down server is skipped: the store logged it once. */
-		if (ask_server(m->store, m->snap, i, &a) == -1)
-			skipped++;
-		for (j = 0; j < a.n; j++)
-			if (a.seen[j] == 0)
-				fixes_add(&f, a.ids[j], i);
-		asked += a.n;
-		ask_free(&a);
+	if (p->active) {
+		if (p->again && p->again_only != only)
+			only = SIZE_MAX;
+		p->again = true;
+		p->again_only = only;
+		p->again_reason = reason;
+		return;
 	}
-	store_probe(m->store, false);
-	ms = mono_ms() - t0;
-	if (f.n > 0) {
-		metrics.cache_misses += f.n;
-		log_misses(m, &f, reason);
-		repair(m, &f, reason, only != SIZE_MAX ?
-		    store_server_name(m->store, only) : NULL);
-	}
-	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
-	    "servers_skipped=%zu duration_ms=%llu", reason, asked, f.n, skipped,
-	    (unsigned long long)ms);
-	free(f.v);
+	memset(&p->f, 0, sizeof p->f);
+	p->active = true;
+	p->only = only;
+	p->reason = reason;
+	p->srv = 0;
+	p->next = 0;
+	p->asked = p->skipped = 0;
+	p->t0 = mono_ms();
+	p->snap = m->snap;
+	p->store = m->store;
+	event_active(m->slice_ev, EV_TIMEOUT, 0);
 }
 
 /* Whether server i still holds its sentinels (true if it cannot tell). */
@@ -565,13 +663,15 @@ monitor_compare(struct store *st, const struct snapshot *snap, FILE *out)
 	struct ask			 a;
 	struct store_stats		 ss;
 	size_t				 i, j, checked = 0, missing = 0;
-	size_t				 differ = 0, down = 0;
+	size_t				 differ = 0, down = 0, from;
 
 	for (i = 0; i < store_nservers(st); i++) {
 		memset(&a, 0, sizeof a);
+		from = 0;
 		/* First contact: also learns the item size limit. */
 		if (store_stats(st, i, &ss) == -1 ||
-		    ask_server(st, snap, i, &a) == -1) {
+		    ask_server(st, snap, i, &from, snapshot_count(snap),
+		    &a) == -1) {
 			fprintf(out, "unreachable server=%s\n",
 			    store_server_name(st, i));
 			down++;
