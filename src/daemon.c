@@ -313,7 +313,7 @@ refresh_done(struct daemon *d, struct catalog *next)
 {
 	struct state_publish_opts	 po;
 	struct state_result		 r;
-	uint64_t			 ms;
+	uint64_t			 ms, pub;
 
 	d->disc = NULL;
 	if (d->opts->dry_run) {
@@ -330,18 +330,20 @@ refresh_done(struct daemon *d, struct catalog *next)
 	 */
 	po.skip_same = !d->opts->once;
 	po.every_site = d->opts->domain == NULL;
+	pub = mono_ms();
 	(void)state_publish(d->state, next, &po, &r);
+	pub = mono_ms() - pub;
 	heal_follow(d);
 	ms = mono_ms() - d->refresh_started;
 	if (r.complete) {
 		log_event(LOG_INFO, "refresh_succeeded", "sites=%zu "
 		    "programs=%zu pathways=%zu keys_written=%zu "
 		    "keys_skipped=%zu keys_deleted=%zu bytes_written=%zu "
-		    "details_unchanged=%llu duration_ms=%llu", r.sites,
-		    r.programs, r.pathways, r.ws.written, r.ws.skipped,
-		    r.deleted, r.ws.bytes, (unsigned long long)
+		    "details_unchanged=%llu duration_ms=%llu publish_ms=%llu",
+		    r.sites, r.programs, r.pathways, r.ws.written,
+		    r.ws.skipped, r.deleted, r.ws.bytes, (unsigned long long)
 		    (metrics.details_unchanged - d->unchanged_before),
-		    (unsigned long long)ms);
+		    (unsigned long long)ms, (unsigned long long)pub);
 		d->exit_code = PCD_EXIT_OK;
 		d->failures = 0;
 	} else {

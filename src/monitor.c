@@ -25,8 +25,12 @@
 #define SENTINELS_ANY	4
 /* Example keys in cache_miss. */
 #define EXAMPLES_MAX	5
-/* Keys asked for per turn of the loop in a verify pass (a few ms). */
+/*
+ * Keys asked for per turn of the loop in a verify pass, and the value
+ * bytes they may bring back (a few milliseconds of reading).
+ */
 #define VERIFY_SLICE	1000
+#define VERIFY_SLICE_BYTES	(2 * 1024 * 1024)
 
 struct mon_server {
 	bool		 known;		/* pid and uptime read before */
@@ -337,24 +341,26 @@ on_hit(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
 }
 
 /*
- * Ask server i for at most max of the keys it should hold, looking from
+ * Ask server i for at most max of the keys it should hold (and about
+ * maxbytes of their values), looking from
  * entry *from on (*from is then where the next slice starts: the count
  * when none is left); a->seen[] says which came back.  0, or -1 if the
  * server failed (a is then empty).
  */
 static int
 ask_server(struct store *st, const struct snapshot *snap, size_t i,
-    size_t *from, size_t max, struct ask *a)
+    size_t *from, size_t max, size_t maxbytes, struct ask *a)
 {
 	const struct entry	*v = snapshot_entries(snap);
 	size_t				 j, n = snapshot_count(snap);
+	size_t				 bytes = 0;
 
 	memset(a, 0, sizeof *a);
 	a->v = v;
 	a->keys = xreallocarray(NULL, max + 1, sizeof *a->keys);
 	a->lens = xreallocarray(NULL, max + 1, sizeof *a->lens);
 	a->ids = xreallocarray(NULL, max + 1, sizeof *a->ids);
-	for (j = *from; j < n && a->n < max; j++) {
+	for (j = *from; j < n && a->n < max && bytes < maxbytes; j++) {
 		if ((v[j].servers >> i & 1) == 0 ||
 		    !store_fits(st, i, v[j].wirelen, v[j].len))
 			continue;
@@ -362,6 +368,7 @@ ask_server(struct store *st, const struct snapshot *snap, size_t i,
 		a->lens[a->n] = v[j].wirelen;
 		a->ids[a->n] = j;
 		a->n++;
+		bytes += v[j].len;
 	}
 	*from = j;
 	a->seen = xcalloc(a->n + 1, 1);
@@ -481,7 +488,7 @@ on_slice(evutil_socket_t fd, short what, void *arg)
 	}
 	store_probe(m->store, true);
 	rc = ask_server(m->store, m->snap, p->srv, &p->next, VERIFY_SLICE,
-	    &a);
+	    VERIFY_SLICE_BYTES, &a);
 	store_probe(m->store, false);
 	if (rc == -1) {
 		/* A down server is skipped: the store logged it once. */
@@ -671,7 +678,7 @@ monitor_compare(struct store *st, const struct snapshot *snap, FILE *out)
 		/* First contact: also learns the item size limit. */
 		if (store_stats(st, i, &ss) == -1 ||
 		    ask_server(st, snap, i, &from, snapshot_count(snap),
-		    &a) == -1) {
+		    SIZE_MAX, &a) == -1) {
 			fprintf(out, "unreachable server=%s\n",
 			    store_server_name(st, i));
 			down++;
