@@ -62,6 +62,9 @@ class Workers(PcdTestCase):
     def setUp(self):
         super().setUp()
         self.cat = catalog.generate(60, seed=5)
+        # A detail with its own pathway_ids: the record keeps its tree,
+        # which must not come from the parse's arena (jarena.h).
+        self.cat["programs"][self.cat["uuids"][8]]["pathway_ids"] = [12345]
         self.fake = self.start_fake(copy.deepcopy(self.cat))
         self.uuids = self.cat["uuids"]
 
@@ -112,6 +115,10 @@ class Workers(PcdTestCase):
         # The kept program's value is the first run's; the changed one is new.
         self.assertTrue(any(b"A title changed upstream" in v[1]
                             for v in pool[0].values()))
+        # The program with its own pathway_ids is there (its tree was kept).
+        uuid8 = self.uuids[8].encode()
+        self.assertTrue(any(uuid8 in k.encode() if isinstance(k, str) else uuid8 in k
+                            for k in pool[0]))
 
     def test_healthz_answers_while_parsing(self):
         """The loop serves /healthz during a refresh of 1,500 programs
