@@ -780,6 +780,11 @@ def latency_table(lat):
         rows.append("| **`max_in_flight = %d` / the latency bound N·L/C = %.3f s** "
                     "(target ≤ 1.3×) | %s |" % (WIDE, bound,
                                                 "–" if not w else "%.2f×" % (w / bound)))
+        wd = median([r["duration"] for r in lat["wide"]])
+        rows.append("| the same by `duration_ms` (fetch to last write: no start-up, no "
+                    "snapshot fsync at exit) | %s, %s |" % (
+                        spread([r["duration"] for r in lat["wide"]]),
+                        "–" if not wd else "%.2f×" % (wd / bound)))
     if lat["peer"]:
         rows.append("| peer (upstream: serial) | %s |" % spread([r["wall"] for r in lat["peer"]]))
         rows.append("| daemon default / peer | %s |" % ("–" if not p or not d else "%.3f" % (d / p)))

@@ -428,6 +428,19 @@ log_misses(const struct monitor *m, const struct fixes *f, const char *reason)
 	buf_free(&ex);
 }
 
+/*
+ * Run the next slice after the loop has polled its sockets: an event made
+ * active from a callback would run in the same turn (libevent 2.1 empties
+ * its active queue), a timer of zero waits for the next one.
+ */
+static void
+next_slice(struct monitor *m)
+{
+	struct timeval	zero = { 0, 0 };
+
+	evtimer_add(m->slice_ev, &zero);
+}
+
 /* The pass is over: log the missing keys, put them back, say so. */
 static void
 verify_end(struct monitor *m)
@@ -500,7 +513,7 @@ on_slice(evutil_socket_t fd, short what, void *arg)
 			fixes_add(&p->f, a.ids[j], p->srv);
 	p->asked += a.n;
 	ask_free(&a);
-	event_active(m->slice_ev, EV_TIMEOUT, 0);
+	next_slice(m);
 }
 
 /*
@@ -533,7 +546,7 @@ verify(struct monitor *m, size_t only, const char *reason)
 	p->t0 = mono_ms();
 	p->snap = m->snap;
 	p->store = m->store;
-	event_active(m->slice_ev, EV_TIMEOUT, 0);
+	next_slice(m);
 }
 
 /* Whether server i still holds its sentinels (true if it cannot tell). */

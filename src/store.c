@@ -178,6 +178,16 @@ store_server_up(const struct store *st, size_t i)
 	return st->sv[i].up;
 }
 
+/* Set a connection's timeouts to those that apply now. */
+static void
+conn_bound(const struct store *st, memcached_st *mc)
+{
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
+	    (uint64_t)conn_ms(st, st->connect_ms));
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
+	    (uint64_t)conn_ms(st, st->io_ms));
+}
+
 void
 store_probe(struct store *st, bool on)
 {
@@ -185,12 +195,9 @@ store_probe(struct store *st, bool on)
 
 	st->probing = on;
 	for (i = 0; i < st->n; i++) {
-		memcached_behavior_set(st->sv[i].mc,
-		    MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
-		    (uint64_t)conn_ms(st, st->connect_ms));
-		memcached_behavior_set(st->sv[i].mc,
-		    MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
-		    (uint64_t)conn_ms(st, st->io_ms));
+		/* Both: a retried server is asked its settings on ctl. */
+		conn_bound(st, st->sv[i].mc);
+		conn_bound(st, st->sv[i].ctl);
 	}
 }
 
