@@ -57,7 +57,7 @@ PCD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) \
 	  -Wformat=2 -Wno-format-nonliteral \
 	  -Iinclude -DPCD_VERSION='"$(VERSION)"' \
 	  $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) $(CPPFLAGS)
-PCD_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
+PCD_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -pthread
 
 ifeq ($(SAN),1)
 CFLAGS	 = -O1 -g -fno-omit-frame-pointer

@@ -34,6 +34,7 @@ import platform
 import re
 import resource
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -198,6 +199,49 @@ def vm_status(pid):
     return out
 
 
+class HealthSampler:
+    """GET /healthz every 50 ms (from the end of one answer to the next
+    request) on a thread, until stop(): the latencies, None for a failure."""
+
+    def __init__(self, address):
+        import http.client
+        self.http = http.client
+        self.host, port = address.rsplit(":", 1)
+        self.port = int(port)
+        self.got = []
+        self.at = []            # wall clock of each request
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            t0, w0 = time.monotonic(), time.time()
+            try:
+                c = self.http.HTTPConnection(self.host, self.port, timeout=30)
+                c.request("GET", "/healthz")
+                r = c.getresponse()
+                r.read()
+                c.close()
+                self.got.append(time.monotonic() - t0 if r.status == 200 else None)
+            except OSError:
+                self.got.append(None)
+            self.at.append(w0)
+            self._stop.wait(0.05)
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(60)
+        return self.got
+
+
+def health_summary(got):
+    ok = sorted(x for x in got if x is not None)
+    return {"samples": len(got), "failed": len(got) - len(ok),
+            "max": ok[-1] if ok else None, "p50": median(ok) if ok else None,
+            "p99": ok[min(len(ok) - 1, int(len(ok) * 0.99))] if ok else None}
+
+
 # --- the runs --------------------------------------------------------------------
 
 class Bench:
@@ -241,14 +285,16 @@ class Bench:
     def items(self):
         return reader.stats(self.mc.host, self.mc.port).get("curr_items")
 
-    def config(self, name, base, discovery=None, daemon=None, cache=None):
+    def config(self, name, base, discovery=None, daemon=None, cache=None, servers=None):
         state = self.work / ("%s-state" % name)
         state.mkdir(exist_ok=True)
-        cache = cache or ("memcached", {"servers": self.mc.address})
+        cache = cache or ("memcached", {"servers": servers or self.mc.address})
         sections = {
             "discovery": dict(discovery or {}),
             cache[0]: cache[1],
-            "daemon": dict({"log_format": "json", "state_dir": str(state)}, **(daemon or {})),
+            "daemon": dict({"log_format": "json", "state_dir": str(state)},
+                           **({"workers": self.a.workers} if self.a.workers is not None else {}),
+                           **(daemon or {})),
             "site %s" % DOMAIN: {"site_id": 1, "catalog_api_url": base},
         }
         lines = []
@@ -471,6 +517,132 @@ class Bench:
             res["fake"] = fake.stop()
         return res
 
+    # -- issue 16: the loop's responsiveness ----------------------------------------
+    def start_daemon(self, conf, name):
+        """The daemon (daemon mode) on conf, stderr to a file; (proc, path)."""
+        err_path = self.work / ("%s.stderr" % name)
+        with open(err_path, "wb") as err:
+            p = subprocess.Popen([str(self.bin), "-c", str(conf)], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=err,
+                                 preexec_fn=harness._die_with_parent)
+        return p, err_path
+
+    @staticmethod
+    def wait_event(p, err_path, name, count=1, timeout=600):
+        """The count-th event called name (None if the daemon exits or
+        time runs out)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            evs = [e for e in parse_events(err_path.read_text("utf-8", "replace"))
+                   if e.get("event") == name]
+            if len(evs) >= count:
+                return evs[count - 1]
+            if p.poll() is not None:
+                return None
+            time.sleep(0.02)
+        return None
+
+    @staticmethod
+    def stop_daemon(p):
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def fresh_state(self, name):
+        """No snapshot from an earlier run: a first refresh."""
+        shutil.rmtree(self.work / ("%s-state" % name), ignore_errors=True)
+
+    def loop_refresh(self, fake, name):
+        """/healthz every 50 ms during a first refresh (daemon mode)."""
+        self.fresh_state(name)
+        self.fresh_memcached()
+        conf = self.config(name, fake.base, daemon={"refresh_interval": "24h",
+                                                    "listen": "127.0.0.1:0"})
+        p, err_path = self.start_daemon(conf, name)
+        ev = self.wait_event(p, err_path, "listening", timeout=30)
+        samples = HealthSampler(ev["address"]) if ev else None
+        done = self.wait_event(p, err_path, "refresh_succeeded")
+        got = samples.stop() if samples else []
+        self.stop_daemon(p)
+        other = self.meter.stop(0.0)
+        if done is None or not got:
+            self.problem("%s: no refresh_succeeded or no samples (see %s)" % (name, err_path))
+            done = {}
+        # The publish (plan and writes) ends just before refresh_succeeded:
+        # the samples that overlap it, and those of the fetching before.
+        def wall(e):
+            return datetime.datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).timestamp()
+        pub = done.get("publish_ms", 0) / 1000
+        end = wall(done) if "ts" in done else 0
+        start = self.wait_event(p, err_path, "refresh_started", timeout=1)
+        t0 = wall(start) if start else 0
+        # From the refresh's start (start-up before it is not measured).
+        at = samples.at if samples else []
+        got = [x for x, t in zip(got, at) if x is None or t + x >= t0]
+        at = [t for x, t in zip(samples.got if samples else [], at) if x is None or t + x >= t0]
+        fetch = [x for x, t in zip(got, at) if x is None or t + x < end - pub]
+        return dict(health_summary(got), other=other, publish=pub,
+                    fetch=health_summary(fetch),
+                    duration=done.get("duration_ms", 0) / 1000)
+
+    def loop_stopped(self, fake, name, seconds=8.0):
+        """After a refresh into two memcached servers, SIGSTOP one: /healthz
+        every 50 ms while checks and verify passes (every second) meet it."""
+        self.fresh_state(name)
+        self.fresh_memcached()
+        mc2 = harness.Memcached(memory_mb=self.a.memcached_mb, threads=2)
+        mc2.start()
+        try:
+            conf = self.config(name, fake.base, daemon={
+                "refresh_interval": "24h", "listen": "127.0.0.1:0",
+                "check_interval": "1s", "verify_interval": "1s"},
+                servers="%s, %s" % (self.mc.address, mc2.address))
+            p, err_path = self.start_daemon(conf, name)
+            ev = self.wait_event(p, err_path, "listening", timeout=30)
+            done = self.wait_event(p, err_path, "refresh_succeeded")
+            n0 = len([e for e in parse_events(err_path.read_text("utf-8", "replace"))
+                      if e.get("event") == "cache_verified"])
+            mc2.proc.send_signal(signal.SIGSTOP)
+            samples = HealthSampler(ev["address"]) if ev else None
+            time.sleep(seconds)
+            got = samples.stop() if samples else []
+            mc2.proc.send_signal(signal.SIGCONT)
+            evs = parse_events(err_path.read_text("utf-8", "replace"))
+            verified = [e for e in evs if e.get("event") == "cache_verified"][n0:]
+            self.stop_daemon(p)
+        finally:
+            mc2.proc.send_signal(signal.SIGCONT)
+            mc2.stop()
+        other = self.meter.stop(0.0)
+        if done is None or not got or not verified:
+            self.problem("%s: no refresh, samples or verify pass (see %s)" % (name, err_path))
+        return dict(health_summary(got), other=other, passes=len(verified),
+                    verify_ms=max([e.get("duration_ms", 0) for e in verified] or [0]))
+
+    def responsiveness(self):
+        n = self.a.loop_programs
+        catdir = build_dir() / "bench" / ("cat-%d" % n)
+        gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
+        fake = Fake(catdir)
+        self.fake_pid = fake.proc.pid
+        res = {"n": n, "refresh": [], "stopped": []}
+        try:
+            for i in range(self.a.loop_runs):
+                log("loop responsiveness, %d programs, run %d/%d: during a refresh"
+                    % (n, i + 1, self.a.loop_runs))
+                res["refresh"].append(self.measured("loop, refresh", self.loop_refresh, fake,
+                                                    "loop-refresh-%d" % i))
+                log("loop responsiveness, %d programs, run %d/%d: a memcached stopped"
+                    % (n, i + 1, self.a.loop_runs))
+                res["stopped"].append(self.measured("loop, stopped", self.loop_stopped, fake,
+                                                    "loop-stopped-%d" % i))
+        finally:
+            fake.stop()
+        return res
+
     # -- profile --------------------------------------------------------------------
     def profile(self):
         n = self.a.profile_programs
@@ -639,14 +811,55 @@ def latency_table(lat):
         [r.get("other") for k in ("default", "serial", "peer") for r in lat[k]], fmt_cpus))
     w = median([r["wall"] for r in lat["wide"]])
     if lat["wide"]:
+        bound = lat["n"] * lat["ms"] / 1000 / WIDE
         rows.append("| daemon, `max_in_flight = %d` | %s |"
                     % (WIDE, spread([r["wall"] for r in lat["wide"]])))
+        rows.append("| **`max_in_flight = %d` / the latency bound N·L/C = %.3f s** "
+                    "(target ≤ 1.3×) | %s |" % (WIDE, bound,
+                                                "–" if not w else "%.2f×" % (w / bound)))
+        wd = median([r["duration"] for r in lat["wide"]])
+        rows.append("| the same by `duration_ms` (fetch to last write: no start-up, no "
+                    "snapshot fsync at exit) | %s, %s |" % (
+                        spread([r["duration"] for r in lat["wide"]]),
+                        "–" if not wd else "%.2f×" % (wd / bound)))
     if lat["peer"]:
         rows.append("| peer (upstream: serial) | %s |" % spread([r["wall"] for r in lat["peer"]]))
         rows.append("| daemon default / peer | %s |" % ("–" if not p or not d else "%.3f" % (d / p)))
         rows.append("| speed-up over the peer: default, `max_in_flight = %d` (target ≥ 20×) | %s, %s |"
                     % (WIDE, "–" if not p or not d else "%.1f×" % (p / d),
                        "–" if not p or not w else "%.1f×" % (p / w)))
+    return "\n".join(rows)
+
+
+def fmt_ms(x):
+    return "–" if x is None else "%.0f ms" % (x * 1000)
+
+
+def loop_table(lp):
+    rows = ["| %s programs: `/healthz` every 50 ms | largest latency, median (min … max, runs) "
+            "| p99 | samples (failed) |" % format(lp["n"], ","), "|---|---|---|---|"]
+    rf = [dict(r["fetch"], other=r["other"]) for r in lp["refresh"]]
+    for kind, label in (("fetch", "during a first refresh, fetching and parsing (before "
+                                  "the publish; target < 100 ms)"),
+                        ("refresh", "during a first refresh, publish included"),
+                        ("stopped", "one of two memcached stopped (SIGSTOP), checks and "
+                                    "verify passes every second (target < 100 ms)")):
+        rs = rf if kind == "fetch" else lp[kind]
+        rows.append("| %s | %s | %s | %s (%s) |" % (
+            label, spread([r["max"] for r in rs], fmt_ms),
+            fmt_ms(median([r["p99"] for r in rs if r["p99"] is not None] or [None])
+                   if any(r["p99"] is not None for r in rs) else None),
+            sum(r["samples"] for r in rs), sum(r["failed"] for r in rs)))
+    if lp["refresh"]:
+        rows.append("| the publish (plan, writes), on the loop: `publish_ms` | %s | | |"
+                    % spread([r["publish"] for r in lp["refresh"]], fmt_ms))
+    st = lp["stopped"]
+    if st:
+        rows.append("| verify passes while stopped; the longest pass | %s passes; %s | | |" % (
+            "/".join(str(r["passes"]) for r in st),
+            fmt_ms(max(r["verify_ms"] for r in st) / 1000)))
+    rows.append("| other processes during these runs, CPUs | %s | | |" % spread(
+        [r.get("other") for k in ("refresh", "stopped") for r in lp[k]], fmt_cpus))
     return "\n".join(rows)
 
 
@@ -694,7 +907,7 @@ def machine(a):
     return "\n".join(lines)
 
 
-def render(a, sizes, lat, problems, started, elapsed):
+def render(a, sizes, lat, problems, started, elapsed, lp=None):
     direct = " ".join(["PCD_BUILD=%s" % os.environ.get("PCD_BUILD", "build"), sys.executable,
                        "bench/run.py"] + [shlex.quote(x) for x in sys.argv[1:]])
     if "PCD_BENCH_FLAGS" in os.environ:  # set by make
@@ -729,6 +942,10 @@ def render(a, sizes, lat, problems, started, elapsed):
         parts.append("")
     if lat:
         parts += ["### Concurrency against latency (issue 3)", "", latency_table(lat), ""]
+    if lp:
+        parts += ["### The event loop's responsiveness (issue 16)", "", loop_table(lp), "",
+                  "A client GETs `/healthz` (answered by the event loop) 50 ms after each "
+                  "answer; the figure is the request's whole round trip.", ""]
     parts += ["### Machine", "", machine(a), "",
               MARK_END]
     return "\n".join(parts)
@@ -780,6 +997,14 @@ def main(argv=None):
     ap.add_argument("--latency-programs", type=int, default=None)
     ap.add_argument("--latency-runs", type=int, default=None)
     ap.add_argument("--latency-peer-runs", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="[daemon] workers of every daemon run (default: the daemon's, auto)")
+    ap.add_argument("--no-loop", action="store_true",
+                    help="skip the issue 16 measurement (/healthz during a refresh and "
+                         "with a memcached stopped)")
+    ap.add_argument("--loop-programs", type=int, default=None,
+                    help="its catalogue size (default the largest of --sizes)")
+    ap.add_argument("--loop-runs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--target-bytes", type=int, default=65000)
     ap.add_argument("--memcached-mb", type=int, default=2048)
@@ -827,7 +1052,9 @@ def main(argv=None):
 
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     t0 = time.monotonic()
-    results, lat = [], None
+    results, lat, lp = [], None, None
+    a.loop_programs = a.loop_programs or max(sizes)
+    a.loop_runs = a.loop_runs or (1 if a.quick else 3)
     try:
         for n in sizes:
             runs = a.runs or (1 if a.quick else 5 if n <= 1000 else 3)
@@ -835,11 +1062,13 @@ def main(argv=None):
             results.append(b.size(n, runs, peer_runs))
         if not a.no_latency:
             lat = b.latency()
+        if not a.no_loop:
+            lp = b.responsiveness()
     finally:
         b.mc.stop()
         if b.redis is not None:
             b.redis.close()
-    text = render(a, results, lat, b.problems, started, time.monotonic() - t0)
+    text = render(a, results, lat, b.problems, started, time.monotonic() - t0, lp)
     print(text.replace(MARK_BEGIN, "").replace(MARK_END, "").strip())
     write_report(a.output, text)
     log("report written to %s" % a.output)

@@ -125,6 +125,7 @@ struct cfg {
 	double			 max_shrink;		/* fraction, 0..1 */
 	bool			 force_publish;
 	int			 stale_after;
+	int			 workers;		/* -1: auto */
 
 	/* [lease] */
 	bool			 lease_enabled;

@@ -23,6 +23,7 @@ struct event_base;
 struct http;
 struct oauth;
 struct disc;
+struct pool;
 
 /* The refresh is over: next is the new generation (the callee owns it). */
 typedef void	(*disc_cb)(struct catalog *next, void *arg);
@@ -56,6 +57,11 @@ struct disc	*disc_start_incremental(struct event_base *, struct http *,
  */
 bool		 disc_incremental_ready(const struct cfg *,
 		    const struct catalog *gen);
+/*
+ * Parse details on this pool's workers from now on (NULL: on the loop, as
+ * before); borrowed until the next call.  Set between refreshes only.
+ */
+void		 disc_use_pool(struct pool *);
 /* Stop a refresh without calling back (shutdown). */
 void		 disc_free(struct disc *);
 

@@ -11,8 +11,11 @@
  *
  * Every verify_interval, after each publish and when a server comes back,
  * every key of the snapshot is asked for (batched multi-gets on the
- * connection that writes, so no write still in flight is missed); missing
- * keys are logged as cache_miss (counts by family, a few examples) and
+ * connection that writes, so no write still in flight is missed), 1,000
+ * keys (or 2 MB of values) per turn of the event loop so that the loop
+ * keeps serving; a pass asked for while one runs follows it, and one
+ * whose snapshot a publish replaced stops (the publish asks for its own);
+ * missing keys are logged as cache_miss (counts by family, a few examples) and
  * rewritten; cache_verified ends each pass.  Every rewrite follows publish's phases (details, indexes,
  * site lists, each ended by a round trip) and ends with cache_repaired.
  * Values too big for a server are left out: publish could not write them

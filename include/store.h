@@ -48,6 +48,13 @@ bool		 store_server_up(const struct store *, size_t);
 const char	*store_backend(const struct store *);
 /* Why server i is down ("" if it is up); no secrets in it. */
 const char	*store_server_error(const struct store *, size_t);
+/*
+ * Bound what follows by a short timeout (50 ms, or the configured ones if
+ * shorter) until store_probe(st, false): the monitor's stats and reads,
+ * so that a stopped server cannot stall the event loop for seconds.
+ * Writes keep io_timeout: a large batch may take longer to be processed.
+ */
+void		 store_probe(struct store *, bool);
 /* Let the next operation try servers that are down now, at once. */
 void		 store_retry_now(struct store *);
 /* Whether a value of len bytes under a keylen-byte key fits on server i. */

@@ -47,6 +47,7 @@ struct store_be {
 	int		(*lease)(struct store *, size_t, enum store_lease_op,
 			    const char *, size_t, const char *, long, char *,
 			    size_t);
+	void		(*probe)(struct store *, bool);
 };
 
 extern const struct store_be	store_be_memcached;

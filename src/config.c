@@ -462,10 +462,15 @@ set_value(struct loader *ld, const struct setting *st, void *base,
 		set_number(st, field, n);
 		return;
 	case SETTING_INT:
-		if (parse_int(value, &n) == -1 || n < st->min || n > st->max) {
+		/* "auto" is -1 where -1 is allowed (workers). */
+		if (st->min == -1 && strcmp(value, "auto") == 0)
+			n = -1;
+		else if (parse_int(value, &n) == -1 || n < st->min ||
+		    n > st->max) {
 			cfg_error(ld, ld->line, st->name, "bad number \"%s\" "
-			    "(want an integer from %lld to %lld)", value,
-			    st->min, st->max);
+			    "(want %san integer from %lld to %lld)", value,
+			    st->min == -1 ? "auto or " : "", st->min == -1 ?
+			    0 : st->min, st->max);
 			return;
 		}
 		set_number(st, field, n);

@@ -23,6 +23,7 @@
 #include "ops.h"
 #include "dryrun.h"
 #include "oauth.h"
+#include "pool.h"
 #include "snapshot.h"
 #include "state.h"
 #include "store.h"
@@ -43,6 +44,7 @@ struct daemon {
 	struct writer_gate		 gate;		/* lease_valid() */
 	bool				 rewrite;	/* lease taken: write all */
 	struct disc			*disc;		/* refresh running */
+	struct pool			*pool;		/* parses details */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
 	int				 exit_code;
@@ -337,9 +339,8 @@ refresh_done(struct daemon *d, struct catalog *next)
 	struct state_publish_opts	 po;
 	struct state_result		 r;
 	enum metrics_outcome		 outcome;
-	uint64_t			 ms, fetched;
+	uint64_t			 ms, fetched, pub;
 	const char			*kind;
-
 
 	d->disc = NULL;
 	kind = d->incremental ? "incremental" : "full";
@@ -367,7 +368,9 @@ refresh_done(struct daemon *d, struct catalog *next)
 	po.gate = &d->gate;
 	/* Only full refreshes count for stale keys: the same delay either way. */
 	po.every_site = d->opts->domain == NULL && !d->incremental;
+	pub = mono_ms();
 	(void)state_publish(d->state, next, &po, &r);
+	pub = mono_ms() - pub;
 	if (r.published)
 		d->rewrite = false;
 	heal_follow(d);
@@ -381,12 +384,12 @@ refresh_done(struct daemon *d, struct catalog *next)
 		    "programs=%zu pathways=%zu details_fetched=%llu "
 		    "keys_written=%zu "
 		    "keys_skipped=%zu keys_deleted=%zu bytes_written=%zu "
-		    "details_unchanged=%llu duration_ms=%llu", kind, r.sites,
-		    r.programs, r.pathways, (unsigned long long)fetched,
-		    r.ws.written, r.ws.skipped,
+		    "details_unchanged=%llu duration_ms=%llu publish_ms=%llu",
+		    kind, r.sites, r.programs, r.pathways,
+		    (unsigned long long)fetched, r.ws.written, r.ws.skipped,
 		    r.deleted, r.ws.bytes, (unsigned long long)
 		    (metrics.details_unchanged - d->unchanged_before),
-		    (unsigned long long)ms);
+		    (unsigned long long)ms, (unsigned long long)pub);
 		d->exit_code = PCD_EXIT_OK;
 		/* An incremental one says nothing of the full schedule. */
 		if (!d->incremental)
@@ -699,6 +702,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		monitor_set_idle(d.mon, true);
 		(void)ops_configure(d.ops, d.cfg, d.store, &d.kf, d.lease);
 	}
+	d.pool = pool_new(d.base, pool_size(d.cfg->workers));
+	disc_use_pool(d.pool);
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.incr_timer = evtimer_new(d.base, on_incr_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
@@ -738,6 +743,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 			d.exit_code = PCD_EXIT_FAIL;
 	}
 	disc_free(d.disc);
+	disc_use_pool(NULL);
+	pool_free(d.pool);
 	lease_free(d.lease);		/* released: the next takes over now */
 	log_event(LOG_INFO, "shutdown", "status=%d", d.exit_code);
 	log_context(NULL, NULL);

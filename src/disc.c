@@ -13,11 +13,13 @@
 #include "catalog.h"
 #include "disc.h"
 #include "http.h"
+#include "jarena.h"
 #include "jsonld.h"
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
 #include "oauth.h"
+#include "pool.h"
 #include "util.h"
 
 struct disc;
@@ -149,9 +151,33 @@ body_cap(const struct site_fetch *sf, const char *stage)
 }
 
 /*
- * Parse a response body that must be JSON.  NULL after logging why: an
- * HTTP failure, a content type that is not JSON, or a body that does not
- * parse (truncated bodies end here even when libcurl saw no error).
+ * Whether a response may hold JSON; false after logging why: an HTTP
+ * failure or a content type that is not JSON.
+ */
+static bool
+body_is_json(struct site_fetch *sf, const char *stage,
+    const struct http_result *r)
+{
+	char		 msg[JSON_ERROR_TEXT_LENGTH + 64];
+
+	if (r->error != NULL) {
+		req_failed(sf, stage, r, status_hint(r->status));
+		return false;
+	}
+	if (r->content_type != NULL && strstr(r->content_type, "json") ==
+	    NULL) {
+		snprintf(msg, sizeof msg, "unexpected content type %s",
+		    r->content_type);
+		req_failed(sf, stage, r, msg);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Parse a response body that must be JSON.  NULL after logging why: see
+ * body_is_json(), or a body that does not parse (truncated bodies end
+ * here even when libcurl saw no error).
  */
 static json_t *
 parse_body(struct site_fetch *sf, const char *stage,
@@ -161,17 +187,8 @@ parse_body(struct site_fetch *sf, const char *stage,
 	json_t		*j;
 	char		 msg[JSON_ERROR_TEXT_LENGTH + 64];
 
-	if (r->error != NULL) {
-		req_failed(sf, stage, r, status_hint(r->status));
+	if (!body_is_json(sf, stage, r))
 		return NULL;
-	}
-	if (r->content_type != NULL && strstr(r->content_type, "json") ==
-	    NULL) {
-		snprintf(msg, sizeof msg, "unexpected content type %s",
-		    r->content_type);
-		req_failed(sf, stage, r, msg);
-		return NULL;
-	}
 	if ((j = jsonld_load_bounded(r->body, r->len, JSON_DECODE_ANY,
 	    body_cap(sf, stage) / JSONLD_BYTES_PER_VALUE, &e)) == NULL) {
 		snprintf(msg, sizeof msg, "malformed JSON at line %d column "
@@ -320,6 +337,149 @@ origin_ok(struct site_fetch *sf, const char *stage, const json_t *next,
 
 static void	on_detail_result(struct req *, const struct http_result *);
 
+/*
+ * A detail body handed to a worker (pool.h), and what it made of it.  The
+ * worker touches only the job, its copy of the body and prev (which the
+ * refresh holds through d->prev); the loop logs, counts and fills the slot.
+ */
+struct parse_job {
+	struct site_fetch	*sf;
+	size_t			 slot;
+	char			*uuid;
+	char			*url;
+	long			 status;
+	int			 attempts;
+	struct program		*prev;		/* borrowed, or NULL */
+	enum cfg_value_format	 format;
+	int			 proto;
+	char			*body;
+	size_t			 len;
+	size_t			 max_values;	/* the parse's budget (§12) */
+	struct program		*p;		/* the result, or NULL */
+	bool			 malformed;	/* why is jansson's */
+	char			 why[JSON_ERROR_TEXT_LENGTH + 64];
+	unsigned char		 hash[PROGRAM_BODY_HASH];
+};
+
+/* Details handed to each worker at most; the loop parses the next one. */
+#define DISC_JOBS_PER_WORKER	4
+
+/* Where details are parsed: a worker pool, or the loop (NULL). */
+static struct pool	*disc_pool;
+
+void
+disc_use_pool(struct pool *p)
+{
+	disc_pool = p;
+}
+
+/* Parse, record and pickle one detail (on a worker, or on the loop). */
+static void
+parse_work(void *arg)
+{
+	struct parse_job	*pj = arg;
+	struct jarena		 arena, *paused;
+	json_error_t		 e;
+	json_t			*j, *kept;
+
+	/* The tree dies with the parse: jansson allocates it in an arena. */
+	jarena_begin(&arena);
+	if ((j = jsonld_load_bounded(pj->body, pj->len, JSON_DECODE_ANY,
+	    pj->max_values, &e)) == NULL) {
+		pj->malformed = true;
+		snprintf(pj->why, sizeof pj->why, "malformed JSON at line %d "
+		    "column %d: %s", e.line, e.column, e.text);
+		jarena_end(&arena);
+		return;
+	}
+	if (json_is_object(j) && json_object_get(j, "pathway_ids") != NULL) {
+		/* The record keeps this tree (program.h): out of the arena. */
+		paused = jarena_pause();
+		kept = json_deep_copy(j);
+		json_decref(j);
+		pj->p = program_new(kept, pj->uuid, pj->format, pj->proto,
+		    pj->prev, pj->why, sizeof pj->why);
+		json_decref(kept);
+		jarena_resume(paused);
+	} else {
+		pj->p = program_new(j, pj->uuid, pj->format, pj->proto,
+		    pj->prev, pj->why, sizeof pj->why);
+		json_decref(j);
+	}
+	jarena_end(&arena);
+	if (pj->p != NULL)
+		program_body_hash(pj->body, pj->len, pj->hash);
+}
+
+static void
+parse_job_free(struct parse_job *pj)
+{
+	free(pj->uuid);
+	free(pj->url);
+	free(pj->body);
+	free(pj);
+}
+
+/* Fill a detail's slot: p, or (p NULL) what SPEC §7 keeps. */
+static void
+fill_slot(struct site_fetch *sf, size_t slot, struct program *p,
+    struct program *prev)
+{
+	struct program_facts	 f;
+
+	if (p == NULL) {
+		/* SPEC §7: the program keeps its published value, if any. */
+		sf->partial = true;
+		if (prev != NULL) {
+			program_facts(prev, &f);
+			/* Not known to be current: fetched again (§10). */
+			f.modified = NULL;
+			p = program_kept(&f, prev, NULL, 0);
+		}
+	}
+	sf->slots[slot] = p;
+}
+
+/* Use a parsed detail (on the loop): log why it failed, fill the slot. */
+static void
+parse_apply(struct parse_job *pj)
+{
+	struct site_fetch	*sf = pj->sf;
+	struct program		*p = pj->p;
+	struct http_result	 r;
+
+	if (pj->malformed) {
+		memset(&r, 0, sizeof r);
+		r.url = pj->url;
+		r.status = pj->status;
+		r.attempts = pj->attempts;
+		req_failed(sf, "detail", &r, pj->why);
+	} else if (p == NULL) {
+		metrics.programs_rejected++;
+		log_event(LOG_WARNING, "program_rejected",
+		    "site=%s uuid=%s url=%s reason=%s",
+		    sf->cs->domain, pj->uuid, pj->url, pj->why);
+	} else
+		program_set_body(p, pj->hash);
+	fill_slot(sf, pj->slot, p, pj->prev);
+}
+
+/* A worker is done with a detail (or the refresh stopped first). */
+static void
+parse_done(void *arg, bool cancelled)
+{
+	struct parse_job	*pj = arg;
+	struct site_fetch	*sf = pj->sf;
+
+	if (cancelled)
+		program_unref(pj->p);
+	else
+		parse_apply(pj);
+	parse_job_free(pj);
+	sf->outstanding--;
+	site_maybe_done(sf);
+}
+
 /* One detail arrived (or failed). */
 static void
 on_detail(struct req *q, const struct http_result *r)
@@ -332,15 +492,16 @@ on_detail(struct req *q, const struct http_result *r)
 	feed_details(sf);
 }
 
-/* What one detail (or its failure) makes of its program's slot. */
+/*
+ * What one detail (or its failure) makes of its program's slot: parsed on
+ * a worker, or here when the workers have enough queued.
+ */
 static void
 on_detail_result(struct req *q, const struct http_result *r)
 {
 	struct site_fetch	*sf = q->sf;
-	struct program		*prev, *p = NULL;
-	struct program_facts	 f;
-	json_t			*j;
-	char			 whybuf[256];
+	struct program		*prev;
+	struct parse_job	*pj;
 	unsigned char		 hash[PROGRAM_BODY_HASH];
 
 	metrics.details_fetched[sf->d->incremental ? 1 : 0]++;
@@ -356,32 +517,39 @@ on_detail_result(struct req *q, const struct http_result *r)
 			return;
 		}
 	}
-	if ((j = parse_body(sf, "detail", r)) != NULL) {
-		p = program_new(j, q->uuid, sf->d->opts.format,
-		    sf->d->opts.proto, prev, whybuf, sizeof whybuf);
-		if (p != NULL) {
-			program_body_hash(r->body, r->len, hash);
-			program_set_body(p, hash);
-		}
-		if (p == NULL) {
-			metrics.programs_rejected++;
-			log_event(LOG_WARNING, "program_rejected",
-			    "site=%s uuid=%s url=%s reason=%s",
-			    sf->cs->domain, q->uuid, r->url, whybuf);
-		}
-		json_decref(j);
+	if (!body_is_json(sf, "detail", r)) {
+		fill_slot(sf, q->slot, NULL, prev);
+		return;
 	}
-	if (p == NULL) {
-		/* SPEC §7: the program keeps its published value, if any. */
-		sf->partial = true;
-		if (prev != NULL) {
-			program_facts(prev, &f);
-			/* Not known to be current: fetched again (§10). */
-			f.modified = NULL;
-			p = program_kept(&f, prev, NULL, 0);
-		}
+	pj = xcalloc(1, sizeof *pj);
+	pj->sf = sf;
+	pj->slot = q->slot;
+	pj->prev = prev;
+	pj->uuid = xstrdup(q->uuid);
+	pj->url = xstrdup(r->url);
+	pj->status = r->status;
+	pj->attempts = r->attempts;
+	pj->format = sf->d->opts.format;
+	pj->proto = sf->d->opts.proto;
+	pj->body = xmalloc(r->len + 1);
+	memcpy(pj->body, r->body, r->len);
+	pj->body[r->len] = '\0';
+	pj->len = r->len;
+	pj->max_values = body_cap(sf, "detail") / JSONLD_BYTES_PER_VALUE;
+	/*
+	 * Bodies arrive faster than the workers parse them: past a few per
+	 * worker, the loop parses this one itself (a millisecond or so),
+	 * which bounds the bodies held in memory and slows the fetching.
+	 */
+	if (disc_pool == NULL || pool_pending(disc_pool) >=
+	    (size_t)pool_threads(disc_pool) * DISC_JOBS_PER_WORKER) {
+		parse_work(pj);
+		parse_apply(pj);
+		parse_job_free(pj);
+		return;
 	}
-	sf->slots[q->slot] = p;
+	sf->outstanding++;
+	pool_submit(disc_pool, sf->d, parse_work, parse_done, pj);
 }
 
 /* Fetch the next page of pathways. */
@@ -1277,6 +1445,7 @@ disc_free(struct disc *d)
 	if (d->sf != NULL) {
 		/* Outstanding work points at sf: end it first. */
 		http_cancel_all(d->http, "shutdown");
+		pool_cancel(disc_pool, d);
 		if (d->oauth != NULL)
 			oauth_cancel(d->oauth);
 	}

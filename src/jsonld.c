@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jarena.h"
 #include "jsonld.h"
 #include "log.h"
 #include "util.h"
@@ -271,7 +272,7 @@ dump(const json_t *v, struct buf *b)
 			if (s == NULL)
 				return -1;
 			buf_adds(b, s);
-			free(s);
+			jarena_free(s);
 			buf_addc(b, ':');
 			if (dump(json_object_iter_value(it), b) == -1)
 				return -1;
@@ -282,7 +283,7 @@ dump(const json_t *v, struct buf *b)
 	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
 		return -1;
 	buf_adds(b, s);
-	free(s);
+	jarena_free(s);
 	return 0;
 }
 
@@ -290,11 +291,15 @@ char *
 jsonld_dumps(const json_t *v)
 {
 	struct buf	 b;
-	char		*s;
+	char		*s, *p;
 
 	/* jansson refuses the 0xFF of a mark: only then walk ourselves. */
-	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL)
-		return s;
+	if ((s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL) {
+		/* jansson's memory may be a parse's arena: copy it out. */
+		p = xstrdup(s);
+		jarena_free(s);
+		return p;
+	}
 	buf_init(&b);
 	if (dump(v, &b) == -1) {
 		buf_free(&b);

@@ -73,31 +73,40 @@ stderr_is_journal(void)
 	    (unsigned long long)st.st_ino == ino;
 }
 
-/* Turn auto into a concrete format, once per log_setup. */
+/*
+ * Turn auto into a concrete format, once per log_setup.  The snapshot
+ * saver thread logs too: the settings it reads are stored atomically.
+ */
 static void
 resolve_format(void)
 {
-	log_active = log_fmt;
+	enum log_format	active = log_fmt;
+	int		fd;
+
 	if (log_fmt == LOG_FORMAT_AUTO) {
 		if (stderr_is_journal())
-			log_active = LOG_FORMAT_JOURNAL;
+			active = LOG_FORMAT_JOURNAL;
 		else if (isatty(STDERR_FILENO))
-			log_active = LOG_FORMAT_TEXT;
+			active = LOG_FORMAT_TEXT;
 		else
-			log_active = LOG_FORMAT_JSON;
+			active = LOG_FORMAT_JSON;
 	}
-	if (log_active == LOG_FORMAT_JOURNAL && journal_fd == -1) {
-		journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (journal_fd == -1)
-			log_active = LOG_FORMAT_JSON;
+	if (active == LOG_FORMAT_JOURNAL &&
+	    __atomic_load_n(&journal_fd, __ATOMIC_ACQUIRE) == -1) {
+		fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd == -1)
+			active = LOG_FORMAT_JSON;
+		else
+			__atomic_store_n(&journal_fd, fd, __ATOMIC_RELEASE);
 	}
+	__atomic_store_n(&log_active, active, __ATOMIC_RELEASE);
 }
 
 void
 log_setup(enum log_format fmt, int level)
 {
 	log_fmt = fmt;
-	log_level = level;
+	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 	resolve_format();
 }
 
@@ -134,7 +143,7 @@ log_level_parse(const char *s)
 int
 log_enabled(int prio)
 {
-	return prio <= log_level;
+	return prio <= __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 /*
@@ -624,8 +633,8 @@ send_journal(int prio, const char *event, const struct field *fv, size_t nf,
 		snprintf(sa.sun_path, sizeof sa.sun_path, "%s",
 		    getenv("PCD_JOURNAL_SOCKET"));
 	}
-	if (sendto(journal_fd, dg.data, dg.len, MSG_NOSIGNAL,
-	    (struct sockaddr *)&sa, sizeof sa) == -1) {
+	if (sendto(__atomic_load_n(&journal_fd, __ATOMIC_ACQUIRE), dg.data,
+	    dg.len, MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof sa) == -1) {
 		/*
 		 * Journal gone or entry too big: keep the line on stderr,
 		 * with the "<N>" prefix journald reads a priority from.
@@ -681,7 +690,7 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 		nf++;
 	}
 
-	switch (log_active) {
+	switch (__atomic_load_n(&log_active, __ATOMIC_ACQUIRE)) {
 	case LOG_FORMAT_JOURNAL:
 		send_journal(prio, event, fv, nf, &sb);
 		break;

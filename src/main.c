@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "jarena.h"
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
@@ -224,5 +225,6 @@ main(int argc, char *argv[])
 	/* A write to a closed socket must be an error, not death. */
 	signal(SIGPIPE, SIG_IGN);
 	json_object_seed(0);
+	jarena_init();
 	return daemon_run(cfg, &opts);
 }

@@ -3,7 +3,8 @@
  *
  * Timers only decide when; check_server(), verify() and repair() do the
  * work, synchronously (libmemcached has no other way), with every batch
- * bounded by the store.
+ * bounded by the store; a verify pass is cut into slices (on_slice), one
+ * per turn of the loop, and its reads bounded by store_probe().
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,12 @@
 #define SENTINELS_ANY	4
 /* Example keys in cache_miss. */
 #define EXAMPLES_MAX	5
+/*
+ * Keys asked for per turn of the loop in a verify pass, and the value
+ * bytes they may bring back (a few milliseconds of reading).
+ */
+#define VERIFY_SLICE	1000
+#define VERIFY_SLICE_BYTES	(2 * 1024 * 1024)
 
 struct mon_server {
 	bool		 known;		/* pid and uptime read before */
@@ -33,22 +40,6 @@ struct mon_server {
 	uint64_t	 at;		/* mono_ms of that reading */
 	size_t		 sent[SENTINELS_MAX];	/* entry indexes */
 	size_t		 nsent;
-};
-
-struct monitor {
-	struct event_base	*base;
-	struct store		*store;
-	const struct snapshot	*snap;
-	long			 check_ms;
-	long			 verify_ms;
-	bool			 started;
-	struct event		*check_ev;
-	struct event		*verify_ev;
-	struct mon_server	 sv[STORE_MAX_SERVERS];
-	void			(*repaired)(void *);
-	void			*repaired_arg;
-	const struct writer_gate *gate;	/* may it write (NULL: always) */
-	bool			 idle;		/* stand-by: do nothing */
 };
 
 /* One key to put back on one server. */
@@ -64,8 +55,46 @@ struct fixes {
 	size_t		 cap;
 };
 
+/* A verify pass in progress (verify(), on_slice()). */
+struct vpass {
+	bool			 active;
+	size_t			 only;		/* a server, or SIZE_MAX */
+	const char		*reason;	/* a literal */
+	size_t			 srv;		/* being asked */
+	size_t			 next;		/* entry to look from */
+	struct fixes		 f;
+	size_t			 asked;
+	size_t			 skipped;
+	uint64_t		 t0;
+	const struct snapshot	*snap;		/* what it verifies */
+	const struct store	*store;
+	bool			 again;		/* asked for meanwhile */
+	size_t			 again_only;
+	const char		*again_reason;
+};
+
+struct monitor {
+	struct event_base	*base;
+	struct store		*store;
+	const struct snapshot	*snap;
+	long			 check_ms;
+	long			 verify_ms;
+	bool			 started;
+	struct event		*check_ev;
+	struct event		*verify_ev;
+	struct event		*slice_ev;	/* the pass's next slice */
+	struct vpass		 pass;
+	struct mon_server	 sv[STORE_MAX_SERVERS];
+	void			(*repaired)(void *);
+	void			*repaired_arg;
+	const struct writer_gate *gate;	/* may it write (NULL: always) */
+	bool			 idle;		/* stand-by: do nothing */
+};
+
 static void	on_check(evutil_socket_t, short, void *);
 static void	on_verify(evutil_socket_t, short, void *);
+static void	on_slice(evutil_socket_t, short, void *);
+static void	verify(struct monitor *, size_t, const char *);
 
 struct monitor *
 monitor_new(struct event_base *base)
@@ -76,6 +105,7 @@ monitor_new(struct event_base *base)
 	m->base = base;
 	m->check_ev = event_new(base, -1, EV_PERSIST, on_check, m);
 	m->verify_ev = event_new(base, -1, EV_PERSIST, on_verify, m);
+	m->slice_ev = event_new(base, -1, 0, on_slice, m);
 	return m;
 }
 
@@ -86,6 +116,8 @@ monitor_free(struct monitor *m)
 		return;
 	event_free(m->check_ev);
 	event_free(m->verify_ev);
+	event_free(m->slice_ev);
+	free(m->pass.f.v);
 	free(m);
 }
 
@@ -335,22 +367,26 @@ on_hit(size_t j, const void *val, size_t len, uint32_t flags, void *arg)
 }
 
 /*
- * Ask server i for every key it should hold; a->seen[] says which came
- * back.  0, or -1 if the server failed (a is then empty).
+ * Ask server i for at most max of the keys it should hold (and about
+ * maxbytes of their values), looking from
+ * entry *from on (*from is then where the next slice starts: the count
+ * when none is left); a->seen[] says which came back.  0, or -1 if the
+ * server failed (a is then empty).
  */
 static int
 ask_server(struct store *st, const struct snapshot *snap, size_t i,
-    struct ask *a)
+    size_t *from, size_t max, size_t maxbytes, struct ask *a)
 {
 	const struct entry	*v = snapshot_entries(snap);
 	size_t				 j, n = snapshot_count(snap);
+	size_t				 bytes = 0;
 
 	memset(a, 0, sizeof *a);
 	a->v = v;
-	a->keys = xreallocarray(NULL, n + 1, sizeof *a->keys);
-	a->lens = xreallocarray(NULL, n + 1, sizeof *a->lens);
-	a->ids = xreallocarray(NULL, n + 1, sizeof *a->ids);
-	for (j = 0; j < n; j++) {
+	a->keys = xreallocarray(NULL, max + 1, sizeof *a->keys);
+	a->lens = xreallocarray(NULL, max + 1, sizeof *a->lens);
+	a->ids = xreallocarray(NULL, max + 1, sizeof *a->ids);
+	for (j = *from; j < n && a->n < max && bytes < maxbytes; j++) {
 		if ((v[j].servers >> i & 1) == 0 ||
 		    !store_fits(st, i, v[j].wirelen, v[j].len))
 			continue;
@@ -358,9 +394,12 @@ ask_server(struct store *st, const struct snapshot *snap, size_t i,
 		a->lens[a->n] = v[j].wirelen;
 		a->ids[a->n] = j;
 		a->n++;
+		bytes += v[j].len;
 	}
+	*from = j;
 	a->seen = xcalloc(a->n + 1, 1);
-	if (store_mget(st, i, a->keys, a->lens, a->n, on_hit, a) == -1) {
+	if (a->n > 0 &&
+	    store_mget(st, i, a->keys, a->lens, a->n, on_hit, a) == -1) {
 		a->n = 0;
 		return -1;
 	}
@@ -416,43 +455,124 @@ log_misses(const struct monitor *m, const struct fixes *f, const char *reason)
 }
 
 /*
+ * Run the next slice after the loop has polled its sockets: an event made
+ * active from a callback would run in the same turn (libevent 2.1 empties
+ * its active queue), a timer of zero waits for the next one.
+ */
+static void
+next_slice(struct monitor *m)
+{
+	struct timeval	zero = { 0, 0 };
+
+	evtimer_add(m->slice_ev, &zero);
+}
+
+/* The pass is over: log the missing keys, put them back, say so. */
+static void
+verify_end(struct monitor *m)
+{
+	struct vpass	*p = &m->pass;
+
+	if (p->f.n > 0) {
+		metrics.cache_misses += p->f.n;
+		log_misses(m, &p->f, p->reason);
+		repair(m, &p->f, p->reason, p->only != SIZE_MAX ?
+		    store_server_name(m->store, p->only) : NULL);
+	}
+	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
+	    "servers_skipped=%zu duration_ms=%llu", p->reason, p->asked,
+	    p->f.n, p->skipped, (unsigned long long)(mono_ms() - p->t0));
+	free(p->f.v);
+	memset(&p->f, 0, sizeof p->f);
+	p->active = false;
+}
+
+/*
+ * One slice of a pass: at most VERIFY_SLICE keys of one server, so that
+ * the loop is never held for long; the next slice is scheduled at once.
+ */
+static void
+on_slice(evutil_socket_t fd, short what, void *arg)
+{
+	struct monitor	*m = arg;
+	struct vpass	*p = &m->pass;
+	struct ask	 a;
+	size_t		 j, n;
+	int		 rc;
+
+	(void)fd;
+	(void)what;
+	if (!p->active)
+		return;
+	if (m->snap != p->snap || m->store != p->store) {
+		/* A publish or a reload replaced it: that one is verified. */
+		free(p->f.v);
+		memset(&p->f, 0, sizeof p->f);
+		p->active = false;
+		return;
+	}
+	n = snapshot_count(m->snap);
+	while (p->srv < store_nservers(m->store) && ((p->only != SIZE_MAX &&
+	    p->srv != p->only) || p->next >= n)) {
+		p->srv++;
+		p->next = 0;
+	}
+	if (p->srv >= store_nservers(m->store)) {
+		verify_end(m);
+		if (p->again) {
+			p->again = false;
+			verify(m, p->again_only, p->again_reason);
+		}
+		return;
+	}
+	store_probe(m->store, true);
+	rc = ask_server(m->store, m->snap, p->srv, &p->next, VERIFY_SLICE,
+	    VERIFY_SLICE_BYTES, &a);
+	store_probe(m->store, false);
+	if (rc == -1) {
+		/* A down server is skipped: the store logged it once. */
+		p->skipped++;
+		p->next = n;
+	}
+	for (j = 0; j < a.n; j++)
+		if (a.seen[j] == 0)
+			fixes_add(&p->f, a.ids[j], p->srv);
+	p->asked += a.n;
+	ask_free(&a);
+	next_slice(m);
+}
+
+/*
  * Ask for every key (of server only, or of every server when it is
- * SIZE_MAX), log the missing ones and put them back.
+ * SIZE_MAX), log the missing ones and put them back: a pass, run in
+ * slices.  One asked for while another runs follows it.
  */
 static void
 verify(struct monitor *m, size_t only, const char *reason)
 {
-	struct fixes	f;
-	struct ask	a;
-	size_t		i, j, asked = 0, skipped = 0;
-	uint64_t	t0 = mono_ms(), ms;
+	struct vpass	*p = &m->pass;
 
 	if (m->snap == NULL)
 		return;
-	memset(&f, 0, sizeof f);
-	for (i = 0; i < store_nservers(m->store); i++) {
-		if (only != SIZE_MAX && i != only)
-			continue;
-		/* A down server is skipped: the store logged it once. */
-		if (ask_server(m->store, m->snap, i, &a) == -1)
-			skipped++;
-		for (j = 0; j < a.n; j++)
-			if (a.seen[j] == 0)
-				fixes_add(&f, a.ids[j], i);
-		asked += a.n;
-		ask_free(&a);
+	if (p->active) {
+		if (p->again && p->again_only != only)
+			only = SIZE_MAX;
+		p->again = true;
+		p->again_only = only;
+		p->again_reason = reason;
+		return;
 	}
-	ms = mono_ms() - t0;
-	if (f.n > 0) {
-		metrics.cache_misses += f.n;
-		log_misses(m, &f, reason);
-		repair(m, &f, reason, only != SIZE_MAX ?
-		    store_server_name(m->store, only) : NULL);
-	}
-	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
-	    "servers_skipped=%zu duration_ms=%llu", reason, asked, f.n, skipped,
-	    (unsigned long long)ms);
-	free(f.v);
+	memset(&p->f, 0, sizeof p->f);
+	p->active = true;
+	p->only = only;
+	p->reason = reason;
+	p->srv = 0;
+	p->next = 0;
+	p->asked = p->skipped = 0;
+	p->t0 = mono_ms();
+	p->snap = m->snap;
+	p->store = m->store;
+	next_slice(m);
 }
 
 /* Whether server i still holds its sentinels (true if it cannot tell). */
@@ -466,6 +586,7 @@ sentinels_present(struct monitor *m, size_t i)
 	size_t				 ids[SENTINELS_MAX], j, hits = 0;
 	unsigned char			 seen[SENTINELS_MAX];
 	struct ask			 a;
+	int				 rc;
 
 	if (ms->nsent == 0)
 		return true;
@@ -482,7 +603,10 @@ sentinels_present(struct monitor *m, size_t i)
 	a.seen = seen;
 	a.n = ms->nsent;
 	a.v = v;
-	if (store_mget(m->store, i, keys, lens, ms->nsent, on_hit, &a) == -1)
+	store_probe(m->store, true);
+	rc = store_mget(m->store, i, keys, lens, ms->nsent, on_hit, &a);
+	store_probe(m->store, false);
+	if (rc == -1)
 		return true;
 	for (j = 0; j < ms->nsent; j++)
 		hits += seen[j] != 0;
@@ -517,8 +641,12 @@ check_server(struct monitor *m, size_t i)
 	const char		*reason = NULL;
 	uint64_t		 now = mono_ms();
 	bool			 was_down = ms->down;
+	int			 rc;
 
-	if (store_stats(m->store, i, &ss) == -1) {
+	store_probe(m->store, true);
+	rc = store_stats(m->store, i, &ss);
+	store_probe(m->store, false);
+	if (rc == -1) {
 		ms->down = true;
 		return;
 	}
@@ -585,13 +713,15 @@ monitor_compare(struct store *st, const struct snapshot *snap, FILE *out)
 	struct ask			 a;
 	struct store_stats		 ss;
 	size_t				 i, j, checked = 0, missing = 0;
-	size_t				 differ = 0, down = 0;
+	size_t				 differ = 0, down = 0, from;
 
 	for (i = 0; i < store_nservers(st); i++) {
 		memset(&a, 0, sizeof a);
+		from = 0;
 		/* First contact: also learns the item size limit. */
 		if (store_stats(st, i, &ss) == -1 ||
-		    ask_server(st, snap, i, &a) == -1) {
+		    ask_server(st, snap, i, &from, snapshot_count(snap),
+		    SIZE_MAX, &a) == -1) {
 			fprintf(out, "unreachable server=%s\n",
 			    store_server_name(st, i));
 			down++;

@@ -27,7 +27,7 @@ struct strv {
 };
 
 struct program {
-	int			 refs;
+	int			 refs;		/* atomic: workers ref prev */
 	bool			 kept;		/* final value: kval or base's */
 	struct program		*base;
 	const unsigned char	*kval;
@@ -513,6 +513,19 @@ same_open(const struct program *a, const struct program *b)
 	    len - hdr - 9) == 0;
 }
 
+/*
+ * Give back what a value's buffer grew beyond it: records live for a whole
+ * generation, and doubling leaves up to half of each unused.
+ */
+static void
+bytes_fit(struct buf *b, size_t slack)
+{
+	if (b->data == NULL || b->cap <= b->len + 1 + slack)
+		return;
+	b->data = xreallocarray(b->data, b->len + 1 + slack, 1);
+	b->cap = b->len + 1 + slack;
+}
+
 static void
 program_free(struct program *p)
 {
@@ -572,6 +585,8 @@ program_new(const json_t *detail, const char *list_uuid,
 			buf_init(&pk.out);
 		}
 		pickle_free(&pk);
+		/* Room for the pathway ids most programs have. */
+		bytes_fit(&p->bytes, 256);
 	}
 	if (prev != NULL && !prev->kept && strcmp(prev->uuid, p->uuid) == 0 &&
 	    same_open(p, prev)) {
@@ -616,14 +631,15 @@ program_same_body(const struct program *p,
 struct program *
 program_ref(struct program *p)
 {
-	p->refs++;
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
 	return p;
 }
 
 void
 program_unref(struct program *p)
 {
-	if (p != NULL && --p->refs == 0)
+	if (p != NULL && __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) ==
+	    0)
 		program_free(p);
 }
 
@@ -637,13 +653,14 @@ int
 program_finish(struct program **pp, json_t *ids)
 {
 	struct program	*p = *pp, *c;
+	int		 rc;
 
 	if (p->kept)
 		return 0;	/* SPEC §7: the published value stays */
 
 	if (p->fin_ids != NULL && json_equal(p->fin_ids, ids))
 		return 0;
-	if (p->refs > 1) {
+	if (__atomic_load_n(&p->refs, __ATOMIC_ACQUIRE) > 1) {
 		c = xcalloc(1, sizeof *c);
 		*c = *p;
 		c->refs = 1;
@@ -665,7 +682,9 @@ program_finish(struct program **pp, json_t *ids)
 	}
 	json_decref(p->fin_ids);
 	p->fin_ids = json_incref(ids);
-	return p->tree != NULL ? finish_tree(p, ids) : finish_open(p, ids);
+	rc = p->tree != NULL ? finish_tree(p, ids) : finish_open(p, ids);
+	bytes_fit(&p->bytes, 0);
+	return rc;
 }
 
 /* A copy of a list of C strings. */

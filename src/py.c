@@ -2,6 +2,7 @@
  * py.c: the few of Python's semantics the key families depend on.
  */
 #include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,16 @@ py_str(const json_t *v)
 	}
 }
 
+/* The C.UTF-8 locale, made once whichever thread asks first. */
+static pthread_once_t	utf8_once = PTHREAD_ONCE_INIT;
+static locale_t		utf8_loc;
+
+static void
+utf8_init(void)
+{
+	utf8_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
 /*
  * str.lower() for a type name.  Simple (one-to-one) Unicode case mapping
  * from the C.UTF-8 locale: the same as Python's for every letter used in
@@ -57,17 +68,15 @@ py_str(const json_t *v)
 char *
 py_lower(const char *s)
 {
-	static locale_t	 loc;
-	locale_t	 old;
+	locale_t	 loc, old;
 	struct buf	 b;
 	mbstate_t	 in, out;
 	size_t		 len = strlen(s), n;
 	wchar_t		 wc;
 	char		 mb[8];
 
-	if (loc == (locale_t)0 &&
-	    (loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0)) ==
-	    (locale_t)0)
+	pthread_once(&utf8_once, utf8_init);
+	if ((loc = utf8_loc) == (locale_t)0)
 		fatal("newlocale C.UTF-8");
 	old = uselocale(loc);
 	buf_init(&b);

@@ -178,6 +178,9 @@ const struct setting settings_table[] = {
 	    "false", "Publish such a site anyway."),
 	G("daemon", "stale_after", SETTING_INT, stale_after, 0, 1000000, "3",
 	    "Refreshes before keys gone upstream are deleted; 0: never."),
+	G("daemon", "workers", SETTING_INT, workers, -1, 64, "auto",
+	    "Threads parsing details; auto: one per CPU, at most 8; "
+	    "0 or 1: none."),
 
 	G("lease", "enabled", SETTING_BOOL, lease_enabled, 0, 0, "false",
 	    "Share one writer among several daemons through a lease key in "

@@ -2,6 +2,7 @@
  * state.c: the last publish, and the rules that decide the next one.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +30,51 @@ struct state {
 	struct snapshot		*loaded;	/* the file; kept: records point
 						   into its mapping */
 	bool			 saved;		/* the file holds snap */
+	struct saver		*saver;		/* writing snap, or NULL */
 	struct map		 absent;	/* key -> absences + 1 */
 	struct map		 unsure;	/* recorded, not confirmed */
 };
+
+/*
+ * A snapshot being written and fsynced on a thread of its own (seconds at
+ * 10,000 programs), while the loop keeps serving.  What it reads (the
+ * state's snap, the plan and records its entries point into, the loaded
+ * file) stays until save_wait() has joined it: every path that frees or
+ * replaces them waits first, so a second save waits for the first.
+ */
+struct saver {
+	pthread_t		 thread;
+	const struct snapshot	*snap;
+	char			*path;
+	char			*settings;
+	int			 rc;
+};
+
+/* The saver thread: snapshot_save logs its own outcome. */
+static void *
+saver_main(void *arg)
+{
+	struct saver	*sv = arg;
+
+	sv->rc = snapshot_save(sv->snap, sv->path, sv->settings);
+	return NULL;
+}
+
+/* Wait for a save in progress, and note whether the file holds snap. */
+static void
+save_wait(struct state *s)
+{
+	struct saver	*sv = s->saver;
+
+	if (sv == NULL)
+		return;
+	pthread_join(sv->thread, NULL);
+	s->saved = sv->rc == 0;
+	free(sv->path);
+	free(sv->settings);
+	free(sv);
+	s->saver = NULL;
+}
 
 /* The flags every value is written with. */
 static uint32_t
@@ -57,6 +100,7 @@ state_new(const struct cfg *cfg, struct store *st, const struct keyfn *kf)
 static void
 state_clear(struct state *s)
 {
+	save_wait(s);
 	snapshot_free(s->snap);
 	plan_free(s->plan);
 	catalog_unref(s->gen);
@@ -760,8 +804,10 @@ save(struct state *s, struct snapshot *snap, const struct write_stats *ws,
     size_t deleted)
 {
 	const struct snapshot	*old = s->snap;
+	struct saver		*sv;
 	char			*path, *set;
 	const char		*a, *b;
+	int			 rc;
 
 	if (snapshot_count(snap) == 0)
 		return;		/* never a snapshot of nothing */
@@ -773,9 +819,22 @@ save(struct state *s, struct snapshot *snap, const struct write_stats *ws,
 		return;
 	path = snapshot_path(s->cfg->state_dir);
 	set = snapshot_settings(s->cfg);
-	s->saved = snapshot_save(snap, path, set) == 0;
-	free(set);
-	free(path);
+	sv = xcalloc(1, sizeof *sv);
+	sv->snap = snap;
+	sv->path = path;
+	sv->settings = set;
+	s->saved = false;
+	if ((rc = pthread_create(&sv->thread, NULL, saver_main, sv)) != 0) {
+		/* No thread to be had: write it here, as before. */
+		log_event(LOG_WARNING, "snapshot_error", "file=%s op=thread "
+		    "error=%s", path, strerror(rc));
+		s->saved = snapshot_save(snap, path, set) == 0;
+		free(set);
+		free(path);
+		free(sv);
+		return;
+	}
+	s->saver = sv;
 }
 
 static void
@@ -949,6 +1008,8 @@ state_publish(struct state *s, struct catalog *next,
 		return r->complete ? 0 : -1;
 	}
 	memset(&pb, 0, sizeof pb);
+	/* The last save reads what this publish replaces. */
+	save_wait(s);
 	pb.s = s;
 	pb.opts = opts;
 	pb.next = next;

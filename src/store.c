@@ -173,3 +173,10 @@ store_lease(struct store *st, size_t i, enum store_lease_op op,
 {
 	return st->be->lease(st, i, op, key, keylen, id, ttl_ms, err, errlen);
 }
+
+void
+store_probe(struct store *st, bool on)
+{
+	if (st->be->probe != NULL)
+		st->be->probe(st, on);
+}

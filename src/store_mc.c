@@ -65,6 +65,7 @@ struct mc {
 	memcached_st		*placer;	/* ketama only */
 	long			 connect_ms;
 	long			 io_ms;
+	bool			 probing;	/* store_probe(): short bounds */
 };
 
 static int	mc_mget(struct store *, size_t, const char *const *,
@@ -77,6 +78,30 @@ mc_of(const struct store *st)
 	return st->impl;
 }
 
+/*
+ * The bound of the monitor's reads (store_probe): a stopped server (one
+ * that accepts connections and never answers) costs the loop this long,
+ * not io_timeout several times over.
+ */
+#define PROBE_MS	50
+
+/* The connect and I/O timeouts that apply now. */
+static long
+conn_ms(const struct mc *st, long ms)
+{
+	return st->probing && ms > PROBE_MS ? PROBE_MS : ms;
+}
+
+/* Set a connection's timeouts to those that apply now. */
+static void
+conn_bound(const struct mc *st, memcached_st *mc)
+{
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
+	    (uint64_t)conn_ms(st, st->connect_ms));
+	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
+	    (uint64_t)conn_ms(st, st->io_ms));
+}
+
 /* A connection to one server with our behaviours. */
 static memcached_st *
 conn_new(const struct mc *st, const struct server *s, bool noreply)
@@ -86,10 +111,7 @@ conn_new(const struct mc *st, const struct server *s, bool noreply)
 	if ((mc = memcached_create(NULL)) == NULL)
 		fatalx("memcached_create failed");
 	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
-	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
-	    (uint64_t)st->connect_ms);
-	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
-	    (uint64_t)st->io_ms);
+	conn_bound(st, mc);
 	memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
 	if (noreply) {
 		memcached_behavior_set(mc, MEMCACHED_BEHAVIOR_NOREPLY, 1);
@@ -672,6 +694,20 @@ fail:
 	return -1;
 }
 
+/* store_probe: the monitor's reads (and a retried server's settings). */
+static void
+mc_probe(struct store *store, bool on)
+{
+	struct mc	*st = mc_of(store);
+	size_t		 i;
+
+	st->probing = on;
+	for (i = 0; i < st->n; i++) {
+		conn_bound(st, st->sv[i].mc);
+		conn_bound(st, st->sv[i].ctl);
+	}
+}
+
 const struct store_be store_be_memcached = {
 	.name = "memcached",
 	.open = mc_open,
@@ -685,4 +721,5 @@ const struct store_be store_be_memcached = {
 	.reconnect = mc_reconnect,
 	.mget = mc_mget,
 	.lease = mc_lease,
+	.probe = mc_probe,
 };

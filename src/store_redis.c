@@ -59,6 +59,7 @@ struct rd {
 	char		*password_file;
 	struct timeval	 connect_tv;
 	struct timeval	 io_tv;
+	bool		 probing;	/* store_probe(): short bounds */
 	uint32_t	 flags;		/* what store_mget reports */
 
 	redisContext	*c;		/* the write connection */
@@ -194,6 +195,20 @@ out:
 	return rc;
 }
 
+/* The bound of the monitor's reads (store_probe), as for memcached. */
+#define PROBE_MS	50
+
+/* A timeout as it applies now: at most PROBE_MS while probing. */
+static struct timeval
+bounded(const struct rd *rd, struct timeval tv)
+{
+	struct timeval	probe = { 0, PROBE_MS * 1000 };
+
+	if (rd->probing && (tv.tv_sec > 0 || tv.tv_usec > probe.tv_usec))
+		return probe;
+	return tv;
+}
+
 /* Run one command on c; NULL with err set if it failed or was refused. */
 static redisReply *
 command(redisContext *c, const char *what, int argc, const char **argv,
@@ -233,15 +248,17 @@ connect_server(const struct rd *rd, char *err, size_t errlen)
 	if (read_password(rd, &pw, err, errlen) == -1)
 		return NULL;
 	if (rd->host != NULL)
-		c = redisConnectWithTimeout(rd->host, rd->port, rd->connect_tv);
+		c = redisConnectWithTimeout(rd->host, rd->port,
+		    bounded(rd, rd->connect_tv));
 	else
-		c = redisConnectUnixWithTimeout(rd->socket, rd->connect_tv);
+		c = redisConnectUnixWithTimeout(rd->socket,
+		    bounded(rd, rd->connect_tv));
 	if (c == NULL || c->err) {
 		snprintf(err, errlen, "connect: %s", c != NULL ? c->errstr :
 		    "out of memory");
 		goto fail;
 	}
-	if (redisSetTimeout(c, rd->io_tv) != REDIS_OK) {
+	if (redisSetTimeout(c, bounded(rd, rd->io_tv)) != REDIS_OK) {
 		snprintf(err, errlen, "connect: cannot set the I/O timeout");
 		goto fail;
 	}
@@ -704,6 +721,17 @@ rd_lease(struct store *st, size_t i, enum store_lease_op op, const char *key,
 	return ret;
 }
 
+/* store_probe: the monitor's reads on the write connection, bounded. */
+static void
+rd_probe(struct store *st, bool on)
+{
+	struct rd	*rd = rd_of(st);
+
+	rd->probing = on;
+	if (rd->c != NULL)
+		(void)redisSetTimeout(rd->c, bounded(rd, rd->io_tv));
+}
+
 const struct store_be store_be_redis = {
 	.name = "redis",
 	.open = rd_open,
@@ -717,4 +745,5 @@ const struct store_be store_be_redis = {
 	.reconnect = rd_reconnect,
 	.mget = rd_mget,
 	.lease = rd_lease,
+	.probe = rd_probe,
 };

@@ -475,6 +475,9 @@ class Daemon:
             self.sections = {k: dict(v) for k, v in sections.items()}
         d = self.sections.setdefault("daemon", {})
         d.setdefault("log_format", "json")
+        # PCD_TEST_WORKERS=N runs every test with that many parse threads.
+        if os.environ.get("PCD_TEST_WORKERS"):
+            d.setdefault("workers", os.environ["PCD_TEST_WORKERS"])
         if "state_dir" not in d:
             state = self.tmpdir / ("%s-state" % self.name)
             state.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -112,6 +112,7 @@ test_defaults(void)
 	T_CHECK(cfg->max_shrink == 0.10);
 	T_CHECK(!cfg->force_publish);
 	T_INTEQ(cfg->stale_after, 3);
+	T_INTEQ(cfg->workers, -1);
 	T_CHECK(cfg->oauth_url == NULL && cfg->client_id == NULL &&
 	    cfg->client_secret_file == NULL && cfg->token_file == NULL);
 	T_INTEQ(cfg->nsites, 1);
