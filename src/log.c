@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,11 @@ static const char *const level_names[] = {
 	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"
 };
 
-/* A field added to every event while it is set (log_context). */
+/*
+ * A field added to every event while it is set (log_context).  The loop
+ * sets it; the snapshot saver thread logs too, hence the lock.
+ */
+static pthread_mutex_t	 ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static char		*ctx_name;
 static char		*ctx_value;
 
@@ -680,6 +685,7 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 	buf_init(&sb);
 	buf_init(&out);
 	nf = parse_fields(fields, ap, fv, &sb);
+	pthread_mutex_lock(&ctx_lock);
 	if (ctx_name != NULL && nf < LOG_MAX_FIELDS) {
 		/* The context (refresh_id) rides on every event. */
 		snprintf(fv[nf].name, sizeof fv[nf].name, "%s", ctx_name);
@@ -689,6 +695,7 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 		fv[nf].len = sb.len - fv[nf].off;
 		nf++;
 	}
+	pthread_mutex_unlock(&ctx_lock);
 
 	switch (__atomic_load_n(&log_active, __ATOMIC_ACQUIRE)) {
 	case LOG_FORMAT_JOURNAL:
@@ -735,6 +742,7 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 void
 log_context(const char *name, const char *value)
 {
+	pthread_mutex_lock(&ctx_lock);
 	free(ctx_name);
 	free(ctx_value);
 	ctx_name = ctx_value = NULL;
@@ -742,6 +750,7 @@ log_context(const char *name, const char *value)
 		ctx_name = xstrdup(name);
 		ctx_value = xstrdup(value);
 	}
+	pthread_mutex_unlock(&ctx_lock);
 }
 
 void
