@@ -18,9 +18,10 @@
  * cache.  A snapshot of nothing is never saved.
  *
  * The file is written and fsynced on a thread of its own while the loop
- * goes on; the next state_publish(), state_configure() or state_free()
- * waits for it before freeing anything it reads (snapshot_saved or
- * snapshot_error is logged when it ends).
+ * goes on; the next state_publish() (once it has written, before it
+ * replaces the record), state_configure() or state_free() waits for it
+ * before freeing anything it reads (snapshot_saved or snapshot_error is
+ * logged when it ends).
  */
 #ifndef PCD_STATE_H
 #define PCD_STATE_H

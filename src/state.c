@@ -1008,8 +1008,6 @@ state_publish(struct state *s, struct catalog *next,
 		return r->complete ? 0 : -1;
 	}
 	memset(&pb, 0, sizeof pb);
-	/* The last save reads what this publish replaces. */
-	save_wait(s);
 	pb.s = s;
 	pb.opts = opts;
 	pb.next = next;
@@ -1053,6 +1051,12 @@ state_publish(struct state *s, struct catalog *next,
 
 	snap = record(&pb, pl, out, down, complete && opts->every_site,
 	    &r->deleted);
+	/*
+	 * The last save reads the record, plan and generation replaced from
+	 * here on (until now they were only read, and records shared with
+	 * the new generation are copied before they change).
+	 */
+	save_wait(s);
 	if (r->published || r->deleted > 0 || down) {
 		struct catalog *gen = merged(&pb);
 		char *text = sites_text(gen);
