@@ -150,6 +150,7 @@ lease_new(struct event_base *base, const struct cfg *cfg, struct store *st,
 	if (!cfg->lease_enabled)
 		return NULL;
 	l = xcalloc(1, sizeof *l);
+	metrics.lease_holder = false;
 	l->cb = cb;
 	l->arg = arg;
 	l->ttl_ms = cfg->lease_ttl_ms;

@@ -18,7 +18,6 @@
 #include "daemon.h"
 #include "jarena.h"
 #include "log.h"
-#include "metrics.h"
 #include "monitor.h"
 #include "settings.h"
 #include "snapshot.h"
@@ -200,8 +199,6 @@ main(int argc, char *argv[])
 	if ((cfg = cfg_load_with(opts.config_path, check ? CFG_SECRETS_WARN :
 	    verify ? CFG_SECRETS_SKIP : CFG_SECRETS_READ, NULL, 0)) == NULL)
 		return PCD_EXIT_USAGE;
-	metrics.config_reload_success = true;
-	metrics.config_reload_time = wall_ms() / 1000;
 	log_setup(cfg->log_format, cfg->log_level);
 	if (opts.domain != NULL && cfg_site(cfg, opts.domain) == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s key=site error=%s "

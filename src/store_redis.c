@@ -472,8 +472,6 @@ rd_set(struct store *st, size_t i, const char *key, size_t keylen,
 		return STORE_TOO_BIG;
 	if ((rc = append(st, 3, argv, lens, &p)) != STORE_OK)
 		return rc;
-	metrics.mc_sets++;
-	metrics.mc_set_bytes += len;
 	return STORE_OK;
 }
 
@@ -488,8 +486,7 @@ rd_del(struct store *st, size_t i, const char *key, size_t keylen)
 	enum store_rc	 rc;
 
 	(void)i;
-	if ((rc = append(st, 2, argv, lens, &p)) == STORE_OK)
-		metrics.mc_deletes++;
+	rc = append(st, 2, argv, lens, &p);
 	return rc;
 }
 
@@ -645,7 +642,6 @@ rd_mget(struct store *st, size_t i, const char *const *keys,
 			freeReplyObject(r);
 			return -1;
 		}
-		metrics.mc_gets += nb;
 		for (j = 0; j < nb; j++)
 			if (r->element[j]->type == REDIS_REPLY_STRING)
 				cb(off + j, r->element[j]->str,
