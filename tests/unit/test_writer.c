@@ -17,7 +17,7 @@
 #define N	600
 
 static struct store	*st;
-static char		 keys[N][32], wires[N][48], vals[N][16];
+static char		 keys[N][40], wires[N][48], vals[N][32];
 static struct entry	 v[N];
 
 /* n entries: the first half phase 0, then phase 1; placed by the store. */

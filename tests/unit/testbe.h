@@ -14,6 +14,7 @@
  *	testbe_fail_flush(i)	server i's next flush fails (marked down)
  *	testbe_down(i, b)	server i refuses everything (STORE_DOWN)
  *	testbe_item_max(n)	values over n bytes are STORE_TOO_BIG
+ *	testbe_heal()		every command off again
  */
 #ifndef PCD_TESTBE_H
 #define PCD_TESTBE_H
@@ -77,6 +78,16 @@ static __attribute__((unused)) void	testbe_lose(const char *s) { snprintf(tb.los
 static __attribute__((unused)) void	testbe_fail_flush(int i) { tb.fail_flush[i] = true; }
 static __attribute__((unused)) void	testbe_down(int i, bool b) { tb.down[i] = b; }
 static __attribute__((unused)) void	testbe_item_max(size_t n) { tb.item_max = n; }
+
+/* Every command off again (what is stored stays). */
+static __attribute__((unused)) void
+testbe_heal(void)
+{
+	tb.refuse[0] = tb.lose[0] = '\0';
+	memset(tb.fail_flush, 0, sizeof tb.fail_flush);
+	memset(tb.down, 0, sizeof tb.down);
+	tb.item_max = 1024 * 1024;
+}
 
 /* The item under a wire key, or NULL. */
 static struct testbe_item *
