@@ -2,9 +2,9 @@
  * store_redis.c: the Redis backend (SPEC §9), through hiredis.
  *
  * One server.  Writes are SET key value (no expiry) and DEL, appended to
- * the connection's output buffer and written out in 1 MB chunks; the
- * replies are read every few thousand commands, before a read, and at
- * store_flush, and every error reply to a SET (-OOM under maxmemory with noeviction,
+ * the connection's output buffer and written out at store_flush (so that
+ * store_reconnect drops a batch unsent: the writer's batches are bounded),
+ * where the replies are read, and every error reply to a SET (-OOM under maxmemory with noeviction,
  * -NOAUTH, -READONLY on a replica, ...) is a refused write reported
  * through the flush's callback: nothing is silent.  AUTH and SELECT run at
  * each connect, so a wrong password or database is one clear error there.
@@ -23,20 +23,11 @@
 
 #include "config.h"
 #include "log.h"
-#include "metrics.h"
 #include "store_be.h"
 #include "util.h"
 
 /* Redis's default proto-max-bulk-len: the largest value it accepts. */
 #define MAX_BULK	(512UL * 1024 * 1024)
-/*
- * Appended bytes after which the output buffer is written out (it stays
- * small), and commands in flight after which their replies are read: in
- * between, Redis works on one chunk while the next is formatted, and the
- * replies waiting (+OK, 5 bytes each) stay a few kilobytes.
- */
-#define WRITE_BYTES	(1024 * 1024)
-#define DRAIN_CMDS	4096
 /* Keys per MGET. */
 #define MGET_BATCH	500
 
@@ -67,7 +58,6 @@ struct rd {
 	struct rpend	*pend;		/* replies not read yet */
 	size_t		 npend;
 	size_t		 cappend;
-	size_t		 obytes;	/* appended since the last write */
 	bool		 failed;	/* the connection failed in this batch */
 	size_t		*refused;	/* tags refused in this batch */
 	size_t		 nrefused;
@@ -303,7 +293,6 @@ drop(struct rd *rd)
 	if (rd->npend > 0)
 		rd->failed = true;
 	rd->npend = 0;
-	rd->obytes = 0;
 }
 
 /* The write connection failed: mark the server down and drop it. */
@@ -374,36 +363,15 @@ drain(struct store *st, const char *op)
 		}
 		r = v;
 		if (r->type == REDIS_REPLY_ERROR) {
-			metrics_store_error(st->sv[0].name);
 			if (p->set)
 				refusal(rd, p, r->str);
 			else
-				log_event(LOG_ERR, "memcached_error",
-				    "backend=redis server=%s op=delete "
-				    "error=%s", st->sv[0].name, r->str);
+				store_refused(st, 0, "delete", NULL, 0, 0, 0,
+				    r->str);
 		}
 		freeReplyObject(r);
 	}
 	rd->npend = 0;
-	rd->obytes = 0;
-	return 0;
-}
-
-/* Write the output buffer out (blocking); -1 if the connection failed. */
-static int
-write_out(struct store *st, const char *op)
-{
-	struct rd	*rd = rd_of(st);
-	int		 done = 0;
-
-	while (!done) {
-		if (redisBufferWrite(rd->c, &done) != REDIS_OK) {
-			server_down(st, op, rd->c->errstr[0] != '\0' ?
-			    rd->c->errstr : "write failed");
-			return -1;
-		}
-	}
-	rd->obytes = 0;
 	return 0;
 }
 
@@ -424,13 +392,6 @@ append(struct store *st, int argc, const char **argv, const size_t *lens,
 		    sizeof *rd->pend);
 	}
 	rd->pend[rd->npend++] = *p;
-	rd->obytes += lens[argc - 1] + 32;
-	if (rd->obytes >= WRITE_BYTES && write_out(st, p->set ? "set" :
-	    "delete") == -1)
-		return STORE_DOWN;
-	if (rd->npend >= DRAIN_CMDS && drain(st, p->set ? "set" :
-	    "delete") == -1)
-		return STORE_DOWN;
 	return STORE_OK;
 }
 
@@ -505,10 +466,9 @@ rd_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 		goto out;
 	ret = 0;
 	if (rd->nrefused > 0) {
-		log_event(LOG_ERR, "memcached_error", "backend=redis server=%s "
-		    "op=set refused=%zu key=%s bytes=%zu error=%s",
-		    st->sv[0].name, rd->nrefused, rd->first_key,
-		    rd->first_len, rd->first_error);
+		store_refused(st, 0, "set", rd->first_key,
+		    strlen(rd->first_key), rd->first_len, rd->nrefused,
+		    rd->first_error);
 		for (k = 0; refused != NULL && k < rd->nrefused; k++)
 			refused(rd->refused[k], arg);
 	}
@@ -605,7 +565,6 @@ rd_reconnect(struct store *st, size_t i)
 		redisFree(rd->c);
 	rd->c = NULL;
 	rd->npend = 0;
-	rd->obytes = 0;
 	rd->nrefused = 0;
 	rd->failed = false;
 	st->sv[0].retry_at = 0;
