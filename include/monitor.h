@@ -16,12 +16,15 @@
  * keeps serving; a pass asked for while one runs follows it, and one
  * whose snapshot a publish replaced stops (the publish asks for its own);
  * missing keys are logged as cache_miss (counts by family, a few examples) and
- * rewritten; cache_verified ends each pass.  Every rewrite follows publish's phases (details, indexes,
- * site lists, each ended by a round trip) and ends with cache_repaired.
- * Values too big for a server are left out: publish could not write them
- * either, and the old value stays.
+ * rewritten; cache_verified ends each pass.  Every rewrite runs on the
+ * writer thread (wthread.h), follows publish's phases (details, indexes,
+ * site lists, each ended by a round trip) and ends with cache_repaired,
+ * logged on the loop once it is done.  While the writer is busy (a publish
+ * holds it), repairs wait for it and verify passes pause.  Values too big
+ * for a server are left out: publish could not write them either, and the
+ * old value stays.
  *
- * Nothing here contacts Discovery.  libmemcached blocks, so each call is
+ * Nothing here contacts Discovery.  libmemcached blocks, so each read is
  * bounded by the memcached timeouts; a down server is skipped (logged once
  * by the store) and tried again at the next check.
  */
@@ -56,6 +59,9 @@ void		 monitor_on_repair(struct monitor *, void (*)(void *), void *);
 /* Ask gate (borrowed) before every repair batch (the writer's lease). */
 void		 monitor_set_gate(struct monitor *,
 		    const struct writer_gate *);
+/* The writer thread repairs go through (borrowed; set before start). */
+struct wthread;
+void		 monitor_set_writer(struct monitor *, struct wthread *);
 /*
  * Idle: a stand-by daemon's monitor does nothing (another one holds the
  * lease).  Waking up checks every server and verifies at once.
@@ -66,8 +72,9 @@ void		 monitor_start(struct monitor *);
 /* Verify every key on the next turn of the loop (after a publish). */
 void		 monitor_verify_soon(struct monitor *);
 /*
- * Re-publish every entry of the snapshot now (SIGUSR1).  0, or -1 if some
- * could not be written or there is no snapshot (logged).
+ * Re-publish every entry of the snapshot (SIGUSR1), on the writer thread
+ * now or once a publish lets it go.  0, or -1 if there is no snapshot or
+ * this daemon stands by (logged).
  */
 int		 monitor_repair_all(struct monitor *, const char *reason);
 

@@ -1,7 +1,8 @@
 /*
  * daemon.c: the loop that owns the refresh timer, the signals and the
  * generations.  Event callbacks only decode what happened and call the
- * function that does the work.
+ * function that does the work.  A refresh is fetched (fetch.c), then
+ * published (state.c, on the writer thread), and only then over.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "state.h"
 #include "store.h"
 #include "util.h"
+#include "wthread.h"
 
 struct daemon {
 	struct event_base		*base;
@@ -43,7 +45,11 @@ struct daemon {
 	struct writer_gate		 gate;		/* lease_valid() */
 	bool				 rewrite;	/* lease taken: write all */
 	struct fetch			*fetch;		/* refresh running */
-	struct pool			*pool;		/* parses details */
+	bool				 publishing;	/* ... or publishing */
+	struct fetch_result		*pub_fr;	/* what it publishes */
+	uint64_t			 pub_started;
+	struct pool			*pool;		/* parses, saves, writes */
+	struct wthread			*writer;	/* every write */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
 	int				 exit_code;
@@ -74,6 +80,13 @@ static bool
 standby(const struct daemon *d)
 {
 	return d->lease != NULL && !lease_valid(d->lease);
+}
+
+/* A refresh runs: fetching, or publishing what it fetched. */
+static bool
+refreshing(const struct daemon *d)
+{
+	return d->fetch != NULL || d->publishing;
 }
 
 static void	start_refresh(struct daemon *);
@@ -204,9 +217,19 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		d->oauth = oauth_new(d->base, d->http, cfg);
 	}
 	if (d->store == NULL || d->cfg == NULL || !same_store(d->cfg, cfg)) {
+		struct store *old = d->store;
+
+		/* Nothing writes through the old servers from here on. */
+		wthread_wait(d->writer);
 		monitor_set_snapshot(d->mon, NULL);
-		store_free(d->store);
 		d->store = store_new(cfg);
+		/* The writer thread's own: libmemcached is not thread-safe. */
+		if (d->writer == NULL)
+			d->writer = wthread_new(d->pool, store_new(cfg),
+			    d->store);
+		else
+			wthread_set_store(d->writer, store_new(cfg), d->store);
+		store_free(old);
 		key_clear(&d->kf);
 		key_init(&d->kf, cfg->key_function, cfg->long_key_hash,
 		    cfg->key_prefix, cfg->key_version);
@@ -214,7 +237,8 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		changed = true;
 	}
 	if (d->state == NULL)
-		d->state = state_new(cfg, d->store, &d->kf, d->pool);
+		d->state = state_new(cfg, d->store, d->writer, &d->kf,
+		    d->pool);
 	else
 		state_configure(d->state, cfg, d->store, &d->kf, changed);
 	monitor_configure(d->mon, d->store, cfg->check_interval_ms,
@@ -387,14 +411,48 @@ after_refresh(struct daemon *d)
 	schedule_incremental(d);
 }
 
-/* A refresh has fetched all it could: publish it and report. */
+/* The publish is over: report the refresh, and what comes next. */
+static void
+on_published(const struct state_result *rp, void *arg)
+{
+	struct daemon		*d = arg;
+	struct fetch_result	*fr = d->pub_fr;
+	struct state_result	 r = *rp;
+	enum metrics_outcome	 outcome;
+	uint64_t		 ms, pub;
+
+	pub = mono_ms() - d->pub_started;
+	d->publishing = false;
+	d->pub_fr = NULL;
+	if (r.published)
+		d->rewrite = false;
+	heal_follow(d);
+	ms = mono_ms() - d->refresh_started;
+	log_result(fr, &r, ms, pub);
+	d->exit_code = r.complete ? PCD_EXIT_OK : PCD_EXIT_FAIL;
+	/* An incremental one says nothing of the full schedule. */
+	if (!d->incremental)
+		d->failures = r.complete ? 0 : d->failures + 1;
+	outcome = outcome_of(&r);
+	record_metrics(fr, &r, outcome, ms);
+	ops_refreshed(d->ops, outcome, r.programs);
+	record_sites(state_generation(d->state), d->opts->domain);
+	if (r.published)
+		ops_published(d->ops);
+	/* An incremental refresh that wrote nothing has nothing to check. */
+	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
+		monitor_verify_soon(d->mon);
+	ops_status(d->ops);
+	log_context(NULL, NULL);	/* the refresh's events end here */
+	fetch_result_free(fr);
+	after_refresh(d);
+}
+
+/* A refresh has fetched all it could: publish it (on_published reports). */
 static void
 refresh_done(struct daemon *d, struct fetch_result *fr)
 {
 	struct state_publish_opts	 po;
-	struct state_result		 r;
-	enum metrics_outcome		 outcome;
-	uint64_t			 ms, pub;
 
 	if (d->opts->dry_run) {
 		dry_run_done(d, fr);
@@ -420,31 +478,10 @@ refresh_done(struct daemon *d, struct fetch_result *fr)
 	po.gate = &d->gate;
 	/* Only full refreshes count for stale keys: the same delay either way. */
 	po.every_site = d->opts->domain == NULL && !d->incremental;
-	pub = mono_ms();
-	(void)state_publish(d->state, fr, &po, &r);
-	pub = mono_ms() - pub;
-	if (r.published)
-		d->rewrite = false;
-	heal_follow(d);
-	ms = mono_ms() - d->refresh_started;
-	log_result(fr, &r, ms, pub);
-	d->exit_code = r.complete ? PCD_EXIT_OK : PCD_EXIT_FAIL;
-	/* An incremental one says nothing of the full schedule. */
-	if (!d->incremental)
-		d->failures = r.complete ? 0 : d->failures + 1;
-	outcome = outcome_of(&r);
-	record_metrics(fr, &r, outcome, ms);
-	ops_refreshed(d->ops, outcome, r.programs);
-	record_sites(state_generation(d->state), d->opts->domain);
-	if (r.published)
-		ops_published(d->ops);
-	/* An incremental refresh that wrote nothing has nothing to check. */
-	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
-		monitor_verify_soon(d->mon);
-	ops_status(d->ops);
-	log_context(NULL, NULL);	/* the refresh's events end here */
-	fetch_result_free(fr);
-	after_refresh(d);
+	d->publishing = true;
+	d->pub_fr = fr;
+	d->pub_started = mono_ms();
+	state_publish(d->state, fr, &po, on_published, d);
 }
 
 /*
@@ -461,7 +498,7 @@ on_lease(bool held, void *arg)
 		/* Another writer may have changed anything since our record. */
 		d->rewrite = true;
 		monitor_set_idle(d->mon, false);
-		if (d->fetch == NULL)
+		if (!refreshing(d))
 			start_refresh(d);
 		else
 			d->queued = true;
@@ -582,7 +619,7 @@ on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->fetch != NULL) {
+	if (refreshing(d)) {
 		d->queued = true;	/* after the incremental one */
 		return;
 	}
@@ -596,7 +633,7 @@ on_incr_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->fetch != NULL)
+	if (refreshing(d))
 		return;		/* armed again when it ends */
 	if (incremental_ready(d))
 		start_incremental(d);
@@ -630,7 +667,7 @@ reload(struct daemon *d)
 	} else {
 		log_event(LOG_INFO, "config_loaded", "file=%s sites=%zu "
 		    "servers=%zu", cfg->path, cfg->nsites, cfg->nservers);
-		if (d->fetch != NULL) {
+		if (refreshing(d)) {
 			/* The running refresh still reads the old one. */
 			cfg_free(d->pending_cfg);
 			d->pending_cfg = cfg;
@@ -639,7 +676,7 @@ reload(struct daemon *d)
 	}
 	/* Reloaded as systemd means it: the configuration is read. */
 	notify_reloaded();
-	if (d->fetch != NULL)
+	if (refreshing(d))
 		d->queued = true;
 	else
 		start_refresh(d);
@@ -656,7 +693,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	log_event(LOG_NOTICE, "signal", "signal=SIG%s refreshing=%s",
-	    sigabbrev_np((int)sig), d->fetch != NULL ? "true" : "false");
+	    sigabbrev_np((int)sig), refreshing(d) ? "true" : "false");
 	switch (sig) {
 	case SIGHUP:
 		if (!d->opts->once)
@@ -670,6 +707,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGINT:
 		notify_stopping();
 		d->stopping = true;
+		/* A write in progress ends at its next batch. */
+		wthread_stop(d->writer);
 		event_base_loopexit(d->base, NULL);
 		break;
 	}
@@ -720,6 +759,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	d.gate.may_write = may_write;
 	d.gate.arg = &d;
 	monitor_set_gate(d.mon, &d.gate);
+	monitor_set_writer(d.mon, d.writer);
 	if (!opts->once && (d.lease = lease_new(d.base, d.cfg, d.store, &d.kf,
 	    on_lease, &d)) != NULL) {
 		monitor_set_idle(d.mon, true);
@@ -756,17 +796,26 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		event_base_dispatch(d.base);
 	}
 
+	/*
+	 * The writer finishes or drops the batch it has in flight and stops:
+	 * a publish cut short is abandoned (nothing of it recorded or saved),
+	 * a repair logs what it put back.
+	 */
+	wthread_stop(d.writer);
+	wthread_wait(d.writer);
 	if (d.stopping) {
 		/* A daemon asked to stop has done its job; --once has not. */
 		if (!opts->once)
 			d.exit_code = PCD_EXIT_OK;
-		else if (d.fetch != NULL)
+		else if (refreshing(&d))
 			d.exit_code = PCD_EXIT_FAIL;
 	}
 	fetch_free(d.fetch);
+	fetch_result_free(d.pub_fr);
 	lease_free(d.lease);		/* released: the next takes over now */
 	monitor_free(d.mon);
 	state_free(d.state);		/* after the last save */
+	wthread_free(d.writer);
 	pool_free(d.pool);
 	log_event(LOG_INFO, "shutdown", "status=%d", d.exit_code);
 	log_context(NULL, NULL);

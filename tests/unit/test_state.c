@@ -19,12 +19,14 @@
 #include "log.h"
 #include "state.h"
 #include "testbe.h"
+#include "wthread.h"
 #include "t.h"
 
 static char		 dir[] = "/tmp/pcd-test-state-XXXXXX";
 static struct cfg	*cfg;
 static struct keyfn	 kf;
-static struct store	*st;
+static struct store	*st;		/* the loop's */
+static struct wthread	*w;		/* in the caller: no pool */
 
 /* A detail: one course run, a type, an organization. */
 static json_t *
@@ -81,20 +83,37 @@ report(const struct prog *p, size_t n, enum fetch_status status)
 	return fr;
 }
 
-/* Publish a report (freed here) as the daemon does; the result. */
+/* The publish's callback: keep the result. */
+static int	published;
+
+static void
+on_published(const struct state_result *r, void *arg)
+{
+	*(struct state_result *)arg = *r;
+	published++;
+}
+
+/*
+ * Publish a report (freed here) as the daemon does; the result.  Without
+ * a pool the writer's steps run in the call, so it is over on return.
+ */
 static struct state_result
 publish(struct state *s, struct fetch_result *fr, bool force,
     const struct writer_gate *gate)
 {
 	struct state_publish_opts	 po;
 	struct state_result		 r;
+	int				 before = published;
 
 	memset(&po, 0, sizeof po);
+	memset(&r, 0, sizeof r);
 	po.gate = gate;
 	po.force = force;
 	po.skip_same = true;
 	po.every_site = true;
-	(void)state_publish(s, fr, &po, &r);
+	state_publish(s, fr, &po, on_published, &r);
+	T_INTEQ(published, before + 1);
+	T_CHECK(!state_publishing(s));
 	fetch_result_free(fr);
 	return r;
 }
@@ -124,7 +143,7 @@ static struct state *
 fresh(void)
 {
 	testbe_reset();
-	return state_new(cfg, st, &kf, NULL);
+	return state_new(cfg, st, w, &kf, NULL);
 }
 
 static void
@@ -274,13 +293,15 @@ test_lease_lost(void)
 	struct writer_gate	 gate = { closed, NULL };
 	struct state_result	 r;
 	static const struct prog a2[] = { { "a", "A2" }, { "b", "B" } };
-	size_t			 sets;
+	size_t			 flushes;
 
 	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
-	sets = tb.sets;
+	flushes = tb.flushes;
 	r = publish(s, report(a2, 2, FETCH_LISTED), false, &gate);
 	T_CHECK(r.lease_lost && !r.server_failed && !r.complete);
-	T_INTEQ(tb.sets, sets);
+	/* The batch queued when the gate was asked was dropped, unsent. */
+	T_INTEQ(tb.flushes, flushes);
+	T_INTEQ(tb.nqueue[0] + tb.nqueue[1], 0);
 	T_CHECK(has("program-a", "\"title\":\"A\""));
 	state_free(s);
 }
@@ -337,6 +358,8 @@ main(void)
 	    cfg->key_version);
 	testbe_reset();
 	st = store_new_with(&testbe, cfg);
+	/* The writer's own store: the same servers, as the daemon's is. */
+	w = wthread_new(NULL, store_new_with(&testbe, cfg), st);
 	test_publish_and_same();
 	test_failed_detail_and_list();
 	test_refused_and_too_big();
@@ -344,6 +367,7 @@ main(void)
 	test_server_fails();
 	test_lease_lost();
 	test_stale();
+	wthread_free(w);
 	store_free(st);
 	testbe_reset();
 	key_clear(&kf);
