@@ -61,6 +61,8 @@ struct server {
 	struct pending	*pend;		/* writes of the batch, unsent */
 	size_t		 npend;
 	size_t		 cappend;
+	bool		 counted;	/* refusals read after the last batch */
+	uint64_t	 refusals;	/* store_no_memory + store_too_large */
 };
 
 struct mc {
@@ -227,6 +229,7 @@ server_down(struct server *s, const char *op, const char *error)
 {
 	store_mark_down(s->st, s->i, op, error);
 	s->checked = false;
+	s->counted = false;
 	/* Drop the half-used connections; the next ones start clean. */
 	memcached_quit(s->mc);
 	memcached_quit(s->ctl);
@@ -495,7 +498,7 @@ mc_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 	memcached_return_t	 rc;
 	const char		*keys[1] = { "programs-cached:barrier" };
 	size_t			 lens[1] = { strlen(keys[0]) };
-	uint64_t		 before = 0, after;
+	uint64_t		 before = 0, after = 0;
 	size_t			 k, nsets = 0;
 	bool			 counted = false;
 	int			 ret = -1;
@@ -504,8 +507,15 @@ mc_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 		goto out;
 	for (k = 0; k < s->npend; k++)
 		nsets += !s->pend[k].del;
-	/* The refusals so far, to tell whether this batch had any. */
-	if (nsets > 0)
+	/*
+	 * The refusals so far, to tell whether this batch had any: as read
+	 * after the last batch (the counters only grow, so another client's
+	 * refusals since then can only cause a read-back), or now.
+	 */
+	if (nsets > 0 && s->counted) {
+		before = s->refusals;
+		counted = true;
+	} else if (nsets > 0)
 		counted = read_refusals(s, &before);
 	if (send_batch(st, i, refused, arg) == -1)
 		goto out;
@@ -529,9 +539,12 @@ mc_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 	}
 	ret = 0;
 	/* NOREPLY hid any SERVER_ERROR: did the server refuse a set? */
-	if (nsets > 0 && (!counted || !read_refusals(s, &after) ||
-	    after != before))
+	s->counted = false;
+	if (nsets > 0 && (!counted || !(s->counted = read_refusals(s,
+	    &after)) || after != before))
 		ret = read_back(st, i, refused, arg);
+	if (s->counted)
+		s->refusals = after;
 out:
 	s->npend = 0;
 	return ret;
@@ -581,6 +594,7 @@ mc_reconnect(struct store *st, size_t i)
 	struct server	*s = &mc_of(st)->sv[i];
 
 	s->npend = 0;
+	s->counted = false;
 	memcached_quit(s->mc);
 	memcached_quit(s->ctl);
 	/* A restarted server may have another item size limit. */
