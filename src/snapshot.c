@@ -334,7 +334,7 @@ writer_put(struct writer *w, const void *p, size_t len, bool hashed)
 	w->n += len;
 }
 
-/* Write the whole file to fd; errno-style error or 0. */
+/* Write the whole file to fd and fsync it; -1 with errno set. */
 static int
 write_file(int fd, const struct snapshot *s, const char *settings)
 {
@@ -392,15 +392,19 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 	writer_flush(&w);
 	if (w.error == 0 && fsync(fd) == -1)
 		w.error = errno;
-	return w.error;
+	if (w.error != 0) {
+		errno = w.error;
+		return -1;
+	}
+	return 0;
 }
 
-/* fsync a directory, so that a rename in it is durable. */
+/* fsync a directory, so that a rename in it is durable; -1, errno set. */
 static int
 sync_dir(const char *path)
 {
 	char	*dir, *slash;
-	int	 fd, rc = 0;
+	int	 fd, rc = 0, saved;
 
 	dir = xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL)
@@ -411,10 +415,12 @@ sync_dir(const char *path)
 	}
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    fsync(fd) == -1)
-		rc = errno;
+		rc = -1;
+	saved = errno;
 	if (fd != -1)
 		close(fd);
 	free(dir);
+	errno = saved;
 	return rc;
 }
 
@@ -493,7 +499,8 @@ snapshot_save(const struct snapshot *s, const char *path,
 		goto out;
 	}
 	op = "write";
-	err = write_file(fd, s, settings);
+	if (write_file(fd, s, settings) == -1)
+		err = errno;
 	if (close(fd) == -1 && err == 0)
 		err = errno;
 	if (err != 0)
@@ -505,7 +512,8 @@ snapshot_save(const struct snapshot *s, const char *path,
 	}
 	renamed = true;
 	op = "fsync";
-	err = sync_dir(path);
+	if (sync_dir(path) == -1)
+		err = errno;
 out:
 	if (err != 0) {
 		log_event(LOG_ERR, "snapshot_error", "file=%s op=%s error=%s",
