@@ -56,5 +56,10 @@ int	cfgval_listen(const char *, char **listen, char **host, int *port,
  */
 int	cfgval_url(const char *, char **url, char *err, size_t errlen)
 	    PCD_WUR;
+/*
+ * The host of an http(s) URL (without brackets, port or path) as a new
+ * string, or NULL if value is no such URL.
+ */
+char	*cfgval_url_host(const char *url) PCD_WUR;
 
 #endif

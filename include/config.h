@@ -3,14 +3,16 @@
  *
  * cfg_load() validates everything it reads: an unknown section or key, a
  * bad value, a line too long, a missing or unreadable file, a file that is
- * not a regular file or is larger than CFG_MAX_SIZE are each logged as a
- * config_error event naming the file, the line and the key, and make the
- * load fail.  Nothing half-read is ever returned.  What may be meant (a
- * secret the caller cannot read under --check-config) is a
- * config_warning.  The keys, their types,
+ * not a regular file or is larger than CFG_MAX_SIZE, a site whose
+ * Discovery has no way to get a token are each logged as a config_error
+ * event naming the file, the line and the key, and make the load fail.
+ * Nothing half-read is ever returned.  What is suspicious but may be meant
+ * (a reserved example domain in a URL, a secret the caller cannot read
+ * under --check-config) is a config_warning.  The keys, their types,
  * ranges, defaults and what a change of each needs on SIGHUP are the
- * table of settings.h (settings_differ() compares two cfgs by it); the grammar of values is cfgval.h, Redis URLs
- * redisurl.h, reading files and secrets secret.h.
+ * table of settings.h (settings_differ() compares two cfgs by it); the
+ * grammar of values is cfgval.h, Redis URLs redisurl.h, reading files and
+ * secrets secret.h.
  *
  * A struct cfg is read-only once loaded, and holds everything derived from
  * the environment too ($CREDENTIALS_DIRECTORY is resolved here, once):
@@ -47,6 +49,14 @@ enum cfg_pathway_ids {
 	PATHWAY_IDS_IDS		/* 7, what the LMS reader looks up */
 };
 
+/* How Discovery's token is had ([discovery] auth). */
+enum cfg_auth {
+	AUTH_AUTO,	/* as written only: resolved when loaded */
+	AUTH_OAUTH2,	/* client_id, oauth_url and the client secret */
+	AUTH_TOKEN,	/* a static JWT from token_file */
+	AUTH_NONE	/* no token: a Discovery that asks for none */
+};
+
 enum cfg_backend {
 	BACKEND_MEMCACHED,	/* a [memcached] section, or neither */
 	BACKEND_REDIS		/* a [redis] section */
@@ -75,6 +85,7 @@ struct cfg {
 	char			*client_id;
 	char			*client_secret_file;
 	char			*token_file;
+	enum cfg_auth		 auth;		/* loaded: never AUTH_AUTO */
 	/*
 	 * Resolved when loaded: client_secret_file, or
 	 * $CREDENTIALS_DIRECTORY/client-secret; NULL: neither.

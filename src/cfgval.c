@@ -290,3 +290,26 @@ cfgval_url(const char *value, char **url, char *err, size_t errlen)
 		(*url)[--i] = '\0';
 	return 0;
 }
+
+char *
+cfgval_url_host(const char *url)
+{
+	const char	*p, *end;
+
+	if (strncmp(url, "http://", 7) == 0)
+		p = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		p = url + 8;
+	else
+		return NULL;
+	/* No user info in a Discovery URL; skip one if it is there. */
+	end = p + strcspn(p, "/?#");
+	if ((end = memchr(p, '@', (size_t)(end - p))) != NULL)
+		p = end + 1;
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL)
+			return NULL;
+		return xstrndup(p + 1, (size_t)(end - p - 1));
+	}
+	return xstrndup(p, strcspn(p, ":/?#"));
+}

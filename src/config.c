@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -429,6 +430,16 @@ key_line(const struct loader *ld, const char *section, const char *name)
 	return st != NULL ? ld->key_line[st - settings_table] : 0;
 }
 
+/* The line where a key of site i was set, or 0 (before sorting). */
+static int
+site_key_line(const struct loader *ld, size_t i, const char *name)
+{
+	const struct setting	*st = settings_find("site", name);
+
+	return st != NULL ? ld->site_line[i * settings_count +
+	    (size_t)(st - settings_table)] : 0;
+}
+
 /*
  * A file holding a secret (the client secret or a token), as the caller
  * may read it now.  The daemon must; --check-config warns, since the unit
@@ -472,16 +483,110 @@ check_secrets(struct loader *ld)
 		    "$CREDENTIALS_DIRECTORY/client-secret ");
 	else if (cfg->client_id != NULL &&
 	    ld->secrets == CFG_SECRETS_READ)
-		cfg_error(ld, 0, "client_secret_file", "client_id needs "
+		cfg_error(ld, key_line(ld, "discovery", "client_id"),
+		    "client_secret_file", "client_id needs "
 		    "client_secret_file (or systemd's "
 		    "LoadCredential=client-secret:...)");
 	else if (cfg->client_id != NULL && ld->secrets == CFG_SECRETS_WARN)
-		cfg_warning(ld, 0, "client_secret_file", "no "
+		cfg_warning(ld, key_line(ld, "discovery", "client_id"),
+		    "client_secret_file", "no "
 		    "client_secret_file, and no $CREDENTIALS_DIRECTORY here: "
 		    "the daemon needs systemd's LoadCredential=client-secret:"
 		    "... (or client_secret_file)");
 	if (cfg->token_file != NULL)
 		check_secret(ld, "token_file", cfg->token_file, "");
+}
+
+/* The index of the first site (in file order) that asks Discovery, or -1. */
+static long
+first_configured(const struct cfg *cfg)
+{
+	size_t	i;
+
+	for (i = 0; i < cfg->nsites; i++)
+		if (cfg->sites[i].catalog_api_url != NULL)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * How Discovery's token is had: as [discovery] auth says, or (auto) from
+ * the keys given.  A site that asks Discovery needs a way, unless auth =
+ * none says deliberately that its Discovery wants no token: without one,
+ * every request would be refused with 401 and nothing would say why.
+ */
+static void
+check_auth(struct loader *ld)
+{
+	struct cfg	*cfg = ld->cfg;
+	bool		 oauth = cfg->client_id != NULL;
+	bool		 token = cfg->token_file != NULL;
+	int		 line = key_line(ld, "discovery", "auth");
+	long		 i = first_configured(cfg);
+
+	switch (cfg->auth) {
+	case AUTH_AUTO:
+		cfg->auth = oauth ? AUTH_OAUTH2 : token ? AUTH_TOKEN :
+		    AUTH_NONE;
+		if (oauth || token || i == -1)
+			return;
+		cfg_error(ld, site_key_line(ld, (size_t)i, "catalog_api_url"),
+		    "catalog_api_url", "[site %s] asks Discovery, but "
+		    "[discovery] has no way to get a token: set oauth_url and "
+		    "client_id (OAuth2), or token_file; or auth = none if "
+		    "this Discovery wants no token", cfg->sites[i].domain);
+		return;
+	case AUTH_OAUTH2:
+		if (!oauth)
+			cfg_error(ld, line, "auth", "auth = oauth2 needs "
+			    "client_id and oauth_url");
+		return;
+	case AUTH_TOKEN:
+		if (!token)
+			cfg_error(ld, line, "auth", "auth = token needs "
+			    "token_file");
+		return;
+	case AUTH_NONE:
+		if (oauth || token)
+			cfg_error(ld, line, "auth", "auth = none, but %s is "
+			    "set: remove one of them", oauth ? "client_id" :
+			    "token_file");
+		return;
+	}
+}
+
+/* Whether host is in a domain reserved for examples (RFC 2606, 6761). */
+static bool
+example_host(const char *host)
+{
+	static const char *const reserved[] = {
+		"example.com", "example.net", "example.org", "example",
+		"invalid", NULL
+	};
+	size_t	i, n, len = strlen(host);
+
+	for (i = 0; reserved[i] != NULL; i++) {
+		n = strlen(reserved[i]);
+		if (len >= n && strcasecmp(host + len - n, reserved[i]) == 0 &&
+		    (len == n || host[len - n - 1] == '.'))
+			return true;
+	}
+	return false;
+}
+
+/* A URL still pointing where the example configuration does. */
+static void
+warn_example(struct loader *ld, int line, const char *key, const char *url)
+{
+	char	*host;
+
+	if (url == NULL || (host = cfgval_url_host(url)) == NULL)
+		return;
+	if (example_host(host))
+		cfg_warning(ld, line, key, "%s is a domain reserved for "
+		    "examples, as in the example configuration: nothing "
+		    "answers there; give the real address", host);
+	free(host);
 }
 
 /* Whether any key of this section was in the file (or this key, if any). */
@@ -581,7 +686,7 @@ cfg_redis(struct loader *ld)
 		cfg->key_function = KEYFN_DJANGO_ANY;
 }
 
-/* Every site has a site_id of its own. */
+/* Every site has a site_id of its own; the URLs are not the example's. */
 static void
 check_sites(struct loader *ld)
 {
@@ -602,6 +707,8 @@ check_sites(struct loader *ld)
 				    "site_id %ld is used by [site %s] too",
 				    cfg->sites[i].site_id,
 				    cfg->sites[j].domain);
+		warn_example(ld, site_key_line(ld, i, "catalog_api_url"),
+		    "catalog_api_url", cfg->sites[i].catalog_api_url);
 	}
 }
 
@@ -616,19 +723,25 @@ cfg_validate(struct loader *ld)
 		cfg_redis(ld);
 	check_sites(ld);
 	if (cfg->client_id != NULL && cfg->oauth_url == NULL)
-		cfg_error(ld, 0, "oauth_url", "client_id needs oauth_url");
+		cfg_error(ld, key_line(ld, "discovery", "client_id"),
+		    "oauth_url", "client_id needs oauth_url");
+	warn_example(ld, key_line(ld, "discovery", "oauth_url"), "oauth_url",
+	    cfg->oauth_url);
 	check_secrets(ld);
 	if (cfg->client_id != NULL && cfg->token_file != NULL)
-		cfg_error(ld, 0, "token_file",
-		    "use either client_id (OAuth2) or token_file, not both");
+		cfg_error(ld, key_line(ld, "discovery", "token_file"),
+		    "token_file", "use either client_id (OAuth2) or "
+		    "token_file, not both");
+	check_auth(ld);
 	if (cfg->retry_backoff_max_ms < cfg->retry_backoff_ms)
-		cfg_error(ld, 0, "retry_backoff_max",
-		    "smaller than retry_backoff");
+		cfg_error(ld, key_line(ld, "discovery", "retry_backoff_max"),
+		    "retry_backoff_max", "smaller than retry_backoff");
 	for (i = 0; i < cfg->nservers; i++)
 		for (j = 0; j < i; j++)
 			if (strcmp(cfg->servers[i].name,
 			    cfg->servers[j].name) == 0)
-				cfg_error(ld, 0, "servers",
+				cfg_error(ld, key_line(ld, "memcached",
+				    "servers"), "servers",
 				    "server %s is listed twice",
 				    cfg->servers[i].name);
 	if (cfg->nsites > 1)

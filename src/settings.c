@@ -1,8 +1,9 @@
 /*
  * settings.c: the table of every configuration key, with its default,
  * what a change of it needs and help, and what walks it: find a key,
- * compare two configurations, print the table (see settings.h).  Keep conf/programs-cached.conf and
- * man/programs-cached.conf.5 in step: `make check-unit` fails otherwise.
+ * compare two configurations, print the table (see settings.h).  Keep
+ * conf/programs-cached.conf and man/programs-cached.conf.5 in step:
+ * `make check-unit` fails otherwise.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -18,6 +19,10 @@ static const char *const dist_names[] = {
 };
 static const char *const valfmt_names[] = { "pickle", "json", NULL };
 static const char *const pwids_names[] = { "keys", "ids", NULL };
+/* In the order of enum cfg_auth. */
+static const char *const auth_names[] = {
+	"auto", "oauth2", "token", "none", NULL
+};
 /* What log_format_parse() and log_level_parse() accept. */
 static const char *const logfmt_names[] = {
 	"auto", "json", "journal", "text", NULL
@@ -73,6 +78,9 @@ const struct setting settings_table[] = {
 	/* Read again by every refresh. */
 	G("discovery", "token_file", SETTING_STRING, token_file, 0, 0, NULL,
 	    LIVE, "File holding a static JWT, sent instead of using OAuth2."),
+	C("discovery", "auth", SETTING_CHOICE, auth, auth_names, "auto", LIVE,
+	    "auto: oauth2 with client_id, token with token_file; none: "
+	    "Discovery wants no token."),
 	G("discovery", "connect_timeout", SETTING_DURATION, connect_timeout_ms,
 	    1, 600 * SEC_MS, "5s", LIVE, "TCP and TLS connection timeout."),
 	G("discovery", "request_timeout", SETTING_DURATION, request_timeout_ms,

@@ -511,7 +511,8 @@ test_differ(void)
 {
 	const unsigned	 all = SETTING_APPLIES | SETTING_NEW_STORE |
 	    SETTING_NEW_TOKEN | SETTING_RESTART;
-	const char	*path = write_tmp("differ.conf", "[site a]\nsite_id = 1\ncatalog_api_url = "
+	const char	*path = write_tmp("differ.conf", "[discovery]\n"
+	    "auth = none\n[site a]\nsite_id = 1\ncatalog_api_url = "
 	    "http://a\n[site b]\nsite_id = 2\n");
 	struct cfg	*a, *b;
 	size_t		 i;
@@ -537,7 +538,8 @@ test_differ(void)
 		cfg_free(b);
 	}
 	/* Another site, or one less, is a change of every site key. */
-	b = cfg_load(write_tmp("differ2.conf", "[site a]\nsite_id = 1\ncatalog_api_url = http://a\n"));
+	b = cfg_load(write_tmp("differ2.conf", "[discovery]\nauth = none\n"
+	    "[site a]\nsite_id = 1\ncatalog_api_url = http://a\n"));
 	T_CHECK(b != NULL && settings_differ(a, b, SETTING_APPLIES));
 	T_CHECK(b != NULL && !settings_differ(a, b, all & ~SETTING_APPLIES));
 	cfg_free(b);
@@ -609,6 +611,7 @@ test_credentials(void)
 	T_CHECK(cfg != NULL);
 	snprintf(want, sizeof want, "%s/client-secret", tmpdir);
 	T_STREQ(cfg != NULL ? cfg->client_secret_path : NULL, want);
+	T_CHECK(cfg != NULL && cfg->auth == AUTH_OAUTH2);
 	cfg_free(cfg);
 	cfg = cfg_load_with(write_tmp("cred.conf", "[redis]\nurl = "
 	    "redis://h/1\n[site a]\nsite_id = 1\n"), CFG_SECRETS_SKIP,
