@@ -72,10 +72,10 @@ struct setting {
 	enum setting_scope	 scope;
 	size_t			 off;		/* of the field */
 	enum setting_ctype	 ctype;
+	unsigned		 change;	/* one enum setting_change */
 	long long		 min, max;	/* numbers, in ms or bytes */
 	const char *const	*choices;	/* NULL-terminated, or NULL */
 	const char		*dflt;		/* as in a file; NULL: unset */
-	unsigned		 change;	/* one enum setting_change */
 	const char		*help;		/* one line */
 };
 

@@ -44,15 +44,15 @@ static const char *const loglevel_names[] = {
  */
 #define G(s, n, t, f, lo, hi, d, chg, h)				\
 	{ s, n, t, SETTING_GLOBAL, offsetof(struct cfg, f),		\
-	  CTYPE(((struct cfg *)0)->f), lo, hi, NULL, d, chg, h }
+	  CTYPE(((struct cfg *)0)->f), chg, lo, hi, NULL, d, h }
 /* One of a list of names, stored as its index (or parsed by log.c). */
 #define C(s, n, t, f, names, d, chg, h)					\
 	{ s, n, t, SETTING_GLOBAL, offsetof(struct cfg, f),		\
-	  SETTING_C_OTHER, 0, 0, names, d, chg, h }
+	  SETTING_C_OTHER, chg, 0, 0, names, d, h }
 /* A key of each [site DOMAIN] section. */
 #define S(n, t, f, d, chg, h)						\
 	{ "site", n, t, SETTING_SITE, offsetof(struct cfg_site, f),	\
-	  CTYPE(((struct cfg_site *)0)->f), 0, 0, NULL, d, chg, h }
+	  CTYPE(((struct cfg_site *)0)->f), chg, 0, 0, NULL, d, h }
 
 /* What a change needs on SIGHUP (enum setting_change), for the rows. */
 #define LIVE		SETTING_APPLIES
@@ -259,15 +259,14 @@ same_text(const char *a, const char *b)
 static bool
 same_field(const struct setting *st, const void *a, const void *b)
 {
-	const char	*fa = (const char *)a + st->off;
-	const char	*fb = (const char *)b + st->off;
+	const void	*fa = (const char *)a + st->off;
+	const void	*fb = (const char *)b + st->off;
 
 	switch (st->type) {
 	case SETTING_STRING:
 	case SETTING_LISTEN:	/* the address as written out */
 	case SETTING_URL:
-		return same_text(*(char *const *)(const void *)fa,
-		    *(char *const *)(const void *)fb);
+		return same_text(*(char *const *)fa, *(char *const *)fb);
 	case SETTING_BOOL:
 		return *(const bool *)fa == *(const bool *)fb;
 	case SETTING_FRACTION:

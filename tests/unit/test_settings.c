@@ -458,7 +458,8 @@ test_changes(void)
 static void
 mutate(const struct setting *st, struct cfg *cfg, void *base)
 {
-	char	*field = (char *)base + st->off, **sp = (char **)field;
+	void	*field = (char *)base + st->off;
+	char	**sp = field;
 
 	switch (st->type) {
 	case SETTING_STRING:
