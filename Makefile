@@ -52,10 +52,14 @@ LDFLAGS	?=
 # Warnings fail the build in make check, check-asan and CI, not in a
 # package build with another compiler's new warnings.
 WERROR	?=
+# DEBUG=1 (make check and check-asan set it): cheap checks that stop the
+# program, such as an event or field the table of events lacks (log.h).
+DEBUG	?=
 PCD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) \
 	  -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
 	  -Wformat=2 -Wno-format-nonliteral \
 	  -Iinclude -DPCD_VERSION='"$(VERSION)"' \
+	  $(if $(filter 1,$(DEBUG)),-DPCD_DEBUG) \
 	  $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) $(CPPFLAGS)
 PCD_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -pthread
 
@@ -83,7 +87,7 @@ BACKEND	?= memcached
 .PHONY: all deps check check-unit check-integration check-asan demo \
 	install uninstall clean fuzz check-fuzz lint check-valgrind \
 	bench bench-quick bench-profile bench-bins check-deb check-systemd \
-	check-promtool FORCE
+	check-promtool man-events FORCE
 
 all: $(BUILD)/$(PROG)
 
@@ -115,6 +119,14 @@ $(BUILD)/test_%: tests/unit/test_%.c tests/unit/t.h tests/unit/capture.h $(BUILD
 $(BUILD)/%: tests/tools/%.c $(BUILD)/libpcd.a
 	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
 	    $(BUILD)/libpcd.a $(PCD_LIBS)
+
+$(BUILD)/print-events: tools/print-events.c $(BUILD)/libpcd.a
+	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+	    $(BUILD)/libpcd.a $(PCD_LIBS)
+
+# The man page's list of events, from the table (src/events.c).
+man-events: $(BUILD)/print-events
+	$(BUILD)/print-events | $(PYTHON) tools/man-events.py
 
 # The fuzz targets' entry points, replayed over the corpus and the inputs
 # that once failed (tests/fuzz/regress) by a plain driver: part of check.
@@ -167,7 +179,8 @@ deps:
 	@tools/deps.sh test
 
 check: deps
-	$(MAKE) WERROR=-Werror check-unit check-integration check-promtool
+	$(MAKE) WERROR=-Werror DEBUG=1 check-unit check-integration \
+	    check-promtool
 
 # The alerting rules: syntax, and promtool's unit tests of them (the
 # /metrics page itself is checked in tests/integration/test_ops.py).
@@ -192,7 +205,7 @@ check-valgrind: deps $(BUILD)/$(PROG)
 	    -t . $(TESTFLAGS)
 
 check-asan: deps
-	$(MAKE) BUILD=build/asan SAN=1 WERROR=-Werror check-unit \
+	$(MAKE) BUILD=build/asan SAN=1 WERROR=-Werror DEBUG=1 check-unit \
 	    check-integration
 
 # The Debian package, built from a copy of the tree into build/deb.
