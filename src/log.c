@@ -281,31 +281,38 @@ send_journal(int prio, const char *event, const struct event *ev,
 }
 
 #ifdef PCD_DEBUG
-/* A debug build stops at an event or field the table does not have. */
-static void
-check_event(const char *event, const struct event *ev,
-    const struct logfmt_field *fv, size_t nf)
+/*
+ * A debug build stops at an event, or a field of one, that the table
+ * does not have (log.h), saying which.
+ */
+static PCD_NORETURN void
+not_in_table(const char *event, const char *field)
 {
 	char	line[256];
-	size_t	i;
 
-	if (ev == NULL) {
+	if (field == NULL)
 		snprintf(line, sizeof line, "programs-cached: log_event: event "
 		    "\"%s\" is not in the table (src/events.c)\n", event);
-		write_all(STDERR_FILENO, (unsigned char *)line, strlen(line));
-		abort();
-	}
-	for (i = 0; i < nf; i++) {
-		if (strcmp(fv[i].name, "log_error") == 0 ||
+	else
+		snprintf(line, sizeof line, "programs-cached: log_event: event "
+		    "%s has no field %s in the table (src/events.c)\n", event,
+		    field);
+	write_all(STDERR_FILENO, (const unsigned char *)line, strlen(line));
+	abort();
+}
+
+/* Each field is one of the row's (log_error is the walker's own). */
+static void
+check_fields(const struct event *ev, const struct logfmt_field *fv,
+    size_t nf)
+{
+	size_t	i;
+
+	for (i = 0; i < nf; i++)
+		if (strcmp(fv[i].name, "log_error") != 0 &&
 		    events_field_index(ev, fv[i].name,
-		    strlen(fv[i].name)) != -1)
-			continue;
-		snprintf(line, sizeof line, "programs-cached: log_event: "
-		    "event %s has no field %s in the table (src/events.c)\n",
-		    event, fv[i].name);
-		write_all(STDERR_FILENO, (unsigned char *)line, strlen(line));
-		abort();
-	}
+		    strlen(fv[i].name)) == -1)
+			not_in_table(ev->name, fv[i].name);
 }
 #endif
 
@@ -320,7 +327,8 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 	int			 saved_errno = errno;
 
 #ifdef PCD_DEBUG
-	check_event(event, ev, NULL, 0);
+	if (ev == NULL)
+		not_in_table(event, NULL);
 #endif
 	if (!log_enabled(prio))
 		return;
@@ -330,7 +338,7 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 	buf_init(&out);
 	nf = logfmt_walk(fields, ap, fv, &sb);
 #ifdef PCD_DEBUG
-	check_event(event, ev, fv, nf);
+	check_fields(ev, fv, nf);
 #endif
 	pthread_mutex_lock(&ctx_lock);
 	/* The context (refresh_id) rides on every event. */
