@@ -5,7 +5,7 @@
 #                        sets them, are honoured; WERROR=-Werror to fail
 #                        on warnings)
 #   make check           install missing Debian packages (as root), build
-#                        with -Werror and run every test
+#                        with -Werror and DEBUG=1 and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
 #   make check-promtool  promtool check/test rules on contrib/prometheus
 #   make check-deb       build the Debian package, lintian, unpack it into
@@ -20,6 +20,8 @@
 #   make bench-profile   callgrind of one 1,000-program refresh
 #   make install         PREFIX=/usr/local DESTDIR= (binary, unit, man
 #                        pages, example configuration); make uninstall
+#   make man-events      rewrite programs-cached(8)'s list of events from
+#                        the table in src/events.c
 
 PROG	 = programs-cached
 VERSION	 = 0.1.0
