@@ -70,7 +70,8 @@ const struct event events_table[] = {
 	  "the lease was lost or taken: this daemon stands by" },
 	{ "lease_released", LOG_INFO, 0,
 	  "id server",
-	  "the lease was given up at shutdown" },
+	  "the lease was given up, so that another daemon can take over at "
+	  "once" },
 	{ "libevent", LOG_ERR, VARIES,
 	  "msg",
 	  "a message of libevent's, at the priority of its severity" },
@@ -80,7 +81,7 @@ const struct event events_table[] = {
 	  "a minute; events: how many since the last)" },
 	{ "listen_failed", LOG_ERR, 0,
 	  "host port error",
-	  "the HTTP listener cannot listen on listen" },
+	  "the HTTP listener cannot start on the listen address" },
 	{ "listening", LOG_INFO, 0,
 	  "address paths",
 	  "the HTTP listener is up" },
