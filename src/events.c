@@ -146,10 +146,9 @@ const struct event events_table[] = {
 	{ "signal", LOG_NOTICE, 0,
 	  "signal refreshing",
 	  "a signal was received" },
-	{ "snapshot_error", LOG_ERR, VARIES,
+	{ "snapshot_error", LOG_ERR, 0,
 	  "file op error",
-	  "the state file cannot be written; a warning when only the saver "
-	  "thread could not start (the file is then written at once)" },
+	  "the state file cannot be written (the old one stays)" },
 	{ "snapshot_ignored", LOG_ERR, 0,
 	  "file error",
 	  "the state file was not loaded (damaged, or other cache "
