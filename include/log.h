@@ -21,9 +21,10 @@
  * auto picks journal when stderr is the journal ($JOURNAL_STREAM), text on
  * a terminal, json otherwise.
  *
- * Thread safety: any thread may log (the snapshot saver does); the
- * settings are read atomically and the context under a lock.  log_setup
- * and log_context belong to the loop.
+ * Threads: only the loop thread logs.  Work on other threads (pool.h)
+ * hands its results back to the loop, which logs them; nothing here is
+ * locked.  fatal() and fatalx() (allocation failure) may run anywhere:
+ * they write to stderr and exit.
  */
 #ifndef PCD_LOG_H
 #define PCD_LOG_H

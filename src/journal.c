@@ -16,10 +16,7 @@
 
 #define JOURNAL_SOCKET	"/run/systemd/journal/socket"
 
-/*
- * The datagram socket, -1 until journal_open.  Written once on the loop,
- * read by every thread that logs (the snapshot saver too): atomically.
- */
+/* The datagram socket, -1 until journal_open (the loop's alone). */
 static int	journal_fd = -1;
 
 /* journald's own fields, which ours must not overwrite (systemd.journal-fields(7)). */
@@ -60,11 +57,11 @@ journal_open(void)
 {
 	int	fd;
 
-	if (__atomic_load_n(&journal_fd, __ATOMIC_ACQUIRE) != -1)
+	if (journal_fd != -1)
 		return 0;
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
-	__atomic_store_n(&journal_fd, fd, __ATOMIC_RELEASE);
+	journal_fd = fd;
 	return 0;
 }
 
@@ -135,7 +132,7 @@ journal_send(int prio, const char *event, const char *message_id,
 	}
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s",
 	    path != NULL ? path : JOURNAL_SOCKET);
-	n = sendto(__atomic_load_n(&journal_fd, __ATOMIC_ACQUIRE), dg.data,
+	n = sendto(journal_fd, dg.data,
 	    dg.len, MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof sa);
 	buf_free(&dg);
 	return n == -1 ? -1 : 0;

@@ -5,7 +5,6 @@
  * sent to journald (journal.c).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +28,14 @@ static const char *const level_names[] = {
 };
 
 /*
- * A field added to every event while it is set (log_context).  The loop
- * sets it; the snapshot saver thread logs too, hence the lock.
+ * A field added to every event while it is set (log_context).  Only the
+ * loop thread logs (pool.h: background jobs never do, their results are
+ * logged on the loop), so nothing here is shared between threads.
  */
-static pthread_mutex_t	 ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static char		*ctx_name;
 static char		*ctx_value;
 
-/*
- * Turn auto into a concrete format, once per log_setup.  The snapshot
- * saver thread logs too: the settings it reads are stored atomically.
- */
+/* Turn auto into a concrete format, once per log_setup. */
 static void
 resolve_format(void)
 {
@@ -55,14 +51,14 @@ resolve_format(void)
 	}
 	if (active == LOG_FORMAT_JOURNAL && journal_open() == -1)
 		active = LOG_FORMAT_JSON;
-	__atomic_store_n(&log_active, active, __ATOMIC_RELEASE);
+	log_active = active;
 }
 
 void
 log_setup(enum log_format fmt, int level)
 {
 	log_fmt = fmt;
-	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+	log_level = level;
 	resolve_format();
 }
 
@@ -105,7 +101,7 @@ log_level_name(int prio)
 int
 log_enabled(int prio)
 {
-	return prio <= __atomic_load_n(&log_level, __ATOMIC_RELAXED);
+	return prio <= log_level;
 }
 
 /* Append s as the body of a JSON string (without quotes). */
@@ -340,13 +336,11 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 #ifdef PCD_DEBUG
 	check_fields(ev, fv, nf);
 #endif
-	pthread_mutex_lock(&ctx_lock);
 	/* The context (refresh_id) rides on every event. */
 	if (ctx_name != NULL)
 		logfmt_add(fv, &nf, &sb, ctx_name, ctx_value);
-	pthread_mutex_unlock(&ctx_lock);
 
-	switch (__atomic_load_n(&log_active, __ATOMIC_ACQUIRE)) {
+	switch (log_active) {
 	case LOG_FORMAT_JOURNAL:
 		send_journal(prio, event, ev, fv, nf, &sb);
 		break;
@@ -373,7 +367,6 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 void
 log_context(const char *name, const char *value)
 {
-	pthread_mutex_lock(&ctx_lock);
 	free(ctx_name);
 	free(ctx_value);
 	ctx_name = ctx_value = NULL;
@@ -381,7 +374,6 @@ log_context(const char *name, const char *value)
 		ctx_name = xstrdup(name);
 		ctx_value = xstrdup(value);
 	}
-	pthread_mutex_unlock(&ctx_lock);
 }
 
 void
