@@ -37,15 +37,15 @@ def analyze(*args, env=None):
 
 
 def check_unit(test, unit_path, binary, manpath=None):
-    """Verify a copy of unit_path whose ExecStart= runs binary (verify
-    insists that it exists), and return its exposure score.  With manpath,
+    """Verify a copy of unit_path whose ExecStart= and ExecReload= run
+    binary (verify insists that it exists), and return its exposure score.  With manpath,
     Documentation=man: pages are looked up there too."""
     text = Path(unit_path).read_text()
     copy_dir = Path(test.tmpdir) / "unit-check"
     copy_dir.mkdir(exist_ok=True)
     copy = copy_dir / "programs-cached.service"
-    copy.write_text(re.sub(r"^ExecStart=\S+", "ExecStart=" + str(binary), text,
-                           flags=re.M))
+    copy.write_text(re.sub(r"^(ExecStart|ExecReload)=\S+/programs-cached ",
+                           lambda m: "%s=%s " % (m.group(1), binary), text, flags=re.M))
     env = dict(os.environ)
     if manpath and shutil.which("man"):
         env["MANPATH"] = manpath
@@ -72,7 +72,10 @@ class Unit(PcdTestCase):
         one = {k: v[-1] for k, v in s.items()}
         self.assertEqual(one["Type"], "notify")
         self.assertEqual(one["NotifyAccess"], "main")
-        self.assertEqual(one["ExecReload"], "/bin/kill -HUP $MAINPID")
+        # The file is checked before the SIGHUP: a broken one fails the reload.
+        self.assertEqual(s["ExecReload"], [
+            "/usr/local/sbin/programs-cached --check-config -c "
+            "/etc/programs-cached/programs-cached.conf", "/bin/kill -HUP $MAINPID"])
         self.assertRegex(one["ExecStart"], r"^/usr/local/sbin/programs-cached -c "
                                            r"/etc/programs-cached/programs-cached\.conf$")
         self.assertRegex(one["WatchdogSec"], r"^\d+s$")
@@ -144,6 +147,8 @@ class Install(PcdTestCase):
                 s = unit_settings(unit.read_text())
                 self.assertEqual(s["ExecStart"], ["%s/sbin/programs-cached -c %s/programs-cached/"
                                                   "programs-cached.conf" % (prefix, sysconf)])
+                self.assertEqual(s["ExecReload"][0], "%s/sbin/programs-cached --check-config -c "
+                                 "%s/programs-cached/programs-cached.conf" % (prefix, sysconf))
                 self.assertEqual(s["LoadCredential"],
                                  ["client-secret:%s/programs-cached/client-secret" % sysconf])
                 man5 = (dest / p / "share/man/man5/programs-cached.conf.5").read_text()
