@@ -5,6 +5,7 @@
 #
 # usage: tools/deps.sh build|test|bench|fuzz|lint|deb|systemd|all
 #        tools/deps.sh install PACKAGE...   (these, the same way)
+#        tools/deps.sh list TARGET          (its packages, one a line)
 #
 # It leaves the host as it was, but for the new packages:
 # - No service starts.  For the duration of apt-get, /usr/sbin/policy-rc.d
@@ -152,25 +153,42 @@ install_packages() {
 	disable_units $new
 }
 
+# The packages of a target.
+want_of() {
+	case $1 in
+	build)	echo "$build" ;;
+	fuzz)	echo "$build $fuzz" ;;
+	lint)	echo "$build $lint" ;;
+	deb)	echo "$build $deb" ;;
+	systemd)	echo "$build $test $systemd" ;;
+	test)	echo "$build $test" ;;
+	bench)	echo "$build $test $bench" ;;
+	all)	echo "$build $test $bench $fuzz $lint $deb $systemd" ;;
+	*)	return 1 ;;
+	esac
+}
+
+usage() {
+	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|all" >&2
+	echo "       $0 install PACKAGE..." >&2
+	echo "       $0 list TARGET" >&2
+	exit 2
+}
+
 case "${1:-all}" in
-build)	want="$build" ;;
-fuzz)	want="$build $fuzz" ;;
-lint)	want="$build $lint" ;;
-deb)	want="$build $deb" ;;
-systemd)	want="$build $test $systemd" ;;
-test)	want="$build $test" ;;
-bench)	want="$build $test $bench" ;;
-all)	want="$build $test $bench $fuzz $lint $deb $systemd" ;;
 install)
 	shift
-	[ $# -gt 0 ] || { echo "usage: $0 install PACKAGE..." >&2; exit 2; }
+	[ $# -gt 0 ] || usage
 	[ "$(id -u)" -eq 0 ] || { echo "deps: run as root" >&2; exit 1; }
 	export DEBIAN_FRONTEND=noninteractive
 	install_packages "$@"
 	exit 0 ;;
-*)	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|all" >&2
-	echo "       $0 install PACKAGE..." >&2
-	exit 2 ;;
+list)
+	want=$(want_of "${2:-}") || usage
+	# shellcheck disable=SC2086
+	printf '%s\n' $want
+	exit 0 ;;
+*)	want=$(want_of "${1:-all}") || usage ;;
 esac
 
 missing=""

@@ -275,6 +275,25 @@ class CommandLine(unittest.TestCase):
                 self.assertNotIn("nonexistent", err)
 
 
+class Deps(unittest.TestCase):
+
+    def test_readme_lists_what_deps_installs(self):
+        """README's table of packages is tools/deps.sh's, group by group."""
+        def listed(target):
+            return set(subprocess.run(["sh", str(REPO / "tools" / "deps.sh"), "list", target],
+                                      stdout=subprocess.PIPE, check=True).stdout.decode().split())
+        base = {"build": set(), "test": listed("build"), "systemd": listed("test"),
+                "deb": listed("build"), "bench": listed("test"), "fuzz": listed("build"),
+                "lint": listed("build")}
+        readme = (REPO / "README.md").read_text()
+        rows = dict(re.findall(r"^\| (\w+): `([^`]+)` \|", readme, flags=re.M))
+        self.assertEqual(set(rows), set(base))
+        for group, packages in rows.items():
+            with self.subTest(group=group):
+                self.assertEqual(set(packages.split()), listed(group) - base[group])
+        self.assertEqual(set().union(*(set(p.split()) for p in rows.values())), listed("all"))
+
+
 class Alerts(unittest.TestCase):
 
     def test_every_rule_has_a_runbook_in_troubleshooting(self):
