@@ -301,7 +301,7 @@ class ReloadFailure(PcdTestCase):
 
 
 class PrintSettings(PcdTestCase):
-    """--print-settings (not in --help) lists every key of the table with
+    """--print-settings lists every key of the table with
     its default; uncommented, those defaults are a valid configuration,
     and every key of the example configuration is among them."""
 
