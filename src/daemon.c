@@ -589,16 +589,13 @@ reload(struct daemon *d)
 		} else
 			(void)apply_config(d, cfg);
 	}
+	ops_reloaded(d->ops, metrics.config_reload_success ? NULL : why);
 	/* Reloaded as systemd means it: the configuration is read. */
 	notify_reloaded();
 	if (d->fetch != NULL)
 		d->queued = true;
 	else
 		start_refresh(d);
-	/* After start_refresh's own STATUS=, so that this one shows. */
-	if (!metrics.config_reload_success && !d->opts->once)
-		notify_status("reload failed: %s; running with the previous "
-		    "configuration", why);
 }
 
 static void

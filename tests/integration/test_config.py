@@ -12,7 +12,7 @@ import time
 from tests.support import catalog, reference
 from tests.support.harness import PcdTestCase
 
-from tests.integration.test_ops import scrape
+from tests.integration.test_ops import scrape, wait_until
 
 SITE = "lms.example.com"
 
@@ -439,10 +439,15 @@ class ReloadFailure(PcdTestCase):
                 d.wait_events("refresh_succeeded", n, timeout=20)
                 self.assertTrue(d.running)
                 self.assertGreater(len(d.events_named("config_error")), errors)
-                status = d.notify.wait("STATUS=reload failed: ", since=mark, prefix=True)
-                self.assertIn(why, status)
-                self.assertTrue(status.endswith("; running with the previous configuration"),
-                                status)
+                status = d.notify.wait("STATUS=reload failed: " + why, since=mark,
+                                       prefix=True)
+                self.assertIn("; running with the previous configuration", status)
+                # Still said once the refresh the SIGHUP asked for ended.
+                ended = wait_until(lambda: [
+                    line for line in d.notify.lines(mark) if line.startswith("STATUS=")
+                    and "last refresh ok" in line and "refreshing;" not in line],
+                    what="STATUS= after the refresh")
+                self.assertTrue(ended[-1].startswith("STATUS=reload failed: " + why), ended)
                 samples, _ = scrape(addr)
                 self.assertEqual(samples[("programs_cached_config_last_reload_success", ())], 0)
                 t = samples[("programs_cached_config_last_reload_timestamp_seconds", ())]
@@ -453,15 +458,20 @@ class ReloadFailure(PcdTestCase):
                 self.assertCacheMatches(self.reader([self.mc]), expected)
                 restore()
 
+        mark = len(d.notify.messages)
         d.send_signal(signal.SIGHUP)
         d.wait_events("refresh_succeeded", n + 1, timeout=20)
         samples, _ = scrape(addr)
         self.assertEqual(samples[("programs_cached_config_last_reload_success", ())], 1)
+        d.notify.wait("STATUS=last refresh ok", since=mark, prefix=True)
+        after = [line for line in d.notify.lines(d.notify.index("RELOADING=1", since=mark))
+                 if line.startswith("STATUS=")]
+        self.assertEqual([line for line in after if "reload failed" in line], [], after)
         self.assertEqual(d.stop(), 0)
 
 
 class PrintSettings(PcdTestCase):
-    """--print-settings (not in --help) lists every key of the table with
+    """--print-settings lists every key of the table with
     its default; uncommented, those defaults are a valid configuration,
     and every key of the example configuration is among them."""
 
