@@ -3,7 +3,7 @@
 # installed.  As root, install what is missing with apt-get; otherwise print
 # the command to run and fail.
 #
-# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|systemd|all
+# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|systemd|image|all
 set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
@@ -23,6 +23,10 @@ lint="cppcheck clang-tidy"
 deb="build-essential dpkg-dev debhelper lintian"
 # make check-systemd: systemd-nspawn.
 systemd="systemd-container"
+# make check-image: podman (rootful, with runc), a base image made by
+# mmdebstrap from Debian's mirrors, and the Tutor plugin's templates
+# rendered with Jinja2 and parsed as YAML.
+image="podman runc mmdebstrap python3-jinja2 python3-yaml"
 
 case "${1:-all}" in
 build)	want="$build" ;;
@@ -30,10 +34,11 @@ fuzz)	want="$build $fuzz" ;;
 lint)	want="$build $lint" ;;
 deb)	want="$build $deb" ;;
 systemd)	want="$build $test $systemd" ;;
+image)	want="$build $test $image" ;;
 test)	want="$build $test" ;;
 bench)	want="$build $test $bench" ;;
-all)	want="$build $test $bench $fuzz $lint $deb $systemd" ;;
-*)	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|all" >&2; exit 2 ;;
+all)	want="$build $test $bench $fuzz $lint $deb $systemd $image" ;;
+*)	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|image|all" >&2; exit 2 ;;
 esac
 
 missing=""
