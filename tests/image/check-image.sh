@@ -92,7 +92,8 @@ if [ "$added" -gt "$max_added_mb" ]; then
 fi
 
 echo "== tests/image"
-PCD_IMAGE="$image:$version" PCD_BUILD="$build" /usr/bin/python3 -m unittest \
+PCD_IMAGE="$image:$version" PCD_BASE_IMAGE="$base" PCD_BUILD="$build" \
+    /usr/bin/python3 -m unittest \
     discover -s tests/image -t . ${TESTFLAGS:-}
 PCD_IMAGE="$image:$version" /usr/bin/python3 -m tests.image.measure 3
 echo "check-image: ok: $image:$version"

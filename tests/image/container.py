@@ -13,8 +13,8 @@ at the image's default path, a credentials directory at /run/secrets
 (read-only) and a state volume: a host directory owned by the image's
 user.  Nothing else in it is writable.
 
-PCD_IMAGE names the image (default localhost/programs-cached:latest);
-PODMAN the podman binary.  make check-image sets CONTAINERS_CONF.
+PCD_IMAGE names the image (default localhost/programs-cached:latest),
+PCD_BASE_IMAGE its base; PODMAN the podman binary.  make check-image sets CONTAINERS_CONF.
 """
 
 import json
@@ -28,6 +28,8 @@ from pathlib import Path
 from tests.support.harness import Daemon, PcdTestCase
 
 IMAGE = os.environ.get("PCD_IMAGE", "localhost/programs-cached:latest")
+# The base it was built on (check-image.sh makes it).
+BASE = os.environ.get("PCD_BASE_IMAGE", "localhost/programs-cached-base:bookworm")
 PODMAN = os.environ.get("PODMAN", "podman")
 APP_UID = 1000                      # the image's user (APP_USER_ID)
 CONF = "/etc/programs-cached/programs-cached.conf"

@@ -14,13 +14,11 @@ check-image builds it first).
 - a bad configuration exits 2 with the cause on stderr."""
 
 import copy
-import os
-import time
 from pathlib import Path
 
 from tests.integration.test_parity import two_catalogues
-from tests.image.container import APP_UID, STATE, ImageTestCase
-from tests.support import catalog, reference
+from tests.image.container import APP_UID, BASE, IMAGE, STATE, ImageTestCase, podman
+from tests.support import reference
 from tests.support.harness import free_port
 from tests.support.rediscache import RedisReader, RedisServer
 
@@ -180,6 +178,19 @@ class Confinement(ImageCase):
                 if l.split()[1] == "/"]
         self.assertTrue(root and "ro" in root[-1][3].split(","), root)
         self.assertEqual(c.stop()[0], 0)
+
+
+    def test_adds_one_executable_to_its_base(self):
+        """No tools beyond the base's: of executables, the image adds the
+        daemon alone."""
+        def executables(image):
+            p = podman("run", "--rm", "--user", "0", "--entrypoint", "/usr/bin/find", image,
+                       "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin",
+                       "/usr/libexec", "!", "-type", "d", check=False)
+            return set(p.stdout.split())
+        base = executables(BASE)
+        self.assertIn("/usr/bin/sh", base)      # the listing worked
+        self.assertEqual(executables(IMAGE) - base, {"/usr/sbin/programs-cached"})
 
 
 class Health(ImageCase):

@@ -23,15 +23,13 @@ compose, Kubernetes, and the LMS's manage_user and create_dot_application.
 
 import configparser
 import os
-import shutil
 import subprocess
-import sys
 import textwrap
 import unittest
 from pathlib import Path
 
 from tests.image import tutor_render
-from tests.image.container import APP_UID, Container, ImageTestCase
+from tests.image.container import Container, ImageTestCase
 from tests.support import catalog, reference
 from tests.support.harness import REPO, PcdTestCase, daemon_binary, free_port
 from tests.support.rediscache import RedisReader, RedisServer
