@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "catalog.h"
+#include "plan.h"
 #include "store.h"
 
 /*

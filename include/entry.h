@@ -16,7 +16,17 @@ struct entry {
 	uint64_t		 servers;	/* bit i: on server i */
 	uint32_t		 flags;
 	uint16_t		 wirelen;
-	uint8_t			 family;	/* enum catalog_family */
+	uint8_t			 family;	/* enum family */
+	uint8_t			 phase;		/* family_phase(family) */
+	uint8_t			 subject;	/* key + subject: the uuid,
+						   run key, domain... */
 };
+
+/* What the key names within its family (a program's uuid, ...). */
+static inline const char *
+entry_subject(const struct entry *e)
+{
+	return e->key + e->subject;
+}
 
 #endif

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "catalog.h"
+#include "family.h"
 #include "util.h"
 
 enum metrics_outcome {

@@ -51,6 +51,11 @@ void		 snapshot_add_copy(struct snapshot *, const struct entry *);
 void		 snapshot_set_sites(struct snapshot *, const char *);
 void		 snapshot_free(struct snapshot *);
 
+/*
+ * A number no other snapshot of this process has had (tells a new one
+ * from an old one whose address was reused); 0 for NULL.
+ */
+uint64_t	 snapshot_serial(const struct snapshot *);
 size_t		 snapshot_count(const struct snapshot *);
 /* Value bytes of every entry. */
 size_t		 snapshot_bytes(const struct snapshot *);
@@ -66,12 +71,23 @@ char		*snapshot_settings(const struct cfg *);
 /* The file under state_dir (caller frees). */
 char		*snapshot_path(const char *state_dir);
 
+/* How a save went: what it was doing when it failed, and why. */
+struct snapshot_outcome {
+	const char	*op;		/* a literal: open, write, rename, ... */
+	char		 error[256];	/* "" on success */
+	uint64_t	 ms;		/* how long it took */
+};
+
 /*
- * Write the file atomically (creating state_dir if it is missing).  0, or
- * -1 after logging snapshot_error; the old file is then left as it was.
+ * Write the file atomically (creating state_dir if it is missing): 0, or
+ * -1 with the old file left as it was.  It logs nothing (it runs off the
+ * loop): snapshot_log_save() says how it went, on the loop.
  */
 int		 snapshot_save(const struct snapshot *, const char *path,
-		    const char *settings) PCD_WUR;
+		    const char *settings, struct snapshot_outcome *) PCD_WUR;
+/* snapshot_saved or snapshot_error, for save's outcome o and return rc. */
+void		 snapshot_log_save(const struct snapshot *, const char *path,
+		    const struct snapshot_outcome *o, int rc);
 /*
  * Read a file written with these settings.  NULL if there is none (errno
  * ENOENT, nothing logged) or if it cannot be trusted (logged as

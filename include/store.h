@@ -39,6 +39,12 @@ struct store;
 
 struct store	*store_new(const struct cfg *);
 void		 store_free(struct store *);
+/*
+ * A number no other store of this process has had: whoever keeps a
+ * borrowed store across calls tells a new one by it (an address can be
+ * reused once the old one is freed).
+ */
+uint64_t	 store_serial(const struct store *);
 
 size_t		 store_nservers(const struct store *);
 const char	*store_server_name(const struct store *, size_t);

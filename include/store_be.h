@@ -22,6 +22,7 @@ struct store_server {
 
 struct store {
 	const struct store_be	*be;
+	uint64_t		 serial;	/* store_serial() */
 	void			*impl;		/* the backend's own */
 	size_t			 n;
 	struct store_server	 sv[STORE_MAX_SERVERS];
@@ -52,6 +53,13 @@ struct store_be {
 
 extern const struct store_be	store_be_memcached;
 extern const struct store_be	store_be_redis;
+
+/*
+ * A store on another backend: the tests' own (tests/unit/testbe.h), which
+ * refuses, fails and loses writes on command.  store_new() is this with
+ * the backend the configuration's section names.
+ */
+struct store	*store_new_with(const struct store_be *, const struct cfg *);
 
 /* How long a failed server is left alone before it is tried again. */
 #define STORE_RETRY_MS	1000

@@ -1,12 +1,12 @@
 /*
- * writer.h: the one way entries get into the cache (SPEC §4, §7).
+ * writer.h: the one way the cache is changed (SPEC §4, §7).
  *
- * A publish, a repair after a restart or a miss, and SIGUSR1 all write
- * through writer_phase(): entries of one phase, pipelined to the servers
- * each belongs on, the phase ended by a round trip to every server written
- * to.  Every entry gets an outcome; refusals are always seen (the store
- * reads back what it cannot otherwise know), and a write whose outcome is
- * unknown counts as failed.
+ * A publish, a repair after a restart or a miss, SIGUSR1 and the deletion
+ * of stale keys all go through here: entries of one phase pipelined to
+ * the servers each belongs on, the phase ended by a round trip to every
+ * server written to; deletes likewise.  Every entry gets an outcome;
+ * refusals are always seen (the store reads back what it cannot
+ * otherwise know), and a write whose outcome is unknown counts as failed.
  */
 #ifndef PCD_WRITER_H
 #define PCD_WRITER_H
@@ -19,12 +19,19 @@
 
 enum write_outcome {
 	WRITE_PENDING,		/* not tried (yet) */
-	WRITE_OK,		/* written, and the server has it */
-	WRITE_SAME,		/* the cache holds these bytes already */
+	WRITE_OK,		/* written (or deleted), and the server did it */
+	WRITE_SAME,		/* the cache holds these bytes: not sent */
 	WRITE_TOO_BIG,		/* over the item size: not sent, old value stays */
 	WRITE_INVALID,		/* the key function refuses the key */
 	WRITE_REFUSED,		/* sent and refused: the key holds nothing */
 	WRITE_DOWN		/* a server was down or failed: unknown */
+};
+
+/* How a call ended: what the caller must do next. */
+enum writer_rc {
+	WRITER_OK,		/* every entry has its outcome */
+	WRITER_FAILED,		/* a server failed: write no later phase */
+	WRITER_LEASE_LOST	/* the gate closed: nothing more was sent */
 };
 
 /*
@@ -36,9 +43,6 @@ struct writer_gate {
 	void	*arg;
 };
 
-/* Whether the cache holds exactly e's value already (skip it). */
-typedef bool	(*writer_same_fn)(const struct entry *e, void *arg);
-
 struct write_stats {
 	size_t	written;	/* entries confirmed written */
 	size_t	skipped;	/* the same bytes were there */
@@ -47,21 +51,27 @@ struct write_stats {
 };
 
 /*
- * Write the entries of v[0..n) that belong to phase (catalog_phase) and
- * whose out[] is still WRITE_PENDING, setting out[] for each; entries
- * whose out[] is set already are left alone (a phase can be written again
- * after the caller changed some).  same, if not NULL, skips values the
- * cache holds.  Refusals are logged (memcached_error) and counted in ws
- * (added to, may be NULL).  0, or -1 if a server was down or failed, or
- * the gate closed (what was not sent stays WRITE_PENDING): the later
- * phases must then not be written.
+ * Write the entries of v[0..n) whose phase is phase and whose out[] is
+ * WRITE_PENDING, setting out[] for each; the caller marks what it knows
+ * the cache holds as WRITE_SAME first (those are counted, not sent), and
+ * entries with another outcome are left alone (a phase can be written
+ * again after the caller changed some).  Refusals are logged
+ * (memcached_error) and counted in ws (added to; may be NULL).  On
+ * WRITER_LEASE_LOST what was not sent stays WRITE_PENDING (write_stopped
+ * is logged).
  */
-int	writer_phase(struct store *, const struct entry *v, size_t n,
-	    int phase, writer_same_fn same, void *arg,
-	    const struct writer_gate *gate, enum write_outcome *out,
-	    struct write_stats *ws) PCD_WUR;
+enum writer_rc	writer_phase(struct store *, const struct entry *v, size_t n,
+		    int phase, const struct writer_gate *,
+		    enum write_outcome *out, struct write_stats *ws) PCD_WUR;
+/*
+ * Delete v[0..n) from the servers each is on (stale keys): out[i] is
+ * WRITE_OK once every server has done it, WRITE_DOWN otherwise.
+ */
+enum writer_rc	writer_delete(struct store *, const struct entry *v,
+		    size_t n, const struct writer_gate *,
+		    enum write_outcome *out);
 
 /* Whether an outcome means the cache holds the entry's value. */
-bool	writer_in_cache(enum write_outcome);
+bool		writer_in_cache(enum write_outcome);
 
 #endif

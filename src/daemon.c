@@ -12,7 +12,7 @@
 
 #include "catalog.h"
 #include "daemon.h"
-#include "disc.h"
+#include "fetch.h"
 #include "http.h"
 #include "keys.h"
 #include "lease.h"
@@ -21,9 +21,9 @@
 #include "monitor.h"
 #include "notify.h"
 #include "ops.h"
-#include "dryrun.h"
 #include "oauth.h"
 #include "pool.h"
+#include "settings.h"
 #include "snapshot.h"
 #include "state.h"
 #include "store.h"
@@ -43,19 +43,16 @@ struct daemon {
 	struct lease			*lease;		/* NULL: always the writer */
 	struct writer_gate		 gate;		/* lease_valid() */
 	bool				 rewrite;	/* lease taken: write all */
-	struct disc			*disc;		/* refresh running */
+	struct fetch			*fetch;		/* refresh running */
 	struct pool			*pool;		/* parses details */
 	bool				 queued;	/* SIGHUP during a refresh */
 	bool				 stopping;
 	int				 exit_code;
 	int				 failures;	/* refreshes failed in a row */
-	size_t				 programs;	/* of the last publish */
 	uint64_t			 refresh_started;
-	uint64_t			 unchanged_before;	/* metric */
 	struct event			*refresh_timer;
 	struct event			*incr_timer;	/* SPEC §10 */
 	bool				 incremental;	/* the running one */
-	uint64_t			 fetched_before;	/* metric */
 	struct event			*sig_hup;
 	struct event			*sig_term;
 	struct event			*sig_int;
@@ -97,56 +94,6 @@ http_opts_from(const struct cfg *cfg, struct http_opts *o)
 	o->retry_backoff_ms = cfg->retry_backoff_ms;
 	o->retry_backoff_max_ms = cfg->retry_backoff_max_ms;
 	o->max_response_size = cfg->max_response_size;
-}
-
-/* Whether two optional strings are equal (both NULL counts). */
-static bool
-same_text(const char *a, const char *b)
-{
-	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-/* Whether two configurations talk to memcached the same way. */
-static bool
-same_store(const struct cfg *a, const struct cfg *b)
-{
-	size_t	i;
-
-	/* A Redis server's name is its URL without the password. */
-	if (a->backend != b->backend ||
-	    !same_text(a->redis_password, b->redis_password) ||
-	    !same_text(a->redis_password_file, b->redis_password_file))
-		return false;
-	if (a->nservers != b->nservers || a->distribution != b->distribution ||
-	    a->mc_connect_timeout_ms != b->mc_connect_timeout_ms ||
-	    a->mc_io_timeout_ms != b->mc_io_timeout_ms ||
-	    a->key_function != b->key_function ||
-	    a->long_key_hash != b->long_key_hash ||
-	    strcmp(a->key_prefix, b->key_prefix) != 0 ||
-	    strcmp(a->key_version, b->key_version) != 0 ||
-	    a->value_format != b->value_format ||
-	    a->pickle_protocol != b->pickle_protocol)
-		return false;
-	for (i = 0; i < a->nservers; i++)
-		if (strcmp(a->servers[i].name, b->servers[i].name) != 0)
-			return false;
-	return true;
-}
-
-static bool
-same_str(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a != NULL && b != NULL &&
-	    strcmp(a, b) == 0);
-}
-
-/* Whether two configurations get their tokens the same way. */
-static bool
-same_oauth(const struct cfg *a, const struct cfg *b)
-{
-	return same_str(a->client_id, b->client_id) &&
-	    same_str(a->oauth_url, b->oauth_url) &&
-	    same_str(a->client_secret_file, b->client_secret_file);
 }
 
 /* The monitor follows what the state says the cache holds. */
@@ -202,12 +149,13 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		d->http = http_new(d->base, &ho);
 	else
 		http_set_opts(d->http, &ho);
-	if (d->cfg == NULL || !same_oauth(d->cfg, cfg)) {
+	if (d->cfg == NULL || settings_differ(d->cfg, cfg, SETTING_NEW_TOKEN)) {
 		/* A new client, secret or server needs a new token. */
 		oauth_free(d->oauth);
 		d->oauth = oauth_new(d->base, d->http, cfg);
 	}
-	if (d->store == NULL || d->cfg == NULL || !same_store(d->cfg, cfg)) {
+	if (d->store == NULL || d->cfg == NULL ||
+	    settings_differ(d->cfg, cfg, SETTING_NEW_STORE)) {
 		monitor_set_snapshot(d->mon, NULL);
 		store_free(d->store);
 		d->store = store_new(cfg);
@@ -218,7 +166,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		changed = true;
 	}
 	if (d->state == NULL)
-		d->state = state_new(cfg, d->store, &d->kf);
+		d->state = state_new(cfg, d->store, &d->kf, d->pool);
 	else
 		state_configure(d->state, cfg, d->store, &d->kf, changed);
 	monitor_configure(d->mon, d->store, cfg->check_interval_ms,
@@ -280,43 +228,45 @@ record_sites(const struct catalog *gen, const char *only)
 
 /* What /metrics shows of a finished refresh. */
 static void
-record_metrics(const struct state_result *r, enum metrics_outcome o,
-    uint64_t ms)
+record_metrics(const struct fetch_result *fr, const struct state_result *r,
+    enum metrics_outcome o, uint64_t ms)
 {
+	int	kind = fr->incremental ? 1 : 0;
+	size_t	i;
+
 	metrics.refreshes[o]++;
+	metrics.refreshes_by_kind[kind]++;
+	metrics.details_fetched[kind] += fr->details_fetched;
+	metrics.details_unchanged += fr->details_unchanged;
+	metrics.programs_rejected += fr->programs_rejected;
+	metrics.publishes_held += r->sites.sites_held;
 	metrics.last_refresh_seconds = (double)ms / 1000;
 	metrics.refresh_seconds_sum += (double)ms / 1000;
 	if (o == OUTCOME_OK)
 		metrics.last_success = (double)wall_ms() / 1000;
+	if (r->ws.written > 0 || r->deleted > 0)
+		metrics.last_change = (double)wall_ms() / 1000;
 	metrics.programs = r->programs;
 	metrics.pathways = r->pathways;
 	memcpy(metrics.keys, r->keys, sizeof metrics.keys);
 	metrics.keys_skipped += r->ws.skipped;
+	for (i = 0; i < fr->nfailures; i++)
+		metrics_failure(fr->failures[i].site, fr->failures[i].stage);
+	if (r->server_failed)
+		metrics_failure(NULL, "publish");
 }
 
 /* --dry-run: print what would change, write nothing, stop. */
 static void
-dry_run_done(struct daemon *d, struct catalog *next)
+dry_run_done(struct daemon *d, struct fetch_result *fr)
 {
-	struct catalog_opts	 co;
-	struct plan		*pl;
-	size_t			 i;
-	int			 rc;
-	bool			 ok = true;
+	int	rc;
 
-	catalog_opts_from(d->cfg, &co);
-	pl = plan_build(next, &co, &d->kf, d->store,
-	    d->cfg->value_format == VALUE_PICKLE ? 1 : 0);
-	rc = dryrun_print(d->store, pl, stdout);
+	rc = state_dry_run(d->state, fr, d->opts->force ||
+	    d->cfg->force_publish, stdout);
 	fflush(stdout);
-	for (i = 0; i < next->nsites; i++)
-		if (next->sites[i]->status != SITE_OK &&
-		    next->sites[i]->status != SITE_UNCONFIGURED)
-			ok = false;
-	d->exit_code = rc == 0 && ok && pl->errors == 0 ? PCD_EXIT_OK :
-	    PCD_EXIT_FAIL;
-	plan_free(pl);
-	catalog_unref(next);
+	d->exit_code = rc == 0 ? PCD_EXIT_OK : PCD_EXIT_FAIL;
+	fetch_result_free(fr);
 	event_base_loopexit(d->base, NULL);
 }
 
@@ -327,101 +277,47 @@ outcome_of(const struct state_result *r)
 	if (r->complete)
 		return OUTCOME_OK;
 	/* Unconfigured sites' [] lists are not a success of anything. */
-	if (!r->published || r->sites_ok + r->sites_partial == 0)
+	if (!r->published || r->sites.sites_ok + r->sites.sites_partial == 0)
 		return OUTCOME_FAILED;
 	return OUTCOME_PARTIAL;
 }
 
-/* A refresh has fetched all it could: publish it and report. */
+/* Log how a refresh went: one summary event. */
 static void
-refresh_done(struct daemon *d, struct catalog *next)
+log_result(const struct fetch_result *fr, const struct state_result *r,
+    uint64_t ms, uint64_t pub)
 {
-	struct state_publish_opts	 po;
-	struct state_result		 r;
-	enum metrics_outcome		 outcome;
-	uint64_t			 ms, fetched, pub;
-	const char			*kind;
+	const char	*kind = fr->incremental ? "incremental" : "full";
 
-	d->disc = NULL;
-	kind = d->incremental ? "incremental" : "full";
-	if (d->opts->dry_run) {
-		dry_run_done(d, next);
-		return;
-	}
-	if (standby(d)) {
-		/* Lost the lease while fetching: the holder publishes. */
-		log_event(LOG_WARNING, "refresh_dropped", "error=%s", "the "
-		    "lease was lost during the refresh: nothing written");
-		log_context(NULL, NULL);
-		catalog_unref(next);
-		return;
-	}
-	memset(&po, 0, sizeof po);
-	po.force = d->opts->force || d->cfg->force_publish;
-	/*
-	 * Skipping a value as unchanged trusts that the cache still holds
-	 * it.  The daemon checks that (the monitor verifies after every
-	 * publish); a one-shot run cannot, so it writes everything, as
-	 * cache_programs does.
-	 */
-	po.skip_same = !d->opts->once && !d->rewrite;
-	po.gate = &d->gate;
-	/* Only full refreshes count for stale keys: the same delay either way. */
-	po.every_site = d->opts->domain == NULL && !d->incremental;
-	pub = mono_ms();
-	(void)state_publish(d->state, next, &po, &r);
-	pub = mono_ms() - pub;
-	if (r.published)
-		d->rewrite = false;
-	heal_follow(d);
-	ms = mono_ms() - d->refresh_started;
-	fetched = metrics.details_fetched[d->incremental] - d->fetched_before;
-	metrics.refreshes_by_kind[d->incremental]++;
-	if (r.ws.written > 0 || r.deleted > 0)
-		metrics.last_change = (double)wall_ms() / 1000;
-	if (r.complete) {
+	if (r->complete) {
 		log_event(LOG_INFO, "refresh_succeeded", "kind=%s sites=%zu "
-		    "programs=%zu pathways=%zu details_fetched=%llu "
+		    "programs=%zu pathways=%zu details_fetched=%zu "
 		    "keys_written=%zu "
 		    "keys_skipped=%zu keys_deleted=%zu bytes_written=%zu "
-		    "details_unchanged=%llu duration_ms=%llu publish_ms=%llu",
-		    kind, r.sites, r.programs, r.pathways,
-		    (unsigned long long)fetched, r.ws.written, r.ws.skipped,
-		    r.deleted, r.ws.bytes, (unsigned long long)
-		    (metrics.details_unchanged - d->unchanged_before),
+		    "details_unchanged=%zu duration_ms=%llu publish_ms=%llu",
+		    kind, r->sites.sites, r->programs, r->pathways,
+		    fr->details_fetched, r->ws.written, r->ws.skipped,
+		    r->deleted, r->ws.bytes, fr->details_unchanged,
 		    (unsigned long long)ms, (unsigned long long)pub);
-		d->exit_code = PCD_EXIT_OK;
-		/* An incremental one says nothing of the full schedule. */
-		if (!d->incremental)
-			d->failures = 0;
-	} else {
-		/* The summary; each failure had its own refresh_failed. */
-		log_event(LOG_ERR, "refresh_incomplete", "kind=%s outcome=%s "
-		    "sites=%zu sites_partial=%zu sites_failed=%zu "
-		    "sites_held=%zu programs=%zu pathways=%zu "
-		    "details_fetched=%llu keys_written=%zu "
-		    "keys_skipped=%zu keys_failed=%zu duration_ms=%llu", kind,
-		    outcome_of(&r) == OUTCOME_FAILED ? "failed" : "partial",
-		    r.sites, r.sites_partial, r.sites_failed, r.sites_held,
-		    r.programs, r.pathways, (unsigned long long)fetched,
-		    r.ws.written, r.ws.skipped,
-		    r.ws.failed, (unsigned long long)ms);
-		d->exit_code = PCD_EXIT_FAIL;
-		if (!d->incremental)
-			d->failures++;
+		return;
 	}
-	outcome = outcome_of(&r);
-	record_metrics(&r, outcome, ms);
-	ops_refreshed(d->ops, outcome, r.programs);
-	record_sites(state_generation(d->state), d->opts->domain);
-	if (r.published)
-		ops_published(d->ops);
-	/* An incremental refresh that wrote nothing has nothing to check. */
-	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
-		monitor_verify_soon(d->mon);
-	ops_status(d->ops);
-	log_context(NULL, NULL);	/* the refresh's events end here */
+	/* The summary; each failure had its own refresh_failed. */
+	log_event(LOG_ERR, "refresh_incomplete", "kind=%s outcome=%s "
+	    "sites=%zu sites_partial=%zu sites_failed=%zu "
+	    "sites_held=%zu programs=%zu pathways=%zu "
+	    "details_fetched=%zu keys_written=%zu "
+	    "keys_skipped=%zu keys_failed=%zu duration_ms=%llu", kind,
+	    outcome_of(r) == OUTCOME_FAILED ? "failed" : "partial",
+	    r->sites.sites, r->sites.sites_partial, r->sites.sites_failed,
+	    r->sites.sites_held, r->programs, r->pathways,
+	    fr->details_fetched, r->ws.written, r->ws.skipped,
+	    r->ws.failed, (unsigned long long)ms);
+}
 
+/* What comes after a refresh: a queued one, or the timers. */
+static void
+after_refresh(struct daemon *d)
+{
 	if (d->opts->once) {
 		event_base_loopexit(d->base, NULL);
 		return;
@@ -443,6 +339,66 @@ refresh_done(struct daemon *d, struct catalog *next)
 	schedule_incremental(d);
 }
 
+/* A refresh has fetched all it could: publish it and report. */
+static void
+refresh_done(struct daemon *d, struct fetch_result *fr)
+{
+	struct state_publish_opts	 po;
+	struct state_result		 r;
+	enum metrics_outcome		 outcome;
+	uint64_t			 ms, pub;
+
+	if (d->opts->dry_run) {
+		dry_run_done(d, fr);
+		return;
+	}
+	if (standby(d)) {
+		/* Lost the lease while fetching: the holder publishes. */
+		log_event(LOG_WARNING, "refresh_dropped", "error=%s", "the "
+		    "lease was lost during the refresh: nothing written");
+		log_context(NULL, NULL);
+		fetch_result_free(fr);
+		return;
+	}
+	memset(&po, 0, sizeof po);
+	po.force = d->opts->force || d->cfg->force_publish;
+	/*
+	 * Skipping a value as unchanged trusts that the cache still holds
+	 * it.  The daemon checks that (the monitor verifies after every
+	 * publish); a one-shot run cannot, so it writes everything, as
+	 * cache_programs does.
+	 */
+	po.skip_same = !d->opts->once && !d->rewrite;
+	po.gate = &d->gate;
+	/* Only full refreshes count for stale keys: the same delay either way. */
+	po.every_site = d->opts->domain == NULL && !d->incremental;
+	pub = mono_ms();
+	(void)state_publish(d->state, fr, &po, &r);
+	pub = mono_ms() - pub;
+	if (r.published)
+		d->rewrite = false;
+	heal_follow(d);
+	ms = mono_ms() - d->refresh_started;
+	log_result(fr, &r, ms, pub);
+	d->exit_code = r.complete ? PCD_EXIT_OK : PCD_EXIT_FAIL;
+	/* An incremental one says nothing of the full schedule. */
+	if (!d->incremental)
+		d->failures = r.complete ? 0 : d->failures + 1;
+	outcome = outcome_of(&r);
+	record_metrics(fr, &r, outcome, ms);
+	ops_refreshed(d->ops, outcome, r.programs);
+	record_sites(state_generation(d->state), d->opts->domain);
+	if (r.published)
+		ops_published(d->ops);
+	/* An incremental refresh that wrote nothing has nothing to check. */
+	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
+		monitor_verify_soon(d->mon);
+	ops_status(d->ops);
+	log_context(NULL, NULL);	/* the refresh's events end here */
+	fetch_result_free(fr);
+	after_refresh(d);
+}
+
 /*
  * The lease was taken: start with a full refresh, and the monitor works
  * again.  Lost: whatever runs stops, nothing more is written.
@@ -451,13 +407,13 @@ static void
 on_lease(bool held, void *arg)
 {
 	struct daemon	*d = arg;
-	struct disc	*disc = d->disc;
+	struct fetch	*f = d->fetch;
 
 	if (held) {
 		/* Another writer may have changed anything since our record. */
 		d->rewrite = true;
 		monitor_set_idle(d->mon, false);
-		if (d->disc == NULL)
+		if (d->fetch == NULL)
 			start_refresh(d);
 		else
 			d->queued = true;
@@ -466,24 +422,46 @@ on_lease(bool held, void *arg)
 		evtimer_del(d->refresh_timer);
 		evtimer_del(d->incr_timer);
 		d->queued = false;
-		if (disc != NULL) {
-			d->disc = NULL;
-			disc_free(disc);
+		if (f != NULL) {
+			d->fetch = NULL;
+			fetch_free(f);
 			log_context(NULL, NULL);
 		}
 	}
 	ops_status(d->ops);
 }
 
-/* disc's callback. */
+/* The fetch's callback: the refresh is over. */
 static void
-on_refresh_done(struct catalog *next, void *arg)
+on_refresh_done(struct fetch_result *fr, void *arg)
 {
 	struct daemon	*d = arg;
-	struct disc	*disc = d->disc;
+	struct fetch	*f = d->fetch;
 
-	refresh_done(d, next);
-	disc_free(disc);
+	d->fetch = NULL;
+	refresh_done(d, fr);
+	fetch_free(f);
+}
+
+/* Start a refresh of either kind. */
+static void
+begin_fetch(struct daemon *d, bool incremental)
+{
+	struct fetch_opts	o;
+
+	memset(&o, 0, sizeof o);
+	o.base = d->base;
+	o.http = d->http;
+	o.oauth = d->oauth;
+	o.pool = d->pool;
+	o.cfg = d->cfg;
+	o.prev = state_generation(d->state);
+	o.only_domain = incremental ? NULL : d->opts->domain;
+	o.incremental = incremental;
+	d->incremental = incremental;
+	d->refresh_started = mono_ms();
+	d->fetch = fetch_start(&o, on_refresh_done, d);
+	ops_refreshing(d->ops, true);
 }
 
 /* Every event of a refresh carries its id, to grep one refresh out. */
@@ -504,16 +482,10 @@ start_refresh(struct daemon *d)
 	if (standby(d))
 		return;		/* the holder refreshes; we take over later */
 	evtimer_del(d->incr_timer);
-	d->incremental = false;
-	d->refresh_started = mono_ms();
-	d->unchanged_before = metrics.details_unchanged;
-	d->fetched_before = metrics.details_fetched[0];
 	refresh_id_new();
 	log_event(LOG_INFO, "refresh_started", "kind=full sites=%zu "
 	    "domain=%s", d->cfg->nsites, d->opts->domain);
-	d->disc = disc_start(d->base, d->http, d->oauth, d->cfg,
-	    state_generation(d->state), d->opts->domain, on_refresh_done, d);
-	ops_refreshing(d->ops, true);
+	begin_fetch(d, false);
 }
 
 /*
@@ -526,16 +498,10 @@ start_incremental(struct daemon *d)
 	evtimer_del(d->incr_timer);
 	if (standby(d))
 		return;
-	d->incremental = true;
-	d->refresh_started = mono_ms();
-	d->unchanged_before = metrics.details_unchanged;
-	d->fetched_before = metrics.details_fetched[1];
 	refresh_id_new();
 	log_event(LOG_INFO, "refresh_started", "kind=incremental sites=%zu",
 	    d->cfg->nsites);
-	d->disc = disc_start_incremental(d->base, d->http, d->oauth, d->cfg,
-	    state_generation(d->state), on_refresh_done, d);
-	ops_refreshing(d->ops, true);
+	begin_fetch(d, true);
 }
 
 /* Whether the next refresh may be an incremental one. */
@@ -544,7 +510,7 @@ incremental_ready(const struct daemon *d)
 {
 	return !d->opts->once && d->opts->domain == NULL &&
 	    !d->opts->dry_run && d->cfg->incremental_interval_ms > 0 &&
-	    disc_incremental_ready(d->cfg, state_generation(d->state));
+	    fetch_incremental_ready(d->cfg, state_generation(d->state));
 }
 
 /* Arm the incremental timer: incremental_interval after this refresh. */
@@ -568,7 +534,7 @@ on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->disc != NULL) {
+	if (d->fetch != NULL) {
 		d->queued = true;	/* after the incremental one */
 		return;
 	}
@@ -582,12 +548,20 @@ on_incr_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->disc != NULL)
+	if (d->fetch != NULL)
 		return;		/* armed again when it ends */
 	if (incremental_ready(d))
 		start_incremental(d);
 	else
 		schedule_incremental(d);
+}
+
+/* What /metrics says of the last load of the configuration. */
+static void
+config_loaded(bool ok)
+{
+	metrics.config_reload_success = ok;
+	metrics.config_reload_time = wall_ms() / 1000;
 }
 
 /* SIGHUP: re-read the configuration, and refresh now (or right after). */
@@ -600,8 +574,7 @@ reload(struct daemon *d)
 	notify_reloading();
 	cfg = cfg_load_with(d->opts->config_path, CFG_SECRETS_READ, why,
 	    sizeof why);
-	metrics.config_reload_success = cfg != NULL;
-	metrics.config_reload_time = wall_ms() / 1000;
+	config_loaded(cfg != NULL);
 	if (cfg == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s error=%s",
 		    d->opts->config_path, "reload failed: keeping the "
@@ -609,7 +582,7 @@ reload(struct daemon *d)
 	} else {
 		log_event(LOG_INFO, "config_loaded", "file=%s sites=%zu "
 		    "servers=%zu", cfg->path, cfg->nsites, cfg->nservers);
-		if (d->disc != NULL) {
+		if (d->fetch != NULL) {
 			/* The running refresh still reads the old one. */
 			cfg_free(d->pending_cfg);
 			d->pending_cfg = cfg;
@@ -618,7 +591,7 @@ reload(struct daemon *d)
 	}
 	/* Reloaded as systemd means it: the configuration is read. */
 	notify_reloaded();
-	if (d->disc != NULL)
+	if (d->fetch != NULL)
 		d->queued = true;
 	else
 		start_refresh(d);
@@ -635,7 +608,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	log_event(LOG_NOTICE, "signal", "signal=SIG%s refreshing=%s",
-	    sigabbrev_np((int)sig), d->disc != NULL ? "true" : "false");
+	    sigabbrev_np((int)sig), d->fetch != NULL ? "true" : "false");
 	switch (sig) {
 	case SIGHUP:
 		if (!d->opts->once)
@@ -686,24 +659,24 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	memset(&d, 0, sizeof d);
 	d.opts = opts;
 	d.exit_code = PCD_EXIT_FAIL;
+	/* The configuration main() loaded is the first one that worked. */
+	config_loaded(true);
 	event_set_log_callback(on_libevent_log);
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
 	d.ops = ops_new(d.base, opts->once);
+	/* The threads for parsing and saving ([daemon] workers: restart). */
+	d.pool = pool_new(d.base, pool_size(cfg->workers));
 	listening = apply_config(&d, cfg);
 	d.gate.may_write = may_write;
 	d.gate.arg = &d;
 	monitor_set_gate(d.mon, &d.gate);
-	metrics.lease_holder = true;
 	if (!opts->once && (d.lease = lease_new(d.base, d.cfg, d.store, &d.kf,
 	    on_lease, &d)) != NULL) {
-		metrics.lease_holder = false;
 		monitor_set_idle(d.mon, true);
 		(void)ops_configure(d.ops, d.cfg, d.store, &d.kf, d.lease);
 	}
-	d.pool = pool_new(d.base, pool_size(d.cfg->workers));
-	disc_use_pool(d.pool);
 	d.refresh_timer = evtimer_new(d.base, on_refresh_timer, &d);
 	d.incr_timer = evtimer_new(d.base, on_incr_timer, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
@@ -739,18 +712,17 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		/* A daemon asked to stop has done its job; --once has not. */
 		if (!opts->once)
 			d.exit_code = PCD_EXIT_OK;
-		else if (d.disc != NULL)
+		else if (d.fetch != NULL)
 			d.exit_code = PCD_EXIT_FAIL;
 	}
-	disc_free(d.disc);
-	disc_use_pool(NULL);
-	pool_free(d.pool);
+	fetch_free(d.fetch);
 	lease_free(d.lease);		/* released: the next takes over now */
+	monitor_free(d.mon);
+	state_free(d.state);		/* after the last save */
+	pool_free(d.pool);
 	log_event(LOG_INFO, "shutdown", "status=%d", d.exit_code);
 	log_context(NULL, NULL);
 
-	monitor_free(d.mon);
-	state_free(d.state);
 	oauth_free(d.oauth);
 	http_free(d.http);
 	store_free(d.store);

@@ -81,7 +81,7 @@ dryrun_print(struct store *st, const struct plan *c, FILE *out)
 			want += e->servers >> j & 1;
 		if (e->wire == NULL) {
 			fprintf(out, "invalid  %-24s %8zu  %s\n",
-			    catalog_family_name(e->family), e->len, e->key);
+			    family_name(e->family), e->len, e->key);
 			continue;
 		}
 		ds = dr.found[i] == want ? DRY_SAME : dr.seen[i] > 0 ?
@@ -91,13 +91,13 @@ dryrun_print(struct store *st, const struct plan *c, FILE *out)
 		total[ds]++;
 		if (ds != DRY_SAME)
 			fprintf(out, "%-8s %-24s %8zu  %s\n", names[ds],
-			    catalog_family_name(e->family), e->len, e->key);
+			    family_name(e->family), e->len, e->key);
 	}
 	fprintf(out, "\n%-24s %8s %12s %8s %8s %8s\n", "family", "keys",
 	    "bytes", "new", "changed", "same");
 	for (f = 0; f < FAM_COUNT; f++)
 		fprintf(out, "%-24s %8zu %12zu %8zu %8zu %8zu\n",
-		    catalog_family_name((enum catalog_family)f),
+		    family_name((enum family)f),
 		    count[f][0] + count[f][1] + count[f][2], bytes[f],
 		    count[f][0], count[f][1], count[f][2]);
 	for (f = 0, n = 0; f < FAM_COUNT; f++)

@@ -43,12 +43,6 @@ lease_held_elsewhere(const struct lease *l)
 	return l != NULL && l->elsewhere;
 }
 
-const char *
-lease_id(const struct lease *l)
-{
-	return l->id;
-}
-
 /* Tell the daemon, and log, that the lease was taken or lost. */
 static void
 changed(struct lease *l, bool held, const char *why)
@@ -150,6 +144,7 @@ lease_new(struct event_base *base, const struct cfg *cfg, struct store *st,
 	if (!cfg->lease_enabled)
 		return NULL;
 	l = xcalloc(1, sizeof *l);
+	metrics.lease_holder = false;
 	l->cb = cb;
 	l->arg = arg;
 	l->ttl_ms = cfg->lease_ttl_ms;

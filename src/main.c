@@ -19,7 +19,6 @@
 #include "health.h"
 #include "jarena.h"
 #include "log.h"
-#include "metrics.h"
 #include "monitor.h"
 #include "settings.h"
 #include "snapshot.h"
@@ -219,8 +218,6 @@ main(int argc, char *argv[])
 		cfg_free(cfg);
 		return ch;
 	}
-	metrics.config_reload_success = true;
-	metrics.config_reload_time = wall_ms() / 1000;
 	log_setup(cfg->log_format, cfg->log_level);
 	if (opts.domain != NULL && cfg_site(cfg, opts.domain) == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s key=site error=%s "

@@ -16,7 +16,8 @@
 #define PCD_REVISION	"unknown"
 #endif
 
-struct metrics	metrics;
+/* Without [lease], this daemon is always the writer (lease.c says otherwise). */
+struct metrics	metrics = { .lease_holder = true };
 
 static const char *const outcome_names[OUTCOME_COUNT] = {
 	"ok", "partial", "failed"
@@ -343,7 +344,7 @@ metrics_render(struct buf *b)
 	    "Keys of the last generation, by family.");
 	for (i = 0; i < FAM_COUNT; i++)
 		buf_printf(b, "programs_cached_keys{family=\"%s\"} %llu\n",
-		    catalog_family_name((enum catalog_family)i),
+		    family_name((enum family)i),
 		    (unsigned long long)m->keys[i]);
 	counter(b, "programs_cached_details_unchanged_total",
 	    "Program details whose body had not changed: not parsed again.",

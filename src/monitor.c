@@ -14,7 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
-#include "catalog.h"
+#include "family.h"
 #include "writer.h"
 #include "util.h"
 
@@ -66,8 +66,8 @@ struct vpass {
 	size_t			 asked;
 	size_t			 skipped;
 	uint64_t		 t0;
-	const struct snapshot	*snap;		/* what it verifies */
-	const struct store	*store;
+	uint64_t		 snap;		/* what it verifies (serials) */
+	uint64_t		 store;
 	bool			 again;		/* asked for meanwhile */
 	size_t			 again_only;
 	const char		*again_reason;
@@ -76,6 +76,7 @@ struct vpass {
 struct monitor {
 	struct event_base	*base;
 	struct store		*store;
+	uint64_t		 store_serial;	/* what sv[] describes */
 	const struct snapshot	*snap;
 	long			 check_ms;
 	long			 verify_ms;
@@ -173,9 +174,10 @@ void
 monitor_configure(struct monitor *m, struct store *st, long check_ms,
     long verify_ms)
 {
-	if (m->store != st)
+	if (m->store_serial != store_serial(st))
 		memset(m->sv, 0, sizeof m->sv);
 	m->store = st;
+	m->store_serial = store_serial(st);
 	m->check_ms = check_ms;
 	m->verify_ms = verify_ms;
 	pick_sentinels(m);
@@ -272,9 +274,9 @@ repair(struct monitor *m, const struct fixes *f, const char *reason,
 		ev[k] = v[f->v[k].e];
 		ev[k].servers = (uint64_t)1 << f->v[k].srv;
 	}
-	for (phase = 0; phase < CATALOG_PHASES && !failed; phase++)
-		if (writer_phase(m->store, ev, f->n, phase, NULL, NULL,
-		    m->gate, out, NULL) == -1)
+	for (phase = 0; phase < FAMILY_PHASES && !failed; phase++)
+		if (writer_phase(m->store, ev, f->n, phase, m->gate, out,
+		    NULL) != WRITER_OK)
 			failed = true;
 	for (k = 0; k < f->n; k++) {
 		if (out[k] == WRITE_OK) {
@@ -444,7 +446,7 @@ log_misses(const struct monitor *m, const struct fixes *f, const char *reason)
 		if (count[i] == 0)
 			continue;
 		buf_printf(&fmt, " missing_%s=%%zu",
-		    catalog_family_name((enum catalog_family)i));
+		    family_name((enum family)i));
 		c[nc++] = count[i];
 	}
 	log_event(LOG_WARNING, "cache_miss", (const char *)fmt.data, reason,
@@ -504,7 +506,8 @@ on_slice(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!p->active)
 		return;
-	if (m->snap != p->snap || m->store != p->store) {
+	if (snapshot_serial(m->snap) != p->snap ||
+	    store_serial(m->store) != p->store) {
 		/* A publish or a reload replaced it: that one is verified. */
 		free(p->f.v);
 		memset(&p->f, 0, sizeof p->f);
@@ -570,8 +573,8 @@ verify(struct monitor *m, size_t only, const char *reason)
 	p->next = 0;
 	p->asked = p->skipped = 0;
 	p->t0 = mono_ms();
-	p->snap = m->snap;
-	p->store = m->store;
+	p->snap = snapshot_serial(m->snap);
+	p->store = store_serial(m->store);
 	next_slice(m);
 }
 

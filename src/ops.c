@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 
+#include "family.h"
 #include "httpd.h"
 #include "log.h"
 #include "notify.h"
@@ -83,7 +84,7 @@ sentinels_present(struct ops *o)
 	    (uint64_t)o->cfg->check_interval_ms)
 		return o->sentinels_ok;
 	for (i = 0; ok && i < o->cfg->nsites; i++) {
-		key = xasprintf("program-uuids-%s", o->cfg->sites[i].domain);
+		key = family_key(FAM_SITE_PROGRAMS, o->cfg->sites[i].domain);
 		wlen = key_make(o->kf, key, strlen(key), wire);
 		free(key);
 		if (wlen == -1)

@@ -1,10 +1,11 @@
 /*
- * pool.c: worker threads whose results come back to the loop.
+ * pool.c: typed jobs on threads, whose results come back to the loop.
  *
- * One mutex guards the queue of jobs to run and the list of jobs done; a
- * worker that finds the done list empty wakes the loop through an eventfd
- * (libevent itself is not told to be thread-safe).  The loop takes done
- * jobs one at a time, so that a done callback may cancel or submit.
+ * One mutex guards every type's queue of jobs to run and the one list of
+ * jobs done; a thread that finds the done list empty wakes the loop
+ * through an eventfd (libevent itself is not told to be thread-safe).  The
+ * loop takes done jobs one at a time, so that a done callback may cancel,
+ * submit or wait.
  */
 #include <sys/eventfd.h>
 
@@ -22,6 +23,7 @@
 
 struct job {
 	struct job	*next;
+	enum pool_type	 type;
 	const void	*owner;
 	pool_work_cb	 work;
 	pool_done_cb	 done;
@@ -34,25 +36,27 @@ struct jobq {
 	struct job	*tail;
 };
 
+/* One thread: its type, and the job it runs (or NULL). */
+struct worker {
+	struct pool	*pool;
+	enum pool_type	 type;
+	pthread_t	 thread;
+	struct job	*running;
+};
+
 struct pool {
 	pthread_mutex_t	 mu;
-	pthread_cond_t	 more;		/* a job was queued, or stop */
+	pthread_cond_t	 more[POOL_TYPES];	/* queued, or stop */
 	pthread_cond_t	 idle;		/* a job finished running */
-	struct jobq	 todo;
+	struct jobq	 todo[POOL_TYPES];
 	struct jobq	 done;
-	struct job	**running;	/* per thread: its job, or NULL */
 	bool		 stop;
 	int		 efd;
 	struct event	*ev;
-	pthread_t	*threads;
-	int		 nthreads;
-	size_t		 pending;	/* submitted, done not run (loop) */
-};
-
-/* What a worker needs to know: its pool and its slot in running. */
-struct worker {
-	struct pool	*pool;
-	int		 id;
+	struct worker	*workers;
+	int		 nworkers;
+	int		 nthreads[POOL_TYPES];
+	size_t		 pending[POOL_TYPES];	/* done not run (loop) */
 };
 
 static void
@@ -76,15 +80,16 @@ jobq_pop(struct jobq *q)
 	return j;
 }
 
-/* Move owner's jobs (all if owner is NULL) from q to out. */
+/* Move the jobs that match (an owner, a type) from q to out. */
 static void
-jobq_take(struct jobq *q, const void *owner, struct jobq *out)
+jobq_take(struct jobq *q, bool (*match)(const struct job *, const void *),
+    const void *arg, struct jobq *out)
 {
 	struct job	*j, *keep = NULL, *keeptail = NULL, *next;
 
 	for (j = q->head; j != NULL; j = next) {
 		next = j->next;
-		if (owner == NULL || j->owner == owner) {
+		if (match(j, arg)) {
 			jobq_push(out, j);
 			continue;
 		}
@@ -99,6 +104,18 @@ jobq_take(struct jobq *q, const void *owner, struct jobq *out)
 	q->tail = keeptail;
 }
 
+static bool
+of_owner(const struct job *j, const void *owner)
+{
+	return owner == NULL || j->owner == owner;
+}
+
+static bool
+of_type(const struct job *j, const void *type)
+{
+	return j->type == *(const enum pool_type *)type;
+}
+
 /* Tell the loop that the done list is no longer empty. */
 static void
 wake_loop(struct pool *p)
@@ -109,29 +126,30 @@ wake_loop(struct pool *p)
 		;	/* EAGAIN: the counter is already non-zero */
 }
 
-/* A worker: run queued jobs until told to stop. */
+/* A thread: run queued jobs of its type until told to stop. */
 static void *
 worker_main(void *arg)
 {
 	struct worker	*w = arg;
 	struct pool	*p = w->pool;
+	struct jobq	*q = &p->todo[w->type];
 	struct job	*j;
 	bool		 was_empty;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->stop && p->todo.head == NULL)
-			pthread_cond_wait(&p->more, &p->mu);
+		while (!p->stop && q->head == NULL)
+			pthread_cond_wait(&p->more[w->type], &p->mu);
 		if (p->stop)
 			break;
-		j = jobq_pop(&p->todo);
-		p->running[w->id] = j;
+		j = jobq_pop(q);
+		w->running = j;
 		pthread_mutex_unlock(&p->mu);
 
 		j->work(j->arg);
 
 		pthread_mutex_lock(&p->mu);
-		p->running[w->id] = NULL;
+		w->running = NULL;
 		was_empty = p->done.head == NULL;
 		jobq_push(&p->done, j);
 		if (was_empty)
@@ -139,8 +157,20 @@ worker_main(void *arg)
 		pthread_cond_broadcast(&p->idle);
 	}
 	pthread_mutex_unlock(&p->mu);
-	free(w);
 	return NULL;
+}
+
+/* Run done jobs' callbacks on the loop (cancelled: they were dropped). */
+static void
+deliver(struct pool *p, struct jobq *q, bool cancelled)
+{
+	struct job	*j;
+
+	while ((j = jobq_pop(q)) != NULL) {
+		p->pending[j->type]--;
+		j->done(j->arg, cancelled);
+		free(j);
+	}
 }
 
 /* The loop's side: hand finished jobs to their done, one at a time. */
@@ -148,7 +178,7 @@ static void
 on_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool	*p = arg;
-	struct job	*j;
+	struct jobq	 one;
 	uint64_t	 n;
 
 	(void)what;
@@ -156,14 +186,16 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		log_event(LOG_ERR, "internal_error", "op=pool_read error=%s",
 		    "the worker pool's eventfd cannot be read");
 	for (;;) {
+		one.head = one.tail = NULL;
 		pthread_mutex_lock(&p->mu);
-		j = jobq_pop(&p->done);
+		if ((one.head = jobq_pop(&p->done)) != NULL) {
+			one.tail = one.head;
+			one.head->next = NULL;
+		}
 		pthread_mutex_unlock(&p->mu);
-		if (j == NULL)
+		if (one.head == NULL)
 			break;
-		p->pending--;
-		j->done(j->arg, false);
-		free(j);
+		deliver(p, &one, false);
 	}
 }
 
@@ -181,30 +213,30 @@ pool_size(int setting)
 }
 
 struct pool *
-pool_new(struct event_base *base, int nthreads)
+pool_new(struct event_base *base, int parse_threads)
 {
 	struct pool	*p;
 	struct worker	*w;
-	int		 i, rc;
+	int		 i, rc, t;
 
-	if (nthreads < 2)
-		return NULL;
 	p = xcalloc(1, sizeof *p);
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->more, NULL);
+	for (t = 0; t < POOL_TYPES; t++)
+		pthread_cond_init(&p->more[t], NULL);
 	pthread_cond_init(&p->idle, NULL);
 	if ((p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		fatal("eventfd");
 	p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST, on_done, p);
 	event_add(p->ev, NULL);
-	p->nthreads = nthreads;
-	p->threads = xcalloc((size_t)nthreads, sizeof *p->threads);
-	p->running = xcalloc((size_t)nthreads, sizeof *p->running);
-	for (i = 0; i < nthreads; i++) {
-		w = xcalloc(1, sizeof *w);
+	p->nthreads[POOL_PARSE] = parse_threads >= 2 ? parse_threads : 0;
+	p->nthreads[POOL_SAVE] = 1;
+	p->nworkers = p->nthreads[POOL_PARSE] + p->nthreads[POOL_SAVE];
+	p->workers = xcalloc((size_t)p->nworkers, sizeof *p->workers);
+	for (i = 0; i < p->nworkers; i++) {
+		w = &p->workers[i];
 		w->pool = p;
-		w->id = i;
-		if ((rc = pthread_create(&p->threads[i], NULL, worker_main,
+		w->type = i < p->nthreads[POOL_PARSE] ? POOL_PARSE : POOL_SAVE;
+		if ((rc = pthread_create(&w->thread, NULL, worker_main,
 		    w)) != 0) {
 			errno = rc;
 			fatal("pthread_create");
@@ -214,43 +246,45 @@ pool_new(struct event_base *base, int nthreads)
 }
 
 int
-pool_threads(const struct pool *p)
+pool_threads(const struct pool *p, enum pool_type t)
 {
-	return p != NULL ? p->nthreads : 0;
+	return p != NULL ? p->nthreads[t] : 0;
 }
 
 size_t
-pool_pending(const struct pool *p)
+pool_pending(const struct pool *p, enum pool_type t)
 {
-	return p != NULL ? p->pending : 0;
+	return p != NULL ? p->pending[t] : 0;
 }
 
 void
-pool_submit(struct pool *p, const void *owner, pool_work_cb work,
-    pool_done_cb done, void *arg)
+pool_submit(struct pool *p, enum pool_type t, const void *owner,
+    pool_work_cb work, pool_done_cb done, void *arg)
 {
 	struct job	*j = xcalloc(1, sizeof *j);
 
+	j->type = t;
 	j->owner = owner;
 	j->work = work;
 	j->done = done;
 	j->arg = arg;
-	p->pending++;
+	p->pending[t]++;
 	pthread_mutex_lock(&p->mu);
-	jobq_push(&p->todo, j);
-	pthread_cond_signal(&p->more);
+	jobq_push(&p->todo[t], j);
+	pthread_cond_signal(&p->more[t]);
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Whether a job of owner (any if NULL) is running on a worker. */
+/* Whether a job that matches is running on a thread. */
 static bool
-owner_running(const struct pool *p, const void *owner)
+running(const struct pool *p, bool (*match)(const struct job *,
+    const void *), const void *arg)
 {
 	int	i;
 
-	for (i = 0; i < p->nthreads; i++)
-		if (p->running[i] != NULL && (owner == NULL ||
-		    p->running[i]->owner == owner))
+	for (i = 0; i < p->nworkers; i++)
+		if (p->workers[i].running != NULL &&
+		    match(p->workers[i].running, arg))
 			return true;
 	return false;
 }
@@ -259,43 +293,56 @@ void
 pool_cancel(struct pool *p, const void *owner)
 {
 	struct jobq	 out = { NULL, NULL };
-	struct job	*j;
+	int		 t;
 
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->mu);
-	jobq_take(&p->todo, owner, &out);
-	while (owner_running(p, owner))
+	for (t = 0; t < POOL_TYPES; t++)
+		jobq_take(&p->todo[t], of_owner, owner, &out);
+	while (running(p, of_owner, owner))
 		pthread_cond_wait(&p->idle, &p->mu);
-	jobq_take(&p->done, owner, &out);
+	jobq_take(&p->done, of_owner, owner, &out);
 	pthread_mutex_unlock(&p->mu);
-	while ((j = jobq_pop(&out)) != NULL) {
-		p->pending--;
-		j->done(j->arg, true);
-		free(j);
-	}
+	deliver(p, &out, true);
+}
+
+void
+pool_wait(struct pool *p, enum pool_type t)
+{
+	struct jobq	 out = { NULL, NULL };
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	while (p->todo[t].head != NULL || running(p, of_type, &t))
+		pthread_cond_wait(&p->idle, &p->mu);
+	jobq_take(&p->done, of_type, &t, &out);
+	pthread_mutex_unlock(&p->mu);
+	deliver(p, &out, false);
 }
 
 void
 pool_free(struct pool *p)
 {
-	int	i;
+	int	i, t;
 
 	if (p == NULL)
 		return;
 	pool_cancel(p, NULL);
 	pthread_mutex_lock(&p->mu);
 	p->stop = true;
-	pthread_cond_broadcast(&p->more);
+	for (t = 0; t < POOL_TYPES; t++)
+		pthread_cond_broadcast(&p->more[t]);
 	pthread_mutex_unlock(&p->mu);
-	for (i = 0; i < p->nthreads; i++)
-		pthread_join(p->threads[i], NULL);
+	for (i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i].thread, NULL);
 	event_free(p->ev);
 	close(p->efd);
 	pthread_cond_destroy(&p->idle);
-	pthread_cond_destroy(&p->more);
+	for (t = 0; t < POOL_TYPES; t++)
+		pthread_cond_destroy(&p->more[t]);
 	pthread_mutex_destroy(&p->mu);
-	free(p->running);
-	free(p->threads);
+	free(p->workers);
 	free(p);
 }

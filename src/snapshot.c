@@ -28,9 +28,9 @@
 
 #include <sodium.h>
 
+#include "family.h"
 #include "log.h"
 #include "map.h"
-#include "catalog.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -42,6 +42,7 @@
 #define WBUF_LEN	(256 * 1024)
 
 struct snapshot {
+	uint64_t		  serial;
 	struct entry	 *entries;
 	size_t			  n;
 	size_t			  cap;
@@ -58,9 +59,11 @@ struct snapshot {
 struct snapshot *
 snapshot_new(void)
 {
+	static uint64_t	 serial;
 	struct snapshot	*s;
 
 	s = xcalloc(1, sizeof *s);
+	s->serial = ++serial;
 	s->created = wall_ms();
 	return s;
 }
@@ -154,6 +157,12 @@ const char *
 snapshot_sites(const struct snapshot *s)
 {
 	return s->sites;
+}
+
+uint64_t
+snapshot_serial(const struct snapshot *s)
+{
+	return s != NULL ? s->serial : 0;
 }
 
 size_t
@@ -334,11 +343,11 @@ writer_put(struct writer *w, const void *p, size_t len, bool hashed)
 	w->n += len;
 }
 
-/* Write the whole file to fd; errno-style error or 0. */
+/* Write the whole file to fd and fsync it: 0, or -1 with errno set. */
 static int
 write_file(int fd, const struct snapshot *s, const char *settings)
 {
-	static struct writer	 w;	/* large; the loop is single threaded */
+	struct writer		*wp = xmalloc(sizeof *wp);	/* 256K */
 	static const unsigned char zero[8];
 	unsigned char		 h[HDR_LEN], eh[ENT_LEN], sum[SUM_LEN];
 	size_t			 i, body = 0, klen, pad, slen, sites;
@@ -348,11 +357,11 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 	slen = strlen(settings);
 	sites = s->sites != NULL ? strlen(s->sites) : 0;
 
-	memset(&w, 0, sizeof w);
-	w.fd = fd;
+	memset(wp, 0, sizeof *wp);
+	wp->fd = fd;
 	if (sodium_init() < 0)
 		fatalx("sodium_init failed");
-	crypto_generichash_init(&w.hash, NULL, 0, SUM_LEN);
+	crypto_generichash_init(&wp->hash, NULL, 0, SUM_LEN);
 
 	memset(h, 0, sizeof h);
 	/* The magic is 8 bytes, no NUL. */
@@ -364,11 +373,11 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 	put64(h + 32, body);
 	put64(h + 40, s->created);
 	put64(h + 48, sites);
-	writer_put(&w, h, sizeof h, true);
-	writer_put(&w, settings, slen, true);
+	writer_put(wp, h, sizeof h, true);
+	writer_put(wp, settings, slen, true);
 	if (sites > 0)
-		writer_put(&w, s->sites, sites, true);
-	for (i = 0; i < s->n && w.error == 0; i++) {
+		writer_put(wp, s->sites, sites, true);
+	for (i = 0; i < s->n && wp->error == 0; i++) {
 		const struct entry *e = &s->entries[i];
 
 		klen = strlen(e->key);
@@ -379,28 +388,30 @@ write_file(int fd, const struct snapshot *s, const char *settings)
 		put64(eh + 16, e->servers);
 		put32(eh + 24, e->flags);
 		eh[28] = e->family;
-		writer_put(&w, eh, sizeof eh, true);
-		writer_put(&w, e->key, klen + 1, true);
-		writer_put(&w, e->wire, (size_t)e->wirelen + 1, true);
-		writer_put(&w, e->val, e->len, true);
+		writer_put(wp, eh, sizeof eh, true);
+		writer_put(wp, e->key, klen + 1, true);
+		writer_put(wp, e->wire, (size_t)e->wirelen + 1, true);
+		writer_put(wp, e->val, e->len, true);
 		pad = entry_size(e) - (ENT_LEN + klen + 1 + e->wirelen + 1 +
 		    e->len);
-		writer_put(&w, zero, pad, true);
+		writer_put(wp, zero, pad, true);
 	}
-	crypto_generichash_final(&w.hash, sum, sizeof sum);
-	writer_put(&w, sum, sizeof sum, false);
-	writer_flush(&w);
-	if (w.error == 0 && fsync(fd) == -1)
-		w.error = errno;
-	return w.error;
+	crypto_generichash_final(&wp->hash, sum, sizeof sum);
+	writer_put(wp, sum, sizeof sum, false);
+	writer_flush(wp);
+	if (wp->error == 0 && fsync(fd) == -1)
+		wp->error = errno;
+	errno = wp->error;
+	free(wp);
+	return errno != 0 ? -1 : 0;
 }
 
-/* fsync a directory, so that a rename in it is durable. */
+/* fsync a directory, so that a rename in it is durable: 0, or -1. */
 static int
 sync_dir(const char *path)
 {
 	char	*dir, *slash;
-	int	 fd, rc = 0;
+	int	 fd, rc = 0, saved;
 
 	dir = xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL)
@@ -411,10 +422,12 @@ sync_dir(const char *path)
 	}
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    fsync(fd) == -1)
-		rc = errno;
+		rc = -1;
+	saved = errno;
 	if (fd != -1)
 		close(fd);
 	free(dir);
+	errno = saved;
 	return rc;
 }
 
@@ -467,19 +480,20 @@ dir_untrusted(const char *path)
 
 int
 snapshot_save(const struct snapshot *s, const char *path,
-    const char *settings)
+    const char *settings, struct snapshot_outcome *o)
 {
 	char		*tmp, *why;
-	const char	*op = "open";
 	uint64_t	 t0 = mono_ms();
 	int		 fd, err = 0;
 	bool		 renamed = false;
 
+	memset(o, 0, sizeof *o);
+	o->op = "open";
 	tmp = xasprintf("%s.tmp", path);
 	make_dir(path);
 	if ((why = dir_untrusted(path)) != NULL) {
-		log_event(LOG_ERR, "snapshot_error", "file=%s op=%s error=%s",
-		    path, "state_dir", why);
+		o->op = "state_dir";
+		snprintf(o->error, sizeof o->error, "%s", why);
 		free(why);
 		free(tmp);
 		return -1;
@@ -492,32 +506,44 @@ snapshot_save(const struct snapshot *s, const char *path,
 		err = errno;
 		goto out;
 	}
-	op = "write";
-	err = write_file(fd, s, settings);
+	o->op = "write";
+	if (write_file(fd, s, settings) == -1)
+		err = errno;
 	if (close(fd) == -1 && err == 0)
 		err = errno;
 	if (err != 0)
 		goto out;
-	op = "rename";
+	o->op = "rename";
 	if (rename(tmp, path) == -1) {
 		err = errno;
 		goto out;
 	}
 	renamed = true;
-	op = "fsync";
-	err = sync_dir(path);
+	o->op = "fsync";
+	if (sync_dir(path) != 0)
+		err = errno;
 out:
 	if (err != 0) {
-		log_event(LOG_ERR, "snapshot_error", "file=%s op=%s error=%s",
-		    path, op, strerror(err));
+		snprintf(o->error, sizeof o->error, "%s", strerror(err));
 		if (!renamed)
 			(void)unlink(tmp);
-	} else
-		log_event(LOG_INFO, "snapshot_saved", "file=%s entries=%zu "
-		    "bytes=%zu duration_ms=%llu", path, s->n, s->bytes,
-		    (unsigned long long)(mono_ms() - t0));
+	}
+	o->ms = mono_ms() - t0;
 	free(tmp);
 	return err != 0 ? -1 : 0;
+}
+
+void
+snapshot_log_save(const struct snapshot *s, const char *path,
+    const struct snapshot_outcome *o, int rc)
+{
+	if (rc == -1)
+		log_event(LOG_ERR, "snapshot_error", "file=%s op=%s error=%s",
+		    path, o->op, o->error);
+	else
+		log_event(LOG_INFO, "snapshot_saved", "file=%s entries=%zu "
+		    "bytes=%zu duration_ms=%llu", path, s->n, s->bytes,
+		    (unsigned long long)o->ms);
 }
 
 /* --- reading ---------------------------------------------------------- */
@@ -576,6 +602,12 @@ parse_entry(const unsigned char **bp, const unsigned char *end,
 	    e->family >= FAM_COUNT)
 		return false;
 	e->key = (const char *)b + ENT_LEN;
+	/* The family's own prefix, which says where the subject starts. */
+	e->phase = (uint8_t)family_phase((enum family)e->family);
+	e->subject = (uint8_t)strlen(family_prefix((enum family)e->family));
+	if (klen < e->subject || memcmp(e->key,
+	    family_prefix((enum family)e->family), e->subject) != 0)
+		return false;
 	e->wire = e->key + klen + 1;
 	e->wirelen = (uint16_t)wlen;
 	e->val = (const unsigned char *)e->wire + wlen + 1;

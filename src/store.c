@@ -16,12 +16,20 @@
 struct store *
 store_new(const struct cfg *cfg)
 {
+	return store_new_with(cfg->backend == BACKEND_REDIS ?
+	    &store_be_redis : &store_be_memcached, cfg);
+}
+
+struct store *
+store_new_with(const struct store_be *be, const struct cfg *cfg)
+{
+	static uint64_t	 serial;
 	struct store	*st;
 	size_t		 i;
 
 	st = xcalloc(1, sizeof *st);
-	st->be = cfg->backend == BACKEND_REDIS ? &store_be_redis :
-	    &store_be_memcached;
+	st->serial = ++serial;
+	st->be = be;
 	st->be->open(st, cfg);
 	for (i = 0; i < st->n; i++)
 		st->sv[i].up = true;
@@ -40,6 +48,12 @@ store_free(struct store *st)
 	for (i = 0; i < st->n; i++)
 		free(st->sv[i].name);
 	free(st);
+}
+
+uint64_t
+store_serial(const struct store *st)
+{
+	return st != NULL ? st->serial : 0;
 }
 
 const char *
@@ -131,13 +145,24 @@ enum store_rc
 store_set(struct store *st, size_t i, const char *key, size_t keylen,
     const void *val, size_t len, uint32_t flags, size_t tag)
 {
-	return st->be->set(st, i, key, keylen, val, len, flags, tag);
+	enum store_rc	rc;
+
+	if ((rc = st->be->set(st, i, key, keylen, val, len, flags, tag)) ==
+	    STORE_OK) {
+		metrics.mc_sets++;
+		metrics.mc_set_bytes += len;
+	}
+	return rc;
 }
 
 enum store_rc
 store_delete(struct store *st, size_t i, const char *key, size_t keylen)
 {
-	return st->be->del(st, i, key, keylen);
+	enum store_rc	rc;
+
+	if ((rc = st->be->del(st, i, key, keylen)) == STORE_OK)
+		metrics.mc_deletes++;
+	return rc;
 }
 
 int
@@ -163,6 +188,7 @@ int
 store_mget(struct store *st, size_t i, const char *const *keys,
     const size_t *lens, size_t n, store_hit_cb cb, void *arg)
 {
+	metrics.mc_gets += n;
 	return st->be->mget(st, i, keys, lens, n, cb, arg);
 }
 

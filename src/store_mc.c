@@ -363,11 +363,8 @@ mc_set(struct store *store, size_t i, const char *key, size_t keylen,
 		return STORE_TOO_BIG;
 	pending_add(s, key, keylen, val, len, flags, tag);
 	rc = memcached_set(s->mc, key, keylen, val, len, 0, flags);
-	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED) {
-		metrics.mc_sets++;
-		metrics.mc_set_bytes += len;
+	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED)
 		return STORE_OK;
-	}
 	if (memcached_fatal(rc) || rc == MEMCACHED_CONNECTION_FAILURE ||
 	    rc == MEMCACHED_SERVER_TEMPORARILY_DISABLED ||
 	    rc == MEMCACHED_SERVER_MARKED_DEAD) {
@@ -393,10 +390,8 @@ mc_del(struct store *store, size_t i, const char *key, size_t keylen)
 		return STORE_DOWN;
 	rc = memcached_delete(s->mc, key, keylen, 0);
 	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED ||
-	    rc == MEMCACHED_NOTFOUND) {
-		metrics.mc_deletes++;
+	    rc == MEMCACHED_NOTFOUND)
 		return STORE_OK;
-	}
 	server_down(s, "delete", memcached_strerror(s->mc, rc));
 	return STORE_DOWN;
 }
@@ -588,7 +583,6 @@ mc_mget(struct store *st, size_t i, const char *const *keys,
 			server_down(s, "get", memcached_strerror(s->mc, rc));
 			goto out;
 		}
-		metrics.mc_gets += nb;
 		cur = 0;
 		while (memcached_fetch_result(s->mc, &res, &rc) != NULL) {
 			j = match_key(keys + off, lens + off, nb, cur,

@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
+#include "family.h"
 #include "log.h"
-#include "metrics.h"
 #include "writer.h"
 #include "util.h"
 
@@ -113,53 +112,28 @@ send_entry(struct store *st, const struct entry *e, size_t i,
 	}
 }
 
-/* Whether the gate lets this process write now. */
+/* Whether the gate lets this process write now; logs when it does not. */
 static bool
 gate_open(const struct writer_gate *gate)
 {
-	return gate == NULL || gate->may_write(gate->arg);
+	if (gate == NULL || gate->may_write(gate->arg))
+		return true;
+	log_event(LOG_WARNING, "write_stopped", "error=%s", "the lease is no "
+	    "longer held: nothing more is written");
+	return false;
 }
 
-int
-writer_phase(struct store *st, const struct entry *v, size_t n, int phase,
-    writer_same_fn same, void *arg, const struct writer_gate *gate,
-    enum write_outcome *out, struct write_stats *ws)
+/*
+ * End every server's batch with a round trip: nothing of a batch is
+ * known written until then.  Whether a server failed.
+ */
+static bool
+flush_all(struct store *st, struct sent *sent, enum write_outcome *out)
 {
-	struct sent	 sent[STORE_MAX_SERVERS];
 	struct batch	 b = { out };
-	size_t		 i, j, k, nsent = 0;
+	size_t		 j, k;
 	bool		 down = false;
 
-	memset(sent, 0, sizeof sent);
-	for (i = 0; i < n; i++) {
-		const struct entry *e = &v[i];
-
-		if (nsent++ % GATE_EVERY == 0 && !gate_open(gate)) {
-			log_event(LOG_WARNING, "write_stopped", "error=%s",
-			    "the lease is no longer held: nothing more is "
-			    "written");
-			down = true;
-			break;
-		}
-		if (out[i] != WRITE_PENDING ||
-		    catalog_phase((enum catalog_family)e->family) != phase)
-			continue;
-		if (e->wire == NULL) {
-			metrics.mc_errors++;
-			log_event(LOG_ERR, "memcached_error", "op=set key=%s "
-			    "error=%s", e->key, "not a valid memcached key "
-			    "with this key_function (space, control character "
-			    "or over 250 bytes)");
-			out[i] = WRITE_INVALID;
-			continue;
-		}
-		if (same != NULL && same(e, arg)) {
-			out[i] = WRITE_SAME;
-			continue;
-		}
-		send_entry(st, e, i, out, sent, &down);
-	}
-	/* Nothing of a batch is known written until its round trip. */
 	for (j = 0; j < store_nservers(st); j++) {
 		if (sent[j].n == 0)
 			continue;
@@ -170,8 +144,18 @@ writer_phase(struct store *st, const struct entry *v, size_t n, int phase,
 		}
 		free(sent[j].v);
 	}
+	return down;
+}
+
+/* Count a phase's outcomes. */
+static void
+tally(const struct entry *v, size_t n, int phase,
+    const enum write_outcome *out, struct write_stats *ws)
+{
+	size_t	i;
+
 	for (i = 0; ws != NULL && i < n; i++) {
-		if (catalog_phase((enum catalog_family)v[i].family) != phase)
+		if (v[i].phase != phase)
 			continue;
 		if (out[i] == WRITE_OK) {
 			ws->written++;
@@ -181,5 +165,67 @@ writer_phase(struct store *st, const struct entry *v, size_t n, int phase,
 		else if (out[i] != WRITE_PENDING)
 			ws->failed++;
 	}
-	return down ? -1 : 0;
+}
+
+enum writer_rc
+writer_phase(struct store *st, const struct entry *v, size_t n, int phase,
+    const struct writer_gate *gate, enum write_outcome *out,
+    struct write_stats *ws)
+{
+	struct sent	 sent[STORE_MAX_SERVERS];
+	size_t		 i, nsent = 0;
+	bool		 down = false, lost = false;
+
+	memset(sent, 0, sizeof sent);
+	for (i = 0; i < n; i++) {
+		const struct entry *e = &v[i];
+
+		if (out[i] != WRITE_PENDING || e->phase != phase)
+			continue;
+		if (nsent++ % GATE_EVERY == 0 && !gate_open(gate)) {
+			lost = true;
+			break;
+		}
+		if (e->wire == NULL) {
+			log_event(LOG_ERR, "memcached_error", "op=set key=%s "
+			    "error=%s", e->key, "not a valid memcached key "
+			    "with this key_function (space, control character "
+			    "or over 250 bytes)");
+			out[i] = WRITE_INVALID;
+			continue;
+		}
+		send_entry(st, e, i, out, sent, &down);
+	}
+	down |= flush_all(st, sent, out);
+	tally(v, n, phase, out, ws);
+	return lost ? WRITER_LEASE_LOST : down ? WRITER_FAILED : WRITER_OK;
+}
+
+enum writer_rc
+writer_delete(struct store *st, const struct entry *v, size_t n,
+    const struct writer_gate *gate, enum write_outcome *out)
+{
+	struct sent	 sent[STORE_MAX_SERVERS];
+	size_t		 i, j;
+	bool		 down = false;
+
+	if (n == 0)
+		return WRITER_OK;
+	if (!gate_open(gate))
+		return WRITER_LEASE_LOST;
+	memset(sent, 0, sizeof sent);
+	for (i = 0; i < n; i++) {
+		out[i] = WRITE_OK;
+		for (j = 0; v[i].wire != NULL && j < store_nservers(st); j++) {
+			if ((v[i].servers >> j & 1) == 0)
+				continue;
+			if (store_delete(st, j, v[i].wire, v[i].wirelen) ==
+			    STORE_OK)
+				sent_add(&sent[j], i);
+			else
+				worsen(&out[i], WRITE_DOWN);
+		}
+	}
+	down = flush_all(st, sent, out);
+	return down ? WRITER_FAILED : WRITER_OK;
 }

@@ -1,8 +1,9 @@
 /*
  * fuzz_detail.c: a Discovery program detail, as bytes off the network,
- * through the loader, the catalogue model and the pickler: whatever the
- * bytes, the program is either rejected with a reason or encoded, and the
- * entries built from it are well formed.
+ * through the loader, the program record, the generation (finished with
+ * its pathway ids) and the plan: whatever the bytes, the program is
+ * either rejected with a reason or encoded, and the entries built from it
+ * are well formed.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,16 +11,17 @@
 
 #include <jansson.h>
 
-#include "catalog.h"
+#include "gen.h"
 #include "jsonld.h"
 #include "log.h"
+#include "plan.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-	static const struct catalog_opts opts[] = {
+	static const struct plan_opts opts[] = {
 		{ VALUE_PICKLE, 4, PATHWAY_IDS_KEYS },
 		{ VALUE_PICKLE, 2, PATHWAY_IDS_IDS },
 		{ VALUE_JSON, 4, PATHWAY_IDS_KEYS },
@@ -33,7 +35,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	struct keyfn		 kf;
 	const char		*uuid;
 	char			 why[256];
-	size_t			 i, k;
+	size_t			 i, k, errors;
 
 	log_setup(LOG_FORMAT_JSON, -1);		/* silence */
 	why[0] = '\0';
@@ -65,6 +67,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		    "uuid", uuid);
 		s->pathways = pw;
 		catalog_add_site(c, s);
+		errors = 0;
+		gen_finish(c, false, &errors);
 		pl = plan_build(c, &opts[k], &kf, NULL, 1);
 		for (i = 0; i < pl->n; i++)
 			if (pl->v[i].val == NULL || pl->v[i].len == 0 ||

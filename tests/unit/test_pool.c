@@ -1,8 +1,10 @@
 /*
- * test_pool.c: the worker pool.  Every job's done runs exactly once, on
- * the loop thread, after its work ran on a worker; pool_cancel() ends an
- * owner's jobs before it returns (cancelled set, queued work never run)
- * and leaves the others alone; pool_free() with jobs queued leaks nothing.
+ * test_pool.c: the pool of typed jobs.  Every job's done runs exactly
+ * once, on the loop thread, after its work ran on a thread of its type;
+ * pool_cancel() ends an owner's jobs before it returns (cancelled set,
+ * queued work never run) and leaves the others alone; pool_wait() returns
+ * once no job of its type is pending, their dones run; saves run one
+ * after the other; pool_free() with jobs queued leaks nothing.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -60,16 +62,16 @@ test_all_done(void)
 	struct tjob	*jobs = calloc(NJOBS, sizeof *jobs);
 	int		 i, bad = 0;
 
-	T_INTEQ(pool_threads(p), 3);
+	T_INTEQ(pool_threads(p, POOL_PARSE), 3);
 	ndone = 0;
 	nwanted = NJOBS;
 	for (i = 0; i < NJOBS; i++) {
 		jobs[i].id = i;
-		pool_submit(p, &jobs, work, done, &jobs[i]);
+		pool_submit(p, POOL_PARSE, &jobs, work, done, &jobs[i]);
 	}
-	T_INTEQ(pool_pending(p), NJOBS);
+	T_INTEQ(pool_pending(p, POOL_PARSE), NJOBS);
 	event_base_dispatch(base);
-	T_INTEQ(pool_pending(p), 0);
+	T_INTEQ(pool_pending(p, POOL_PARSE), 0);
 	for (i = 0; i < NJOBS; i++)
 		bad += jobs[i].ran != 1 || jobs[i].done != 1 ||
 		    jobs[i].cancelled != 0 || !jobs[i].on_worker ||
@@ -95,8 +97,8 @@ test_cancel(void)
 	for (i = 0; i < 50; i++) {
 		a[i].sleep_us = 2000;
 		b[i].sleep_us = 100;
-		pool_submit(p, a, work, done, &a[i]);
-		pool_submit(p, b, work, done, &b[i]);
+		pool_submit(p, POOL_PARSE, a, work, done, &a[i]);
+		pool_submit(p, POOL_PARSE, b, work, done, &b[i]);
 	}
 	usleep(3000);
 	pool_cancel(p, a);
@@ -107,7 +109,7 @@ test_cancel(void)
 	}
 	T_INTEQ(adone, 50);
 	T_INTEQ(acancel, 50);
-	T_CHECK(pool_pending(p) <= 50);
+	T_CHECK(pool_pending(p, POOL_PARSE) <= 50);
 	T_CHECK(aran < 50);		/* queued work was dropped */
 	event_base_dispatch(base);	/* b's results */
 	for (i = 0; i < 50; i++) {
@@ -132,7 +134,7 @@ test_free_busy(void)
 	nwanted = -1;
 	for (i = 0; i < 20; i++) {
 		j[i].sleep_us = 1000;
-		pool_submit(p, j, work, done, &j[i]);
+		pool_submit(p, POOL_PARSE, j, work, done, &j[i]);
 	}
 	pool_free(p);
 	for (i = 0; i < 20; i++)
@@ -140,19 +142,67 @@ test_free_busy(void)
 	T_INTEQ(dones, 20);
 }
 
+/* Saves: one thread, in order; pool_wait runs their dones before it returns. */
+static pthread_mutex_t	 order_mu = PTHREAD_MUTEX_INITIALIZER;
+static int		 order[10], norder, overlap, inside;
+
+static void
+save_work(void *arg)
+{
+	struct tjob	*j = arg;
+
+	pthread_mutex_lock(&order_mu);
+	overlap += inside++ > 0;
+	pthread_mutex_unlock(&order_mu);
+	usleep(j->sleep_us);
+	j->on_worker = !pthread_equal(pthread_self(), loop_thread);
+	pthread_mutex_lock(&order_mu);
+	order[norder++] = j->id;
+	inside--;
+	pthread_mutex_unlock(&order_mu);
+}
+
+static void
+test_saves(void)
+{
+	struct pool	*p = pool_new(base, 0);
+	struct tjob	 j[10], parse;
+	int		 i, bad = 0;
+
+	memset(j, 0, sizeof j);
+	memset(&parse, 0, sizeof parse);
+	T_INTEQ(pool_threads(p, POOL_PARSE), 0);
+	T_INTEQ(pool_threads(p, POOL_SAVE), 1);
+	ndone = 0;
+	nwanted = -1;
+	for (i = 0; i < 10; i++) {
+		j[i].id = i;
+		j[i].sleep_us = 500;
+		pool_submit(p, POOL_SAVE, j, save_work, done, &j[i]);
+	}
+	T_INTEQ(pool_pending(p, POOL_SAVE), 10);
+	pool_wait(p, POOL_SAVE);
+	T_INTEQ(pool_pending(p, POOL_SAVE), 0);
+	for (i = 0; i < 10; i++)
+		bad += j[i].done != 1 || !j[i].on_loop || !j[i].on_worker ||
+		    order[i] != i;
+	T_INTEQ(bad, 0);
+	T_INTEQ(overlap, 0);
+	pool_free(p);
+}
+
 int
 main(void)
 {
 	loop_thread = pthread_self();
 	base = event_base_new();
-	T_CHECK(pool_new(base, 1) == NULL);
-	T_CHECK(pool_new(base, 0) == NULL);
 	T_INTEQ(pool_size(0), 0);
 	T_INTEQ(pool_size(5), 5);
 	T_CHECK(pool_size(-1) >= 1 && pool_size(-1) <= POOL_AUTO_MAX);
 	test_all_done();
 	test_cancel();
 	test_free_busy();
+	test_saves();
 	event_base_free(base);
 	return t_done();
 }

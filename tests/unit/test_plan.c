@@ -1,7 +1,8 @@
 /*
- * test_catalog.c: the plan builder (catalog.c) and program records
- * (program.c): entries, their order, their wire keys, and what a kept or
- * missing program does to the indexes.  Values are written as JSON here
+ * test_plan.c: the plan builder (plan.c) and program records (program.c):
+ * entries, their order, their wire keys, and what a kept or missing
+ * program does to the indexes; the plan changes nothing in the
+ * generation.  Values are written as JSON here
  * (value_format = json) so that they read as text; the pickles are
  * covered by test_pickle.c and the integration tests.
  */
@@ -9,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
+#include "gen.h"
 #include "log.h"
+#include "plan.h"
 #include "t.h"
 
-static const struct catalog_opts json_opts = {
+static const struct plan_opts json_opts = {
 	VALUE_JSON, 4, PATHWAY_IDS_KEYS
 };
 
@@ -64,6 +66,39 @@ generation(void)
 	return gen;
 }
 
+/* The generation, its records finished with their pathway ids. */
+static struct catalog *
+finished(struct catalog *gen)
+{
+	size_t	errors = 0;
+
+	gen_finish(gen, false, &errors);
+	T_INTEQ(errors, 0);
+	return gen;
+}
+
+/* Replace (p) or drop (NULL) a site's record, as gen.c would. */
+static void
+set_program(struct catalog_site *s, const char *uuid, struct program *p)
+{
+	size_t	i;
+
+	for (i = 0; i < s->nprograms; i++) {
+		if (strcmp(program_uuid(s->programs[i]), uuid) != 0)
+			continue;
+		program_unref(s->programs[i]);
+		if (p != NULL)
+			s->programs[i] = p;
+		else {
+			memmove(&s->programs[i], &s->programs[i + 1],
+			    (s->nprograms - i - 1) * sizeof *s->programs);
+			s->nprograms--;
+		}
+		return;
+	}
+	T_CHECK(!"the site has the program");
+}
+
 /* The entry under key, or NULL. */
 static const struct entry *
 find(const struct plan *pl, const char *key)
@@ -92,14 +127,23 @@ text(const struct plan *pl, const char *key)
 static void
 test_families_and_order(void)
 {
-	struct catalog	*gen = generation();
+	struct catalog	*gen = finished(generation());
 	struct keyfn	 kf;
-	struct plan	*pl;
+	struct plan	*pl, *again;
 	size_t		 i;
 	int		 last = 0;
 
 	key_init(&kf, KEYFN_EDX, KEYHASH_MD4, "default", "1");
 	pl = plan_build(gen, &json_opts, &kf, NULL, 0);
+	/* Planning changes nothing: a second plan is the same. */
+	again = plan_build(gen, &json_opts, &kf, NULL, 0);
+	T_INTEQ(again->n, pl->n);
+	for (i = 0; i < pl->n; i++) {
+		T_STREQ(again->v[i].key, pl->v[i].key);
+		T_CHECK(again->v[i].len == pl->v[i].len &&
+		    memcmp(again->v[i].val, pl->v[i].val, pl->v[i].len) == 0);
+	}
+	plan_free(again);
 	/* The generation may go: the plan holds its own reference. */
 	catalog_unref(gen);
 	T_INTEQ(pl->errors, 0);
@@ -107,12 +151,13 @@ test_families_and_order(void)
 	T_INTEQ(pl->npathways, 1);
 	/* SPEC §4: every detail, then every index, the site lists last. */
 	for (i = 0; i < pl->n; i++) {
-		int phase = catalog_phase((enum catalog_family)pl->v[i].family);
+		int phase = pl->v[i].phase;
 
+		T_INTEQ(phase, family_phase((enum family)pl->v[i].family));
 		T_CHECK(phase >= last);
 		last = phase;
 	}
-	T_CHECK(catalog_phase(pl->v[pl->n - 1].family) == 2);
+	T_CHECK(pl->v[pl->n - 1].phase == 2);
 	T_STREQ(text(pl, "program-uuids-lms.example"), "[\"a\",\"b\"]");
 	T_STREQ(text(pl, "pathway-ids-lms.example"), "[\"pathway-7\"]");
 	T_STREQ(text(pl, "course-programs-run-1"), "[\"a\",\"b\"]");
@@ -126,8 +171,11 @@ test_families_and_order(void)
 	T_STREQ(find(pl, "course-programs-run-1")->wire,
 	    "default:1:course-programs-run-1");
 	T_INTEQ(find(pl, "program-a")->servers, 0);	/* no store */
-	T_STREQ(plan_program_uuid(find(pl, "program-a")), "a");
-	T_CHECK(plan_program_uuid(find(pl, "pathway-7")) == NULL);
+	/* Each entry knows its subject: no key is parsed back. */
+	T_STREQ(entry_subject(find(pl, "program-a")), "a");
+	T_STREQ(entry_subject(find(pl, "pathway-7")), "7");
+	T_STREQ(entry_subject(find(pl, "programs-by-type-1-micromasters")),
+	    "1-micromasters");
 	plan_free(pl);
 	key_clear(&kf);
 }
@@ -149,8 +197,8 @@ test_kept_program(void)
 	kept = program_kept(&f, NULL, (const unsigned char *)"\"old\"", 5);
 	program_unref(old);
 	T_CHECK(program_is_kept(kept));
-	T_CHECK(catalog_site_set_program(s, "a", kept));
-	pl = plan_build(gen, &json_opts, &kf, NULL, 0);
+	set_program(s, "a", kept);
+	pl = plan_build(finished(gen), &json_opts, &kf, NULL, 0);
 	T_STREQ(text(pl, "program-a"), "\"old\"");
 	/* Still obtained: in the indexes, and the pathway resolves. */
 	T_STREQ(text(pl, "course-programs-run-1"), "[\"a\",\"b\"]");
@@ -171,9 +219,8 @@ test_missing_program(void)
 	struct plan	*pl;
 
 	key_init(&kf, KEYFN_EDX, KEYHASH_MD4, "default", "1");
-	T_CHECK(catalog_site_set_program(gen->sites[0], "b", NULL));
-	T_CHECK(!catalog_site_set_program(gen->sites[0], "b", NULL));
-	pl = plan_build(gen, &json_opts, &kf, NULL, 0);
+	set_program(gen->sites[0], "b", NULL);
+	pl = plan_build(finished(gen), &json_opts, &kf, NULL, 0);
 	T_CHECK(find(pl, "program-b") == NULL);
 	T_STREQ(text(pl, "program-uuids-lms.example"), "[\"a\"]");
 	T_STREQ(text(pl, "course-programs-run-1"), "[\"a\"]");
@@ -203,7 +250,7 @@ test_refused_key(void)
 	    "Professional Certificate"));
 	catalog_add_site(gen, s);
 	key_init(&kf, KEYFN_DJANGO, KEYHASH_MD4, "default", "1");
-	pl = plan_build(gen, &json_opts, &kf, NULL, 0);
+	pl = plan_build(finished(gen), &json_opts, &kf, NULL, 0);
 	T_CHECK(find(pl, "programs-by-type-1-professional certificate")
 	    != NULL);
 	T_CHECK(find(pl, "programs-by-type-1-professional certificate")->wire

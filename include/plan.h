@@ -1,0 +1,58 @@
+/*
+ * plan.h: every cache entry a generation makes, in publish order, with its
+ * wire key, its servers and its value, computed once (SPEC §3, §4).
+ *
+ * The families follow cache_programs and its helpers in
+ * openedx/core/djangoapps/catalog (process_pathways, get_courses,
+ * get_catalog_courses, the by-type, by-slug and by-organization indexes),
+ * including their quirks: a pathway naming a program the site does not
+ * have is cached unmodified; pathway-ids holds cache keys.  Planning reads
+ * the generation and changes nothing in it: the records are finished with
+ * their pathway ids when the generation is made (gen.c).
+ */
+#ifndef PCD_PLAN_H
+#define PCD_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "entry.h"
+#include "keys.h"
+
+struct store;
+
+struct plan_opts {
+	enum cfg_value_format	 format;
+	int			 proto;		/* pickle protocol */
+	enum cfg_pathway_ids	 pathway_ids;
+};
+
+/* The plan options a configuration implies. */
+void		 plan_opts_from(const struct cfg *, struct plan_opts *);
+
+struct plan {
+	struct entry		 *v;		/* phase order */
+	size_t			  n;
+	size_t			  nprograms;	/* distinct program keys */
+	size_t			  npathways;	/* distinct pathway keys */
+	int			  errors;	/* values not encodable (logged) */
+	const struct catalog	 *gen;		/* held: values point into it */
+	unsigned char		**own;		/* what the plan allocated */
+	size_t			  nown;
+};
+
+/*
+ * Lay out every entry of every site of gen in publish order, each with its
+ * wire key (kf), servers (st; NULL: none) and flags.  A value that cannot
+ * be encoded is logged, left out (and out of the lists that would name
+ * it), and counted in errors.  Keys shared between sites take the last
+ * site's value, as upstream's dict.update() leaves them.
+ */
+struct plan	*plan_build(const struct catalog *gen, const struct plan_opts *,
+		    const struct keyfn *kf, const struct store *st,
+		    uint32_t flags);
+void		 plan_free(struct plan *);
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * test_state.c: the state's publish against the test backend (testbe.h),
+ * rule by rule (SPEC §7), asserting what the cache holds: a complete
+ * publish; a failed detail keeps its value and its place in the indexes;
+ * a failed list writes nothing of the site; a refused value drops the
+ * program from every index; a value too big keeps the old one where the
+ * cache has it; the shrink guard holds (and --force publishes); a server
+ * that fails stops the later phases; a lost lease writes nothing more;
+ * stale keys go after stale_after full refreshes, through the writer;
+ * an unchanged refresh writes nothing.
+ */
+#include <sys/stat.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "state.h"
+#include "testbe.h"
+#include "t.h"
+
+static char		 dir[] = "/tmp/pcd-test-state-XXXXXX";
+static struct cfg	*cfg;
+static struct keyfn	 kf;
+static struct store	*st;
+
+/* A detail: one course run, a type, an organization. */
+static json_t *
+detail(const char *uuid, const char *run, const char *title)
+{
+	return json_pack("{s:s, s:s, s:s, s:{s:s}, s:[{s:s}],"
+	    " s:[{s:s, s:[{s:s}]}], s:[]}",
+	    "uuid", uuid, "title", title, "type", "XSeries", "type_attrs",
+	    "slug", "xseries", "authoring_organizations", "key", "OrgX",
+	    "courses", "uuid", "c-1", "course_runs", "key", run,
+	    "curricula");
+}
+
+/* One program of a report: a record, or NULL (the detail failed). */
+struct prog {
+	const char	*uuid;
+	const char	*title;		/* NULL: failed */
+};
+
+/* A refresh's report of one site, lms.example, with these programs. */
+static struct fetch_result *
+report(const struct prog *p, size_t n, enum fetch_status status)
+{
+	struct fetch_result	*fr = xcalloc(1, sizeof *fr);
+	struct fetch_site	*fs = xcalloc(1, sizeof *fs);
+	char			 why[128];
+	json_t			*d;
+	size_t			 i;
+
+	fs->domain = xstrdup("lms.example");
+	fs->site_id = 1;
+	fs->status = status;
+	if (status == FETCH_LISTED) {
+		fs->uuids = xcalloc(n + 1, sizeof *fs->uuids);
+		fs->progs = xcalloc(n + 1, sizeof *fs->progs);
+		for (i = 0; i < n; i++) {
+			fs->uuids[i] = xstrdup(p[i].uuid);
+			fs->progs[i].uuid = xstrdup(p[i].uuid);
+			if (p[i].title == NULL) {
+				fs->partial = true;
+				continue;
+			}
+			d = detail(p[i].uuid, "run-1", p[i].title);
+			fs->progs[i].p = program_new(d, p[i].uuid, VALUE_JSON,
+			    4, NULL, why, sizeof why);
+			json_decref(d);
+		}
+		fs->nuuids = fs->nprogs = n;
+		fs->pathways = json_array();
+	}
+	fr->sites = xcalloc(2, sizeof *fr->sites);
+	fr->sites[0] = fs;
+	fr->nsites = 1;
+	return fr;
+}
+
+/* Publish a report (freed here) as the daemon does; the result. */
+static struct state_result
+publish(struct state *s, struct fetch_result *fr, bool force,
+    const struct writer_gate *gate)
+{
+	struct state_publish_opts	 po;
+	struct state_result		 r;
+
+	memset(&po, 0, sizeof po);
+	po.gate = gate;
+	po.force = force;
+	po.skip_same = true;
+	po.every_site = true;
+	(void)state_publish(s, fr, &po, &r);
+	fetch_result_free(fr);
+	return r;
+}
+
+/* The cache's value under a Django key (key function django). */
+static const char *
+get(const char *key)
+{
+	char	wire[512];
+
+	snprintf(wire, sizeof wire, "default:1:%s", key);
+	return testbe_get(wire);
+}
+
+/* Whether the cached value under key mentions s. */
+static bool
+has(const char *key, const char *s)
+{
+	const char	*v = get(key);
+
+	return v != NULL && strstr(v, s) != NULL;
+}
+
+static const struct prog	ab[] = { { "a", "A" }, { "b", "B" } };
+
+static struct state *
+fresh(void)
+{
+	testbe_reset();
+	return state_new(cfg, st, &kf, NULL);
+}
+
+static void
+test_publish_and_same(void)
+{
+	struct state		*s = fresh();
+	struct state_result	 r;
+	size_t			 sets;
+
+	r = publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(r.complete && r.published);
+	T_CHECK(has("program-a", "\"title\":\"A\""));
+	T_STREQ(get("course-programs-run-1"), "[\"a\",\"b\"]");
+	T_STREQ(get("program-uuids-lms.example"), "[\"a\",\"b\"]");
+	T_CHECK(state_snapshot(s) != NULL);
+	/* The same again: nothing is written. */
+	sets = tb.sets;
+	r = publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(r.complete);
+	T_INTEQ(r.ws.written, 0);
+	T_INTEQ(tb.sets, sets);
+	state_free(s);
+}
+
+static void
+test_failed_detail_and_list(void)
+{
+	struct state		*s = fresh();
+	struct state_result	 r;
+	static const struct prog a2b0[] = { { "a", "A2" }, { "b", NULL } };
+	static const struct prog a3b3[] = { { "a", "A3" }, { "b", "B3" } };
+	size_t			 sets;
+
+	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	/* b's detail fails: its value stays, and so does its place. */
+	r = publish(s, report(a2b0, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(!r.complete && r.published);
+	T_INTEQ(r.sites.sites_partial, 1);
+	T_CHECK(has("program-a", "\"A2\""));
+	T_CHECK(has("program-b", "\"title\":\"B\""));
+	T_STREQ(get("course-programs-run-1"), "[\"a\",\"b\"]");
+	/* The list fails: nothing of the site is written. */
+	sets = tb.sets;
+	r = publish(s, report(a3b3, 2, FETCH_FAILED), false, NULL);
+	T_CHECK(!r.complete && !r.published);
+	T_INTEQ(r.sites.sites_failed, 1);
+	T_INTEQ(tb.sets, sets);
+	T_CHECK(has("program-a", "\"A2\""));
+	state_free(s);
+}
+
+static void
+test_refused_and_too_big(void)
+{
+	struct state		*s = fresh();
+	struct state_result	 r;
+	static const struct prog big[] = { { "a", "A" }, { "b",
+	    "a title long enough to be over the item size of the test" } };
+	static const struct prog b2[] = { { "a", "A" }, { "b", "B2" } };
+
+	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	/* Too big: never sent; the old value stays, b with it. */
+	testbe_item_max(strlen(get("program-b")) + 10);
+	r = publish(s, report(big, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(!r.complete);
+	T_CHECK(has("program-b", "\"title\":\"B\""));
+	T_STREQ(get("course-programs-run-1"), "[\"a\",\"b\"]");
+	/* Refused (the server deleted it): no index names b any more. */
+	testbe_item_max(1024 * 1024);
+	testbe_refuse("program-b");
+	r = publish(s, report(b2, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(!r.complete && r.published);
+	T_CHECK(get("program-b") == NULL);
+	T_STREQ(get("course-programs-run-1"), "[\"a\"]");
+	T_STREQ(get("program-uuids-lms.example"), "[\"a\"]");
+	testbe_heal();
+	state_free(s);
+}
+
+static void
+test_shrink_guard(void)
+{
+	struct state		*s = fresh();
+	struct state_result	 r;
+	struct prog		 ten[10];
+	char			 u[10][8];
+	size_t			 i;
+
+	for (i = 0; i < 10; i++) {
+		snprintf(u[i], sizeof u[i], "p%zu", i);
+		ten[i].uuid = u[i];
+		ten[i].title = "T";
+	}
+	(void)publish(s, report(ten, 10, FETCH_LISTED), false, NULL);
+	T_STREQ(get("course-programs-run-1"),
+	    "[\"p0\",\"p1\",\"p2\",\"p3\",\"p4\",\"p5\",\"p6\",\"p7\",\"p8\","
+	    "\"p9\"]");
+	/* One of ten left: held, the cache as it was. */
+	r = publish(s, report(ten, 1, FETCH_LISTED), false, NULL);
+	T_INTEQ(r.sites.sites_held, 1);
+	T_CHECK(!r.complete && !r.published);
+	T_CHECK(has("course-programs-run-1", "\"p9\""));
+	/* Forced: published. */
+	r = publish(s, report(ten, 1, FETCH_LISTED), true, NULL);
+	T_CHECK(r.complete);
+	T_STREQ(get("course-programs-run-1"), "[\"p0\"]");
+	state_free(s);
+}
+
+static void
+test_server_fails(void)
+{
+	struct state		*s = fresh();
+	struct state_result	 r;
+	static const struct prog c[] = { { "a", "A" }, { "b", "B" },
+	    { "c", "C" } };
+
+	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	/* The details' flush fails: no index may name c. */
+	testbe_fail_flush(0);
+	testbe_fail_flush(1);
+	r = publish(s, report(c, 3, FETCH_LISTED), false, NULL);
+	T_CHECK(r.server_failed && !r.complete && !r.published);
+	T_STREQ(get("course-programs-run-1"), "[\"a\",\"b\"]");
+	T_CHECK(get("program-c") == NULL);
+	testbe_heal();
+	store_retry_now(st);
+	/* The next publish writes it all (what was unsure is not trusted). */
+	r = publish(s, report(c, 3, FETCH_LISTED), false, NULL);
+	T_CHECK(r.complete);
+	T_STREQ(get("course-programs-run-1"), "[\"a\",\"b\",\"c\"]");
+	T_CHECK(has("program-c", "\"C\""));
+	state_free(s);
+}
+
+static bool
+closed(void *arg)
+{
+	(void)arg;
+	return false;
+}
+
+static void
+test_lease_lost(void)
+{
+	struct state		*s = fresh();
+	struct writer_gate	 gate = { closed, NULL };
+	struct state_result	 r;
+	static const struct prog a2[] = { { "a", "A2" }, { "b", "B" } };
+	size_t			 sets;
+
+	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	sets = tb.sets;
+	r = publish(s, report(a2, 2, FETCH_LISTED), false, &gate);
+	T_CHECK(r.lease_lost && !r.server_failed && !r.complete);
+	T_INTEQ(tb.sets, sets);
+	T_CHECK(has("program-a", "\"title\":\"A\""));
+	state_free(s);
+}
+
+static void
+test_stale(void)
+{
+	struct state		*s = fresh();
+	static const struct prog onlya[] = { { "a", "A" } };
+	int			 i;
+
+	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	/* b disappears upstream: it stays until the stale_after'th (2)... */
+	for (i = 0; i < 1; i++) {
+		(void)publish(s, report(onlya, 1, FETCH_LISTED), true, NULL);
+		T_CHECK(has("program-b", "\"B\""));
+	}
+	/* ...unless its server is down when it is due: it is kept. */
+	testbe_down((int)(testbe_find("default:1:program-b")->srv), true);
+	(void)publish(s, report(onlya, 1, FETCH_LISTED), true, NULL);
+	testbe_heal();
+	store_retry_now(st);
+	T_CHECK(has("program-b", "\"B\""));
+	/* Then it goes, through the writer. */
+	(void)publish(s, report(onlya, 1, FETCH_LISTED), true, NULL);
+	T_CHECK(get("program-b") == NULL);
+	T_STREQ(get("course-programs-run-1"), "[\"a\"]");
+	T_CHECK(tb.deletes > 0);
+	state_free(s);
+}
+
+int
+main(void)
+{
+	char	path[300];
+	FILE	*f;
+
+	log_setup(LOG_FORMAT_TEXT, LOG_CRIT);
+	T_CHECK(mkdtemp(dir) != NULL);
+	chmod(dir, 0700);
+	snprintf(path, sizeof path, "%s/test.conf", dir);
+	f = fopen(path, "w");
+	fprintf(f, "[memcached]\nservers = 127.0.0.1:1, 127.0.0.1:2\n"
+	    "key_function = django\nvalue_format = json\n"
+	    "[discovery]\nauth = none\n[daemon]\nstate_dir = %s\nstale_after = 2\n"
+	    "[site lms.example]\nsite_id = 1\n"
+	    "catalog_api_url = http://discovery.test/api/v1\n", dir);
+	fclose(f);
+	cfg = cfg_load(path);
+	T_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return t_done();
+	key_init(&kf, cfg->key_function, cfg->long_key_hash, cfg->key_prefix,
+	    cfg->key_version);
+	testbe_reset();
+	st = store_new_with(&testbe, cfg);
+	test_publish_and_same();
+	test_failed_detail_and_list();
+	test_refused_and_too_big();
+	test_shrink_guard();
+	test_server_fails();
+	test_lease_lost();
+	test_stale();
+	store_free(st);
+	testbe_reset();
+	key_clear(&kf);
+	cfg_free(cfg);
+	snprintf(path, sizeof path, "rm -rf %s", dir);
+	(void)system(path);
+	return t_done();
+}
