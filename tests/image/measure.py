@@ -19,7 +19,8 @@ from tests.support.rediscache import RedisServer
 
 
 def one_run(tmp, fake, srv, n):
-    c = Container(tmp, {"redis": {"url": srv.url(1)},
+    c = Container(tmp, {"discovery": {"auth": "none"},
+                        "redis": {"url": srv.url(1)},
                         "daemon": {"refresh_interval": "1h"},
                         "site lms.example.com": {"site_id": 1,
                                                  "catalog_api_url": fake.base_url()}},

@@ -61,14 +61,13 @@ class ImageCase(ImageTestCase):
     def sections(self, backend, daemon=None):
         """The parity sites against the fake, the client secret (and the
         Redis password) from the credentials directory, not the file."""
+        oauth = {"oauth_url": self.fake.oauth_url, "client_id": self.fake.client_id}
         if hasattr(backend, "address"):
-            s = self.config(self.fake, [backend], SITES, auth=False, daemon=daemon)
-        else:
-            s = self.config(self.fake, [], SITES, auth=False, daemon=daemon)
-            del s["memcached"]
-            s = dict([("redis", {"url": backend.url(1)})] + list(s.items()))
-        s["discovery"].update(oauth_url=self.fake.oauth_url, client_id=self.fake.client_id)
-        return s
+            return self.config(self.fake, [backend], SITES, auth=False, discovery=oauth,
+                               daemon=daemon)
+        s = self.config(self.fake, [], SITES, auth=False, discovery=oauth, daemon=daemon)
+        del s["memcached"]
+        return dict([("redis", {"url": backend.url(1)})] + list(s.items()))
 
     def secrets(self, backend):
         sec = {"client-secret": self.fake.client_secret + "\n"}
