@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "health.h"
 #include "jarena.h"
 #include "log.h"
 #include "monitor.h"
@@ -26,7 +27,7 @@
 static const char usage_text[] =
 "usage: programs-cached [-c FILE] [--once | --dry-run] [--domain DOMAIN]\n"
 "                       [--force]\n"
-"       programs-cached [-c FILE] --check-config | --verify\n"
+"       programs-cached [-c FILE] --check-config | --verify | --health\n"
 "       programs-cached --print-settings | --version | --help\n"
 "\n"
 "Keep the Open edX LMS programs cache in memcached or Redis filled from\n"
@@ -51,6 +52,8 @@ static const char usage_text[] =
 "      --print-settings\n"
 "                      print every configuration key with its help and\n"
 "                      default, as a configuration file, and exit\n"
+"      --health        ask the running daemon's listener (listen) for\n"
+"                      /readyz: exit 0 if ready, 1 if not or no answer\n"
 "      --version       print the version and exit\n"
 "  -h, --help          print this help and exit\n"
 "\n"
@@ -65,6 +68,7 @@ enum {
 	OPT_DRY_RUN,
 	OPT_CHECK_CONFIG,
 	OPT_VERIFY,
+	OPT_HEALTH,
 	OPT_VERSION,
 	OPT_PRINT_SETTINGS
 };
@@ -77,6 +81,7 @@ static const struct option longopts[] = {
 	{ "dry-run",		no_argument,		NULL, OPT_DRY_RUN },
 	{ "check-config",	no_argument,		NULL, OPT_CHECK_CONFIG },
 	{ "verify",		no_argument,		NULL, OPT_VERIFY },
+	{ "health",		no_argument,		NULL, OPT_HEALTH },
 	{ "version",		no_argument,		NULL, OPT_VERSION },
 	{ "print-settings",	no_argument,		NULL,
 	    OPT_PRINT_SETTINGS },
@@ -140,6 +145,7 @@ main(int argc, char *argv[])
 	struct daemon_opts	 opts;
 	struct cfg		*cfg;
 	bool			 check = false, verify = false, once = false;
+	bool			 health = false;
 	int			 ch;
 
 	memset(&opts, 0, sizeof opts);
@@ -170,6 +176,9 @@ main(int argc, char *argv[])
 		case OPT_VERIFY:
 			verify = true;
 			break;
+		case OPT_HEALTH:
+			health = true;
+			break;
 		case OPT_VERSION:
 			print_version();
 			return 0;
@@ -197,14 +206,25 @@ main(int argc, char *argv[])
 	if (verify && (opts.once || check || opts.domain != NULL))
 		usage_error("%s cannot be combined with --once, --domain or "
 		    "--check-config", "--verify");
+	if (health && (verify || opts.once || check || opts.domain != NULL ||
+	    opts.force))
+		usage_error("%s cannot be combined with another mode or "
+		    "--domain", "--health");
 
 	/*
 	 * The secret may be readable only by the unit (LoadCredential):
 	 * --check-config warns if it cannot read it, --verify never needs it.
 	 */
 	if ((cfg = cfg_load_with(opts.config_path, check ? CFG_SECRETS_WARN :
-	    verify ? CFG_SECRETS_SKIP : CFG_SECRETS_READ, NULL, 0)) == NULL)
-		return PCD_EXIT_USAGE;
+	    verify || health ? CFG_SECRETS_SKIP : CFG_SECRETS_READ, NULL,
+	    0)) == NULL)
+		return health ? PCD_EXIT_FAIL : PCD_EXIT_USAGE;
+	if (health) {
+		/* Before config_loaded: a container manager runs it often. */
+		ch = health_check(cfg);
+		cfg_free(cfg);
+		return ch;
+	}
 	log_setup(cfg->log_format, cfg->log_level);
 	if (opts.domain != NULL && cfg_site(cfg, opts.domain) == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s key=site error=%s "
