@@ -24,9 +24,10 @@
 #   PCD_DEPS_UPGRADE=yes.
 set -eu
 
+# libssl-dev: libmemcached.pc requires libcrypto (pkg-config fails without).
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev libxxhash-dev
-libhiredis-dev"
+libhiredis-dev libssl-dev"
 # systemd: systemd-analyze checks the unit; mandoc lints the man pages;
 # prometheus: promtool checks /metrics and contrib/prometheus/alerts.yml
 # (19 MB, about 7 s to install).  memcached, prometheus and redis-server
