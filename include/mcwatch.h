@@ -180,7 +180,8 @@ struct mcw_cbs {
 	 */
 	void	(*line)(const struct mcw_line *, void *arg);
 	/*
-	 * The state changed (only on a change): MCW_UP with info (the server's
+	 * The state changed (only on a change, and the first failure to
+	 * come up is one): MCW_UP with info (the server's
 	 * stats, read on this connection just before the watch: compare pid
 	 * and uptime with the last UP to tell a restart); MCW_DOWN with why
 	 * (connect failed, timed out, closed, a line that is not memcached's);

@@ -93,7 +93,8 @@ struct rdw_event {
 struct rdw_cbs {
 	void	(*event)(const struct rdw_event *, void *arg);
 	/*
-	 * The state changed, or (in RDW_UP) what is active changed: why says
+	 * The state changed (the first failure to come up is a change), or
+	 * the watch came up again (each RDW_UP is told): why says
 	 * what went wrong (DOWN, REFUSED: the server's reply), or what is
 	 * missing (UP with info->missing, UNAVAILABLE).  info is NULL for
 	 * DOWN.

@@ -511,6 +511,17 @@ mcw_parse(const char *line, size_t len, struct mcw_line *out,
 /* A watch that lasted this long starts the backoff again from the minimum. */
 #define STEADY_MS	60000
 
+/*
+ * A connection of the daemon's: its cfd, and the gid of the line that
+ * announced it.  Lines of different worker threads reach a watcher out of
+ * gid order, so a conn_close of the cfd's previous connection may come
+ * after the announcement: only events with a later gid forget it.
+ */
+struct own {
+	long		 cfd;
+	uint64_t	 gid;
+};
+
 enum phase {
 	PH_IDLE,	/* no connection: waiting to (re)connect */
 	PH_CONNECT,	/* connecting */
@@ -534,11 +545,12 @@ struct mcw {
 	struct event		*timer;		/* timeouts, reconnects */
 	enum phase		 phase;
 	enum mcw_state		 state;
+	bool			 reported;	/* state told once at least */
 	struct mcw_info		 info;		/* being read */
 	int			 nstats;
 	bool			 discard;	/* dropping an overlong line */
 	uint64_t		 up_at;		/* mono_ms of the last OK */
-	long			 own[OWN_MAX];	/* server cfds that are ours */
+	struct own		 own[OWN_MAX];	/* server cfds that are ours */
 	size_t			 nown;
 	struct mcw_counts	 counts;
 };
@@ -574,9 +586,10 @@ static void
 set_state(struct mcw *w, enum mcw_state st, const char *why,
     const struct mcw_info *info)
 {
-	if (st == w->state)
+	if (st == w->state && w->reported)
 		return;
 	w->state = st;
+	w->reported = true;
 	if (w->cbs.state != NULL)
 		w->cbs.state(st, why, info, w->arg);
 }
@@ -608,60 +621,70 @@ mcw_refused(struct mcw *w, const char *text, size_t len)
 	arm(w, (long)((double)w->bmax * (0.8 + 0.4 * rand_unit())));
 }
 
-/* Whether cfd is one of the daemon's own connections. */
-static bool
-own_has(const struct mcw *w, long cfd)
+/* The daemon's connection on cfd, or NULL. */
+static struct own *
+own_find(struct mcw *w, long cfd)
 {
 	size_t	i;
 
 	for (i = 0; i < w->nown; i++)
-		if (w->own[i] == cfd)
-			return true;
-	return false;
+		if (w->own[i].cfd == cfd)
+			return &w->own[i];
+	return NULL;
 }
 
-/* Forget cfd (closed, or reused by a new connection). */
+/* A connection on cfd opened or closed at gid: forget ours if it was before. */
 static void
-own_del(struct mcw *w, long cfd)
+own_del(struct mcw *w, long cfd, uint64_t gid)
 {
-	size_t	i;
+	struct own	*o;
 
-	for (i = 0; i < w->nown; i++)
-		if (w->own[i] == cfd) {
-			w->own[i] = w->own[--w->nown];
-			return;
-		}
+	if ((o = own_find(w, cfd)) != NULL && o->gid < gid)
+		*o = w->own[--w->nown];
 }
 
-/* Remember cfd as ours (the oldest goes when the table is full). */
+/* Remember cfd as ours from gid on (the oldest goes when the table is full). */
 static void
-own_add(struct mcw *w, long cfd)
+own_add(struct mcw *w, long cfd, uint64_t gid)
 {
-	if (cfd < 0 || own_has(w, cfd))
+	struct own	*o;
+
+	if (cfd < 0)
 		return;
+	if ((o = own_find(w, cfd)) != NULL) {
+		if (o->gid < gid)
+			o->gid = gid;
+		return;
+	}
 	if (w->nown == OWN_MAX) {
 		memmove(w->own, w->own + 1, (OWN_MAX - 1) * sizeof *w->own);
 		w->nown--;
 	}
-	w->own[w->nown++] = cfd;
+	w->own[w->nown].cfd = cfd;
+	w->own[w->nown].gid = gid;
+	w->nown++;
 }
 
 /* Flag the daemon's own lines, learning and forgetting its connections. */
 static void
 own_mark(struct mcw *w, struct mcw_line *l)
 {
+	struct own	*o;
+
 	switch (l->kind) {
 	case MCW_GET:
 		if (l->keylen == sizeof MCW_SELF_KEY - 1 &&
 		    memcmp(l->key, MCW_SELF_KEY, l->keylen) == 0)
-			own_add(w, l->cfd);
+			own_add(w, l->cfd, l->gid);
 		/* FALLTHROUGH */
 	case MCW_STORE:
-		l->own = l->cfd >= 0 && own_has(w, l->cfd);
+		/* a line of the cfd's previous connection may come late */
+		l->own = l->cfd >= 0 && (o = own_find(w, l->cfd)) != NULL &&
+		    l->gid >= o->gid;
 		break;
 	case MCW_CONN_NEW:
 	case MCW_CONN_CLOSE:
-		own_del(w, l->cfd);
+		own_del(w, l->cfd, l->gid);
 		break;
 	default:
 		break;

@@ -76,6 +76,7 @@ struct rdw {
 	int			 pending;	/* confirmations awaited */
 	bool			 beat_wait;
 	enum rdw_state		 state;
+	bool			 reported;	/* state told once at least */
 	struct rdw_info		 info;
 	char			 add[16];	/* the flags CONFIG SET adds */
 	uint64_t		 up_at;
@@ -229,9 +230,10 @@ jitter(long ms)
 static void
 set_state(struct rdw *w, enum rdw_state st, const char *why)
 {
-	if (st == w->state && st != RDW_UP)
+	if (st == w->state && st != RDW_UP && w->reported)
 		return;
 	w->state = st;
+	w->reported = true;
 	if (w->cbs.state != NULL)
 		w->cbs.state(st, why, st == RDW_DOWN ? NULL : &w->info, w->arg);
 }
