@@ -2,7 +2,8 @@
 """reader_watch.py: the cost of the reader watch (issue 23) on memcached.
 
     PCD_BUILD=build /usr/bin/python3 bench/reader_watch.py [--seconds 30]
-        [--conns 4] [--threads 4] [--repeat 2] [--json FILE]
+        [--conns 4] [--threads 4] [--repeat 2] [--samples 20]
+        [--json FILE]
 
 One memcached (-t THREADS, 256 MB) holding 1,000 programs and 10,000
 sessions; bench-getload reads it (99 % sessions, 1 % program-family keys,
@@ -21,6 +22,9 @@ readers.c.  Runs, each SECONDS long, in this order:
                          for SECONDS - 4: lines, skipped, dropped by the
                          server, the watch's CPU
   100,000 gets/s, steady the same at twice the rate
+  latency                a reader's get to its line, after 2 s of quiet,
+                         SAMPLES times, without and with mcwatch's
+                         keep-awake (awake_ms 100)
 
 (memcached's CPU, from /proc, is taken over each run but the steady ones)
 and prints one JSON object per run, then a summary against the targets:
@@ -131,6 +135,14 @@ def steady(addr, seconds, rate, conns):
     return {"load": json.loads(load), "watch": json.loads(out)}
 
 
+def latency(addr, samples, awake_ms):
+    """A reader's get to its watch line, after 2 s of quiet each time."""
+    out = subprocess.run([str(build_dir() / "bench-watchcount"), "-s", addr,
+                          "-L", str(samples), "-g", "2000", "-a", str(awake_ms)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30)
@@ -138,6 +150,8 @@ def main():
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=2,
                     help="unpaced pairs (alone, watched), alternated")
+    ap.add_argument("--samples", type=int, default=20,
+                    help="latency probes, each after 2 s of quiet")
     ap.add_argument("--json")
     a = ap.parse_args()
     port = free_port()
@@ -156,13 +170,16 @@ def main():
                                                       a.conns)
         runs["paced_50k_watch"] = steady(addr, a.seconds, 50000, a.conns)
         runs["paced_100k_watch"] = steady(addr, a.seconds, 100000, a.conns)
+        for awake in (0, 100):
+            runs["latency_awake_%d" % awake] = latency(addr, a.samples, awake)
     finally:
         mc.kill()
         mc.wait()
     for name, r in runs.items():
         print(name, json.dumps(r))
-    rate = lambda prefix: [r["load"]["gets_per_s"] for k, r in runs.items()
-                           if k.startswith(prefix)]
+    def rate(prefix):
+        return [r["load"]["gets_per_s"] for k, r in runs.items() if k.startswith(prefix)]
+
     alone_rate = sum(rate("alone_")) / len(rate("alone_"))
     watched_rate = sum(rate("unpaced_watch_")) / len(rate("unpaced_watch_"))
     w50 = runs["paced_50k_watch"]["watch"]
@@ -189,6 +206,9 @@ def main():
         "lost_at_100k": {"skipped": w100["skipped"],
                          "server_worker_dropped": w100["server_worker_dropped"],
                          "server_watcher_skipped": w100["server_watcher_skipped"]},
+        "latency_ms_after_2s_idle": {k[len("latency_"):]: {
+            q: runs[k][q] for q in ("median_ms", "p90_ms", "max_ms")}
+            for k in runs if k.startswith("latency_")},
         "seconds": a.seconds, "conns": a.conns, "memcached_threads": a.threads,
     }
     print("summary", json.dumps(summary, indent=1))

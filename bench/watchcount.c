@@ -4,7 +4,8 @@
  * key classified by readers.c against a 1,000-program publish, as the
  * daemon will, on one event loop.
  *
- *	bench-watchcount -s HOST:PORT [-t SECONDS] [-n PROGRAMS]
+ *	bench-watchcount -s HOST:PORT [-t SECONDS] [-n PROGRAMS] [-a AWAKE_MS]
+ *	bench-watchcount -s HOST:PORT -L SAMPLES [-g GAP_MS] [-a AWAKE_MS]
  *
  * The publish: program-{uuid} and course-programs-course-v1:Org+P{i}+Run
  * of PROGRAMS programs (the keys bench-getload reads), edx key function,
@@ -14,6 +15,12 @@
  * (user + system) over the window, per 100,000 lines, and as a share of
  * one core, and how many lines memcached itself dropped meanwhile
  * (stats log_worker_dropped, log_watcher_skipped: server-wide).
+ *
+ * -L: the latency of a line instead: SAMPLES times, after GAP_MS of quiet
+ * (default 2,000), one get of a new key on a connection of this process;
+ * the time from sending it to its line coming back.  Prints the median,
+ * p90, p99 and the largest, in milliseconds.  -a: mcwatch's keep-awake
+ * (0, the default here: off).
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -43,10 +50,19 @@ static struct mcw_info		 at_start;
 static double			 t0, cpu0;
 static bool			 up;
 
+static void	probe_seen(void);
+
 static struct {
 	uint64_t	lines, gets, held_hit, held_miss, not_held, foreign;
 	uint64_t	own, skipped;
 } n;
+
+/* -L: the probe in flight, and the samples. */
+static int		 samples, gap_ms = 2000;
+static int		 probe_fd = -1, nprobe;
+static char		 probe_key[64];
+static double		 probe_at, *lat;
+static struct event	*probe_ev;
 
 /* Say how to call us and fail. */
 static PCD_NORETURN void
@@ -78,6 +94,56 @@ cpu(void)
 	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+/* One TCP connection to the server, blocking. */
+static int
+dial(void)
+{
+	struct addrinfo	 hints, *res;
+	int		 fd;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(host, port, &hints, &res) != 0 ||
+	    (fd = socket(res->ai_family, SOCK_STREAM, 0)) == -1 ||
+	    connect(fd, res->ai_addr, res->ai_addrlen) == -1)
+		fatal("connect");
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* Send the next probe: a get of a key never asked before. */
+static void
+probe_send(evutil_socket_t fd, short what, void *arg)
+{
+	char	cmd[96], reply[64];
+	int	len;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	snprintf(probe_key, sizeof probe_key, "latency-probe-%d-%d",
+	    (int)getpid(), nprobe);
+	len = snprintf(cmd, sizeof cmd, "get %s\r\n", probe_key);
+	probe_at = now();
+	if (write(probe_fd, cmd, (size_t)len) != len ||
+	    read(probe_fd, reply, sizeof reply) <= 0)
+		fatal("probe");
+}
+
+/* The probe's line came: note the time, and plan the next. */
+static void
+probe_seen(void)
+{
+	struct timeval	tv = { gap_ms / 1000, (gap_ms % 1000) * 1000 };
+
+	lat[nprobe++] = (now() - probe_at) * 1000;
+	probe_at = 0;
+	if (nprobe == samples)
+		event_base_loopbreak(base);
+	else
+		evtimer_add(probe_ev, &tv);
+}
+
 /* A line: count it, and classify what was fetched. */
 static void
 on_line(const struct mcw_line *l, void *arg)
@@ -87,6 +153,13 @@ on_line(const struct mcw_line *l, void *arg)
 	(void)arg;
 	if (!up)
 		return;
+	if (samples > 0) {
+		if (l->kind == MCW_GET && probe_at > 0 &&
+		    l->keylen == strlen(probe_key) &&
+		    memcmp(l->key, probe_key, l->keylen) == 0)
+			probe_seen();
+		return;
+	}
 	n.lines++;
 	if (l->kind == MCW_SKIPPED)
 		n.skipped += l->skipped;
@@ -143,6 +216,14 @@ on_state(enum mcw_state s, const char *why, const struct mcw_info *info,
 	up = true;
 	t0 = now();
 	cpu0 = cpu();
+	if (samples > 0) {
+		tv.tv_sec = gap_ms / 1000;
+		tv.tv_usec = (gap_ms % 1000) * 1000;
+		probe_fd = dial();
+		probe_ev = evtimer_new(base, probe_send, NULL);
+		evtimer_add(probe_ev, &tv);
+		return;
+	}
 	tv.tv_sec = (long)seconds;
 	tv.tv_usec = (long)((seconds - (double)tv.tv_sec) * 1e6);
 	end = evtimer_new(base, on_end, NULL);
@@ -214,6 +295,47 @@ publish(int programs, size_t *count)
 	return v;
 }
 
+/* Compare two doubles, for qsort. */
+static int
+cmp_double(const void *a, const void *b)
+{
+	double	x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Free the watch, the publish and the loop. */
+static void
+cleanup(struct mcw *w, struct entry *v, size_t nv)
+{
+	size_t	i;
+
+	mcw_free(w);
+	readers_free(readers);
+	for (i = 0; i < nv; i++) {
+		free((char *)(uintptr_t)v[i].key);
+		free((char *)(uintptr_t)v[i].wire);
+	}
+	free(v);
+	event_base_free(base);
+}
+
+/* -L: print the latencies and free everything. */
+static int
+latency_report(struct mcw *w, struct entry *v, size_t nv)
+{
+	qsort(lat, (size_t)samples, sizeof *lat, cmp_double);
+	printf("{\"samples\": %d, \"gap_ms\": %d, \"median_ms\": %.1f, "
+	    "\"p90_ms\": %.1f, \"p99_ms\": %.1f, \"max_ms\": %.1f}\n",
+	    samples, gap_ms, lat[samples / 2], lat[samples * 9 / 10],
+	    lat[samples * 99 / 100], lat[samples - 1]);
+	event_free(probe_ev);
+	close(probe_fd);
+	free(lat);
+	cleanup(w, v, nv);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -221,13 +343,13 @@ main(int argc, char **argv)
 	struct mcw_cbs	 cbs = { on_line, on_state };
 	struct mcw	*w;
 	struct entry	*v;
-	size_t		 nv, i;
+	size_t		 nv;
 	double		 t, c;
 	char		*colon;
 	int		 ch, programs = 1000;
 
 	log_setup(LOG_FORMAT_JSON, LOG_WARNING);
-	while ((ch = getopt(argc, argv, "s:t:n:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:t:n:L:g:a:")) != -1) {
 		switch (ch) {
 		case 's':
 			if ((colon = strrchr(optarg, ':')) == NULL)
@@ -242,6 +364,15 @@ main(int argc, char **argv)
 		case 'n':
 			programs = atoi(optarg);
 			break;
+		case 'L':
+			samples = atoi(optarg);
+			break;
+		case 'g':
+			gap_ms = atoi(optarg);
+			break;
+		case 'a':
+			o.awake_ms = atol(optarg);
+			break;
 		default:
 			usage();
 		}
@@ -254,8 +385,12 @@ main(int argc, char **argv)
 	o.host = host;
 	o.port = atoi(port);
 	o.streams = "fetchers evictions connevents";
+	if (samples > 0)
+		lat = xcalloc((size_t)samples, sizeof *lat);
 	w = mcw_new(base, &o, &cbs, NULL);
 	event_base_dispatch(base);
+	if (samples > 0)
+		return latency_report(w, v, nv);
 	t = now() - t0;
 	c = cpu() - cpu0;
 	printf("{\"seconds\": %.3f, \"lines\": %llu, \"lines_per_s\": %.0f, "
@@ -275,13 +410,6 @@ main(int argc, char **argv)
 	    at_start.worker_dropped),
 	    (unsigned long long)(server_stat("log_watcher_skipped") -
 	    at_start.watcher_skipped));
-	mcw_free(w);
-	readers_free(readers);
-	for (i = 0; i < nv; i++) {
-		free((char *)(uintptr_t)v[i].key);
-		free((char *)(uintptr_t)v[i].wire);
-	}
-	free(v);
-	event_base_free(base);
+	cleanup(w, v, nv);
 	return 0;
 }

@@ -543,6 +543,9 @@ struct mcw {
 
 	struct bufferevent	*bev;
 	struct event		*timer;		/* timeouts, reconnects */
+	long			 awake_ms;	/* 0: no keep-awake */
+	struct bufferevent	*abev;		/* the keep-awake connection */
+	struct event		*atimer;
 	enum phase		 phase;
 	enum mcw_state		 state;
 	bool			 reported;	/* state told once at least */
@@ -557,15 +560,31 @@ struct mcw {
 
 static void	mcw_connect(struct mcw *);
 
-/* Arm the timer for ms. */
+/* Arm ev for ms. */
 static void
-arm(struct mcw *w, long ms)
+arm_ev(struct event *ev, long ms)
 {
 	struct timeval	tv;
 
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(w->timer, &tv);
+	evtimer_add(ev, &tv);
+}
+
+/* Arm the timer for ms. */
+static void
+arm(struct mcw *w, long ms)
+{
+	arm_ev(w->timer, ms);
+}
+
+/* Drop the keep-awake connection, if any. */
+static void
+awake_drop(struct mcw *w)
+{
+	if (w->abev != NULL)
+		bufferevent_free(w->abev);
+	w->abev = NULL;
 }
 
 /* Drop the connection, if any. */
@@ -575,6 +594,9 @@ teardown(struct mcw *w)
 	if (w->bev != NULL)
 		bufferevent_free(w->bev);
 	w->bev = NULL;
+	awake_drop(w);
+	if (w->atimer != NULL)
+		evtimer_del(w->atimer);
 	w->phase = PH_IDLE;
 	w->discard = false;
 	w->nown = 0;
@@ -727,11 +749,69 @@ stats_line(struct mcw *w, const char *s, size_t len)
 	return 0;
 }
 
+/* The keep-awake connection: whatever it is answered is dropped. */
+static void
+on_awake_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer	*in = bufferevent_get_input(bev);
+
+	(void)arg;
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* The keep-awake connection failed or closed: the next tick reopens it. */
+static void
+on_awake_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct mcw	*w = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		awake_drop(w);
+}
+
+/*
+ * Every awake_ms while watching: a get of MCW_SELF_KEY on a connection of
+ * our own, so that memcached's logger thread, which sleeps longer and
+ * longer (up to 1 s) while it finds nothing to send, keeps waking within a
+ * few milliseconds and a reader's miss reaches us at once.
+ */
+static void
+on_awake(evutil_socket_t fd, short what, void *arg)
+{
+	static const char	 get[] = "get " MCW_SELF_KEY "\r\n";
+	struct mcw		*w = arg;
+
+	(void)fd;
+	(void)what;
+	if (w->phase != PH_STREAM)
+		return;
+	if (w->abev != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(w->abev)) > 4096)
+		awake_drop(w);		/* not connecting, not writing */
+	if (w->abev == NULL) {
+		if ((w->abev = bufferevent_socket_new(w->base, -1,
+		    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+			fatalx("bufferevent_socket_new failed");
+		bufferevent_setcb(w->abev, on_awake_read, NULL, on_awake_event,
+		    w);
+		bufferevent_enable(w->abev, EV_READ | EV_WRITE);
+		if (bufferevent_socket_connect_hostname(w->abev, w->dns,
+		    AF_UNSPEC, w->host, w->port) == -1) {
+			awake_drop(w);
+			return;
+		}
+	}
+	bufferevent_write(w->abev, get, sizeof get - 1);
+}
+
 /* The server said OK to the watch. */
 static void
 mcw_up(struct mcw *w)
 {
 	evtimer_del(w->timer);
+	if (w->atimer != NULL)
+		arm_ev(w->atimer, w->awake_ms);
 	w->phase = PH_STREAM;
 	w->up_at = mono_ms();
 	w->counts.connects++;
@@ -932,6 +1012,9 @@ mcw_new(struct event_base *base, const struct mcw_opts *o,
 	w->state = MCW_DOWN;
 	if ((w->timer = evtimer_new(base, on_timer, w)) == NULL)
 		fatalx("evtimer_new failed");
+	if ((w->awake_ms = o->awake_ms) > 0 && (w->atimer = event_new(base,
+	    -1, EV_PERSIST, on_awake, w)) == NULL)
+		fatalx("event_new failed");
 	arm(w, 0);
 	return w;
 }
@@ -944,6 +1027,8 @@ mcw_free(struct mcw *w)
 		return;
 	teardown(w);
 	event_free(w->timer);
+	if (w->atimer != NULL)
+		event_free(w->atimer);
 	free(w->host);
 	free(w->watchcmd);
 	free(w);

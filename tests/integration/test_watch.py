@@ -36,10 +36,11 @@ def tool_binary():
 class WatchTool:
     """build/watchtool running; its stdout lines collected by a thread."""
 
-    def __init__(self, args):
+    def __init__(self, args, env=None):
         self.proc = subprocess.Popen([tool_binary()] + [str(a) for a in args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE,
+                                     env=dict(os.environ, **(env or {})))
         self.lines = []
         self._q = queue.Queue()
         self._t = threading.Thread(target=self._read, daemon=True)
@@ -75,6 +76,11 @@ class WatchTool:
     def mark(self):
         return len(self.lines)
 
+    def wait_index(self, pattern, timeout=10.0, since=0):
+        """The index of the first line from since matching pattern."""
+        line = self.wait(pattern, timeout, since)
+        return self.lines.index(line, since)
+
     def command(self, cmd, timeout=10.0):
         """Send cmd and return its "done" line."""
         since = self.mark()
@@ -106,8 +112,8 @@ def uri(key):
 
 class WatchCase(PcdTestCase):
 
-    def tool(self, *args):
-        t = WatchTool(args)
+    def tool(self, *args, env=None):
+        t = WatchTool(args, env)
         self.addCleanup(t.close)
         return t
 
@@ -199,6 +205,29 @@ class Memcached(WatchCase):
         t.wait(r"^state down ")
         mc.start()
         t.wait(r"^state up ")
+
+    def test_keep_awake(self):
+        """awake_ms: a connection of the watch's own gets the self key over
+        and over (its lines own), and a reader's get still comes through
+        not own; after a reconnect it starts again."""
+        mc = self.start_memcached()
+        t = self.tool("mc", mc.host, mc.port, STREAMS, env={"WATCHTOOL_AWAKE_MS": "50"})
+        t.wait(r"^state up ")
+        since = t.mark()
+        time.sleep(0.6)
+        awake = [l for l in t.lines[since:]
+                 if l.startswith("line get key=programs-cached%3Aself ")]
+        self.assertGreaterEqual(len(awake), 3, t.lines[since:])
+        self.assertTrue(all(field(l, "own") == "1" for l in awake[1:]), awake)
+        r = self.reader([mc.address])
+        r.get("program-awake")
+        line = t.wait(r"^line get key=%s " % re.escape(uri(r.make_key("program-awake"))))
+        self.assertEqual(field(line, "own"), "0")
+        mc.stop()
+        since = t.wait_index(r"^state down ")
+        mc.start()
+        since = t.wait_index(r"^state up ", since=since)
+        t.wait(r"^line get key=programs-cached%3Aself .* own=1 ", since=since)
 
     def test_evictions(self):
         mc = self.start_memcached(memory_mb=8)

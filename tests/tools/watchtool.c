@@ -24,7 +24,7 @@
  *	counts			the watch's counters
  * each answered "done CMD ...".  The password of the redis watch is the
  * store's: the configuration's password_file, read at every connect.
- * End of input ends the tool.
+ * End of input ends the tool.  $WATCHTOOL_AWAKE_MS sets mcwatch's awake_ms.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +323,8 @@ main(int argc, char **argv)
 		o.timeout_ms = 2000;
 		o.backoff_min_ms = 50;
 		o.backoff_max_ms = 1000;
+		if (getenv("WATCHTOOL_AWAKE_MS") != NULL)
+			o.awake_ms = atol(getenv("WATCHTOOL_AWAKE_MS"));
 		mc = mcw_new(base, &o, &cbs, NULL);
 	} else if (strcmp(argv[1], "redis") == 0 && argc >= 7) {
 		struct rdw_opts	o = { 0 };
