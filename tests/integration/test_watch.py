@@ -15,6 +15,7 @@ import queue
 import re
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -37,9 +38,10 @@ class WatchTool:
     """build/watchtool running; its stdout lines collected by a thread."""
 
     def __init__(self, args, env=None):
+        self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([tool_binary()] + [str(a) for a in args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE,
+                                     stderr=self._err,
                                      env=dict(os.environ, **(env or {})))
         self.lines = []
         self._q = queue.Queue()
@@ -88,15 +90,20 @@ class WatchTool:
         return self.wait(r"^done " + re.escape(cmd.split()[0]) + r"\b", timeout, since)
 
     def close(self):
+        """End the tool (end of input); its exit status and stderr."""
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.close()
-                self.proc.wait(5)
+                self.proc.wait(10)
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
+        self._t.join(5)
         self.proc.stdout.close()
-        self.proc.stderr.close()
+        self._err.seek(0)
+        err = self._err.read().decode("utf-8", "replace")
+        self._err.close()
+        return self.proc.returncode, err
 
 
 def field(line, name):
@@ -114,7 +121,14 @@ class WatchCase(PcdTestCase):
 
     def tool(self, *args, env=None):
         t = WatchTool(args, env)
-        self.addCleanup(t.close)
+
+        def close():
+            rc, err = t.close()
+            # a clean exit at the end of input: no crash, no sanitizer report
+            self.assertEqual(rc, 0, err)
+            self.assertNotIn("Sanitizer", err)
+            self.assertNotIn("runtime error", err)
+        self.addCleanup(close)
         return t
 
     def store_config(self, section, keys):
