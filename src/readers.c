@@ -27,7 +27,7 @@ static const struct {
 	size_t		 len;
 	int		 family;
 } templates[] = {
-#define T(s, f)	{ s, sizeof s - 1, f }
+#define T(s, f)	{ (s), sizeof (s) - 1, (f) }
 	T("program-uuids-", FAM_SITE_PROGRAMS),
 	T("program-", FAM_PROGRAM),
 	T("pathway-ids-", FAM_SITE_PATHWAYS),
