@@ -98,7 +98,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/%)
 TOOL_SRCS = $(wildcard tests/tools/*.c)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/%)
-FUZZ_TARGETS = detail pickle keys config
+FUZZ_TARGETS = detail pickle keys config mcwatch
 FUZZ_SECONDS ?= 60
 CLANG	?= clang
 BENCH_SRCS = $(wildcard bench/*.c)
