@@ -72,6 +72,16 @@ struct state_publish_opts {
 	bool	force;		/* publish what the shrink guard would hold */
 	bool	skip_same;	/* skip values the cache holds (the daemon) */
 	bool	every_site;	/* all sites refreshed: stale keys count */
+	/*
+	 * Whether server i holds what the record says, asked once per
+	 * server when a publish starts (the daemon: monitor_confirmed, a
+	 * round trip now and the monitor's word since the server last
+	 * restarted).  With skip_same, a value is skipped as unchanged only
+	 * on servers that do; on the others it is written, so that a down
+	 * server fails the refresh for the keys it owns.  NULL: none does.
+	 */
+	bool	(*confirmed)(void *arg, size_t i);
+	void	*confirmed_arg;
 };
 
 struct state_result {

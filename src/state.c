@@ -244,8 +244,37 @@ struct publish {
 	struct catalog			*next;
 	struct map			 old;		/* key -> old entry */
 	struct map			 confirmed;	/* key -> struct confirmed */
+	uint64_t			 trusted;	/* servers asked: confirmed */
 	enum writer_rc			 rc;		/* the writer's last */
 };
+
+/*
+ * The servers that hold what the record says, asked now (a value on any
+ * other is written, not skipped): none without skip_same or someone to
+ * ask.
+ */
+static uint64_t
+trusted_servers(const struct state *s, const struct state_publish_opts *o)
+{
+	uint64_t	t = 0;
+	size_t		i;
+
+	if (!o->skip_same || o->confirmed == NULL)
+		return 0;
+	for (i = 0; i < store_nservers(s->store); i++)
+		if (o->confirmed(o->confirmed_arg, i))
+			t |= (uint64_t)1 << i;
+	return t;
+}
+
+/* Every server of the store, as a mask. */
+static uint64_t
+all_servers(const struct state *s)
+{
+	size_t	n = store_nservers(s->store);
+
+	return n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1;
+}
 
 /* Whether the cache holds e's bytes already (its write is skipped). */
 static bool
@@ -258,7 +287,7 @@ is_same(const struct publish *pb, const struct entry *e)
 	if (c != NULL)
 		return c->len == e->len && XXH128_isEqual(c->hash,
 		    XXH3_128bits(e->val, e->len));
-	if (!pb->opts->skip_same ||
+	if (!pb->opts->skip_same || (e->servers & ~pb->trusted) != 0 ||
 	    map_get(&pb->s->unsure, e->key, strlen(e->key)) != NULL)
 		return false;
 	o = map_get(&pb->old, e->key, strlen(e->key));
@@ -525,6 +554,27 @@ test_stop_point(int phase)
 		raise(SIGSTOP);
 }
 
+/* refresh_failed for a publish that a cache server stopped, naming it. */
+static void
+log_server_failed(const struct store *st)
+{
+	struct buf	names;
+	size_t		i;
+
+	buf_init(&names);
+	for (i = 0; i < store_nservers(st); i++)
+		if (!store_server_up(st, i))
+			buf_printf(&names, "%s%s", names.len > 0 ? "," : "",
+			    store_server_name(st, i));
+	log_event(LOG_ERR, "refresh_failed", "stage=publish server=%s "
+	    "error=%s", names.len > 0 ? (const char *)names.data : "-",
+	    "a cache server failed or was down while the values were "
+	    "written: its keys are not confirmed, and the indexes and site "
+	    "lists written after them were not, so that none names a value "
+	    "that is not there");
+	buf_free(&names);
+}
+
 /* Count what a plan and its outcomes amount to. */
 static void
 tally(const struct plan *pl, const enum write_outcome *out,
@@ -556,10 +606,11 @@ tally(const struct plan *pl, const enum write_outcome *out,
  * incremental refresh that found nothing new (SPEC §10).  Every site
  * fetched whole, the same lists, the very same program records (shared,
  * so the same values) and equal pathways; nothing unsure, no stale key
- * being counted, every server up.
+ * being counted, every server asked and holding what was recorded.
  */
 static bool
-same_generation(const struct state *s, const struct catalog *next)
+same_generation(const struct state *s, const struct catalog *next,
+    uint64_t trusted)
 {
 	const struct catalog		*gen = s->gen;
 	const struct catalog_site	*a, *b;
@@ -572,9 +623,8 @@ same_generation(const struct state *s, const struct catalog *next)
 	if (s->cfg->stale_after > 0 &&
 	    snapshot_count(s->snap) != s->plan->n)
 		return false;
-	for (i = 0; i < store_nservers(s->store); i++)
-		if (!store_server_up(s->store, i))
-			return false;
+	if (trusted != all_servers(s))
+		return false;
 	for (i = 0; i < next->nsites; i++) {
 		a = gen->sites[i];
 		b = next->sites[i];
@@ -688,7 +738,8 @@ state_publish(struct state *s, struct fetch_result *fr,
 	memset(r, 0, sizeof *r);
 	memset(&pb, 0, sizeof pb);
 	pb.next = gen_build(fr, s->gen, &go, &r->sites);
-	if (opts->skip_same && same_generation(s, pb.next)) {
+	pb.trusted = trusted_servers(s, opts);
+	if (opts->skip_same && same_generation(s, pb.next, pb.trusted)) {
 		/* Nothing to plan, write or record (stale keys: not counted). */
 		same_result(s, r);
 		catalog_unref(pb.next);
@@ -713,10 +764,7 @@ state_publish(struct state *s, struct fetch_result *fr,
 	r->server_failed = pb.rc == WRITER_FAILED;
 	r->lease_lost = pb.rc == WRITER_LEASE_LOST;
 	if (r->server_failed)
-		log_event(LOG_ERR, "refresh_failed", "stage=publish error=%s",
-		    "a cache server failed while the values were written: "
-		    "the indexes and site lists written after it were not, "
-		    "so that none names a value that is not there");
+		log_server_failed(s->store);
 	tally(pl, out, r);
 	recount(pb.next, &r->sites);
 	r->complete = pb.rc == WRITER_OK && r->ws.failed == 0 &&
