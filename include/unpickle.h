@@ -24,6 +24,7 @@
 #define PCD_UNPICKLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -32,5 +33,11 @@
  * filled in (a sentence naming the offset), if it is not one of those.
  */
 json_t	*unpickle(const void *data, size_t len, char *why, size_t whylen);
+/*
+ * A cache value as the daemon writes it with these flags: 1 a pickle,
+ * anything else raw JSON (value_format = json).  The same otherwise.
+ */
+json_t	*unpickle_value(const void *data, size_t len, uint32_t flags,
+	    char *why, size_t whylen);
 
 #endif

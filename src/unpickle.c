@@ -476,3 +476,18 @@ unpickle(const void *data, size_t len, char *why, size_t whylen)
 	free(m.memo);
 	return v;
 }
+
+json_t *
+unpickle_value(const void *data, size_t len, uint32_t flags, char *why,
+    size_t whylen)
+{
+	json_error_t	 e;
+	json_t		*v;
+
+	if (flags == 1)
+		return unpickle(data, len, why, whylen);
+	if ((v = jsonld_load(data, len, JSON_DECODE_ANY, &e)) == NULL)
+		snprintf(why, whylen, "flags %u, and not JSON: %s",
+		    (unsigned)flags, e.text);
+	return v;
+}
