@@ -106,12 +106,20 @@ struct state_result {
  */
 int		 state_publish(struct state *, struct fetch_result *fr,
 		    const struct state_publish_opts *, struct state_result *);
+struct state_dry_opts {
+	bool		 force;		/* as state_publish_opts */
+	bool		 every_site;	/* as state_publish_opts */
+	const char	*diff;		/* a key whose changes to print */
+};
+
 /*
- * --dry-run: what publishing fr would do, printed on out (nothing is
- * written, nothing recorded).  0 when every site would be published whole,
- * -1 otherwise.
+ * --dry-run: what publishing fr would do, printed on out (dryrun.h:
+ * written, deleted or held; nothing is written, nothing recorded): the
+ * stale keys with the counts this state has (a new process starts them
+ * from the snapshot file, which does not keep them: every key of it
+ * present).  0 when every site would be published whole, -1 otherwise.
  */
 int		 state_dry_run(struct state *, struct fetch_result *fr,
-		    bool force, FILE *out);
+		    const struct state_dry_opts *, FILE *out);
 
 #endif

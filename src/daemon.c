@@ -260,10 +260,14 @@ record_metrics(const struct fetch_result *fr, const struct state_result *r,
 static void
 dry_run_done(struct daemon *d, struct fetch_result *fr)
 {
-	int	rc;
+	struct state_dry_opts	o;
+	int			rc;
 
-	rc = state_dry_run(d->state, fr, d->opts->force ||
-	    d->cfg->force_publish, stdout);
+	memset(&o, 0, sizeof o);
+	o.force = d->opts->force || d->cfg->force_publish;
+	o.every_site = d->opts->domain == NULL;
+	o.diff = d->opts->diff;
+	rc = state_dry_run(d->state, fr, &o, stdout);
 	fflush(stdout);
 	d->exit_code = rc == 0 ? PCD_EXIT_OK : PCD_EXIT_FAIL;
 	fetch_result_free(fr);

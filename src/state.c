@@ -404,6 +404,27 @@ write_details(struct publish *pb, enum write_outcome **outp, size_t *errors)
 	return pl;
 }
 
+/*
+ * A key of the record that the plan does not have: its count (full
+ * refreshes absent, plus one), this refresh included when it is a sweep.
+ */
+static uintptr_t
+absences(const struct state *s, const char *key, size_t keylen, bool sweep)
+{
+	uintptr_t	n = (uintptr_t)map_get(&s->absent, key, keylen);
+
+	return (n == 0 ? 1 : n) + (sweep ? 1 : 0);
+}
+
+/* Whether a sweep deletes o, whose count is n (absences + 1). */
+static bool
+stale_due(const struct state *s, const struct entry *o, uintptr_t n,
+    bool sweep)
+{
+	return sweep && s->cfg->stale_after > 0 &&
+	    n - 1 >= (uintptr_t)s->cfg->stale_after && o->wire != NULL;
+}
+
 /* Append the absent count of a key kept in the record. */
 static void
 keep_absent(struct map *absent, const struct map_item *it, uintptr_t n)
@@ -505,11 +526,8 @@ record(struct publish *pb, const struct plan *pl,
 				snapshot_add_copy(snap, o);
 			continue;
 		}
-		n = (uintptr_t)map_get(&s->absent, it->key, it->keylen);
-		n = (n == 0 ? 1 : n) + (sweep ? 1 : 0);
-		if (sweep && s->cfg->stale_after > 0 &&
-		    n - 1 >= (uintptr_t)s->cfg->stale_after &&
-		    o->wire != NULL) {
+		n = absences(s, it->key, it->keylen, sweep);
+		if (stale_due(s, o, n, sweep)) {
 			sitems[ns] = it;
 			sv[ns] = o;
 			scounts[ns++] = n;
@@ -782,24 +800,120 @@ state_publish(struct state *s, struct fetch_result *fr,
 	return r->complete ? 0 : -1;
 }
 
-int
-state_dry_run(struct state *s, struct fetch_result *fr, bool force,
-    FILE *out)
+/* --- --dry-run --------------------------------------------------------- */
+
+/*
+ * The programs a listed site would have: fetched, or kept from the last
+ * publish for a failed detail (as gen.c's site_listed keeps them), the
+ * count the shrink guard weighs.
+ */
+static size_t
+obtained(const struct fetch_site *fs, const struct catalog *last)
 {
-	struct gen_opts		 go = { s->cfg, force };
+	const struct catalog_site	*ls = catalog_find_site(last,
+					    fs->domain);
+	size_t				 i, n = 0;
+
+	for (i = 0; i < fs->nprogs; i++)
+		n += fs->progs[i].p != NULL || (ls != NULL &&
+		    catalog_site_program(ls, fs->progs[i].uuid) != NULL);
+	return n;
+}
+
+/* The sites the shrink guard holds in next, with their counts. */
+static struct dry_held *
+held_sites(const struct state *s, const struct catalog *next,
+    const size_t *now, const struct fetch_result *fr, size_t *n)
+{
+	struct dry_held	*h = xcalloc(next->nsites + 1, sizeof *h);
+	size_t		 i, j;
+
+	*n = 0;
+	for (i = 0; i < next->nsites; i++) {
+		if (next->sites[i]->status != SITE_HELD)
+			continue;
+		for (j = 0; j < fr->nsites; j++)
+			if (strcmp(fr->sites[j]->domain,
+			    next->sites[i]->domain) == 0)
+				h[*n].now = now[j];
+		h[*n].domain = next->sites[i]->domain;
+		h[*n].before = catalog_site_count(s->gen,
+		    next->sites[i]->domain);
+		(*n)++;
+	}
+	return h;
+}
+
+/* The record's keys the plan does not have: deleted, or counted on. */
+static struct dry_stale *
+stale_keys(const struct state *s, const struct plan *pl, bool sweep,
+    size_t *n)
+{
+	const struct entry	*v;
+	struct dry_stale	*x;
+	struct map		 inplan;
+	uintptr_t		 c;
+	size_t			 i, count = s->snap != NULL ?
+				    snapshot_count(s->snap) : 0;
+
+	x = xcalloc(count + 1, sizeof *x);
+	*n = 0;
+	map_init(&inplan);
+	for (i = 0; i < pl->n; i++)
+		map_put(&inplan, pl->v[i].key, strlen(pl->v[i].key));
+	for (i = 0; i < count; i++) {
+		v = &snapshot_entries(s->snap)[i];
+		if (map_find(&inplan, v->key, strlen(v->key)) != NULL)
+			continue;
+		c = absences(s, v->key, strlen(v->key), sweep);
+		x[*n].e = v;
+		x[*n].absent = (unsigned)(c - 1);
+		x[*n].deleted = stale_due(s, v, c, sweep);
+		(*n)++;
+	}
+	map_free(&inplan);
+	return x;
+}
+
+int
+state_dry_run(struct state *s, struct fetch_result *fr,
+    const struct state_dry_opts *o, FILE *out)
+{
+	struct gen_opts		 go = { s->cfg, o->force };
 	struct gen_counts	 c;
 	struct plan_opts	 po;
+	struct dry_report	 r;
 	struct catalog		*next;
 	struct plan		*pl;
+	size_t			*now, i;
+	bool			 complete;
 	int			 rc;
 
+	/* Counted before gen_build takes the records. */
+	now = xcalloc(fr->nsites + 1, sizeof *now);
+	for (i = 0; i < fr->nsites; i++)
+		if (fr->sites[i]->status == FETCH_LISTED)
+			now[i] = obtained(fr->sites[i], s->gen);
 	next = gen_build(fr, s->gen, &go, &c);
 	plan_opts_from(s->cfg, &po);
 	pl = plan_build(next, &po, s->kf, s->store, value_flags(s->cfg));
-	rc = dryrun_print(s->store, pl, out);
-	if (pl->errors > 0 || c.errors > 0 ||
-	    c.sites_ok + c.sites_unconfigured != c.sites)
+	complete = pl->errors == 0 && c.errors == 0 &&
+	    c.sites_ok + c.sites_unconfigured == c.sites;
+	memset(&r, 0, sizeof r);
+	r.plan = pl;
+	r.counts = complete && o->every_site;
+	r.stale = stale_keys(s, pl, r.counts, &r.nstale);
+	r.stale_after = s->cfg->stale_after;
+	r.refresh_interval_ms = s->cfg->refresh_interval_ms;
+	r.held = held_sites(s, next, now, fr, &r.nheld);
+	r.max_shrink = s->cfg->max_shrink;
+	r.diff = o->diff;
+	rc = dryrun_print(s->store, &r, out);
+	if (!complete)
 		rc = -1;
+	free((void *)r.stale);
+	free((void *)r.held);
+	free(now);
 	plan_free(pl);
 	catalog_unref(next);
 	return rc;

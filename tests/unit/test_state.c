@@ -386,6 +386,53 @@ test_stale(void)
 	state_free(s);
 }
 
+/* --dry-run's words for a report (forced past the shrink guard: one of
+ * two programs left), against the state as it is now. */
+static char *
+dry_run(struct state *s, struct fetch_result *fr)
+{
+	struct state_dry_opts	 o = { true, true, NULL };
+	char			*text = NULL;
+	size_t			 len = 0;
+	FILE			*f = open_memstream(&text, &len);
+
+	(void)state_dry_run(s, fr, &o, f);
+	fclose(f);
+	fetch_result_free(fr);
+	return text;
+}
+
+static void
+test_dry_run_counts(void)
+{
+	struct state		*s = fresh();
+	static const struct prog onlya[] = { { "a", "A" } };
+	size_t			 sets;
+	char			*text;
+
+	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	/* First absence: b counted on, its run index too. */
+	text = dry_run(s, report(onlya, 1, FETCH_LISTED));
+	T_CHECK(strstr(text, "program-b  (absent 1 of 2 full refreshes: "
+	    "deleted by the 1st complete full refresh after this one") != NULL);
+	T_CHECK(strstr(text, "stale:   keys=1 delete=0 keep=1") != NULL);
+	free(text);
+	/* The state remembers what this process has counted: after one
+	   refresh without b, the next would delete it (and writes nothing). */
+	(void)publish(s, report(onlya, 1, FETCH_LISTED), true, NULL);
+	sets = tb.sets;
+	text = dry_run(s, report(onlya, 1, FETCH_LISTED));
+	T_CHECK(strstr(text, "delete   program") != NULL);
+	T_CHECK(strstr(text, "program-b  (absent 2 full refreshes, stale_after "
+	    "2)") != NULL);
+	T_CHECK(strstr(text, "stale:   keys=1 delete=1 keep=0") != NULL);
+	T_INTEQ(tb.sets, sets);
+	T_INTEQ(tb.deletes, 0);
+	T_CHECK(has("program-b", "\"B\""));
+	free(text);
+	state_free(s);
+}
+
 int
 main(void)
 {
@@ -419,6 +466,7 @@ main(void)
 	test_server_fails();
 	test_lease_lost();
 	test_stale();
+	test_dry_run_counts();
 	store_free(st);
 	testbe_reset();
 	key_clear(&kf);
