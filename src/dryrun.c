@@ -110,12 +110,11 @@ print_stale(const struct dry_report *r, FILE *out)
 			roughly((long long)left * r->refresh_interval_ms,
 			    when, sizeof when);
 			fprintf(out, "(absent %u of %d full refreshes%s: "
-			    "deleted by the %d%s complete full refresh after "
-			    "this one, in about %s)\n", x->absent,
-			    r->stale_after, r->counts ? "" : "; this one "
-			    "does not count (not complete, or --domain)", left,
-			    left == 1 ? "st" : left == 2 ? "nd" : left == 3 ?
-			    "rd" : "th", when);
+			    "deleted after %d more complete full refresh%s, "
+			    "in about %s)\n", x->absent, r->stale_after,
+			    r->counts ? "" : "; this one does not count (not "
+			    "complete, or --domain)", left, left == 1 ? "" :
+			    "es", when);
 		}
 	}
 	for (i = 0; i < r->nheld; i++)

@@ -113,8 +113,8 @@ class WouldDeleteOrHold(PcdTestCase):
         prog = next(s for s in stale if s[3] == "program-" + uuid)
         self.assertEqual(prog[1], "program")
         self.assertEqual(int(prog[2]), len(before[self.d_wire("program-" + uuid)][1]))
-        self.assertIn("(absent 1 of 3 full refreshes: deleted by the 2nd complete full "
-                      "refresh after this one, in about 30 min)", prog[4])
+        self.assertIn("(absent 1 of 3 full refreshes: deleted after 2 more complete full "
+                      "refreshes, in about 30 min)", prog[4])
         self.assertIn("stale:   keys=%d delete=0 keep=%d stale_after=3" % (len(gone), len(gone)),
                       res.stdout)
         # With stale_after = 1 this refresh would delete them; still a dry run.

@@ -414,7 +414,7 @@ test_dry_run_counts(void)
 	/* First absence: b counted on, its run index too. */
 	text = dry_run(s, report(onlya, 1, FETCH_LISTED));
 	T_CHECK(strstr(text, "program-b  (absent 1 of 2 full refreshes: "
-	    "deleted by the 1st complete full refresh after this one") != NULL);
+	    "deleted after 1 more complete full refresh,") != NULL);
 	T_CHECK(strstr(text, "stale:   keys=1 delete=0 keep=1") != NULL);
 	free(text);
 	/* The state remembers what this process has counted: after one
