@@ -113,12 +113,13 @@ detail_parse(struct pool *pool, const void *owner,
 	pj->cb = cb;
 	pj->arg = arg;
 	/*
-	 * Bodies arrive faster than the workers parse them: past a few per
-	 * worker, the loop parses this one itself (a millisecond or so).
+	 * Never on the loop while there are workers: a parse there (a
+	 * millisecond or so) holds every transfer and every request waiting
+	 * to go out, and its results keep the count of jobs high enough to
+	 * make the loop parse the next one too.  The caller bounds how many
+	 * wait (fetch.c's window).
 	 */
-	if (pool_threads(pool, POOL_PARSE) == 0 ||
-	    pool_pending(pool, POOL_PARSE) >=
-	    (size_t)pool_threads(pool, POOL_PARSE) * DETAIL_JOBS_PER_WORKER) {
+	if (pool_threads(pool, POOL_PARSE) == 0) {
 		parse_work(pj);
 		parse_deliver(pj, false, false);
 		return;
