@@ -25,7 +25,7 @@ struct pool;
 
 struct detail_req {
 	const char		*uuid;		/* from the site's list */
-	const void		*body;		/* copied */
+	char			*body;		/* malloc'd: the callee's */
 	size_t			 len;
 	size_t			 max_values;	/* the parse's budget */
 	struct program		*prev;		/* the last record, or NULL */

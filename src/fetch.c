@@ -335,7 +335,7 @@ detail_result(struct site_fetch *sf, const struct http_result *r,
 	}
 	memset(&dr, 0, sizeof dr);
 	dr.uuid = uuid;
-	dr.body = r->body;
+	dr.body = http_take_body(r);	/* not copied: the parse's now */
 	dr.len = r->len;
 	dr.max_values = body_cap(sf, "detail") / JSONLD_BYTES_PER_VALUE;
 	dr.prev = prev;
