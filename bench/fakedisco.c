@@ -27,7 +27,9 @@
  *
  * Prints "READY http://HOST:PORT/api/v1" on stdout once listening; on
  * SIGTERM or SIGINT prints the request counts on stderr, and a second line
- * that says whether this server, not its client, set the pace:
+ * that says whether this server, not its client, set the pace (SIGUSR1:
+ * that line alone, for what came since the last one, and counting starts
+ * again):
  *
  *	bench-fakedisco: connections=N max_waiting=N mean_waiting=X
  *	    late_ms=P50/P90/MAX
@@ -638,6 +640,37 @@ on_request(struct evhttp_request *req, void *arg)
 	reply(req, 404, &not_found);
 }
 
+/* The pace line (see the top of the file). */
+static void
+pace_print(void)
+{
+	fprintf(stderr, "bench-fakedisco: connections=%lu max_waiting=%zu "
+	    "mean_waiting=%.1f", srv.accepted, srv.max_waiting,
+	    srv.waiting_at_us > srv.waiting_since_us ? srv.waiting_area /
+	    (double)(srv.waiting_at_us - srv.waiting_since_us) : 0.0);
+	hist_print("late_ms", &srv.late);
+	hist_print("client_gap_ms", &srv.gap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* SIGUSR1: the pace line since the last one, and start again. */
+static void
+on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	pace_print();
+	srv.accepted = 0;
+	srv.max_waiting = srv.nwaiting;
+	srv.waiting_area = 0;
+	srv.waiting_since_us = srv.nwaiting > 0 ? now_us() : 0;
+	srv.waiting_at_us = srv.waiting_since_us;
+	memset(&srv.late, 0, sizeof srv.late);
+	memset(&srv.gap, 0, sizeof srv.gap);
+}
+
 /* SIGTERM, SIGINT: leave the loop. */
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
@@ -655,7 +688,7 @@ main(int argc, char *argv[])
 	struct evhttp_bound_socket	*bound;
 	struct sockaddr_storage		 ss;
 	socklen_t			 sslen = sizeof ss;
-	struct event			*sig_term, *sig_int;
+	struct event			*sig_term, *sig_int, *sig_usr1;
 	struct event_config		*cfgb;
 	const char			*dir = NULL, *host = "127.0.0.1";
 	char				*base, *uuids_path;
@@ -733,8 +766,10 @@ main(int argc, char *argv[])
 
 	sig_term = evsignal_new(srv.base, SIGTERM, on_signal, NULL);
 	sig_int = evsignal_new(srv.base, SIGINT, on_signal, NULL);
+	sig_usr1 = evsignal_new(srv.base, SIGUSR1, on_usr1, NULL);
 	event_add(sig_term, NULL);
 	event_add(sig_int, NULL);
+	event_add(sig_usr1, NULL);
 
 	printf("READY %s\n", base);
 	fflush(stdout);
@@ -744,18 +779,13 @@ main(int argc, char *argv[])
 	for (i = 0; i < K_COUNT; i++)
 		fprintf(stderr, " %s=%lu", kind_names[i], srv.served[i]);
 	fprintf(stderr, " errors=%lu bytes=%llu\n", srv.errors, srv.bytes);
-	fprintf(stderr, "bench-fakedisco: connections=%lu max_waiting=%zu "
-	    "mean_waiting=%.1f", srv.accepted, srv.max_waiting,
-	    srv.waiting_at_us > srv.waiting_since_us ? srv.waiting_area /
-	    (double)(srv.waiting_at_us - srv.waiting_since_us) : 0.0);
-	hist_print("late_ms", &srv.late);
-	hist_print("client_gap_ms", &srv.gap);
-	fputc('\n', stderr);
+	pace_print();
 
 	evhttp_free(http);
 	event_config_free(cfgb);
 	event_free(sig_term);
 	event_free(sig_int);
+	event_free(sig_usr1);
 	event_base_free(srv.base);
 	free(base);
 	return 0;
