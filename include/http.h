@@ -8,7 +8,7 @@
  * jitter, or after the server's Retry-After, up to `retries` more times;
  * each retry is logged as an http_retry event.  The callback runs exactly
  * once per request, from the event loop, never from inside libcurl, and
- * never from inside http_get() itself.
+ * never from inside http_get_max() itself.
  *
  * A queued request holds its strings only: its libcurl handle and headers
  * are made when it goes in flight, and dropped while it waits to retry, so
@@ -49,10 +49,18 @@ struct http_result {
 	 */
 	const char	*error;
 	int		 attempts;
+	void		*req_;		/* http.c's: http_take_body */
 };
 
 /* Called once per request; the result and its body are freed after. */
 typedef void	(*http_cb)(const struct http_result *, void *arg);
+/*
+ * In the callback: the body as the caller's own (malloc'd, NUL-terminated,
+ * res->len bytes; the caller frees it), so that it need not be copied.
+ * res->body is the same pointer: the layer no longer frees it, and the
+ * caller who hands it on (to a thread) no longer reads it.
+ */
+char		*http_take_body(const struct http_result *);
 
 struct http	*http_new(struct event_base *, const struct http_opts *);
 /* Drop every request without calling back, and free everything. */
@@ -61,13 +69,10 @@ void		 http_free(struct http *);
 void		 http_set_opts(struct http *, const struct http_opts *);
 
 /*
- * GET url.  authorization is the whole header value ("JWT ...") or NULL.
- * The strings are copied.
+ * GET url, keeping at most max_size body bytes (if lower than
+ * max_response_size; 0: max_response_size).  authorization is the whole
+ * header value ("JWT ...") or NULL.  The strings are copied.
  */
-struct http_req	*http_get(struct http *, const char *url,
-		    const char *authorization, http_cb, void *arg);
-/* The same, keeping at most max_size body bytes (if lower than
- * max_response_size; 0: max_response_size). */
 struct http_req	*http_get_max(struct http *, const char *url,
 		    const char *authorization, size_t max_size, http_cb,
 		    void *arg);

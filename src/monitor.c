@@ -39,11 +39,17 @@
 #define VERIFY_SLICE_BYTES	(2 * 1024 * 1024)
 
 struct mon_server {
-	bool		 known;		/* pid and uptime read before */
+	bool		 known;		/* stats read before */
 	bool		 down;		/* the last stats failed */
-	long		 pid;
-	unsigned long	 uptime;
-	uint64_t	 at;		/* mono_ms of that reading */
+	struct store_stats seen;	/* that reading (id, uptime) */
+	uint64_t	 at;		/* mono_ms of it */
+	/*
+	 * It holds the snapshot's keys: a verify pass found them (or put
+	 * back the missing ones), or a repair wrote them, since it last
+	 * restarted, was down or lost its sentinels; epoch counts those.
+	 */
+	bool		 confirmed;
+	unsigned	 epoch;
 	size_t		 sent[SENTINELS_MAX];	/* entry indexes */
 	size_t		 nsent;
 };
@@ -74,6 +80,9 @@ struct vpass {
 	uint64_t		 t0;
 	uint64_t		 snap;		/* what it verifies (serials) */
 	uint64_t		 store;
+	uint64_t		 unsure;	/* servers skipped, or holding
+						   other values */
+	unsigned		 epoch[STORE_MAX_SERVERS];	/* at start */
 	bool			 again;		/* asked for meanwhile */
 	size_t			 again_only;
 	const char		*again_reason;
@@ -89,6 +98,8 @@ struct later {
 	const char		*f_reason;
 	size_t			 f_only;
 	uint64_t		 f_snap;	/* the snapshot they are of */
+	uint64_t		 f_confirm;	/* as repair()'s */
+	unsigned		 f_epoch[STORE_MAX_SERVERS];
 };
 
 struct monitor {
@@ -168,6 +179,36 @@ monitor_set_writer(struct monitor *m, struct wthread *w)
 {
 	m->w = w;
 	wthread_on_idle(w, writer_idle, m);
+}
+
+/*
+ * Run a persistent timer's work on the next turn of the loop, and every
+ * interval from then on.  Not as a timeout (EV_TIMEOUT): libevent then
+ * schedules the next run an interval after the run that was due, not
+ * after this one, and the first timed check after start-up came two
+ * check_intervals late.
+ */
+static void
+run_soon(struct event *ev)
+{
+	event_active(ev, 0, 0);
+}
+
+/* Server i may have lost what it held: unconfirmed until found again. */
+static void
+unconfirm(struct monitor *m, size_t i)
+{
+	m->sv[i].confirmed = false;
+	m->sv[i].epoch++;
+}
+
+/* Every server of the store, as a mask. */
+static uint64_t
+all_servers(const struct monitor *m)
+{
+	size_t	n = store_nservers(m->store);
+
+	return n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1;
 }
 
 /* (Re)arm a persistent timer. */
@@ -263,8 +304,8 @@ monitor_set_idle(struct monitor *m, bool idle)
 	if (!idle && m->started) {
 		memset(m->sv, 0, sizeof m->sv);
 		pick_sentinels(m);
-		event_active(m->check_ev, EV_TIMEOUT, 0);
-		event_active(m->verify_ev, EV_TIMEOUT, 0);
+		run_soon(m->check_ev);
+		run_soon(m->verify_ev);
 	}
 }
 
@@ -274,16 +315,16 @@ monitor_start(struct monitor *m)
 	m->started = true;
 	arm(m->check_ev, m->check_ms);
 	arm(m->verify_ev, m->verify_ms);
-	event_active(m->check_ev, EV_TIMEOUT, 0);
+	run_soon(m->check_ev);
 	if (m->snap != NULL)
-		event_active(m->verify_ev, EV_TIMEOUT, 0);
+		run_soon(m->verify_ev);
 }
 
 void
 monitor_verify_soon(struct monitor *m)
 {
 	if (m->started)
-		event_active(m->verify_ev, EV_TIMEOUT, 0);
+		run_soon(m->verify_ev);
 }
 
 static void
@@ -308,6 +349,14 @@ struct repair_job {
 	char			*server;	/* the one repaired, or NULL */
 	uint64_t		 t0;
 	struct writer_report	 rep;
+	/*
+	 * The servers it confirms once it wrote everything (monitor_confirmed),
+	 * unless they lost something since: their epochs when it was asked
+	 * for, of the store it was asked for on.
+	 */
+	uint64_t		 confirm;
+	unsigned		 epoch[STORE_MAX_SERVERS];
+	uint64_t		 store;
 };
 
 /*
@@ -349,6 +398,10 @@ repair_done(void *arg, bool stopped)
 	    "server=%s keys=%zu bytes=%zu keys_failed=%zu duration_ms=%llu",
 	    rj->reason, rj->server, written, bytes, rj->n - written,
 	    (unsigned long long)(mono_ms() - rj->t0));
+	for (k = 0; !failed && !stopped && rj->store == m->store_serial &&
+	    k < STORE_MAX_SERVERS; k++)
+		if ((rj->confirm >> k & 1) != 0 && rj->epoch[k] == m->sv[k].epoch)
+			m->sv[k].confirmed = true;
 	if (!failed && !stopped && m->repaired != NULL)
 		m->repaired(m->repaired_arg);
 	writer_report_free(&rj->rep);
@@ -360,13 +413,15 @@ repair_done(void *arg, bool stopped)
 
 /*
  * Write the fixes back through the writer thread; cache_repaired says how
- * it went.  server names the one server repaired, or NULL.  The entries
- * point into the snapshot, which no publish replaces before the job is
- * done (its own jobs come after this one).
+ * it went.  server names the one server repaired, or NULL.  The servers
+ * of confirm are confirmed once every fix is written, if their epochs are
+ * still those of epoch (NULL: now).  The entries point into the snapshot,
+ * which no publish replaces before the job is done (its own jobs come
+ * after this one).
  */
 static void
 repair(struct monitor *m, const struct fixes *f, const char *reason,
-    const char *server)
+    const char *server, uint64_t confirm, const unsigned *epoch)
 {
 	const struct entry	*v = snapshot_entries(m->snap);
 	struct repair_job	*rj;
@@ -378,6 +433,10 @@ repair(struct monitor *m, const struct fixes *f, const char *reason,
 	rj->reason = reason;
 	rj->server = server != NULL ? xstrdup(server) : NULL;
 	rj->t0 = mono_ms();
+	rj->confirm = confirm;
+	for (k = 0; k < STORE_MAX_SERVERS; k++)
+		rj->epoch[k] = epoch != NULL ? epoch[k] : m->sv[k].epoch;
+	rj->store = m->store_serial;
 	rj->ev = xcalloc(f->n + 1, sizeof *rj->ev);
 	rj->out = xcalloc(f->n + 1, sizeof *rj->out);
 	for (k = 0; k < f->n; k++) {
@@ -404,7 +463,8 @@ repair_server(struct monitor *m, size_t i, const char *reason)
 	for (j = 0; j < n; j++)
 		if (wanted(m, &v[j], i))
 			fixes_add(&f, j, i);
-	repair(m, &f, reason, store_server_name(m->store, i));
+	repair(m, &f, reason, store_server_name(m->store, i),
+	    (uint64_t)1 << i, NULL);
 	free(f.v);
 }
 
@@ -421,7 +481,7 @@ repair_everything(struct monitor *m, const char *reason)
 		for (i = 0; i < store_nservers(m->store); i++)
 			if (wanted(m, &v[j], i))
 				fixes_add(&f, j, i);
-	repair(m, &f, reason, NULL);
+	repair(m, &f, reason, NULL, all_servers(m), NULL);
 	free(f.v);
 }
 
@@ -454,16 +514,19 @@ monitor_repair_all(struct monitor *m, const char *reason)
 	return 0;
 }
 
-/* A pass's misses: put back now, or once the writer is idle. */
+/*
+ * A pass's misses: put back now, or once the writer is idle; confirm and
+ * epoch as repair()'s.
+ */
 static void
 repair_misses(struct monitor *m, struct fixes *f, const char *reason,
-    size_t only)
+    size_t only, uint64_t confirm, const unsigned *epoch)
 {
 	struct later	*l = &m->later;
 
 	if (!wthread_busy(m->w)) {
 		repair(m, f, reason, only != SIZE_MAX ?
-		    store_server_name(m->store, only) : NULL);
+		    store_server_name(m->store, only) : NULL, confirm, epoch);
 		return;
 	}
 	/* The last pass's misses are the ones that count. */
@@ -473,6 +536,8 @@ repair_misses(struct monitor *m, struct fixes *f, const char *reason,
 	l->f_reason = reason;
 	l->f_only = only;
 	l->f_snap = snapshot_serial(m->snap);
+	l->f_confirm = confirm;
+	memcpy(l->f_epoch, epoch, sizeof l->f_epoch);
 }
 
 /* What waited for the writer, now that it is idle. */
@@ -504,7 +569,8 @@ run_later(struct monitor *m)
 	/* Misses of a snapshot a publish replaced: its own pass follows. */
 	if (f.n > 0 && l->f_snap == snapshot_serial(m->snap))
 		repair(m, &f, l->f_reason, l->f_only != SIZE_MAX ?
-		    store_server_name(m->store, l->f_only) : NULL);
+		    store_server_name(m->store, l->f_only) : NULL, l->f_confirm,
+		    l->f_epoch);
 	free(f.v);
 }
 
@@ -651,12 +717,23 @@ static void
 verify_end(struct monitor *m)
 {
 	struct vpass	*p = &m->pass;
+	uint64_t	 whole = 0;
+	size_t		 i;
 
+	/* What the pass found whole (and nothing lost since it began). */
+	for (i = 0; i < store_nservers(m->store); i++)
+		if ((p->only == SIZE_MAX || p->only == i) &&
+		    (p->unsure >> i & 1) == 0 && p->epoch[i] == m->sv[i].epoch)
+			whole |= (uint64_t)1 << i;
 	if (p->f.n > 0) {
 		metrics.cache_misses += p->f.n;
 		log_misses(m, &p->f, p->reason);
-		repair_misses(m, &p->f, p->reason, p->only);
-	}
+		/* Confirmed once what is missing is back. */
+		repair_misses(m, &p->f, p->reason, p->only, whole, p->epoch);
+	} else
+		for (i = 0; i < store_nservers(m->store); i++)
+			if ((whole >> i & 1) != 0)
+				m->sv[i].confirmed = true;
 	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
 	    "servers_skipped=%zu duration_ms=%llu", p->reason, p->asked,
 	    p->f.n, p->skipped, (unsigned long long)(mono_ms() - p->t0));
@@ -717,10 +794,14 @@ on_slice(evutil_socket_t fd, short what, void *arg)
 		/* A down server is skipped: the store logged it once. */
 		p->skipped++;
 		p->next = n;
+		p->unsure |= (uint64_t)1 << p->srv;
 	}
-	for (j = 0; j < a.n; j++)
+	for (j = 0; j < a.n; j++) {
 		if (a.seen[j] == 0)
 			fixes_add(&p->f, a.ids[j], p->srv);
+		else if (a.seen[j] == 2)
+			p->unsure |= (uint64_t)1 << p->srv;
+	}
 	p->asked += a.n;
 	ask_free(&a);
 	next_slice(m);
@@ -735,6 +816,7 @@ static void
 verify(struct monitor *m, size_t only, const char *reason)
 {
 	struct vpass	*p = &m->pass;
+	size_t		 i;
 
 	if (m->snap == NULL)
 		return;
@@ -753,6 +835,9 @@ verify(struct monitor *m, size_t only, const char *reason)
 	p->srv = 0;
 	p->next = 0;
 	p->asked = p->skipped = 0;
+	p->unsure = 0;
+	for (i = 0; i < STORE_MAX_SERVERS; i++)
+		p->epoch[i] = m->sv[i].epoch;
 	p->t0 = mono_ms();
 	p->snap = snapshot_serial(m->snap);
 	p->store = store_serial(m->store);
@@ -797,6 +882,13 @@ sentinels_present(struct monitor *m, size_t i)
 	return hits == ms->nsent;
 }
 
+/* Whether the servers are Redis (restarts are told by run_id). */
+static bool
+redis(const struct monitor *m)
+{
+	return strcmp(store_backend(m->store), "redis") == 0;
+}
+
 /* Log that server i may have lost everything, and why. */
 static void
 empty_detected(struct monitor *m, size_t i, const char *reason,
@@ -811,9 +903,17 @@ empty_detected(struct monitor *m, size_t i, const char *reason,
 			n += wanted(m, &v[j], i);
 	}
 	metrics.restarts_detected++;
-	log_event(LOG_WARNING, "cache_empty_detected", "server=%s reason=%s "
-	    "pid=%ld uptime=%lu keys=%zu", store_server_name(m->store, i),
-	    reason, ss->pid, ss->uptime, n);
+	/* Redis has no pid to speak of (pid 1 in a container): its run_id. */
+	if (redis(m))
+		log_event(LOG_WARNING, "cache_empty_detected", "server=%s "
+		    "reason=%s run_id=%s uptime=%lu keys=%zu",
+		    store_server_name(m->store, i), reason, ss->id,
+		    ss->uptime, n);
+	else
+		log_event(LOG_WARNING, "cache_empty_detected", "server=%s "
+		    "reason=%s pid=%ld uptime=%lu keys=%zu",
+		    store_server_name(m->store, i), reason, ss->pid,
+		    ss->uptime, n);
 }
 
 /* One server's stats and sentinels, and what they call for. */
@@ -832,25 +932,26 @@ check_server(struct monitor *m, size_t i)
 	store_probe(m->store, false);
 	if (rc == -1) {
 		ms->down = true;
+		unconfirm(m, i);
 		return;
 	}
 	ms->down = false;
-	if (ms->known && ss.pid != ms->pid)
-		reason = "pid changed";
+	if (ms->known && strcmp(ss.id, ms->seen.id) != 0)
+		reason = redis(m) ? "run_id changed" : "pid changed";
 	else if (ms->known && ss.uptime + UPTIME_SLACK_S <
-	    ms->uptime + (now - ms->at) / 1000)
+	    ms->seen.uptime + (now - ms->at) / 1000)
 		reason = "uptime went back";
 	else if (!ms->known && was_down)
 		reason = "server was down";
 	ms->known = true;
-	ms->pid = ss.pid;
-	ms->uptime = ss.uptime;
+	ms->seen = ss;
 	ms->at = now;
 
 	if (reason != NULL) {
 		/* Whatever was buffered on the old connections is lost. */
 		store_reconnect(m->store, i);
 		wthread_reconnect(m->w, i);
+		unconfirm(m, i);
 		empty_detected(m, i, reason, &ss);
 		if (m->snap != NULL)
 			repair_server(m, i, reason);
@@ -859,12 +960,23 @@ check_server(struct monitor *m, size_t i)
 	if (m->snap == NULL)
 		return;
 	if (!sentinels_present(m, i)) {
+		unconfirm(m, i);
 		empty_detected(m, i, "sentinel missing", &ss);
 		verify(m, i, "sentinel missing");
 	} else if (was_down) {
 		/* Writes were skipped while it was away. */
 		verify(m, i, "server was down");
 	}
+}
+
+bool
+monitor_confirmed(struct monitor *m, size_t i)
+{
+	if (!m->started || m->idle || m->store == NULL ||
+	    i >= store_nservers(m->store))
+		return false;
+	check_server(m, i);
+	return !m->sv[i].down && m->sv[i].confirmed;
 }
 
 static void
