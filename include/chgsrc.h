@@ -86,9 +86,10 @@ bool		 chgsrc_up(const struct chgsrc *, enum chgsrc_how);
 
 /*
  * The time a Python pickle of a float holds (what Discovery's
- * cache.set('api_timestamp', time.time(), None) stores: protocol 0 to 5,
- * framed or not), as unix milliseconds; -1 if the bytes are anything
- * else or the float is not a time since 2001 and before 2286.  Pure.
+ * cache.set('api_timestamp', time.time(), None) stores through Django's
+ * cache backends: protocols 2 to 5, read by unpickle.h), as unix
+ * milliseconds; -1 if the bytes are anything else or the float is not a
+ * time since 2001 and before 2286.  Pure.
  */
 int64_t		 chgsrc_timestamp_ms(const void *val, size_t len);
 

@@ -8,7 +8,6 @@
  */
 #include <sys/time.h>
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <libmemcached/memcached.h>
 
 #include "chgsrc.h"
@@ -26,6 +26,7 @@
 #include "rdwatch.h"
 #include "secret.h"
 #include "store.h"
+#include "unpickle.h"
 #include "util.h"
 
 /* The largest password file read. */
@@ -84,53 +85,20 @@ struct chgsrc {
 
 /* --- the value --------------------------------------------------------- */
 
-/* A big-endian IEEE 754 double (pickle's BINFLOAT). */
-static double
-be_double(const unsigned char *p)
-{
-	uint64_t	u = 0;
-	double		d;
-	int		i;
-
-	for (i = 0; i < 8; i++)
-		u = u << 8 | p[i];
-	memcpy(&d, &u, sizeof d);
-	return d;
-}
-
 int64_t
 chgsrc_timestamp_ms(const void *val, size_t len)
 {
-	const unsigned char	*p = val, *end = p + len;
-	char			 text[64], *stop;
-	size_t			 n;
-	double			 t;
+	json_t	*v;
+	char	 why[128];
+	double	 t;
+	bool	 real;
 
-	if (len >= 2 && p[0] == 0x80 && p[1] <= 5)		/* PROTO */
-		p += 2;
-	if (end - p >= 9 && p[0] == 0x95)			/* FRAME */
-		p += 9;
-	if (end - p >= 9 && p[0] == 'G') {			/* BINFLOAT */
-		t = be_double(p + 1);
-		p += 9;
-	} else if (end - p >= 2 && p[0] == 'F') {		/* FLOAT */
-		for (n = 1; p + n < end && p[n] != '\n'; n++)
-			;
-		if (p + n == end || n - 1 >= sizeof text || n == 1)
-			return -1;
-		memcpy(text, p + 1, n - 1);
-		text[n - 1] = '\0';
-		errno = 0;
-		t = strtod(text, &stop);
-		if (errno != 0 || *stop != '\0')
-			return -1;
-		p += n + 1;
-	} else
+	if ((v = unpickle(val, len, why, sizeof why)) == NULL)
 		return -1;
-	if (p < end && *p == 0x94)				/* MEMOIZE */
-		p++;
-	if (end - p != 1 || *p != '.' || !isfinite(t) ||	/* STOP */
-	    t < 978307200.0 || t >= 1e10)
+	real = json_is_real(v);
+	t = real ? json_real_value(v) : 0;
+	json_decref(v);
+	if (!real || !isfinite(t) || t < 978307200.0 || t >= 1e10)
 		return -1;
 	return (int64_t)llround(t * 1000);
 }
