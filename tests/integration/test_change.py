@@ -561,3 +561,48 @@ class Lease(ChangeCase):
         mark_b = standby.mark()
         self.discovery_cache_redis(srv).set("api_timestamp", time.time(), None)
         standby.wait_event("change_detected", since=mark_b, timeout=5)
+
+
+class Config(ChangeCase):
+    """What --check-config says of the change_* keys."""
+
+    def check(self, discovery, memcached_cache=True):
+        if memcached_cache:
+            mc = self.start_memcached()
+            sections = self.config(self.fake, [mc], [(DOMAIN, 1, "")], discovery=discovery)
+        else:
+            sections = self.redis_sections(self.start_redis(), discovery=discovery)
+        self.runs = getattr(self, "runs", 0) + 1
+        return self.daemon(sections, name="cfg%d" % self.runs).run("--check-config")
+
+    def test_errors_name_the_key(self):
+        cases = [
+            ({"change_key": "discovery:1:api timestamp"}, True, "change_key",
+             "not a memcached key"),
+            ({"change_key": KEY, "change_source": "memcached://127.0.0.1:1",
+              "change_password_file": "/etc/passwd"}, False, "change_password_file",
+             "only for a change_source of redis://"),
+            ({"change_key": KEY, "change_source": "http://127.0.0.1:1/"}, False,
+             "change_source", "bad source"),
+            ({"change_key": KEY, "change_source": "redis://127.0.0.1:1/x"}, False,
+             "change_source", ""),
+            ({"change_key": KEY, "change_poll": "10ms"}, False, "change_poll", ""),
+            ({"change_key": KEY, "change_notify": "sometimes"}, False, "change_notify", ""),
+        ]
+        for disc, mc, key, words in cases:
+            with self.subTest(disc=disc):
+                rc, events, stderr = self.check(disc, memcached_cache=mc)
+                self.assertEqual(rc, 2, stderr)
+                errs = [e for e in events if e["event"] == "config_error"]
+                self.assertEqual([e.get("key") for e in errs], [key], stderr)
+                self.assertIn(words, errs[0]["error"])
+
+    def test_accepted(self):
+        """Redis takes any bytes in a key; an empty change_key is off."""
+        for disc, mc in (({"change_key": "discovery:1:api timestamp"}, False),
+                         ({"change_key": ""}, True),
+                         ({"change_key": KEY, "change_source": "unix:///run/r.sock?db=2",
+                           "change_notify": "on", "change_full_delay": "1h"}, True)):
+            with self.subTest(disc=disc):
+                rc, events, stderr = self.check(disc, memcached_cache=mc)
+                self.assertEqual(rc, 0, stderr)
