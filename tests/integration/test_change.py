@@ -473,6 +473,38 @@ class Faults(ChangeCase):
         d, ev = self.check_unavailable("redis://pcd:pw@127.0.0.1:%d/1" % src.port)
         self.assertIn("NOPERM", ev["error"])
 
+    def test_on_refused_config_set_polls(self):
+        """change_notify = on where CONFIG is not allowed (an ACL, as on a
+        managed Redis): the notifications are logged once as refused, the
+        flags stay as they were, and the polls still see a bump."""
+        src = self.start_redis()
+        c = src.client(0)
+        c.execute_command("ACL", "SETUSER", "pcd", "on", ">pw", "~*", "&*", "+@all",
+                          "-config")
+        c.close()
+        srv = self.start_redis()
+        d = self.start_daemon(self.redis_sections(
+            srv, discovery={"change_key": KEY, "change_notify": "on",
+                            "change_source": "redis://pcd:pw@127.0.0.1:%d/1" % src.port},
+            daemon=self.schedule()))
+        ev = d.wait_event("change_source_unavailable", timeout=5)
+        self.assertEqual(ev["how"], "notification")
+        self.assertIn("CONFIG GET refused", ev["error"])
+        d.wait_event("change_source_available", timeout=5,
+                     predicate=lambda e: e["how"] == "poll")
+        c = src.client(0)
+        self.assertEqual(c.config_get("notify-keyspace-events")["notify-keyspace-events"], "")
+        c.close()
+        time.sleep(1.2)
+        mark = d.mark()
+        self.discovery_cache_redis(src).set("api_timestamp", time.time(), None)
+        ev = d.wait_event("change_detected", since=mark, timeout=5)
+        self.assertEqual(ev["how"], "poll")
+        d.wait_event("refresh_started", since=mark, timeout=5,
+                     predicate=lambda e: e.get("reason") == "change")
+        self.assertEqual(len([e for e in d.events_named("change_source_unavailable")
+                              if e["how"] == "notification"]), 1)
+
     def test_source_replica_that_will_not_serve(self):
         """A replica of a master that is gone, told not to serve stale
         data, refuses every read (-MASTERDOWN)."""
