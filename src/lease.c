@@ -18,7 +18,7 @@ struct lease {
 	struct event		*timer;
 	struct store		*store;
 	size_t			 srv;		/* the server the key is on */
-	char			 key[KEY_MAX + 1];
+	char			*key;		/* the wire key */
 	size_t			 keylen;
 	char			 id[128];
 	long			 ttl_ms;
@@ -122,15 +122,17 @@ void
 lease_configure(struct lease *l, struct store *st, const struct keyfn *kf,
     const char *key)
 {
-	size_t	idx[STORE_MAX_SERVERS];
-	int	len;
+	size_t		idx[STORE_MAX_SERVERS];
+	struct buf	w;
 
 	if (l == NULL)
 		return;
 	l->store = st;
-	if ((len = key_make(kf, key, strlen(key), l->key)) == -1)
+	buf_init(&w);
+	if (key_make(kf, key, strlen(key), &w) == -1)
 		fatalx("lease key %s: not a valid key", key);
-	l->keylen = (size_t)len;
+	free(l->key);
+	l->key = (char *)buf_steal(&w, &l->keylen);
 	/*
 	 * The lease lives where its key is placed (the first server if many).
 	 * Other servers: the next renewal takes it there, if it is free.
@@ -187,5 +189,6 @@ lease_free(struct lease *l)
 		log_event(LOG_INFO, "lease_released", "id=%s server=%s", l->id,
 		    store_server_name(l->store, l->srv));
 	event_free(l->timer);
+	free(l->key);
 	free(l);
 }
