@@ -159,7 +159,8 @@ check_names(const char *path, int line, const char *ev, const char *fields)
  * supports (the event, and what builds it).
  */
 static const char *const built[] = {
-	"cache_miss",	/* monitor.c: " missing_%s=%%zu" per family */
+	"cache_diverged",	/* monitor.c: " diverged_%s=%%zu" per family */
+	"cache_miss",		/* monitor.c: " missing_%s=%%zu" per family */
 };
 
 /* Whether an event's field list is known to be built at run time. */
