@@ -27,7 +27,7 @@ static const char usage_text[] =
 "usage: programs-cached [-c FILE] [--once | --dry-run] [--domain DOMAIN]\n"
 "                       [--force]\n"
 "       programs-cached [-c FILE] --check-config | --verify\n"
-"       programs-cached --version | --help\n"
+"       programs-cached --print-settings | --version | --help\n"
 "\n"
 "Keep the Open edX LMS programs cache in memcached or Redis filled from\n"
 "Discovery.\n"
@@ -48,6 +48,9 @@ static const char usage_text[] =
 "                      print each key missing or different, then a\n"
 "                      summary; exit 0 if none, 1 if any, 2 if there is\n"
 "                      no snapshot or bad usage or configuration\n"
+"      --print-settings\n"
+"                      print every configuration key with its help and\n"
+"                      default, as a configuration file, and exit\n"
 "      --version       print the version and exit\n"
 "  -h, --help          print this help and exit\n"
 "\n"
@@ -75,7 +78,6 @@ static const struct option longopts[] = {
 	{ "check-config",	no_argument,		NULL, OPT_CHECK_CONFIG },
 	{ "verify",		no_argument,		NULL, OPT_VERIFY },
 	{ "version",		no_argument,		NULL, OPT_VERSION },
-	/* Not in --help: every key, its help and default, for the docs. */
 	{ "print-settings",	no_argument,		NULL,
 	    OPT_PRINT_SETTINGS },
 	{ "help",		no_argument,		NULL, 'h' },
@@ -137,7 +139,7 @@ main(int argc, char *argv[])
 {
 	struct daemon_opts	 opts;
 	struct cfg		*cfg;
-	bool			 check = false, verify = false;
+	bool			 check = false, verify = false, once = false;
 	int			 ch;
 
 	memset(&opts, 0, sizeof opts);
@@ -151,7 +153,7 @@ main(int argc, char *argv[])
 			opts.config_path = optarg;
 			break;
 		case OPT_ONCE:
-			opts.once = true;
+			opts.once = once = true;
 			break;
 		case OPT_DOMAIN:
 			opts.domain = optarg;
@@ -188,6 +190,10 @@ main(int argc, char *argv[])
 	}
 	if (optind < argc)
 		usage_error("unexpected argument %s", argv[optind]);
+	/* --dry-run is a one-shot run of its own: with --once, which wins? */
+	if (once && opts.dry_run)
+		usage_error("%s and --dry-run exclude each other (--dry-run "
+		    "runs once and writes nothing)", "--once");
 	if (verify && (opts.once || check || opts.domain != NULL))
 		usage_error("%s cannot be combined with --once, --domain or "
 		    "--check-config", "--verify");

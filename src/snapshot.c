@@ -411,7 +411,7 @@ static int
 sync_dir(const char *path)
 {
 	char	*dir, *slash;
-	int	 fd, rc = 0;
+	int	 fd, rc = 0, saved;
 
 	dir = xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL)
@@ -423,13 +423,11 @@ sync_dir(const char *path)
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    fsync(fd) == -1)
 		rc = -1;
-	if (fd != -1) {
-		int saved = errno;
-
+	saved = errno;
+	if (fd != -1)
 		close(fd);
-		errno = saved;
-	}
 	free(dir);
+	errno = saved;
 	return rc;
 }
 

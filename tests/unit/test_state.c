@@ -394,7 +394,7 @@ main(void)
 	f = fopen(path, "w");
 	fprintf(f, "[memcached]\nservers = 127.0.0.1:1, 127.0.0.1:2\n"
 	    "key_function = django\nvalue_format = json\n"
-	    "[daemon]\nstate_dir = %s\nstale_after = 2\n"
+	    "[discovery]\nauth = none\n[daemon]\nstate_dir = %s\nstale_after = 2\n"
 	    "[site lms.example]\nsite_id = 1\n"
 	    "catalog_api_url = http://discovery.test/api/v1\n", dir);
 	fclose(f);
