@@ -75,9 +75,10 @@ const struct event events_table[] = {
 	  "id server error",
 	  "the lease was lost or taken: this daemon stands by" },
 	{ "lease_released", LOG_INFO, 0,
-	  "id server",
-	  "the lease was given up, so that another daemon can take over at "
-	  "once" },
+	  "id server reason",
+	  "the lease was given up (reason: shutdown, or a reload that moved "
+	  "it to another store, server or key), so that another daemon can "
+	  "take over at once" },
 	{ "libevent", LOG_ERR, VARIES,
 	  "msg",
 	  "a message of libevent's, at the priority of its severity" },
