@@ -119,6 +119,37 @@ class Lease(PcdTestCase):
         self.assertTrue(self.holding(b) and not self.holding(a))
         self.assertCacheMatches(self.r, expected(v2(self.cat)))
 
+    def member(self, name, verify="1s"):
+        """One daemon of the fleet, with a short verify_interval."""
+        cfg = self.sections("1h")
+        cfg["daemon"]["verify_interval"] = verify
+        cfg["lease"] = {"enabled": True, "ttl": "%ds" % TTL}
+        return self.daemon(cfg, name=name).start()
+
+    def test_stray_writer_is_overwritten(self):
+        """A cache_programs job (or any stray writer) puts older values
+        under the holder's keys: the holder's next verification finds the
+        keys that differ from what it wrote (cache_diverged, by family) and
+        writes its own back."""
+        self.fake.set_catalogue(v2(self.cat))
+        h = self.member("h")
+        h.wait_event("lease_acquired", timeout=5)
+        h.wait_event("refresh_succeeded", timeout=20)
+        mark = h.mark()
+        stale = {k: v for k, v in expected(self.cat).items() if k.startswith("program-")
+                 and not k.startswith("program-uuids-")}
+        self.assertTrue(stale)
+        self.assertEqual(list(self.r.set_many(stale) or []), [])
+        self.assertTrue(self.r.compare(expected(v2(self.cat))))
+        ev = h.wait_event("cache_diverged", timeout=5, since=mark)
+        self.assertEqual((ev["diverged"], ev["diverged_program"]), (len(stale), len(stale)))
+        self.assertIn(ev["examples"].split()[0], stale)
+        h.wait_event("cache_repaired", timeout=5, since=mark)
+        self.assertCacheMatches(self.r, expected(v2(self.cat)))
+        ver = h.wait_event("cache_verified", timeout=5, since=mark,
+                           predicate=lambda e: e["diverged"] > 0)
+        self.assertEqual((ver["diverged"], ver["missing"]), (len(stale), 0))
+
     def test_lease_server_restarted(self):
         """memcached restarts (the lease with it): exactly one holder again
         within the ttl."""
