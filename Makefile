@@ -13,6 +13,9 @@
 #   make check-systemd   boot systemd in a container (systemd-nspawn) and
 #                        run the unit there: readiness, reload, watchdog,
 #                        credentials, exit 2, journal fields
+#   make check-image     build the OCI image (contrib/container) with podman
+#                        on a base made by mmdebstrap, run and test it, and
+#                        render the Tutor plugin (contrib/tutor); as root
 #   make demo            run the daemon once against the sample catalogue
 #                        (BACKEND=redis: into a throw-away redis-server)
 #   make bench           the benchmark suite (bench/run.py); writes BENCH.md
@@ -95,7 +98,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/%)
 TOOL_SRCS = $(wildcard tests/tools/*.c)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/%)
-FUZZ_TARGETS = detail pickle keys config
+FUZZ_TARGETS = detail pickle keys config mcwatch
 FUZZ_SECONDS ?= 60
 CLANG	?= clang
 BENCH_SRCS = $(wildcard bench/*.c)
@@ -106,7 +109,7 @@ BACKEND	?= memcached
 .PHONY: all deps check check-unit check-integration check-asan demo \
 	install uninstall clean fuzz check-fuzz lint check-valgrind \
 	bench bench-quick bench-profile bench-bins check-deb check-systemd \
-	check-promtool man-events lint-deps FORCE
+	check-promtool check-image man-events lint-deps FORCE
 
 all: $(BUILD)/$(PROG)
 
@@ -256,6 +259,12 @@ check-deb:
 check-systemd: deps $(BUILD)/$(PROG)
 	@tools/deps.sh systemd
 	tests/systemd/check-systemd.sh $(BUILD)
+
+# The image, from a copy of the tree into build/image, tested by podman
+# runs beside memcached, redis-server and the fake Discovery.
+check-image: deps $(BUILD)/$(PROG)
+	@tools/deps.sh image
+	tests/image/check-image.sh $(BUILD)/image $(VERSION) $(BUILD)
 
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)

@@ -64,6 +64,14 @@ int	key_make(const struct keyfn *, const char *key, size_t keylen,
 	    struct buf *out);
 
 /*
+ * key_make into a fixed buffer (readers, --show, benches): the wire key's
+ * length, or -1 if key_make fails or the key is longer than KEY_MAX (a long
+ * Redis key: these look at memcached-sized keys only).
+ */
+int	key_make_short(const struct keyfn *, const char *key, size_t keylen,
+	    char out[KEY_MAX + 1]);
+
+/*
  * Python's urllib.parse.quote_plus(s) (safe=''), appended to b: keeps
  * A-Z a-z 0-9 _ . - ~, turns space into '+' and every other byte into %XX
  * (upper-case hex).  Bytes that are not valid UTF-8 are quoted as they are.

@@ -267,10 +267,14 @@ record_metrics(const struct fetch_result *fr, const struct state_result *r,
 static void
 dry_run_done(struct daemon *d, struct fetch_result *fr)
 {
-	int	rc;
+	struct state_dry_opts	o;
+	int			rc;
 
-	rc = state_dry_run(d->state, fr, d->opts->force ||
-	    d->cfg->force_publish, stdout);
+	memset(&o, 0, sizeof o);
+	o.force = d->opts->force || d->cfg->force_publish;
+	o.every_site = d->opts->domain == NULL;
+	o.diff = d->opts->diff;
+	rc = state_dry_run(d->state, fr, &o, stdout);
 	fflush(stdout);
 	d->exit_code = rc == 0 ? PCD_EXIT_OK : PCD_EXIT_FAIL;
 	fetch_result_free(fr);
@@ -346,6 +350,13 @@ after_refresh(struct daemon *d)
 	schedule_incremental(d);
 }
 
+/* The state asks whether a server holds what it recorded: the monitor. */
+static bool
+server_confirmed(void *arg, size_t i)
+{
+	return monitor_confirmed(arg, i);
+}
+
 /* A refresh has fetched all it could: publish it and report. */
 static void
 refresh_done(struct daemon *d, struct fetch_result *fr)
@@ -371,11 +382,14 @@ refresh_done(struct daemon *d, struct fetch_result *fr)
 	po.force = d->opts->force || d->cfg->force_publish;
 	/*
 	 * Skipping a value as unchanged trusts that the cache still holds
-	 * it.  The daemon checks that (the monitor verifies after every
-	 * publish); a one-shot run cannot, so it writes everything, as
+	 * it.  The daemon asks the monitor, server by server (a round trip
+	 * now, and a verify pass or repair since the server last
+	 * restarted); a one-shot run cannot, so it writes everything, as
 	 * cache_programs does.
 	 */
 	po.skip_same = !d->opts->once && !d->rewrite;
+	po.confirmed = server_confirmed;
+	po.confirmed_arg = d->mon;
 	po.gate = &d->gate;
 	/* Only full refreshes count for stale keys: the same delay either way. */
 	po.every_site = d->opts->domain == NULL && !d->incremental;

@@ -25,10 +25,10 @@ const struct event events_table[] = {
 	  "cache_programs job): how many, a few example keys, a count for "
 	  "each key family; they are written back" },
 	{ "cache_empty_detected", LOG_WARNING, 0,
-	  "server reason pid uptime keys",
-	  "a server looks restarted or flushed (its pid changed, its uptime "
-	  "went back or the sentinel key is gone); keys: how many published "
-	  "keys it should hold" },
+	  "server reason pid? run_id? uptime keys",
+	  "a server looks restarted or flushed (its pid, or Redis's run_id, "
+	  "changed, its uptime went back or the sentinel key is gone); keys: "
+	  "how many published keys it should hold" },
 	{ "cache_miss", LOG_WARNING, 0,
 	  "reason missing examples missing_<family>?",
 	  "a verification found published keys missing: how many, a few "
@@ -124,8 +124,8 @@ const struct event events_table[] = {
 	  "error",
 	  "the lease was lost during a refresh: nothing of it is written" },
 	{ "refresh_failed", LOG_ERR, 0,
-	  "site? stage key? uuid? url? http_status? error attempt? details? "
-	  "deadline_ms?",
+	  "site? stage server? key? uuid? url? http_status? error attempt? "
+	  "details? deadline_ms?",
 	  "one failure of a refresh, by stage (uuids, detail, pathways, "
 	  "auth, probe, deadline, encode, publish)" },
 	{ "refresh_incomplete", LOG_ERR, 0,

@@ -189,3 +189,25 @@ key_make(const struct keyfn *kf, const char *key, size_t keylen,
 	key_make_edx(kf, key, keylen, out);
 	return 0;
 }
+
+/*
+ * The same into a fixed buffer, for the tools that look at memcached-sized
+ * keys (readers, --show, the watch benches): its length, or -1 if there is
+ * none or it is longer than KEY_MAX.
+ */
+int
+key_make_short(const struct keyfn *kf, const char *key, size_t keylen,
+    char out[KEY_MAX + 1])
+{
+	struct buf	w;
+	int		n = -1;
+
+	buf_init(&w);
+	if (key_make(kf, key, keylen, &w) == 0 && w.len <= KEY_MAX) {
+		memcpy(out, w.data, w.len);
+		out[w.len] = '\0';
+		n = (int)w.len;
+	}
+	buf_free(&w);
+	return n;
+}

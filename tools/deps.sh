@@ -3,7 +3,7 @@
 # installed.  As root, install what is missing with apt-get; otherwise print
 # the command to run and fail.
 #
-# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|systemd|all
+# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|systemd|image|all
 #        tools/deps.sh install PACKAGE...   (these, the same way)
 #        tools/deps.sh list TARGET          (its packages, one a line)
 #
@@ -24,9 +24,10 @@
 #   PCD_DEPS_UPGRADE=yes.
 set -eu
 
+# libssl-dev: libmemcached.pc requires libcrypto (pkg-config fails without).
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev libxxhash-dev
-libhiredis-dev"
+libhiredis-dev libssl-dev"
 # systemd: systemd-analyze checks the unit; mandoc lints the man pages;
 # prometheus: promtool checks /metrics and contrib/prometheus/alerts.yml
 # (19 MB, about 7 s to install).  memcached, prometheus and redis-server
@@ -41,6 +42,10 @@ lint="cppcheck clang-tidy"
 deb="build-essential dpkg-dev debhelper lintian"
 # make check-systemd: systemd-nspawn.
 systemd="systemd-container"
+# make check-image: podman (rootful, with runc), a base image made by
+# mmdebstrap from Debian's mirrors, and the Tutor plugin's templates
+# rendered with Jinja2 and parsed as YAML.
+image="podman runc mmdebstrap python3-jinja2 python3-yaml"
 
 POLICY=/usr/sbin/policy-rc.d
 SAVED=$POLICY.pcd-deps-saved
@@ -161,15 +166,16 @@ want_of() {
 	lint)	echo "$build $lint" ;;
 	deb)	echo "$build $deb" ;;
 	systemd)	echo "$build $test $systemd" ;;
+	image)	echo "$build $test $image" ;;
 	test)	echo "$build $test" ;;
 	bench)	echo "$build $test $bench" ;;
-	all)	echo "$build $test $bench $fuzz $lint $deb $systemd" ;;
+	all)	echo "$build $test $bench $fuzz $lint $deb $systemd $image" ;;
 	*)	return 1 ;;
 	esac
 }
 
 usage() {
-	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|all" >&2
+	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|image|all" >&2
 	echo "       $0 install PACKAGE..." >&2
 	echo "       $0 list TARGET" >&2
 	exit 2

@@ -284,7 +284,7 @@ class Deps(unittest.TestCase):
                                       stdout=subprocess.PIPE, check=True).stdout.decode().split())
         base = {"build": set(), "test": listed("build"), "systemd": listed("test"),
                 "deb": listed("build"), "bench": listed("test"), "fuzz": listed("build"),
-                "lint": listed("build")}
+                "lint": listed("build"), "image": listed("test")}
         readme = (REPO / "README.md").read_text()
         rows = dict(re.findall(r"^\| (\w+): `([^`]+)` \|", readme, flags=re.M))
         self.assertEqual(set(rows), set(base))
