@@ -172,6 +172,11 @@ const struct event events_table[] = {
 	{ "stale_deleted", LOG_INFO, 0,
 	  "keys stale_after examples",
 	  "keys absent upstream for stale_after refreshes were deleted" },
+	{ "timestamp_ahead", LOG_WARNING, 0,
+	  "site program modified tolerance_s",
+	  "a program's data_modified_timestamp is later than Discovery's own "
+	  "clock (the Date of its replies) plus tolerance_s: the incremental "
+	  "watermark ignores it (logged once per record)" },
 	{ "token_acquired", LOG_INFO, 0,
 	  "url expires_in",
 	  "an OAuth2 token was obtained" },
