@@ -678,7 +678,24 @@ info_field(const char *info, const char *name, char *out, size_t outlen)
 	return false;
 }
 
-/* store_stats: INFO server's run_id and uptime, on a fresh connection. */
+/*
+ * Whether a connection's or INFO's failure is a transient reply (a server
+ * loading its file, a script running): not now, not down.  Every fresh
+ * connection gets it, and the writer's SETs wait it out on their own.
+ */
+static bool
+transient_refusal(const char *err)
+{
+	const char	*p = strstr(err, " refused: ");
+
+	return p != NULL && transient(p + strlen(" refused: "));
+}
+
+/*
+ * store_stats: INFO server's run_id and uptime, on a fresh connection.
+ * -1 without marking the server down on a transient reply: the caller
+ * treats the server as unknown for now (nothing confirmed).
+ */
 static int
 rd_stats(struct store *st, size_t i, struct store_stats *out)
 {
@@ -692,12 +709,14 @@ rd_stats(struct store *st, size_t i, struct store_stats *out)
 
 	(void)i;
 	if ((c = connect_server(rd, err, sizeof err)) == NULL) {
-		server_down(st, "stats", err);
+		if (!transient_refusal(err))
+			server_down(st, "stats", err);
 		return -1;
 	}
 	if ((r = command(c, "INFO", 2, argv, lens, err, sizeof err)) ==
 	    NULL) {
-		server_down(st, "stats", err);
+		if (!transient_refusal(err))
+			server_down(st, "stats", err);
 		goto out;
 	}
 	if (r->type != REDIS_REPLY_STRING ||
