@@ -268,17 +268,26 @@ class LeaseReload(PcdTestCase):
 
         mark = self.reload(a, self.on_redis(srv))
         self.assert_released_then_taken(a, mark, self.mc.address, b)
+        r = self.reader([self.mc])
+        self.assertIn(b":%d:" % b.pid, self.mc.get(r.make_key("programs-cached:lease"))[1])
+        lease = [k for k in srv.keys(1) if "lease" in k]
+        self.assertEqual(len(lease), 1, lease)
+        cl = srv.client(1)
+        self.addCleanup(cl.close)
+        self.assertIn(b":%d:" % c.pid, cl.get(lease[0]))
         # A stands by on Redis: nothing of its catalogue goes there.
         time.sleep(RTTL / 3 + 1)
         self.assertEqual(a.events_named("lease_acquired", since=mark), [])
         self.assertEqual(a.events_named("refresh_started", since=mark), [])
         self.assertEqual({k: rr.raw(k) for k in before}, before)
+        self.assertIn(b":%d:" % c.pid, cl.get(lease[0]))
         self.assertEqual(rr.extra_keys(expected(self.other)) -
                          {k for k in srv.keys(1) if "lease" in k}, set())
         # C goes (and releases): A holds the lease on Redis, then writes.
         self.assertEqual(c.stop(), 0)
         got = a.wait_event("lease_acquired", timeout=RTTL, since=mark)
         self.assertEqual(got["server"], srv.url(1))
+        self.assertIn(b":%d:" % a.pid, cl.get(lease[0]))
         a.wait_event("refresh_succeeded", timeout=20, since=mark)
         self.assertCacheMatches(rr, expected(self.cat))
         # And B writes memcached, alone.

@@ -373,6 +373,38 @@ class KeptRefusals(RedisCase):
         self.assertEqual(rc, 0, stderr)
         self.assertCacheMatches(self.redis_reader(srv), self.expected(retitled(self.cat)))
 
+    def test_loading_that_clears_is_retried_and_written(self):
+        """Redis still loading for a second or so when the refresh writes:
+        the SETs answered -LOADING are sent again and written once the load
+        is over; the refresh succeeds and the warning says what was
+        retried."""
+        srv = self.start_redis(extra_args=["--key-load-delay", "800",
+                                           "--loading-process-events-interval-bytes",
+                                           "1024"])
+        d = self.first_publish(srv)
+        c = srv.client(0)
+        p = c.pipeline(transaction=False)
+        for i in range(1500):
+            p.set("filler-%d" % i, "x" * 64)
+        p.execute()
+        c.save()
+        c.close()
+        srv.restart(timeout=20)
+        c = srv.client(0)
+        self.addCleanup(c.close)
+        self.assertEqual(int(c.info("persistence")["loading"]), 1)
+        self.fake.set_catalogue(retitled(self.cat))
+        rc, events, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertTrue([e for e in events if e["event"] == "refresh_succeeded"], stderr)
+        errs = [e for e in events if e["event"] == "memcached_error"]
+        self.assertEqual(len(errs), 1, stderr)
+        self.assertIn("LOADING", errs[0]["error"])
+        self.assertIn("written when sent again", errs[0]["error"])
+        self.assertEqual(int(errs[0]["refused"]), 0)
+        self.assertGreater(int(errs[0]["retried"]), 0)
+        self.assertCacheMatches(self.redis_reader(srv), self.expected(retitled(self.cat)))
+
     def test_busy_is_retried_and_written(self):
         """A script holds Redis (-BUSY) when a refresh writes: the SETs are
         sent again, and written once the script ends; the refresh succeeds
