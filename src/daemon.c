@@ -158,8 +158,9 @@ heal_start(struct daemon *d)
 static int
 apply_config(struct daemon *d, struct cfg *cfg)
 {
-	struct http_opts	ho;
-	bool			changed = false;
+	struct http_opts	 ho;
+	struct store		*old = NULL;
+	bool			 changed = false;
 
 	log_setup(cfg->log_format, cfg->log_level);
 	http_opts_from(cfg, &ho);
@@ -174,8 +175,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	}
 	if (d->store == NULL || d->cfg == NULL ||
 	    settings_differ(d->cfg, cfg, SETTING_NEW_STORE)) {
-		struct store *old = d->store;
-
+		old = d->store;
 		/* Nothing writes through the old servers from here on. */
 		wthread_wait(d->writer);
 		monitor_set_snapshot(d->mon, NULL);
@@ -186,13 +186,19 @@ apply_config(struct daemon *d, struct cfg *cfg)
 			    d->store);
 		else
 			wthread_set_store(d->writer, store_new(cfg), d->store);
-		store_free(old);
 		key_clear(&d->kf);
 		key_init(&d->kf, cfg->key_function, cfg->long_key_hash,
 		    cfg->key_prefix, cfg->key_version);
 		/* Placement or encoding may differ: write everything again. */
 		changed = true;
 	}
+	/*
+	 * Before the old store goes: a lease that moves (another store,
+	 * server or key) is released there first, and this daemon stands by
+	 * until it holds the lease on the new one (SPEC §15).
+	 */
+	lease_configure(d->lease, d->store, &d->kf, cfg->lease_key);
+	store_free(old);
 	if (d->state == NULL)
 		d->state = state_new(cfg, d->store, d->writer, &d->kf,
 		    d->pool);
@@ -205,7 +211,6 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
-	lease_configure(d->lease, d->store, &d->kf, d->cfg->lease_key);
 	return ops_configure(d->ops, d->cfg, d->store, &d->kf, d->lease);
 }
 

@@ -431,7 +431,7 @@ send_batch(struct store *st, size_t i, store_refused_cb refused, void *arg)
 		store_refused(st, i, "set", p->key, p->keylen, p->len, 0,
 		    memcached_strerror(s->mc, rc));
 		if (refused != NULL)
-			refused(p->tag, arg);
+			refused(p->tag, false, arg);
 	}
 	return 0;
 }
@@ -482,7 +482,7 @@ read_back(struct store *st, size_t i, store_refused_cb refused, void *arg)
 		    s->pend[j].len, 0, "refused by the server (out of memory?): "
 		    "the value is not in the cache");
 		if (refused != NULL)
-			refused(s->pend[j].tag, arg);
+			refused(s->pend[j].tag, false, arg);
 	}
 	free(rb.same);
 	free(keys);

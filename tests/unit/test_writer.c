@@ -36,7 +36,7 @@ entries(size_t n)
 		snprintf(vals[i], sizeof vals[i], "\"v%zu\"", i);
 		v[i].key = keys[i];
 		v[i].wire = wires[i];
-		v[i].wirelen = (uint16_t)strlen(wires[i]);
+		v[i].wirelen = (uint32_t)strlen(wires[i]);
 		v[i].val = (const unsigned char *)vals[i];
 		v[i].len = strlen(vals[i]);
 		v[i].flags = 1;
@@ -136,7 +136,8 @@ test_refusals(void)
 	T_INTEQ(rep.ws.written, 1);
 	T_INTEQ(rep.ws.failed, 3);
 	T_CHECK(writer_in_cache(WRITE_OK) && writer_in_cache(WRITE_SAME) &&
-	    !writer_in_cache(WRITE_REFUSED) && !writer_in_cache(WRITE_DOWN));
+	    !writer_in_cache(WRITE_REFUSED) && !writer_in_cache(WRITE_DOWN) &&
+	    !writer_in_cache(WRITE_KEPT));
 	/* Noted for the loop, which logs them. */
 	T_INTEQ(rep.nnotes, 2);
 	T_STREQ(rep.notes[0].key, "program-2");
@@ -151,6 +152,24 @@ test_refusals(void)
 	T_CHECK(strstr(captured, "\"key\":\"program-3\",\"bytes\":2000") !=
 	    NULL);
 	writer_report_free(&rep);
+
+	/* Refused by a cache that keeps the old value (Redis): KEPT. */
+	testbe_heal();
+	memset(out, 0, sizeof out);
+	T_INTEQ(writer_phase(st, v, 2, 0, NULL, out, NULL), WRITER_OK);
+	T_STREQ(testbe_get("w:program-1"), "\"v1\"");
+	v[1].val = (const unsigned char *)"\"new\"";
+	v[1].len = 5;
+	testbe_refuse_keep("program-1");
+	memset(out, 0, sizeof out);
+	memset(&rep, 0, sizeof rep);
+	T_INTEQ(writer_phase(st, v, 2, 0, NULL, out, &rep), WRITER_OK);
+	T_INTEQ(out[0], WRITE_OK);
+	T_INTEQ(out[1], WRITE_KEPT);
+	T_STREQ(testbe_get("w:program-1"), "\"v1\"");
+	T_INTEQ(rep.ws.failed, 1);
+	writer_report_free(&rep);
+	testbe_heal();
 }
 
 /* A server down, a flush that fails: unknown outcomes, WRITER_FAILED. */
