@@ -24,7 +24,8 @@ struct store_server {
 enum store_note_kind {
 	STORE_NOTE_DOWN,	/* store_mark_down */
 	STORE_NOTE_UP,		/* store_mark_up */
-	STORE_NOTE_REFUSED	/* store_refused */
+	STORE_NOTE_REFUSED,	/* store_refused */
+	STORE_NOTE_RETRIED	/* store_retried */
 };
 
 struct store_note {
@@ -34,6 +35,7 @@ struct store_note {
 	char			*key;		/* or NULL */
 	size_t			 bytes;
 	size_t			 count;
+	size_t			 retried;	/* STORE_NOTE_RETRIED */
 	char			*error;		/* or NULL */
 };
 
@@ -110,6 +112,14 @@ void	store_mark_up(struct store *, size_t i);
 void	store_refused(struct store *, size_t i, const char *op,
 	    const char *key, size_t keylen, size_t bytes, size_t count,
 	    const char *error);
+/*
+ * A batch's SETs that server i answered with an error (Redis: the old
+ * value stays): refused of them not written, retried sent again after
+ * -LOADING or -BUSY; key, bytes and error those of the first.  One
+ * memcached_error, a warning when none was refused in the end.
+ */
+void	store_retried(struct store *, size_t i, const char *key,
+	    size_t bytes, size_t refused, size_t retried, const char *error);
 /* Whether server i may be tried now (up, or its pause is over). */
 bool	store_may_try(const struct store *, size_t i);
 

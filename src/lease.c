@@ -158,6 +158,7 @@ leave(struct lease *l, const char *why)
 		    "lease_ttl)");
 	}
 	l->held = false;
+	atomic_store(&l->valid_until, 0);	/* the writer's gate too */
 	metrics.lease_holder = false;
 	l->cb(false, l->arg);
 }

@@ -108,6 +108,7 @@ note(struct store *st, enum store_note_kind kind, size_t i, const char *op,
 	n->key = key != NULL ? xstrndup(key, keylen) : NULL;
 	n->bytes = bytes;
 	n->count = count;
+	n->retried = 0;
 	n->error = error != NULL ? xstrdup(error) : NULL;
 }
 
@@ -132,6 +133,31 @@ log_refused(const struct store *st, size_t i, const char *op,
 	else
 		log_event(LOG_ERR, "memcached_error", "backend=%s server=%s "
 		    "op=%s error=%s", st->be->name, name, op, error);
+}
+
+/* The loop's side of store_retried. */
+static void
+log_retried(const struct store *st, size_t i, const char *key, size_t bytes,
+    size_t refused, size_t retried, const char *error)
+{
+	if (refused > 0)
+		metrics_store_error(st->sv[i].name);
+	log_event(refused > 0 ? LOG_ERR : LOG_WARNING, "memcached_error",
+	    "backend=%s server=%s op=set refused=%zu retried=%zu key=%s "
+	    "bytes=%zu error=%s", st->be->name, st->sv[i].name, refused,
+	    retried, key, bytes, error);
+}
+
+void
+store_retried(struct store *st, size_t i, const char *key, size_t bytes,
+    size_t refused, size_t retried, const char *error)
+{
+	if (st->deferred) {
+		note(st, STORE_NOTE_RETRIED, i, "set", key, strlen(key), bytes,
+		    refused, error);
+		st->kept.notes[st->kept.nnotes - 1].retried = retried;
+	} else
+		log_retried(st, i, key, bytes, refused, retried, error);
 }
 
 void
@@ -167,6 +193,10 @@ store_replay(struct store_log *log, struct store *to)
 		case STORE_NOTE_REFUSED:
 			log_refused(to, n->srv, n->op, n->key, n->key != NULL ?
 			    strlen(n->key) : 0, n->bytes, n->count, n->error);
+			break;
+		case STORE_NOTE_RETRIED:
+			log_retried(to, n->srv, n->key, n->bytes, n->count,
+			    n->retried, n->error);
 			break;
 		}
 	}

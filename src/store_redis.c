@@ -561,7 +561,7 @@ retry_transient(struct store *st)
 
 /*
  * The batch's error replies, as one memcached_error (the first reply in
- * it): through store_refused, so that the writer thread's store keeps it
+ * it): through store_retried, so that the writer thread's store keeps it
  * for the loop.
  */
 static void
@@ -569,11 +569,11 @@ note_refusals(struct store *st, const struct rd *rd)
 {
 	char	error[600];
 
-	snprintf(error, sizeof error, "%s: %s (%zu sent again)",
-	    rd->first_error, rd->nrefused > 0 ? "not written, Redis keeps "
-	    "the old values" : "written when sent again", rd->retried);
-	store_refused(st, 0, "set", rd->first_key, strlen(rd->first_key),
-	    rd->first_len, rd->nrefused, error);
+	snprintf(error, sizeof error, "%s: %s", rd->first_error,
+	    rd->nrefused > 0 ? "not written, Redis keeps the old values" :
+	    "written when sent again");
+	store_retried(st, 0, rd->first_key, rd->first_len, rd->nrefused,
+	    rd->retried, error);
 }
 
 /* store_flush: read every reply; report the SETs refused. */
