@@ -396,12 +396,15 @@ repair_done(void *arg, bool stopped)
 		} else
 			failed = true;
 	}
-	metrics.repairs++;
-	metrics.keys_repaired += written;
-	log_event(failed ? LOG_ERR : LOG_NOTICE, "cache_repaired", "reason=%s "
-	    "server=%s keys=%zu bytes=%zu keys_failed=%zu duration_ms=%llu",
-	    rj->reason, rj->server, written, bytes, rj->n - written,
-	    (unsigned long long)(mono_ms() - rj->t0));
+	/* The lease went before anything was sent: write_stopped says so. */
+	if (!(rj->rep.lost && written == 0)) {
+		metrics.repairs++;
+		metrics.keys_repaired += written;
+		log_event(failed ? LOG_ERR : LOG_NOTICE, "cache_repaired",
+		    "reason=%s server=%s keys=%zu bytes=%zu keys_failed=%zu "
+		    "duration_ms=%llu", rj->reason, rj->server, written, bytes,
+		    rj->n - written, (unsigned long long)(mono_ms() - rj->t0));
+	}
 	for (k = 0; !failed && !stopped && rj->store == m->store_serial &&
 	    k < STORE_MAX_SERVERS; k++)
 		if ((rj->confirm >> k & 1) != 0 && rj->epoch[k] == m->sv[k].epoch)
@@ -431,6 +434,9 @@ repair(struct monitor *m, const struct fixes *f, const char *reason,
 	struct repair_job	*rj;
 	size_t			 k;
 
+	/* Not the writer (the lease is gone): the holder repairs. */
+	if (m->gate != NULL && !m->gate->may_write(m->gate->arg))
+		return;
 	rj = xcalloc(1, sizeof *rj);
 	rj->m = m;
 	rj->n = f->n;
