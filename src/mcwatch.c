@@ -34,19 +34,6 @@ struct field {
 	size_t		 vallen;
 };
 
-/* The value of a hex digit, or -1. */
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Whether memcached's uriencode leaves the byte bare. */
 static bool
 uri_bare(unsigned char c)
@@ -68,8 +55,8 @@ mcw_uridecode(const char *in, size_t len, unsigned char out[MCW_KEY_MAX + 1])
 		if (n == MCW_KEY_MAX)
 			return -1;
 		if (p[i] == '%') {
-			if (len - i < 3 || (hi = hexval(p[i + 1])) == -1 ||
-			    (lo = hexval(p[i + 2])) == -1)
+			if (len - i < 3 || (hi = hex_digit(p[i + 1])) == -1 ||
+			    (lo = hex_digit(p[i + 2])) == -1)
 				return -1;
 			out[n++] = (unsigned char)(hi << 4 | lo);
 			i += 2;

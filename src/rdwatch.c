@@ -23,6 +23,7 @@
 #include "log.h"
 #include "map.h"
 #include "rdwatch.h"
+#include "secret.h"
 #include "util.h"
 
 /* How long an expectation of the daemon's own keymiss is held, at least. */
@@ -636,16 +637,6 @@ on_auth(redisAsyncContext *ac, void *reply, void *privdata)
 		step(w);
 }
 
-/* Wipe and free a secret. */
-static void
-free_secret(char *s)
-{
-	if (s != NULL) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 /* Queue AUTH, INFO and CONFIG GET; -1 if the password cannot be read. */
 static int
 hello(struct rdw *w)
@@ -671,7 +662,7 @@ hello(struct rdw *w)
 		argv[argc] = pw;
 		lens[argc++] = strlen(pw);
 		redisAsyncCommandArgv(w->ac, on_auth, NULL, argc, argv, lens);
-		free_secret(pw);
+		secret_free(pw);
 	}
 	argv[0] = "INFO";
 	argv[1] = "server";

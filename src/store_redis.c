@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store_be.h"
+#include "secret.h"
 #include "util.h"
 
 /* Redis's default proto-max-bulk-len: the largest value it accepts. */
@@ -122,16 +123,6 @@ rd_open(struct store *st, const struct cfg *cfg)
 	st->sv[0].name = xstrdup(cfg->servers[0].name);
 }
 
-/* Wipe and free a secret. */
-static void
-free_secret(char *s)
-{
-	if (s != NULL) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static void
 rd_close(struct store *st)
 {
@@ -144,7 +135,7 @@ rd_close(struct store *st)
 	free(rd->host);
 	free(rd->socket);
 	free(rd->user);
-	free_secret(rd->password);
+	secret_free(rd->password);
 	free(rd->password_file);
 	free(rd->pend);
 	free(rd->refused);
@@ -276,10 +267,10 @@ connect_server(const struct rd *rd, char *err, size_t errlen)
 	if ((r = command(c, "SELECT", 2, argv, lens, err, errlen)) == NULL)
 		goto fail;
 	freeReplyObject(r);
-	free_secret(pw);
+	secret_free(pw);
 	return c;
 fail:
-	free_secret(pw);
+	secret_free(pw);
 	if (c != NULL)
 		redisFree(c);
 	return NULL;
