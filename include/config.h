@@ -62,6 +62,13 @@ enum cfg_backend {
 	BACKEND_REDIS		/* a [redis] section */
 };
 
+/* [daemon] reader_watch (rwatch.h). */
+enum cfg_reader_watch {
+	READER_WATCH_AUTO,	/* what the server offers */
+	READER_WATCH_ON,	/* Redis: turn the notifications on */
+	READER_WATCH_OFF
+};
+
 struct cfg_server {
 	char	*host;
 	int	 port;
@@ -157,6 +164,7 @@ struct cfg {
 	bool			 force_publish;
 	int			 stale_after;
 	int			 workers;		/* -1: auto */
+	enum cfg_reader_watch	 reader_watch;
 
 	/* [lease] */
 	bool			 lease_enabled;

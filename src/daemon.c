@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
+#include "rwatch.h"
 #include "notify.h"
 #include "ops.h"
 #include "oauth.h"
@@ -40,6 +41,7 @@ struct daemon {
 	struct keyfn			 kf;
 	struct state			*state;		/* what the cache holds */
 	struct monitor			*mon;
+	struct rwatch			*rwatch;	/* NULL: --once */
 	struct lease			*lease;		/* NULL: always the writer */
 	struct writer_gate		 gate;		/* lease_valid() */
 	bool				 rewrite;	/* lease taken: write all */
@@ -101,6 +103,18 @@ static void
 heal_follow(struct daemon *d)
 {
 	monitor_set_snapshot(d->mon, state_snapshot(d->state));
+	if (d->rwatch != NULL)
+		rwatch_set_snapshot(d->rwatch, state_snapshot(d->state));
+}
+
+/* The reader watch follows the configuration in use (rwatch.h). */
+static void
+watch_follow(struct daemon *d)
+{
+	if (d->rwatch == NULL)
+		return;
+	rwatch_configure(d->rwatch, d->cfg, d->store, &d->kf);
+	rwatch_set_snapshot(d->rwatch, state_snapshot(d->state));
 }
 
 /* A repair put everything back: for /readyz, as good as a publish. */
@@ -175,6 +189,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
+	watch_follow(d);
 	lease_configure(d->lease, d->store, &d->kf, d->cfg->lease_key);
 	return ops_configure(d->ops, d->cfg, d->store, &d->kf, d->lease);
 }
@@ -676,6 +691,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
+	if (!opts->once)
+		d.rwatch = rwatch_new(d.base, d.mon);
 	d.ops = ops_new(d.base, opts->once);
 	/* The threads for parsing and saving ([daemon] workers: restart). */
 	d.pool = pool_new(d.base, pool_size(cfg->workers));
@@ -728,6 +745,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	}
 	fetch_free(d.fetch);
 	lease_free(d.lease);		/* released: the next takes over now */
+	rwatch_free(d.rwatch);		/* before the store it tells */
 	monitor_free(d.mon);
 	state_free(d.state);		/* after the last save */
 	pool_free(d.pool);

@@ -142,26 +142,20 @@ rd_close(struct store *st)
 	free(rd);
 }
 
-/*
- * The password to send: the URL's, or the file the configuration resolved
- * (password_file, or systemd's credential redis-password if it is there);
- * *pw NULL if none.  Read at every connect, so a rotated password is
- * picked up.  -1 with err set if a file is unreadable.
- */
-static int
-read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
+int
+store_redis_password(const char *password, const char *path, bool optional,
+    char **pw, char *err, size_t errlen)
 {
-	const char	*path = rd->password_file;
 	char		 buf[1024];
 	FILE		*f;
 	size_t		 n;
 
 	*pw = NULL;
-	if (rd->password != NULL) {
-		*pw = xstrdup(rd->password);
+	if (password != NULL) {
+		*pw = xstrdup(password);
 		return 0;
 	}
-	if (path == NULL || (rd->password_optional && access(path, F_OK) != 0))
+	if (path == NULL || (optional && access(path, F_OK) != 0))
 		return 0;
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "cannot read the password file %s: %s",
@@ -176,6 +170,14 @@ read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
 	*pw = xstrdup(buf);
 	explicit_bzero(buf, sizeof buf);
 	return 0;
+}
+
+/* The password to send (store_redis_password), read at every connect. */
+static int
+read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
+{
+	return store_redis_password(rd->password, rd->password_file,
+	    rd->password_optional, pw, err, errlen);
 }
 
 /* The bound of the monitor's reads (store_probe), as for memcached. */
