@@ -63,6 +63,7 @@ struct rw_server {
 	uint64_t	 up_at;		/* mono_ms */
 	char		 run_id[48];	/* Redis */
 	bool		 told_unavailable;
+	bool		 told_down;	/* since it was last up */
 	uint64_t	 skipped;	/* not logged yet */
 	uint64_t	 skipped_at;	/* mono_ms of the last log */
 	uint64_t	 burst_at;	/* the second lost misses are counted in */
@@ -488,6 +489,7 @@ came_up(struct rw_server *s, long pid, uint64_t uptime, const char *run_id,
 	    "");
 	s->up = true;
 	s->told_unavailable = false;
+	s->told_down = false;
 	metrics_reader_watch(s->name, true, 0);
 	log_event(LOG_INFO, "reader_watch_up", "server=%s version=%s",
 	    s->name, version);
@@ -504,9 +506,11 @@ went_down(struct rw_server *s, const char *event, int prio, const char *why,
 	s->up = false;
 	metrics_reader_watch(s->name, false, 0);
 	if (strcmp(event, "reader_watch_down") == 0) {
-		if (was_up)
+		/* Once a spell: after it was up, or when it never came up. */
+		if (was_up || !s->told_down)
 			log_event(prio, event, "server=%s error=%s", s->name,
 			    why);
+		s->told_down = true;
 		return;
 	}
 	if (s->told_unavailable)
