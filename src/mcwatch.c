@@ -495,8 +495,12 @@ mcw_parse(const char *line, size_t len, struct mcw_line *out,
 #define OWN_MAX		64
 /* STAT lines read before the watch, at most. */
 #define STATS_MAX	512
-/* A watch that lasted this long starts the backoff again from the minimum. */
-#define STEADY_MS	60000
+/*
+ * A watch that lasted this long starts the backoff again from the minimum:
+ * a server restarted after a second of watching is watched again within
+ * backoff_min (its keys go back at once); a connect loop still backs off.
+ */
+#define STEADY_MS	1000
 
 /*
  * A connection of the daemon's: its cfd, and the gid of the line that

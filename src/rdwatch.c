@@ -28,8 +28,12 @@
 
 /* How long an expectation of the daemon's own keymiss is held, at least. */
 #define LEDGER_MS	10000
-/* A watch that lasted this long starts the backoff again from the minimum. */
-#define STEADY_MS	60000
+/*
+ * A watch that lasted this long starts the backoff again from the minimum:
+ * a server restarted after a second of watching is watched again within
+ * backoff_min (its keys go back at once); a connect loop still backs off.
+ */
+#define STEADY_MS	1000
 
 enum phase {
 	PH_IDLE,	/* waiting to (re)connect */
