@@ -117,6 +117,21 @@ class Memcached(ReaderCase):
         self.assertEqual(d.events_named("cache_empty_detected"), [])
         self.assertEqual(d.stop(), 0)
 
+    def test_own_verify_miss_not_counted(self):
+        """A key deleted and found missing by the daemon's own verify pass
+        (verify_interval 300 ms): cache_miss and a repair, no reader_miss."""
+        d = self.start_daemon(verify_interval="300ms")
+        reader = self.reader([self.mc])
+        mark = d.mark()
+        self.mc.delete(reader.make_key(self.program_key()))
+        miss = d.wait_event("cache_miss", since=mark, timeout=5)
+        self.assertEqual(miss["missing"], 1)
+        d.wait_event("cache_repaired", since=mark, timeout=5)
+        time.sleep(1.0)
+        self.assertEqual(d.events_named("reader_miss"), [])
+        self.assertEqual(self.gets("program", "miss_lost"), 0)
+        self.assertEqual(d.stop(), 0)
+
     def test_absent_is_counted_never_written(self):
         """course-programs- of a run in no program: absent, nothing written."""
         d = self.start_daemon()
@@ -289,6 +304,24 @@ class Redis(RedisCase, ReaderCase):
                         "not back within a second")
         self.assertEqual(reader.get(key), self.expected[key])
         self.assertLostOnce(d, mark, key, srv.url(1))
+        self.assertEqual(d.stop(), 0)
+
+    def test_own_verify_miss_not_counted(self):
+        """Redis names no client in keymiss: the daemon's verify pass that
+        finds a key missing is still not a reader miss."""
+        srv = self.start_redis()
+        d = self.start_daemon(srv, reader_watch="on", verify_interval="300ms")
+        d.wait_event("reader_watch_up", timeout=10)
+        reader = self.redis_reader(srv)
+        mark = d.mark()
+        c = srv.client(1)
+        c.delete(reader.make_key(self.program_key()))
+        c.close()
+        miss = d.wait_event("cache_miss", since=mark, timeout=5)
+        self.assertEqual(miss["missing"], 1)
+        d.wait_event("cache_repaired", since=mark, timeout=5)
+        time.sleep(1.0)
+        self.assertEqual(d.events_named("reader_miss"), [])
         self.assertEqual(d.stop(), 0)
 
     def test_absent_mode_on(self):
