@@ -497,30 +497,35 @@ came_up(struct rw_server *s, long pid, uint64_t uptime, const char *run_id,
 		monitor_server_lost(s->rw->mon, s->i, reason);
 }
 
+/* The watch of s is down: said once a spell (after it was up, or once). */
 static void
-went_down(struct rw_server *s, const char *event, int prio, const char *why,
-    const char *fix)
+went_down(struct rw_server *s, const char *why)
 {
 	bool	was_up = s->up;
 
 	s->up = false;
 	metrics_reader_watch(s->name, false, 0);
-	if (strcmp(event, "reader_watch_down") == 0) {
-		/* Once a spell: after it was up, or when it never came up. */
-		if (was_up || !s->told_down)
-			log_event(prio, event, "server=%s error=%s", s->name,
-			    why);
-		s->told_down = true;
-		return;
-	}
+	if (was_up || !s->told_down)
+		log_event(LOG_WARNING, "reader_watch_down", "server=%s error=%s",
+		    s->name, why);
+	s->told_down = true;
+}
+
+/* s cannot be watched (fully): said once until its watch comes up. */
+static void
+unavailable(struct rw_server *s, int prio, const char *why, const char *fix)
+{
+	s->up = false;
+	metrics_reader_watch(s->name, false, 0);
 	if (s->told_unavailable)
 		return;
 	s->told_unavailable = true;
 	if (fix != NULL && fix[0] != '\0')
-		log_event(prio, event, "server=%s error=%s fix=%s", s->name,
-		    why, fix);
+		log_event(prio, "reader_watch_unavailable", "server=%s error=%s "
+		    "fix=%s", s->name, why, fix);
 	else
-		log_event(prio, event, "server=%s error=%s", s->name, why);
+		log_event(prio, "reader_watch_unavailable", "server=%s error=%s",
+		    s->name, why);
 }
 
 /* memcached */
@@ -558,10 +563,10 @@ mc_state(enum mcw_state st, const char *why, const struct mcw_info *info,
 		came_up(s, info->pid, info->uptime, NULL, info->version);
 		break;
 	case MCW_DOWN:
-		went_down(s, "reader_watch_down", LOG_WARNING, why, NULL);
+		went_down(s, why);
 		break;
 	case MCW_UNAVAILABLE:
-		went_down(s, "reader_watch_unavailable", LOG_WARNING, why,
+		unavailable(s, LOG_WARNING, why,
 		    "start memcached without -W, or set reader_watch = off");
 		break;
 	}
@@ -590,20 +595,20 @@ rd_state(enum rdw_state st, const char *why, const struct rdw_info *info,
 	case RDW_UP:
 		came_up(s, 0, info->uptime, info->run_id, info->version);
 		if (info->missing != 0)
-			went_down(s, "reader_watch_unavailable", LOG_WARNING,
+			unavailable(s, LOG_WARNING,
 			    why, info->config_set);
 		s->up = true;
 		metrics_reader_watch(s->name, true, 0);
 		break;
 	case RDW_DOWN:
-		went_down(s, "reader_watch_down", LOG_WARNING, why, NULL);
+		went_down(s, why);
 		break;
 	case RDW_UNAVAILABLE:
-		went_down(s, "reader_watch_unavailable", LOG_WARNING, why,
+		unavailable(s, LOG_WARNING, why,
 		    info != NULL ? info->config_set : NULL);
 		break;
 	case RDW_REFUSED:
-		went_down(s, "reader_watch_unavailable", LOG_ERR, why,
+		unavailable(s, LOG_ERR, why,
 		    "allow CONFIG and SUBSCRIBE to the daemon's user, or set "
 		    "reader_watch = auto");
 		break;
