@@ -28,6 +28,7 @@ struct store {
 	size_t			 n;
 	struct store_server	 sv[STORE_MAX_SERVERS];
 	struct store_reads	 reads;		/* store_set_reads() */
+	bool			 announce;	/* store_set_announce() */
 };
 
 struct store_be {

@@ -138,8 +138,10 @@ stop(struct rwatch *rw)
 		memset(s, 0, sizeof *s);
 	}
 	rw->n = 0;
-	if (rw->store != NULL)
+	if (rw->store != NULL) {
 		store_set_reads(rw->store, NULL);
+		store_set_announce(rw->store, false);
+	}
 }
 
 static void
@@ -673,7 +675,7 @@ start(struct rwatch *rw, const struct cfg *cfg)
 			    RDW_AUTO;
 			o.want = RDW_MISSES | RDW_EVICTIONS;
 			o.timeout_ms = cfg->mc_connect_timeout_ms;
-			o.backoff_max_ms = 2000;
+			o.backoff_max_ms = 500;
 			s->rd = rdw_new(rw->base, &o, &rcbs, s);
 		} else {
 			struct mcw_opts	o;
@@ -683,7 +685,7 @@ start(struct rwatch *rw, const struct cfg *cfg)
 			o.port = cfg->servers[i].port;
 			o.streams = "fetchers evictions connevents";
 			o.timeout_ms = cfg->mc_connect_timeout_ms;
-			o.backoff_max_ms = 2000;
+			o.backoff_max_ms = 500;
 			o.awake_ms = 100;
 			s->mc = mcw_new(rw->base, &o, &mcbs, s);
 		}
@@ -692,7 +694,8 @@ start(struct rwatch *rw, const struct cfg *cfg)
 		struct store_reads	r = { rd_asking, rd_found, rw };
 
 		store_set_reads(rw->store, &r);
-	}
+	} else
+		store_set_announce(rw->store, true);
 }
 
 void

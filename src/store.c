@@ -145,7 +145,7 @@ store_place(const struct store *st, const char *key, size_t keylen,
 static void
 announce_batch(struct store *st, size_t i)
 {
-	if (!st->sv[i].announced) {
+	if (st->announce && !st->sv[i].announced) {
 		store_announce(st, i);
 		st->sv[i].announced = true;
 	}
@@ -228,7 +228,8 @@ store_mget(struct store *st, size_t i, const char *const *keys,
 	size_t			 j;
 
 	metrics.mc_gets += n;
-	store_announce(st, i);
+	if (st->announce)
+		store_announce(st, i);
 	if (st->reads.asking == NULL)
 		return st->be->mget(st, i, keys, lens, n, cb, arg);
 	for (j = 0; j < n; j++)
@@ -240,6 +241,12 @@ store_mget(struct store *st, size_t i, const char *const *keys,
 	rh.cb = cb;
 	rh.arg = arg;
 	return st->be->mget(st, i, keys, lens, n, on_reads_hit, &rh);
+}
+
+void
+store_set_announce(struct store *st, bool on)
+{
+	st->announce = on;
 }
 
 void
