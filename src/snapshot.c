@@ -598,8 +598,7 @@ parse_entry(const unsigned char **bp, const unsigned char *end,
 		return false;
 	need = ENT_LEN + klen + 1 + wlen + 1 + vlen;
 	need = (need + 7) & ~(uint64_t)7;
-	if (need > (uint64_t)(end - b) || wlen > KEY_MAX ||
-	    e->family >= FAM_COUNT)
+	if (need > (uint64_t)(end - b) || e->family >= FAM_COUNT)
 		return false;
 	e->key = (const char *)b + ENT_LEN;
 	/* The family's own prefix, which says where the subject starts. */
@@ -609,7 +608,7 @@ parse_entry(const unsigned char **bp, const unsigned char *end,
 	    family_prefix((enum family)e->family), e->subject) != 0)
 		return false;
 	e->wire = e->key + klen + 1;
-	e->wirelen = (uint16_t)wlen;
+	e->wirelen = (uint32_t)wlen;
 	e->val = (const unsigned char *)e->wire + wlen + 1;
 	e->len = (size_t)vlen;
 	/* NUL-terminated, with no NUL inside. */

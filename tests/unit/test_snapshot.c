@@ -46,7 +46,7 @@ entry(const char *key, const char *wire, const char *val, size_t len,
 	memset(&e, 0, sizeof e);
 	e.key = key;
 	e.wire = wire;
-	e.wirelen = (uint16_t)strlen(wire);
+	e.wirelen = (uint32_t)strlen(wire);
 	e.val = (const unsigned char *)val;
 	e.len = len;
 	e.servers = servers;
