@@ -284,7 +284,7 @@ bench:
 # of BENCH.md between their own markers write it; the others print their
 # tables, kept in build/bench/NAME.txt.
 BENCH_SECTIONS	 = incremental change
-BENCH_PRINTED	 = lease reader_watch heal_republish
+BENCH_PRINTED	 = lease reader_watch reader_repair heal_republish
 bench-issues: bench-bins
 	set -e; for b in $(BENCH_SECTIONS); do \
 	    PCD_BUILD=$(BUILD) $(PYTHON) bench/$$b.py; done

@@ -91,6 +91,24 @@ bool		 monitor_confirmed(struct monitor *, size_t i);
 int		 monitor_repair_all(struct monitor *, const char *reason);
 
 /*
+ * For the reader watch (rwatch.h), which finds keys missing without a
+ * poll.  Put back entry ids[k] of the current snapshot on server
+ * srv[k] (k < n) now, through the writer and the gate, and log
+ * cache_repaired with reason.  0, or -1 if some failed, there is no
+ * snapshot or the monitor is idle (nothing written).
+ */
+int		 monitor_repair_keys(struct monitor *, const size_t *ids,
+		    const size_t *srv, size_t n, const char *reason);
+/*
+ * Server i has lost what it held (its watch came back to another pid or
+ * run_id, or the LMS missed many keys at once): cache_empty_detected with
+ * reason and the server's stats, read now (so that the next check does
+ * not take it for another restart), then every key it owns re-published.
+ */
+void		 monitor_server_lost(struct monitor *, size_t i,
+		    const char *reason);
+
+/*
  * Compare the cache with snap, for --verify: one line per key missing or
  * different, per server unreachable, and a summary, on out.  0 when the
  * cache holds every value, 1 otherwise.

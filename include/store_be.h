@@ -18,6 +18,7 @@ struct store_server {
 	bool		 up;
 	uint64_t	 retry_at;	/* mono_ms when down */
 	char		 error[256];	/* why it is down (no secrets) */
+	bool		 announced;	/* this batch's store_announce sent */
 };
 
 struct store {
@@ -26,6 +27,8 @@ struct store {
 	void			*impl;		/* the backend's own */
 	size_t			 n;
 	struct store_server	 sv[STORE_MAX_SERVERS];
+	struct store_reads	 reads;		/* store_set_reads() */
+	bool			 announce;	/* store_set_announce() */
 };
 
 struct store_be {

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
+#include "rwatch.h"
 #include "notify.h"
 #include "ops.h"
 #include "oauth.h"
@@ -41,6 +42,7 @@ struct daemon {
 	struct keyfn			 kf;
 	struct state			*state;		/* what the cache holds */
 	struct monitor			*mon;
+	struct rwatch			*rwatch;	/* NULL: --once */
 	struct lease			*lease;		/* NULL: always the writer */
 	struct writer_gate		 gate;		/* lease_valid() */
 	bool				 rewrite;	/* lease taken: write all */
@@ -106,6 +108,18 @@ static void
 heal_follow(struct daemon *d)
 {
 	monitor_set_snapshot(d->mon, state_snapshot(d->state));
+	if (d->rwatch != NULL)
+		rwatch_set_snapshot(d->rwatch, state_snapshot(d->state));
+}
+
+/* The reader watch follows the configuration in use (rwatch.h). */
+static void
+watch_follow(struct daemon *d)
+{
+	if (d->rwatch == NULL)
+		return;
+	rwatch_configure(d->rwatch, d->cfg, d->store, &d->kf);
+	rwatch_set_snapshot(d->rwatch, state_snapshot(d->state));
 }
 
 /* A repair put everything back: for /readyz, as good as a publish. */
@@ -189,6 +203,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
+	watch_follow(d);
 	return ops_configure(d->ops, d->cfg, d->store, &d->kf, d->lease);
 }
 
@@ -735,6 +750,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
 	if (!opts->once && !opts->dry_run)
+		d.rwatch = rwatch_new(d.base, d.mon);
+	if (!opts->once && !opts->dry_run)
 		d.change = change_new(d.base, &(struct change_cbs){
 		    on_change_refresh }, &d);
 	d.ops = ops_new(d.base, opts->once);
@@ -792,6 +809,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	fetch_free(d.fetch);
 	change_free(d.change);
 	lease_free(d.lease);		/* released: the next takes over now */
+	rwatch_free(d.rwatch);		/* before the store it tells */
 	monitor_free(d.mon);
 	state_free(d.state);		/* after the last save */
 	pool_free(d.pool);
