@@ -37,7 +37,7 @@ PKG_CONFIG ?= pkg-config
 PYTHON	?= /usr/bin/python3
 
 PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash \
-	   hiredis
+	   hiredis libzstd
 
 # The revision /metrics reports in programs_cached_build_info: the git
 # checkout's, "unknown" in a tree that is not one (unless REVISION is set).

@@ -8,7 +8,7 @@ set -eu
 
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev libxxhash-dev
-libhiredis-dev"
+libhiredis-dev libzstd-dev"
 # systemd: systemd-analyze checks the unit; mandoc lints the man pages;
 # prometheus: promtool checks /metrics and contrib/prometheus/alerts.yml
 # (19 MB, about 7 s to install; on a systemd host it also starts a
