@@ -5,7 +5,7 @@
 #                        sets them, are honoured; WERROR=-Werror to fail
 #                        on warnings)
 #   make check           install missing Debian packages (as root), build
-#                        with -Werror and run every test
+#                        with -Werror and DEBUG=1 and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
 #   make check-promtool  promtool check/test rules on contrib/prometheus
 #   make check-deb       build the Debian package, lintian, unpack it into
@@ -13,6 +13,9 @@
 #   make check-systemd   boot systemd in a container (systemd-nspawn) and
 #                        run the unit there: readiness, reload, watchdog,
 #                        credentials, exit 2, journal fields
+#   make check-image     build the OCI image (contrib/container) with podman
+#                        on a base made by mmdebstrap, run and test it, and
+#                        render the Tutor plugin (contrib/tutor); as root
 #   make demo            run the daemon once against the sample catalogue
 #                        (BACKEND=redis: into a throw-away redis-server)
 #   make bench           the benchmark suite (bench/run.py); writes BENCH.md
@@ -20,6 +23,8 @@
 #   make bench-profile   callgrind of one 1,000-program refresh
 #   make install         PREFIX=/usr/local DESTDIR= (binary, unit, man
 #                        pages, example configuration); make uninstall
+#   make man-events      rewrite programs-cached(8)'s list of events from
+#                        the table in src/events.c
 
 PROG	 = programs-cached
 VERSION	 = 0.1.0
@@ -52,12 +57,33 @@ LDFLAGS	?=
 # Warnings fail the build in make check, check-asan and CI, not in a
 # package build with another compiler's new warnings.
 WERROR	?=
+# DEBUG=1 (make check and check-asan set it): cheap checks that stop the
+# program, such as an event or field the table of events lacks (log.h).
+DEBUG	?=
 PCD_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) \
 	  -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
 	  -Wformat=2 -Wno-format-nonliteral \
 	  -Iinclude -DPCD_VERSION='"$(VERSION)"' \
-	  $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null) $(CPPFLAGS)
-PCD_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm -pthread
+	  $(if $(filter 1,$(DEBUG)),-DPCD_DEBUG) $(PKG_CFLAGS) $(CPPFLAGS)
+PCD_LIBS = $(PKG_LIBS) -lm -pthread
+# Header dependencies, found by the compiler (build/**/*.d).
+DEPFLAGS = -MMD -MP
+
+# The packages' flags from pkg-config, asked only when something is
+# compiled or linked (make check and make demo install the packages
+# first), and once per make.  A package pkg-config cannot find stops the
+# build, naming it.
+pkg_missing = $(shell for p in $(PKGS); do \
+	$(PKG_CONFIG) --exists $$p 2>/dev/null || echo $$p; done)
+pkg_check = $(if $(shell command -v $(PKG_CONFIG)),,$(error \
+	$(PKG_CONFIG) is not installed: run tools/deps.sh build (as root)))$(if \
+	$(pkg_missing),$(error pkg-config cannot find $(pkg_missing) (no \
+	.pc file): install the build packages with tools/deps.sh build (as \
+	root), which make check and make demo run first))
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(pkg_check)$$(shell $$(PKG_CONFIG) \
+	--cflags $$(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $$(pkg_check)$$(shell $$(PKG_CONFIG) \
+	--libs $$(PKGS)))$(PKG_LIBS)
 
 ifeq ($(SAN),1)
 CFLAGS	 = -O1 -g -fno-omit-frame-pointer
@@ -72,7 +98,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/%)
 TOOL_SRCS = $(wildcard tests/tools/*.c)
 TOOL_BINS = $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/%)
-FUZZ_TARGETS = detail pickle keys config
+FUZZ_TARGETS = detail pickle keys config mcwatch
 FUZZ_SECONDS ?= 60
 CLANG	?= clang
 BENCH_SRCS = $(wildcard bench/*.c)
@@ -83,12 +109,21 @@ BACKEND	?= memcached
 .PHONY: all deps check check-unit check-integration check-asan demo \
 	install uninstall clean fuzz check-fuzz lint check-valgrind \
 	bench bench-quick bench-profile bench-bins check-deb check-systemd \
-	check-promtool FORCE
+	check-promtool check-image man-events lint-deps FORCE
 
 all: $(BUILD)/$(PROG)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
-	$(CC) $(PCD_CFLAGS) $(CFLAGS) -c -o $@ $<
+# The compiler and every flag, recorded: the file is rewritten only when
+# they change, and everything compiled depends on it, so that a change
+# (make, then make check with -Werror) rebuilds everything.
+$(BUILD)/flags: export PCD_FLAGS_USED = $(CC) $(PCD_CFLAGS) $(CFLAGS) \
+	$(LDFLAGS) $(PCD_LIBS)
+$(BUILD)/flags: FORCE | $(BUILD)/obj
+	@printf '%s\n' "$$PCD_FLAGS_USED" | cmp -s - $@ || \
+	    printf '%s\n' "$$PCD_FLAGS_USED" >$@
+
+$(BUILD)/obj/%.o: src/%.c $(BUILD)/flags | $(BUILD)/obj
+	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(BUILD)/obj:
 	mkdir -p $@
@@ -105,22 +140,38 @@ $(BUILD)/libpcd.a: $(LIBOBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/$(PROG): $(BUILD)/obj/main.o $(BUILD)/libpcd.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PCD_LIBS)
-
-$(BUILD)/test_%: tests/unit/test_%.c tests/unit/t.h tests/unit/capture.h $(BUILD)/libpcd.a
-	$(CC) $(PCD_CFLAGS) -Itests/unit $(CFLAGS) $(LDFLAGS) -o $@ $< \
+$(BUILD)/$(PROG): $(BUILD)/obj/main.o $(BUILD)/libpcd.a $(BUILD)/flags
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BUILD)/obj/main.o \
 	    $(BUILD)/libpcd.a $(PCD_LIBS)
 
-$(BUILD)/%: tests/tools/%.c $(BUILD)/libpcd.a
-	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
-	    $(BUILD)/libpcd.a $(PCD_LIBS)
+# A program of one source file and the library: tests, tools, benchmarks
+# (its header dependencies in $@.d).
+LINK_ONE = $(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) $(DEPFLAGS) -MF $@.d \
+	-MT $@ -o $@ $< $(filter %.o,$^) $(BUILD)/libpcd.a $(PCD_LIBS)
+
+$(BUILD)/test_%: tests/unit/test_%.c $(BUILD)/libpcd.a $(BUILD)/flags
+	$(LINK_ONE) -Itests/unit
+
+$(BUILD)/%: tests/tools/%.c $(BUILD)/libpcd.a $(BUILD)/flags
+	$(LINK_ONE)
+
+$(BUILD)/print-events: tools/print-events.c $(BUILD)/libpcd.a $(BUILD)/flags
+	$(LINK_ONE)
+
+# The man page's list of events, from the table (src/events.c).
+man-events: $(BUILD)/print-events
+	$(BUILD)/print-events | $(PYTHON) tools/man-events.py
 
 # The fuzz targets' entry points, replayed over the corpus and the inputs
 # that once failed (tests/fuzz/regress) by a plain driver: part of check.
-$(BUILD)/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(BUILD)/libpcd.a
-	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/driver.c \
-	    $(BUILD)/libpcd.a $(PCD_LIBS)
+$(BUILD)/replay_%: tests/fuzz/fuzz_%.c $(BUILD)/obj/fuzz-driver.o \
+    $(BUILD)/libpcd.a $(BUILD)/flags
+	$(LINK_ONE)
+
+$(BUILD)/obj/fuzz-driver.o: tests/fuzz/driver.c $(BUILD)/flags | $(BUILD)/obj
+	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/*.d)
 
 check-fuzz: $(FUZZ_TARGETS:%=$(BUILD)/replay_%)
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -150,24 +201,27 @@ fuzz:
 
 # Static analysis: cppcheck, and clang-tidy with the checked-in
 # .clang-tidy (every finding is an error).
-lint:
-	@tools/deps.sh lint
+lint: lint-deps
 	cppcheck -q --enable=warning,performance,portability --std=c11 \
 	    --error-exitcode=1 --inline-suppr -Iinclude -D_GNU_SOURCE \
 	    -DPCD_VERSION='"$(VERSION)"' src tests/unit tests/tools tests/fuzz
 	printf '%s\n' $(SRCS) | xargs -P2 -n4 sh -c 'clang-tidy -quiet "$$@" \
 	    -- -std=c11 -D_GNU_SOURCE -Iinclude -DPCD_VERSION=\"$(VERSION)\" \
-	    $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)' clang-tidy
+	    $(PKG_CFLAGS)' clang-tidy
 
-$(BUILD)/bench-%: bench/%.c $(BUILD)/libpcd.a
-	$(CC) $(PCD_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
-	    $(BUILD)/libpcd.a $(PCD_LIBS)
+# Before lint's recipe, which asks pkg-config.
+lint-deps:
+	@tools/deps.sh lint
+
+$(BUILD)/bench-%: bench/%.c $(BUILD)/libpcd.a $(BUILD)/flags
+	$(LINK_ONE)
 
 deps:
 	@tools/deps.sh test
 
 check: deps
-	$(MAKE) WERROR=-Werror check-unit check-integration check-promtool
+	$(MAKE) WERROR=-Werror DEBUG=1 check-unit check-integration \
+	    check-promtool
 
 # The alerting rules: syntax, and promtool's unit tests of them (the
 # /metrics page itself is checked in tests/integration/test_ops.py).
@@ -192,7 +246,7 @@ check-valgrind: deps $(BUILD)/$(PROG)
 	    -t . $(TESTFLAGS)
 
 check-asan: deps
-	$(MAKE) BUILD=build/asan SAN=1 WERROR=-Werror check-unit \
+	$(MAKE) BUILD=build/asan SAN=1 WERROR=-Werror DEBUG=1 check-unit \
 	    check-integration
 
 # The Debian package, built from a copy of the tree into build/deb.
@@ -205,6 +259,12 @@ check-deb:
 check-systemd: deps $(BUILD)/$(PROG)
 	@tools/deps.sh systemd
 	tests/systemd/check-systemd.sh $(BUILD)
+
+# The image, from a copy of the tree into build/image, tested by podman
+# runs beside memcached, redis-server and the fake Discovery.
+check-image: deps $(BUILD)/$(PROG)
+	@tools/deps.sh image
+	tests/image/check-image.sh $(BUILD)/image $(VERSION) $(BUILD)
 
 demo: deps
 	$(MAKE) $(BUILD)/$(PROG)

@@ -44,7 +44,7 @@ def sections(fake, mc, state, check):
     cache = ("redis", {"url": mc.url(1)}) if isinstance(mc, RedisServer) \
         else ("memcached", {"servers": mc.address})
     return {
-        "discovery": {"max_in_flight": 8, "retries": 0,
+        "discovery": {"auth": "none", "max_in_flight": 8, "retries": 0,
                       "request_timeout": "120s", "refresh_deadline": "1h"},
         cache[0]: cache[1],
         "daemon": {"refresh_interval": "24h", "check_interval": check,

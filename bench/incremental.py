@@ -64,7 +64,7 @@ def kinds_of(reqs):
 
 def config(fake, mc, state_dir, interval):
     return {
-        "discovery": {"max_in_flight": 8},
+        "discovery": {"auth": "none", "max_in_flight": 8},
         "memcached": {"servers": [mc.address]},
         "daemon": {"state_dir": state_dir, "refresh_interval": "15m",
                    "incremental_interval": interval, "log_format": "json",

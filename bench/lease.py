@@ -17,7 +17,7 @@ def run(n, lease, secs=20):
     fake = FakeDiscovery(catalog.generate(20, seed=5)).start()
     ds = []
     for i in range(n):
-        sec = {"discovery": {}, "memcached": {"servers": mc.address},
+        sec = {"discovery": {"auth": "none"}, "memcached": {"servers": mc.address},
                "daemon": {"refresh_interval": "2s", "incremental_interval": "0"},
                "site lms.example.com": {"site_id": 1, "catalog_api_url": fake.base_url()}}
         if lease:

@@ -290,7 +290,7 @@ class Bench:
         state.mkdir(exist_ok=True)
         cache = cache or ("memcached", {"servers": servers or self.mc.address})
         sections = {
-            "discovery": dict(discovery or {}),
+            "discovery": dict({"auth": "none"}, **(discovery or {})),
             cache[0]: cache[1],
             "daemon": dict({"log_format": "json", "state_dir": str(state)},
                            **({"workers": self.a.workers} if self.a.workers is not None else {}),

@@ -3,10 +3,20 @@
  *
  * cfg_load() validates everything it reads: an unknown section or key, a
  * bad value, a line too long, a missing or unreadable file, a file that is
- * not a regular file or is larger than CFG_MAX_SIZE are each logged as a
- * config_error event naming the file, the line and the key, and make the
- * load fail.  Nothing half-read is ever returned.  The keys, their types,
- * ranges and defaults are the table of settings.h.
+ * not a regular file or is larger than CFG_MAX_SIZE, a site whose
+ * Discovery has no way to get a token are each logged as a config_error
+ * event naming the file, the line and the key, and make the load fail.
+ * Nothing half-read is ever returned.  What is suspicious but may be meant
+ * (a reserved example domain in a URL, a secret the caller cannot read
+ * under --check-config) is a config_warning.  The keys, their types,
+ * ranges, defaults and what a change of each needs on SIGHUP are the
+ * table of settings.h (settings_differ() compares two cfgs by it); the
+ * grammar of values is cfgval.h, Redis URLs redisurl.h, reading files and
+ * secrets secret.h.
+ *
+ * A struct cfg is read-only once loaded, and holds everything derived from
+ * the environment too ($CREDENTIALS_DIRECTORY is resolved here, once):
+ * other modules read paths and values from it, never from getenv().
  */
 #ifndef PCD_CONFIG_H
 #define PCD_CONFIG_H
@@ -39,6 +49,14 @@ enum cfg_pathway_ids {
 	PATHWAY_IDS_IDS		/* 7, what the LMS reader looks up */
 };
 
+/* How Discovery's token is had ([discovery] auth). */
+enum cfg_auth {
+	AUTH_AUTO,	/* as written only: resolved when loaded */
+	AUTH_OAUTH2,	/* client_id, oauth_url and the client secret */
+	AUTH_TOKEN,	/* a static JWT from token_file */
+	AUTH_NONE	/* no token: a Discovery that asks for none */
+};
+
 enum cfg_backend {
 	BACKEND_MEMCACHED,	/* a [memcached] section, or neither */
 	BACKEND_REDIS		/* a [redis] section */
@@ -67,6 +85,12 @@ struct cfg {
 	char			*client_id;
 	char			*client_secret_file;
 	char			*token_file;
+	enum cfg_auth		 auth;		/* loaded: never AUTH_AUTO */
+	/*
+	 * Resolved when loaded: client_secret_file, or
+	 * $CREDENTIALS_DIRECTORY/client-secret; NULL: neither.
+	 */
+	char			*client_secret_path;
 	long			 connect_timeout_ms;
 	long			 request_timeout_ms;
 	long			 low_speed_limit;	/* bytes/s */
@@ -108,6 +132,13 @@ struct cfg {
 	char			*redis_user;		/* ACL user, or NULL */
 	char			*redis_password;	/* from the URL, or NULL */
 	char			*redis_password_file;
+	/*
+	 * Resolved when loaded: password_file, or else (if the URL has no
+	 * password) $CREDENTIALS_DIRECTORY/redis-password, which is optional:
+	 * read if it exists when connecting.  NULL: no password file.
+	 */
+	char			*redis_password_path;
+	bool			 redis_password_optional;
 
 	/* [daemon] */
 	long			 refresh_interval_ms;
@@ -161,5 +192,7 @@ void		 cfg_free(struct cfg *);
 /* The site with this domain, or NULL. */
 const struct cfg_site	*cfg_site(const struct cfg *, const char *domain)
 			    PCD_WUR;
+/* Free n servers and the array (NULL is fine). */
+void		 cfg_servers_free(struct cfg_server *, size_t n);
 
 #endif

@@ -22,6 +22,7 @@ struct daemon_opts {
 	const char	*domain;	/* only this site */
 	bool		 force;		/* publish what the shrink guard holds */
 	bool		 dry_run;	/* once, printing instead of writing */
+	const char	*diff;		/* dry_run: this key's changes too */
 };
 
 /* Exit codes of one-shot runs (SPEC §7). */

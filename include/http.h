@@ -8,7 +8,7 @@
  * jitter, or after the server's Retry-After, up to `retries` more times;
  * each retry is logged as an http_retry event.  The callback runs exactly
  * once per request, from the event loop, never from inside libcurl, and
- * never from inside http_get() itself.
+ * never from inside http_get_max() itself.
  *
  * A queued request holds its strings only: its libcurl handle and headers
  * are made when it goes in flight, and dropped while it waits to retry, so
@@ -61,13 +61,10 @@ void		 http_free(struct http *);
 void		 http_set_opts(struct http *, const struct http_opts *);
 
 /*
- * GET url.  authorization is the whole header value ("JWT ...") or NULL.
- * The strings are copied.
+ * GET url, keeping at most max_size body bytes (if lower than
+ * max_response_size; 0: max_response_size).  authorization is the whole
+ * header value ("JWT ...") or NULL.  The strings are copied.
  */
-struct http_req	*http_get(struct http *, const char *url,
-		    const char *authorization, http_cb, void *arg);
-/* The same, keeping at most max_size body bytes (if lower than
- * max_response_size; 0: max_response_size). */
 struct http_req	*http_get_max(struct http *, const char *url,
 		    const char *authorization, size_t max_size, http_cb,
 		    void *arg);

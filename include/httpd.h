@@ -43,7 +43,5 @@ struct httpd_hooks {
 struct httpd	*httpd_new(struct event_base *, const char *host, int port,
 		    const struct httpd_hooks *);
 void		 httpd_free(struct httpd *);
-/* The address bound, "127.0.0.1:9640" or "[::1]:9640" (borrowed). */
-const char	*httpd_address(const struct httpd *);
 
 #endif

@@ -48,7 +48,5 @@ void		 lease_start(struct lease *);
 bool		 lease_valid(const struct lease *);
 /* Whether another daemon held it at the last try (stand-by readiness). */
 bool		 lease_held_elsewhere(const struct lease *);
-/* This daemon's holder id. */
-const char	*lease_id(const struct lease *);
 
 #endif

@@ -7,21 +7,24 @@
  *	    "site=%s stage=%s url=%s http_status=%ld error=%s",
  *	    site, "uuids", url, status, err);
  *
- * The field list is printf-checked: space-separated name=value pairs, each
- * value a single conversion (%s %d %i %u %x %c %f %g %e, with l, ll, z or j
- * length modifiers on the integers, an optional width and precision in
- * digits, and %.*s) or literal text without spaces.  Numeric conversions
- * become JSON numbers; %s a JSON string (NULL is null).  Field names are
- * lower-case [a-z0-9_].  Any other conversion (a flag, %p, %hd, ...) is not
- * formatted: the walker stops reading arguments there and the line gets a
- * field log_error naming it.  log_check_format() applies the same rules
- * without arguments; tests/unit/test_logfmt.c runs every log_event format
- * in src/ through it.
+ * Every event is a row of the table in events.c (its name, priority and
+ * fields; events.h); the field list is printf-checked by the compiler and
+ * walked by logfmt.c (logfmt.h: the conversions it takes; numeric ones
+ * become JSON numbers, %s a JSON string, NULL null).  In a debug build
+ * (make DEBUG=1, as make check builds), an event or field the table does
+ * not have aborts the program; otherwise the event is logged as it is.
  *
  * Formats (log_format): json, one object per line on stderr; text,
  * "ts level event k=v ..." for a terminal; journal, native journald fields
- * (EVENT=, SITE=, ..., PRIORITY=, MESSAGE=); auto picks journal when stderr
- * is the journal ($JOURNAL_STREAM), text on a terminal, json otherwise.
+ * (EVENT=, SITE=, ..., PRIORITY=, MESSAGE=, MESSAGE_ID=; journal.c), or
+ * when the journal cannot take it the text line on stderr after "<N>";
+ * auto picks journal when stderr is the journal ($JOURNAL_STREAM), text on
+ * a terminal, json otherwise.
+ *
+ * Threads: only the loop thread logs.  Work on other threads (pool.h)
+ * hands its results back to the loop, which logs them; nothing here is
+ * locked.  fatal() and fatalx() (allocation failure) may run anywhere:
+ * they write to stderr and exit.
  */
 #ifndef PCD_LOG_H
 #define PCD_LOG_H
@@ -43,6 +46,8 @@ void	log_setup(enum log_format, int level);
 /* Parse "json", "text", ... / "debug", "info", ...; -1 if unknown. */
 int	log_format_parse(const char *);
 int	log_level_parse(const char *);
+/* The lower-case name of a priority: "error", "warning", ... */
+const char	*log_level_name(int prio);
 
 void	log_event(int prio, const char *event, const char *fields, ...)
 	    PCD_ATTR_PRINTF(3, 4);
@@ -51,22 +56,10 @@ void	log_eventv(int prio, const char *event, const char *fields, va_list)
 /* Free text for debugging: event "debug", field msg. */
 void	log_debug(const char *, ...) PCD_ATTR_PRINTF(1, 2);
 /*
- * Whether the walker supports every conversion of a field list (and its
- * names are well formed): 0, or -1 with the reason in why.
- */
-int	log_check_format(const char *fields, char *why, size_t len);
-/*
  * A field added to every event until it is cleared (name NULL): the
  * daemon's refresh_id while a refresh runs.  Both strings are copied.
  */
 void	log_context(const char *name, const char *value);
-/*
- * The event's MESSAGE_ID in the journal: a fixed 128-bit id per event name
- * (BLAKE2b-128 of "programs-cached:" and the name), as 32 hex digits.
- */
-void	log_message_id(const char *event, char out[33]);
-/* Whether a field name is one of journald's own (written as pcd_NAME). */
-int	log_field_collides(const char *name);
 /* Whether prio would be shown (to skip building expensive fields). */
 int	log_enabled(int prio);
 

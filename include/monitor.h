@@ -1,9 +1,10 @@
 /*
  * monitor.h: keep what the snapshot says in memcached (SPEC §5).
  *
- * Every check_interval, per server: its stats (pid, uptime) and a few
- * sentinel keys (the site lists it holds, else its last few keys).  A
- * server whose pid changed or whose uptime went back has restarted, and
+ * Every check_interval (the first at start-up), per server: its stats
+ * (memcached's pid, Redis's run_id; the uptime) and a few sentinel keys
+ * (the site lists it holds, else its last few keys).  A server whose pid
+ * or run_id changed or whose uptime went back has restarted, and
  * one that was down since start-up may hold nothing: cache_empty_detected,
  * then every key it owns is re-published from the snapshot at once.  A
  * server whose sentinels are missing (flush_all, eviction) is
@@ -28,6 +29,8 @@
 #ifndef PCD_MONITOR_H
 #define PCD_MONITOR_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "snapshot.h"
@@ -65,6 +68,15 @@ void		 monitor_set_idle(struct monitor *, bool);
 void		 monitor_start(struct monitor *);
 /* Verify every key on the next turn of the loop (after a publish). */
 void		 monitor_verify_soon(struct monitor *);
+/*
+ * Whether server i holds what the snapshot says, asked now: a check of it
+ * (stats and sentinels, as every check_interval; a restart found is
+ * cache_empty_detected and repaired at once, as always), and its keys
+ * found by a verify pass or written by a repair since it last restarted,
+ * was down or lost its sentinels.  false while idle or not started.  The
+ * state asks this before it skips a value as unchanged (state.h).
+ */
+bool		 monitor_confirmed(struct monitor *, size_t i);
 /*
  * Re-publish every entry of the snapshot now (SIGUSR1).  0, or -1 if some
  * could not be written or there is no snapshot (logged).

@@ -6,7 +6,7 @@
  * is logged once (notify_failed) and otherwise ignored, as sd_notify(3)
  * recommends: the service manager is an observer, not a dependency.
  *
- *	READY=1		notify_ready(): something is published (once)
+ *	READY=1		notify_ready(): the daemon runs (once)
  *	RELOADING=1	notify_reloading() ... notify_reloaded() around
  *			SIGHUP, only once ready (before that, READY=1 would
  *			claim a start-up that has not finished)

@@ -4,9 +4,10 @@
  * POST {oauth_url}/oauth2/access_token with grant_type=client_credentials,
  * client_id, client_secret and token_type=jwt; the answer's access_token is
  * kept until shortly before expires_in runs out.  The secret is read from
- * client_secret_file, or $CREDENTIALS_DIRECTORY/client-secret (systemd's
- * LoadCredential=), each time a token is needed: it is never logged, never
- * on the command line, and never kept in memory longer than one request.
+ * the configuration's client_secret_path (client_secret_file, or systemd's
+ * LoadCredential= client-secret), each time a token is needed: it is never
+ * logged, never on the command line, and never kept in memory longer than
+ * one request.
  * Events: token_acquired, token_failed (with the reason, never the secret
  * or the token).
  */
@@ -39,8 +40,6 @@ void		 oauth_get(struct oauth *, const char *stale, oauth_cb,
 		    void *arg);
 /* Call every waiting callback now, without a token (shutdown). */
 void		 oauth_cancel(struct oauth *);
-/* Where the secret is read from (for config checks): caller frees. */
-char		*oauth_secret_path(const struct cfg *);
 /*
  * The Authorization value "JWT <token>" from a token_file (a static JWT
  * instead of OAuth2); NULL (logged as token_failed) if it cannot be read

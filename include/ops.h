@@ -3,8 +3,11 @@
  * the watchdog for systemd, and the HTTP listener's /readyz and the
  * series /metrics adds to metrics_render()'s.
  *
- * The daemon says what happens (a refresh runs or ended, something real
- * is in the cache); this module decides what that means for readiness:
+ * READY=1 says the daemon runs (its loop, with a valid configuration),
+ * not that the cache holds data: that is /readyz's, programs_cached_ready
+ * and STATUS='s.  The daemon says what happens (a refresh runs or ended,
+ * something real is in the cache); this module decides what that means
+ * for readiness:
  * ready when the last publish or repair is younger than three refresh
  * intervals and every cache server answered when last used; a stand-by
  * (another daemon holds the lease) when someone holds the lease and every
@@ -35,7 +38,10 @@ void		 ops_free(struct ops *);
  */
 int		 ops_configure(struct ops *, const struct cfg *,
 		    struct store *, const struct keyfn *, struct lease *);
-/* The watchdog and the STATUS= timer (not in one-shot runs). */
+/*
+ * The watchdog and the STATUS= timer, and READY=1: the daemon runs with a
+ * valid configuration and its listener (not in one-shot runs).
+ */
 void		 ops_start(struct ops *);
 /* A refresh started (true) or its result is in (false). */
 void		 ops_refreshing(struct ops *, bool);
@@ -44,9 +50,14 @@ void		 ops_refreshed(struct ops *, enum metrics_outcome,
 		    size_t programs);
 /*
  * Something real is in the cache: a publish, a repair, or a snapshot file
- * that holds one.  The first one is READY=1; each restarts /readyz's clock.
+ * that holds one.  Each restarts /readyz's clock.
  */
 void		 ops_published(struct ops *);
+/*
+ * A reload (SIGHUP) read the configuration (error NULL), or did not:
+ * STATUS= leads with error ("FILE line N: KEY: ERROR") until one does.
+ */
+void		 ops_reloaded(struct ops *, const char *error);
 /* Say the state of things in STATUS= now. */
 void		 ops_status(struct ops *);
 

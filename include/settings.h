@@ -2,7 +2,9 @@
  * settings.h: the table of every configuration key (SPEC §8).
  *
  * One row per key, as tmux's options-table.c: its section, name, type,
- * range or choices, default and a one-line help.  config.c parses with it
+ * range or choices, default, what a change of it needs on SIGHUP (nothing,
+ * a new store, a new token, or a restart: settings_differ() compares two
+ * configurations by it) and a one-line help.  config.c parses with it
  * and takes every default from it (the default is text, parsed like a
  * value in the file, so what the documentation shows is what is applied);
  * tests/unit/test_settings.c checks that the example configuration and
@@ -20,6 +22,8 @@
 #include <stdio.h>
 
 #include "util.h"
+
+struct cfg;
 
 enum setting_type {
 	SETTING_STRING,		/* char *, any text */
@@ -50,6 +54,17 @@ enum setting_ctype {
 	SETTING_C_OTHER
 };
 
+/*
+ * What a change of a key needs when SIGHUP loads a new configuration: each
+ * row has exactly one.
+ */
+enum setting_change {
+	SETTING_APPLIES = 1 << 0,	/* nothing: read anew from now on */
+	SETTING_NEW_STORE = 1 << 1,	/* a new store, every key rewritten */
+	SETTING_NEW_TOKEN = 1 << 2,	/* a new OAuth2 client and token */
+	SETTING_RESTART = 1 << 3	/* read at start-up only */
+};
+
 struct setting {
 	const char		*section;	/* "site" for [site D] */
 	const char		*name;
@@ -57,6 +72,7 @@ struct setting {
 	enum setting_scope	 scope;
 	size_t			 off;		/* of the field */
 	enum setting_ctype	 ctype;
+	unsigned		 change;	/* one enum setting_change */
 	long long		 min, max;	/* numbers, in ms or bytes */
 	const char *const	*choices;	/* NULL-terminated, or NULL */
 	const char		*dflt;		/* as in a file; NULL: unset */
@@ -72,9 +88,16 @@ const struct setting	*settings_find(const char *section,
 /* Whether any key belongs to section ("site" for [site DOMAIN]). */
 bool			 settings_section_known(const char *section);
 /*
+ * Whether a and b differ in any key whose change is one of changes
+ * (SETTING_NEW_STORE | SETTING_NEW_TOKEN, ...): every row of the table
+ * with such a change is compared, so a new row needs no code here.
+ */
+bool			 settings_differ(const struct cfg *a,
+			    const struct cfg *b, unsigned changes) PCD_WUR;
+/*
  * Every key as a commented-out "key = default" line under its section,
- * each after a line of help with its type and range (the hidden option
- * --print-settings).
+ * each after a line of help with its type and range and what a change of
+ * it needs on SIGHUP (the hidden option --print-settings).
  */
 void			 settings_print(FILE *);
 

@@ -72,6 +72,16 @@ struct state_publish_opts {
 	bool	force;		/* publish what the shrink guard would hold */
 	bool	skip_same;	/* skip values the cache holds (the daemon) */
 	bool	every_site;	/* all sites refreshed: stale keys count */
+	/*
+	 * Whether server i holds what the record says, asked once per
+	 * server when a publish starts (the daemon: monitor_confirmed, a
+	 * round trip now and the monitor's word since the server last
+	 * restarted).  With skip_same, a value is skipped as unchanged only
+	 * on servers that do; on the others it is written, so that a down
+	 * server fails the refresh for the keys it owns.  NULL: none does.
+	 */
+	bool	(*confirmed)(void *arg, size_t i);
+	void	*confirmed_arg;
 };
 
 struct state_result {
@@ -96,12 +106,20 @@ struct state_result {
  */
 int		 state_publish(struct state *, struct fetch_result *fr,
 		    const struct state_publish_opts *, struct state_result *);
+struct state_dry_opts {
+	bool		 force;		/* as state_publish_opts */
+	bool		 every_site;	/* as state_publish_opts */
+	const char	*diff;		/* a key whose changes to print */
+};
+
 /*
- * --dry-run: what publishing fr would do, printed on out (nothing is
- * written, nothing recorded).  0 when every site would be published whole,
- * -1 otherwise.
+ * --dry-run: what publishing fr would do, printed on out (dryrun.h:
+ * written, deleted or held; nothing is written, nothing recorded): the
+ * stale keys with the counts this state has (a new process starts them
+ * from the snapshot file, which does not keep them: every key of it
+ * present).  0 when every site would be published whole, -1 otherwise.
  */
 int		 state_dry_run(struct state *, struct fetch_result *fr,
-		    bool force, FILE *out);
+		    const struct state_dry_opts *, FILE *out);
 
 #endif

@@ -170,4 +170,16 @@ int		 store_lease(struct store *, size_t i, enum store_lease_op,
 		    const char *key, size_t keylen, const char *id,
 		    long ttl_ms, char *err, size_t errlen);
 
+/*
+ * Mark what follows on server i's write connection as the daemon's own, so
+ * that a reader watch never counts it (SPEC §13).  memcached: queues a
+ * no-reply delete of MCW_SELF_KEY (mcwatch.h) ahead of the next batch on
+ * that connection, sent with it (no round trip); the watch learns the
+ * connection's cfd from that line.  Call it before every batch of sets,
+ * deletes or gets on server i: a reconnect in between gives the connection
+ * a new cfd, and the batch's own line comes first on it.  Redis: nothing
+ * (keymiss events do not name the client; see rdwatch.h's rdw_expect).
+ */
+void		 store_announce(struct store *, size_t i);
+
 #endif

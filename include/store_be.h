@@ -49,6 +49,7 @@ struct store_be {
 			    const char *, size_t, const char *, long, char *,
 			    size_t);
 	void		(*probe)(struct store *, bool);
+	void		(*announce)(struct store *, size_t);	/* or NULL */
 };
 
 extern const struct store_be	store_be_memcached;

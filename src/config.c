@@ -1,30 +1,32 @@
 /*
- * config.c: read and validate the INI configuration.
+ * config.c: the configuration's sections and keys, its loading and its
+ * checks, and the lifetime of a struct cfg.
  *
  * inih does the parsing.  A reader of our own feeds it one line at a time so
  * that every key can be reported with its line number (Debian's inih is
  * built without INI_HANDLER_LINENO) and so that lines longer than inih's
  * buffer are refused instead of silently split.  Which keys exist, their
- * types, ranges and defaults come from the table in settings.c.
+ * types, ranges and defaults come from the table in settings.c; what a
+ * value means from cfgval.c (redisurl.c for a Redis URL); the file is read
+ * by secret.c, which also knows where systemd puts credentials.
  */
-#include <sys/stat.h>
-
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <ini.h>
 
+#include "cfgval.h"
 #include "config.h"
+#include "redisurl.h"
+#include "secret.h"
 #include "settings.h"
-#include "store.h"
 
 /* What the line reader and the handler share. */
 struct loader {
@@ -36,7 +38,7 @@ struct loader {
 	int		 line;		/* line last handed to inih */
 	int		 errors;
 	int		*key_line;	/* per setting: where set, 0 = not */
-	bool		*site_seen;	/* per site and setting */
+	int		*site_line;	/* per site and setting: the same */
 	char		*why;		/* the first error, for the caller */
 	size_t		 whylen;
 };
@@ -89,16 +91,6 @@ cfg_warning(struct loader *ld, int line, const char *key, const char *fmt,
 	free(msg);
 }
 
-static int	parse_duration(const char *, long long *) PCD_WUR;
-static int	parse_size(const char *, long long *) PCD_WUR;
-static int	parse_int(const char *, long long *) PCD_WUR;
-static int	parse_bool(const char *, bool *) PCD_WUR;
-static int	parse_fraction(const char *, double *) PCD_WUR;
-static int	parse_servers(struct cfg *, const char *, char *, size_t)
-		    PCD_WUR;
-static int	parse_listen(struct cfg *, const char *, char *, size_t)
-		    PCD_WUR;
-
 /* fgets for inih over our buffer, counting lines and refusing long ones. */
 static char *
 cfg_readline(char *str, int num, void *stream)
@@ -129,252 +121,6 @@ cfg_readline(char *str, int num, void *stream)
 	return str;
 }
 
-/* Parse "250ms", "5s", "15m", "1h" or a bare number of seconds. */
-static int
-parse_duration(const char *s, long long *ms)
-{
-	char		*end;
-	double		 v;
-	long long	 unit = 1000;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno != 0 || v < 0 || !isfinite(v))
-		return -1;
-	if (strcmp(end, "ms") == 0)
-		unit = 1;
-	else if (strcmp(end, "s") == 0 || *end == '\0')
-		unit = 1000;
-	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-		unit = 60 * 1000;
-	else if (strcmp(end, "h") == 0)
-		unit = 3600 * 1000;
-	else
-		return -1;
-	if (v * (double)unit > (double)LLONG_MAX / 2)
-		return -1;
-	*ms = llround(v * (double)unit);
-	return 0;
-}
-
-/* Parse "64M", "1K", "1G" or a bare number of bytes. */
-static int
-parse_size(const char *s, long long *bytes)
-{
-	char			*end;
-	unsigned long long	 v, unit = 1;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end == 'K' || *end == 'k')
-		unit = 1024;
-	else if (*end == 'M' || *end == 'm')
-		unit = 1024 * 1024;
-	else if (*end == 'G' || *end == 'g')
-		unit = 1024 * 1024 * 1024;
-	else if (*end != '\0')
-		return -1;
-	if (*end != '\0' && end[1] != '\0' && strcmp(end + 1, "B") != 0 &&
-	    strcmp(end + 1, "iB") != 0)
-		return -1;
-	if (v > (unsigned long long)LLONG_MAX / unit)
-		return -1;
-	*bytes = (long long)(v * unit);
-	return 0;
-}
-
-static int
-parse_int(const char *s, long long *out)
-{
-	char	*end;
-
-	errno = 0;
-	*out = strtoll(s, &end, 10);
-	if (end == s || *end != '\0' || errno != 0)
-		return -1;
-	return 0;
-}
-
-static int
-parse_bool(const char *s, bool *out)
-{
-	if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 ||
-	    strcmp(s, "on") == 0 || strcmp(s, "1") == 0)
-		*out = true;
-	else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 ||
-	    strcmp(s, "off") == 0 || strcmp(s, "0") == 0)
-		*out = false;
-	else
-		return -1;
-	return 0;
-}
-
-/* "10%" or "0.1". */
-static int
-parse_fraction(const char *s, double *out)
-{
-	char	*end;
-	double	 v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno != 0 || !isfinite(v))
-		return -1;
-	if (strcmp(end, "%") == 0)
-		v /= 100;
-	else if (*end != '\0')
-		return -1;
-	if (v < 0 || v > 1)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/*
- * Servers as in Django's LOCATION: "host:port" (port defaults to 11211, as
- * pymemcache's normalize_server_spec), separated by spaces or commas;
- * "[v6]:port" for IPv6.
- */
-static int
-parse_servers(struct cfg *cfg, const char *s, char *err, size_t errlen)
-{
-	char	*copy = xstrdup(s), *tok, *save = NULL;
-	size_t	 i;
-
-	for (i = 0; i < cfg->nservers; i++) {
-		free(cfg->servers[i].host);
-		free(cfg->servers[i].name);
-	}
-	cfg->nservers = 0;
-	for (tok = strtok_r(copy, " ,\t", &save); tok != NULL;
-	    tok = strtok_r(NULL, " ,\t", &save)) {
-		struct cfg_server	 sv;
-		char			*colon, *end, *host = tok;
-		long			 port = 11211;
-
-		if (*tok == '[') {
-			if ((end = strchr(tok, ']')) == NULL)
-				goto bad;
-			host = tok + 1;
-			*end = '\0';
-			colon = end[1] == ':' ? end + 1 : NULL;
-			if (end[1] != '\0' && colon == NULL)
-				goto bad;
-		} else
-			colon = strrchr(tok, ':');
-		if (colon != NULL) {
-			*colon = '\0';
-			errno = 0;
-			port = strtol(colon + 1, &end, 10);
-			if (*end != '\0' || colon[1] == '\0' || errno != 0 ||
-			    port < 1 || port > 65535)
-				goto bad;
-		}
-		if (*host == '\0')
-			goto bad;
-		if (cfg->nservers == STORE_MAX_SERVERS) {
-			snprintf(err, errlen, "more than %d servers",
-			    STORE_MAX_SERVERS);
-			free(copy);
-			return -1;
-		}
-		sv.host = xstrdup(host);
-		sv.port = (int)port;
-		sv.name = xasprintf("%s:%ld", host, port);
-		cfg->servers = xreallocarray(cfg->servers, cfg->nservers + 1,
-		    sizeof *cfg->servers);
-		cfg->servers[cfg->nservers++] = sv;
-		continue;
-bad:
-		snprintf(err, errlen, "bad server \"%s\" (want host:port)",
-		    tok);
-		free(copy);
-		return -1;
-	}
-	free(copy);
-	if (cfg->nservers == 0) {
-		snprintf(err, errlen, "no servers");
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * The HTTP listener's address: "host:port", "[v6]:port", or a bare port
- * on 127.0.0.1 (loopback unless the operator says otherwise); port 0 takes
- * any free one.  Empty turns the listener off.
- */
-static int
-parse_listen(struct cfg *cfg, const char *s, char *err, size_t errlen)
-{
-	char		*copy, *colon, *end, *portstr;
-	const char	*host;
-	long		 port;
-
-	free(cfg->listen);
-	free(cfg->listen_host);
-	cfg->listen = cfg->listen_host = NULL;
-	cfg->listen_port = 0;
-	if (*s == '\0')
-		return 0;
-	copy = xstrdup(s);
-	if (*copy == '[') {
-		if ((end = strchr(copy, ']')) == NULL || end[1] != ':')
-			goto bad;
-		*end = '\0';
-		host = copy + 1;
-		portstr = end + 2;
-	} else if ((colon = strrchr(copy, ':')) == NULL) {
-		host = "127.0.0.1";
-		portstr = copy;
-	} else {
-		if (strchr(copy, ':') != colon)
-			goto bad;	/* a bare v6 address needs brackets */
-		*colon = '\0';
-		host = copy;
-		portstr = colon + 1;
-	}
-	errno = 0;
-	port = strtol(portstr, &end, 10);
-	if (*portstr < '0' || *portstr > '9' || *end != '\0' || errno != 0 ||
-	    port > 65535 || *host == '\0')
-		goto bad;
-	cfg->listen_host = xstrdup(host);
-	cfg->listen_port = (int)port;
-	cfg->listen = strchr(host, ':') != NULL ?
-	    xasprintf("[%s]:%ld", host, port) : xasprintf("%s:%ld", host, port);
-	free(copy);
-	return 0;
-bad:
-	snprintf(err, errlen, "bad address \"%s\" (want host:port, "
-	    "[v6]:port or a port)", s);
-	free(copy);
-	return -1;
-}
-
-/* "want a, b or c": the choices of a setting, for an error. */
-static void
-want_choices(const struct setting *st, char *out, size_t len)
-{
-	size_t	i, n, used = 0;
-
-	for (n = 0; st->choices[n] != NULL; n++)
-		;
-	out[0] = '\0';
-	for (i = 0; i < n && used < len; i++) {
-		int w = snprintf(out + used, len - used, "%s%s",
-		    i == 0 ? "" : i + 1 == n ? " or " : ", ", st->choices[i]);
-
-		if (w < 0)
-			break;
-		used += (size_t)w;
-	}
-}
-
 /* Store a number in its field, which is an int, a long or a size_t. */
 static void
 set_number(const struct setting *st, void *field, long long n)
@@ -394,27 +140,91 @@ set_number(const struct setting *st, void *field, long long n)
 	}
 }
 
-/* A catalog_api_url: http(s), any trailing / removed. */
-static void
-set_url(struct loader *ld, const struct setting *st, char **field,
-    const char *value)
+/* A choice of the table (or a log format or level): its index, or -1. */
+static int
+choice_of(const struct setting *st, const char *value)
 {
-	size_t	i;
+	if (st->type == SETTING_LOGFORMAT)
+		return log_format_parse(value);
+	if (st->type == SETTING_LOGLEVEL)
+		return log_level_parse(value);
+	return cfgval_choice(value, st->choices);
+}
 
-	if (*value == '\0')
-		return;		/* explicitly unconfigured */
-	if (strncmp(value, "http://", 7) != 0 &&
-	    strncmp(value, "https://", 8) != 0) {
-		cfg_error(ld, ld->line, st->name, "bad URL \"%s\" "
-		    "(want http:// or https://)", value);
+/* A number of the table, in range; -1 after logging why not. */
+static int
+number_of(struct loader *ld, const struct setting *st, const char *value,
+    long long *n)
+{
+	switch (st->type) {
+	case SETTING_DURATION:
+		if (cfgval_duration(value, n) == -1) {
+			cfg_error(ld, ld->line, st->name, "bad duration \"%s\" "
+			    "(want a number with ms, s, m or h)", value);
+			return -1;
+		}
+		if (*n < st->min || *n > st->max) {
+			cfg_error(ld, ld->line, st->name,
+			    "%s out of range (%lldms to %lldms)", value,
+			    st->min, st->max);
+			return -1;
+		}
+		return 0;
+	case SETTING_SIZE:
+		if (cfgval_size(value, n) == -1 || *n < st->min ||
+		    *n > st->max) {
+			cfg_error(ld, ld->line, st->name, "bad size \"%s\" "
+			    "(want %lld to %lld bytes; K, M, G allowed)",
+			    value, st->min, st->max);
+			return -1;
+		}
+		return 0;
+	default:
+		/* "auto" is -1 where -1 is allowed (workers). */
+		if (st->min == -1 && strcmp(value, "auto") == 0)
+			*n = -1;
+		else if (cfgval_int(value, n) == -1 || *n < st->min ||
+		    *n > st->max) {
+			cfg_error(ld, ld->line, st->name, "bad number \"%s\" "
+			    "(want %san integer from %lld to %lld)", value,
+			    st->min == -1 ? "auto or " : "", st->min == -1 ?
+			    0 : st->min, st->max);
+			return -1;
+		}
+		return 0;
+	}
+}
+
+/* The types whose value sets more than their field: servers, listen. */
+static void
+set_compound(struct loader *ld, const struct setting *st, const char *value)
+{
+	struct cfg		*cfg = ld->cfg;
+	struct cfg_server	*sv;
+	char			 err[256], *listen, *host;
+	size_t			 n;
+	int			 port;
+
+	if (st->type == SETTING_SERVERS) {
+		if (cfgval_servers(value, &sv, &n, err, sizeof err) == -1) {
+			cfg_error(ld, ld->line, st->name, "%s", err);
+			return;
+		}
+		cfg_servers_free(cfg->servers, cfg->nservers);
+		cfg->servers = sv;
+		cfg->nservers = n;
 		return;
 	}
-	free(*field);
-	*field = xstrdup(value);
-	/* urljoin(f"{base}/", ...) treats a trailing / the same. */
-	i = strlen(*field);
-	while (i > 0 && (*field)[i - 1] == '/')
-		(*field)[--i] = '\0';
+	if (cfgval_listen(value, &listen, &host, &port, err,
+	    sizeof err) == -1) {
+		cfg_error(ld, ld->line, st->name, "%s", err);
+		return;
+	}
+	free(cfg->listen);
+	free(cfg->listen_host);
+	cfg->listen = listen;
+	cfg->listen_host = host;
+	cfg->listen_port = port;
 }
 
 /*
@@ -425,12 +235,10 @@ static void
 set_value(struct loader *ld, const struct setting *st, void *base,
     const char *value)
 {
-	struct cfg	*cfg = ld->cfg;
 	void		*field = (char *)base + st->off;
 	long long	 n;
-	char		 err[256];
+	char		 err[256], *url;
 	int		 v;
-	size_t		 i;
 
 	switch (st->type) {
 	case SETTING_STRING:
@@ -438,68 +246,26 @@ set_value(struct loader *ld, const struct setting *st, void *base,
 		*(char **)field = xstrdup(value);
 		return;
 	case SETTING_DURATION:
-		if (parse_duration(value, &n) == -1) {
-			cfg_error(ld, ld->line, st->name, "bad duration \"%s\" "
-			    "(want a number with ms, s, m or h)", value);
-			return;
-		}
-		if (n < st->min || n > st->max) {
-			cfg_error(ld, ld->line, st->name,
-			    "%s out of range (%lldms to %lldms)", value,
-			    st->min, st->max);
-			return;
-		}
-		set_number(st, field, n);
-		return;
 	case SETTING_SIZE:
-		if (parse_size(value, &n) == -1 || n < st->min ||
-		    n > st->max) {
-			cfg_error(ld, ld->line, st->name, "bad size \"%s\" "
-			    "(want %lld to %lld bytes; K, M, G allowed)",
-			    value, st->min, st->max);
-			return;
-		}
-		set_number(st, field, n);
-		return;
 	case SETTING_INT:
-		/* "auto" is -1 where -1 is allowed (workers). */
-		if (st->min == -1 && strcmp(value, "auto") == 0)
-			n = -1;
-		else if (parse_int(value, &n) == -1 || n < st->min ||
-		    n > st->max) {
-			cfg_error(ld, ld->line, st->name, "bad number \"%s\" "
-			    "(want %san integer from %lld to %lld)", value,
-			    st->min == -1 ? "auto or " : "", st->min == -1 ?
-			    0 : st->min, st->max);
-			return;
-		}
-		set_number(st, field, n);
+		if (number_of(ld, st, value, &n) == 0)
+			set_number(st, field, n);
 		return;
 	case SETTING_BOOL:
-		if (parse_bool(value, (bool *)field) == -1)
+		if (cfgval_bool(value, (bool *)field) == -1)
 			cfg_error(ld, ld->line, st->name, "bad boolean \"%s\" "
 			    "(want true or false)", value);
 		return;
 	case SETTING_FRACTION:
-		if (parse_fraction(value, (double *)field) == -1)
+		if (cfgval_fraction(value, (double *)field) == -1)
 			cfg_error(ld, ld->line, st->name, "bad fraction \"%s\" "
 			    "(want 0%% to 100%%, or 0 to 1)", value);
 		return;
 	case SETTING_CHOICE:
 	case SETTING_LOGFORMAT:
 	case SETTING_LOGLEVEL:
-		v = -1;
-		if (st->type == SETTING_LOGFORMAT)
-			v = log_format_parse(value);
-		else if (st->type == SETTING_LOGLEVEL)
-			v = log_level_parse(value);
-		else {
-			for (i = 0; st->choices[i] != NULL; i++)
-				if (strcmp(value, st->choices[i]) == 0)
-					v = (int)i;
-		}
-		if (v == -1) {
-			want_choices(st, err, sizeof err);
+		if ((v = choice_of(st, value)) == -1) {
+			cfgval_want(st->choices, err, sizeof err);
 			cfg_error(ld, ld->line, st->name, "bad value \"%s\" "
 			    "(want %s)", value, err);
 			return;
@@ -508,15 +274,11 @@ set_value(struct loader *ld, const struct setting *st, void *base,
 		*(int *)field = v;
 		return;
 	case SETTING_SERVERS:
-		if (parse_servers(cfg, value, err, sizeof err) == -1)
-			cfg_error(ld, ld->line, st->name, "%s", err);
-		return;
 	case SETTING_LISTEN:
-		if (parse_listen(cfg, value, err, sizeof err) == -1)
-			cfg_error(ld, ld->line, st->name, "%s", err);
+		set_compound(ld, st, value);
 		return;
 	case SETTING_SITE_ID:
-		if (parse_int(value, &n) == -1 || n < 0 || n > LONG_MAX) {
+		if (cfgval_int(value, &n) == -1 || n < 0 || n > LONG_MAX) {
 			cfg_error(ld, ld->line, st->name, "bad site id \"%s\" "
 			    "(want the Site's integer id)", value);
 			return;
@@ -524,7 +286,12 @@ set_value(struct loader *ld, const struct setting *st, void *base,
 		*(long *)field = (long)n;
 		return;
 	case SETTING_URL:
-		set_url(ld, st, (char **)field, value);
+		if (cfgval_url(value, &url, err, sizeof err) == -1) {
+			cfg_error(ld, ld->line, st->name, "%s", err);
+			return;
+		}
+		free(*(char **)field);
+		*(char **)field = url;
 		return;
 	}
 }
@@ -546,10 +313,10 @@ site_for(struct loader *ld, const char *domain)
 		.site_id = -1,
 		.line = ld->line,
 	};
-	ld->site_seen = xreallocarray(ld->site_seen,
-	    (cfg->nsites + 1) * settings_count, sizeof *ld->site_seen);
-	memset(ld->site_seen + cfg->nsites * settings_count, 0,
-	    settings_count * sizeof *ld->site_seen);
+	ld->site_line = xreallocarray(ld->site_line,
+	    (cfg->nsites + 1) * settings_count, sizeof *ld->site_line);
+	memset(ld->site_line + cfg->nsites * settings_count, 0,
+	    settings_count * sizeof *ld->site_line);
 	return &cfg->sites[cfg->nsites++];
 }
 
@@ -560,7 +327,7 @@ site_key(struct loader *ld, const char *domain, const char *name,
 {
 	const struct setting	*st;
 	struct cfg_site		*site;
-	bool			*seen;
+	int			*at;
 	size_t			 i;
 
 	for (i = 0; domain[i] != '\0'; i++) {
@@ -581,13 +348,13 @@ site_key(struct loader *ld, const char *domain, const char *name,
 		    domain);
 		return;
 	}
-	seen = &ld->site_seen[(size_t)(site - ld->cfg->sites) *
+	at = &ld->site_line[(size_t)(site - ld->cfg->sites) *
 	    settings_count + (size_t)(st - settings_table)];
-	if (*seen) {
+	if (*at != 0) {
 		cfg_error(ld, ld->line, name, "duplicate key");
 		return;
 	}
-	*seen = true;
+	*at = ld->line;
 	set_value(ld, st, site, value);
 }
 
@@ -663,6 +430,16 @@ key_line(const struct loader *ld, const char *section, const char *name)
 	return st != NULL ? ld->key_line[st - settings_table] : 0;
 }
 
+/* The line where a key of site i was set, or 0 (before sorting). */
+static int
+site_key_line(const struct loader *ld, size_t i, const char *name)
+{
+	const struct setting	*st = settings_find("site", name);
+
+	return st != NULL ? ld->site_line[i * settings_count +
+	    (size_t)(st - settings_table)] : 0;
+}
+
 /*
  * A file holding a secret (the client secret or a token), as the caller
  * may read it now.  The daemon must; --check-config warns, since the unit
@@ -686,34 +463,130 @@ check_secret(struct loader *ld, const char *key, const char *path,
 		    path, strerror(errno), hint);
 }
 
-/* Where the client secret comes from, and whether it can be read. */
+/*
+ * Where the client secret is read from, once: client_secret_file, or
+ * systemd's credential client-secret.  Then whether it can be read.
+ */
 static void
 check_secrets(struct loader *ld)
 {
 	struct cfg	*cfg = ld->cfg;
-	const char	*dir = getenv("CREDENTIALS_DIRECTORY");
-	char		*path;
 
+	cfg->client_secret_path = cfg->client_secret_file != NULL ?
+	    xstrdup(cfg->client_secret_file) :
+	    secret_credential("client-secret");
 	if (cfg->client_secret_file != NULL)
-		check_secret(ld, "client_secret_file", cfg->client_secret_file,
+		check_secret(ld, "client_secret_file", cfg->client_secret_path,
 		    "");
-	else if (cfg->client_id != NULL && dir != NULL) {
-		path = xasprintf("%s/client-secret", dir);
-		check_secret(ld, "client_secret_file", path,
+	else if (cfg->client_id != NULL && cfg->client_secret_path != NULL)
+		check_secret(ld, "client_secret_file", cfg->client_secret_path,
 		    "$CREDENTIALS_DIRECTORY/client-secret ");
-		free(path);
-	} else if (cfg->client_id != NULL &&
+	else if (cfg->client_id != NULL &&
 	    ld->secrets == CFG_SECRETS_READ)
-		cfg_error(ld, 0, "client_secret_file", "client_id needs "
+		cfg_error(ld, key_line(ld, "discovery", "client_id"),
+		    "client_secret_file", "client_id needs "
 		    "client_secret_file (or systemd's "
 		    "LoadCredential=client-secret:...)");
 	else if (cfg->client_id != NULL && ld->secrets == CFG_SECRETS_WARN)
-		cfg_warning(ld, 0, "client_secret_file", "no "
+		cfg_warning(ld, key_line(ld, "discovery", "client_id"),
+		    "client_secret_file", "no "
 		    "client_secret_file, and no $CREDENTIALS_DIRECTORY here: "
 		    "the daemon needs systemd's LoadCredential=client-secret:"
 		    "... (or client_secret_file)");
 	if (cfg->token_file != NULL)
 		check_secret(ld, "token_file", cfg->token_file, "");
+}
+
+/* The index of the first site (in file order) that asks Discovery, or -1. */
+static long
+first_configured(const struct cfg *cfg)
+{
+	size_t	i;
+
+	for (i = 0; i < cfg->nsites; i++)
+		if (cfg->sites[i].catalog_api_url != NULL)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * How Discovery's token is had: as [discovery] auth says, or (auto) from
+ * the keys given.  A site that asks Discovery needs a way, unless auth =
+ * none says deliberately that its Discovery wants no token: without one,
+ * every request would be refused with 401 and nothing would say why.
+ */
+static void
+check_auth(struct loader *ld)
+{
+	struct cfg	*cfg = ld->cfg;
+	bool		 oauth = cfg->client_id != NULL;
+	bool		 token = cfg->token_file != NULL;
+	int		 line = key_line(ld, "discovery", "auth");
+	long		 i = first_configured(cfg);
+
+	switch (cfg->auth) {
+	case AUTH_AUTO:
+		cfg->auth = oauth ? AUTH_OAUTH2 : token ? AUTH_TOKEN :
+		    AUTH_NONE;
+		if (oauth || token || i == -1)
+			return;
+		cfg_error(ld, site_key_line(ld, (size_t)i, "catalog_api_url"),
+		    "catalog_api_url", "[site %s] asks Discovery, but "
+		    "[discovery] has no way to get a token: set oauth_url and "
+		    "client_id (OAuth2), or token_file; or auth = none if "
+		    "this Discovery wants no token", cfg->sites[i].domain);
+		return;
+	case AUTH_OAUTH2:
+		if (!oauth)
+			cfg_error(ld, line, "auth", "auth = oauth2 needs "
+			    "client_id and oauth_url");
+		return;
+	case AUTH_TOKEN:
+		if (!token)
+			cfg_error(ld, line, "auth", "auth = token needs "
+			    "token_file");
+		return;
+	case AUTH_NONE:
+		if (oauth || token)
+			cfg_error(ld, line, "auth", "auth = none, but %s is "
+			    "set: remove one of them", oauth ? "client_id" :
+			    "token_file");
+		return;
+	}
+}
+
+/* Whether host is in a domain reserved for examples (RFC 2606, 6761). */
+static bool
+example_host(const char *host)
+{
+	static const char *const reserved[] = {
+		"example.com", "example.net", "example.org", "example",
+		"invalid", NULL
+	};
+	size_t	i, n, len = strlen(host);
+
+	for (i = 0; reserved[i] != NULL; i++) {
+		n = strlen(reserved[i]);
+		if (len >= n && strcasecmp(host + len - n, reserved[i]) == 0 &&
+		    (len == n || host[len - n - 1] == '.'))
+			return true;
+	}
+	return false;
+}
+
+/* A URL still pointing where the example configuration does. */
+static void
+warn_example(struct loader *ld, int line, const char *key, const char *url)
+{
+	char	*host;
+
+	if (url == NULL || (host = cfgval_url_host(url)) == NULL)
+		return;
+	if (example_host(host))
+		cfg_warning(ld, line, key, "%s is a domain reserved for "
+		    "examples, as in the example configuration: nothing "
+		    "answers there; give the real address", host);
+	free(host);
 }
 
 /* Whether any key of this section was in the file (or this key, if any). */
@@ -730,152 +603,65 @@ cfg_seen(const struct loader *ld, const char *section, const char *name)
 	return false;
 }
 
-/* %XX-decode s in place (a URL's user and password, as redis-py does). */
+/* The Redis URL's parts, moved into cfg, and its one server. */
 static void
-url_unquote(char *s)
+take_redis_url(struct cfg *cfg, struct redis_url *u)
 {
-	char	*o = s, hex[3] = { 0, 0, 0 };
-
-	for (; *s != '\0'; s++) {
-		if (*s == '%' && isxdigit((unsigned char)s[1]) &&
-		    isxdigit((unsigned char)s[2])) {
-			hex[0] = s[1];
-			hex[1] = s[2];
-			*o++ = (char)strtol(hex, NULL, 16);
-			s += 2;
-		} else
-			*o++ = *s;
-	}
-	*o = '\0';
+	cfg->redis_host = u->host;
+	cfg->redis_port = u->port;
+	cfg->redis_socket = u->socket;
+	cfg->redis_db = u->db;
+	cfg->redis_user = u->user;
+	cfg->redis_password = u->password;
+	cfg_servers_free(cfg->servers, cfg->nservers);
+	cfg->servers = xcalloc(1, sizeof *cfg->servers);
+	cfg->servers[0].host = xstrdup(u->host != NULL ? u->host : u->socket);
+	cfg->servers[0].port = u->port;
+	cfg->servers[0].name = u->name;		/* without the password */
+	cfg->nservers = 1;
+	memset(u, 0, sizeof *u);
 }
 
 /*
- * [redis] url: redis://[user[:password]@]host[:port][/db] or
- * unix://[user[:password]@]/path[?db=N], as redis-py's from_url reads
- * them (port 6379, db 0 by default).  Fills the redis_* fields and the
- * one server; -1 with err set.
+ * Where the Redis password is read from, once: password_file, or (if the
+ * URL has none) systemd's credential redis-password, if it is there when
+ * connecting.  Then whether password_file can be read.
  */
-static int
-parse_redis_url(struct cfg *cfg, const char *url, char *err, size_t errlen)
+static void
+check_redis_password(struct loader *ld)
 {
-	char		*copy = NULL, *p, *at, *end, *q, *colon, *dbs = NULL;
-	const char	*host;
-	long		 n;
-	struct cfg_server sv;
-	size_t		 i;
-	bool		 v6;
+	struct cfg	*cfg = ld->cfg;
+	int		 line = key_line(ld, "redis", "password_file");
 
-	if (strncmp(url, "rediss://", 9) == 0) {
-		snprintf(err, errlen, "rediss:// (TLS) is not supported: "
-		    "Debian 12's hiredis is built without TLS; use redis:// "
-		    "on a trusted network, a unix:// socket, or a local TLS "
-		    "tunnel");
-		return -1;
-	}
-	if (strncmp(url, "redis://", 8) == 0)
-		p = copy = xstrdup(url + 8);
-	else if (strncmp(url, "unix://", 7) == 0)
-		p = copy = xstrdup(url + 7);
-	else {
-		snprintf(err, errlen, "bad url (want redis://host:port/db or "
-		    "unix:///path?db=N)");
-		return -1;
-	}
-	if ((at = strrchr(p, '@')) != NULL) {
-		*at = '\0';
-		if ((colon = strchr(p, ':')) != NULL) {
-			*colon = '\0';
-			cfg->redis_password = xstrdup(colon + 1);
-			url_unquote(cfg->redis_password);
-		}
-		if (*p != '\0') {
-			cfg->redis_user = xstrdup(p);
-			url_unquote(cfg->redis_user);
-		}
-		p = at + 1;
-	}
-	if ((q = strchr(p, '?')) != NULL) {
-		*q++ = '\0';
-		if (strncmp(q, "db=", 3) != 0)
-			goto bad;
-		dbs = q + 3;
-	}
-	if (url[0] == 'u') {
-		if (*p != '/')
-			goto bad;
-		cfg->redis_socket = xstrdup(p);
-	} else {
-		if ((end = strchr(p, '/')) != NULL) {
-			*end = '\0';
-			if (end[1] != '\0')
-				dbs = end + 1;
-		}
-		cfg->redis_port = 6379;
-		if (*p == '[') {
-			if ((end = strchr(p, ']')) == NULL)
-				goto bad;
-			*end = '\0';
-			colon = end[1] == ':' ? end + 1 : NULL;
-			p++;
-		} else if ((colon = strrchr(p, ':')) != NULL)
-			*colon = '\0';
-		if (colon != NULL) {
-			errno = 0;
-			n = strtol(colon + 1, &end, 10);
-			if (colon[1] == '\0' || *end != '\0' || errno != 0 ||
-			    n < 1 || n > 65535)
-				goto bad;
-			cfg->redis_port = (int)n;
-		}
-		if (*p == '\0')
-			goto bad;
-		cfg->redis_host = xstrdup(p);
-	}
-	if (dbs != NULL) {
-		errno = 0;
-		n = strtol(dbs, &end, 10);
-		if (*dbs == '\0' || *end != '\0' || errno != 0 || n < 0 ||
-		    n > 100000)
-			goto bad;
-		cfg->redis_db = (int)n;
-	}
-	/* The one server, named without its password. */
-	for (i = 0; i < cfg->nservers; i++) {
-		free(cfg->servers[i].host);
-		free(cfg->servers[i].name);
-	}
-	host = cfg->redis_host != NULL ? cfg->redis_host : cfg->redis_socket;
-	v6 = cfg->redis_host != NULL && strchr(cfg->redis_host, ':') != NULL;
-	sv.host = xstrdup(host);
-	sv.port = cfg->redis_port;
-	if (cfg->redis_socket != NULL)
-		sv.name = xasprintf("unix://%s%s%s?db=%d",
-		    cfg->redis_user != NULL ? cfg->redis_user : "",
-		    cfg->redis_user != NULL ? "@" : "", host, cfg->redis_db);
+	if (cfg->redis_password_file != NULL)
+		cfg->redis_password_path = xstrdup(cfg->redis_password_file);
+	else if (cfg->redis_password == NULL)
+		cfg->redis_password_optional = (cfg->redis_password_path =
+		    secret_credential("redis-password")) != NULL;
+	if (cfg->redis_password != NULL && cfg->redis_password_file != NULL)
+		cfg_error(ld, line, "password_file", "a password in url and "
+		    "password_file: give only one");
+	if (cfg->redis_password_file == NULL ||
+	    ld->secrets == CFG_SECRETS_SKIP ||
+	    access(cfg->redis_password_file, R_OK) == 0)
+		return;
+	if (ld->secrets == CFG_SECRETS_READ)
+		cfg_error(ld, line, "password_file", "cannot read %s: %s",
+		    cfg->redis_password_file, strerror(errno));
 	else
-		sv.name = xasprintf("redis://%s%s%s%s%s:%d/%d",
-		    cfg->redis_user != NULL ? cfg->redis_user : "",
-		    cfg->redis_user != NULL ? "@" : "", v6 ? "[" : "", host,
-		    v6 ? "]" : "", cfg->redis_port, cfg->redis_db);
-	cfg->servers = xreallocarray(cfg->servers, 1, sizeof *cfg->servers);
-	cfg->servers[0] = sv;
-	cfg->nservers = 1;
-	free(copy);
-	return 0;
-bad:
-	snprintf(err, errlen, "bad url (want redis://[user@]host:port/db or "
-	    "unix:///path?db=N)");
-	free(copy);
-	return -1;
+		cfg_warning(ld, line, "password_file", "cannot read %s here: "
+		    "%s (the daemon reads it at every connection: check it "
+		    "can)", cfg->redis_password_file, strerror(errno));
 }
 
 /* [redis] instead of [memcached]: the URL, the password, the defaults. */
 static void
 cfg_redis(struct loader *ld)
 {
-	struct cfg	*cfg = ld->cfg;
-	char		 err[256];
-	int		 line = key_line(ld, "redis", "url");
+	struct cfg		*cfg = ld->cfg;
+	struct redis_url	 u;
+	char			 err[256];
+	int			 line = key_line(ld, "redis", "url");
 
 	if (cfg_seen(ld, "memcached", NULL)) {
 		cfg_error(ld, line, "redis", "both [memcached] and [redis]: "
@@ -888,41 +674,24 @@ cfg_redis(struct loader *ld)
 		    "port/db or unix:///path?db=N)");
 		return;
 	}
-	if (parse_redis_url(cfg, cfg->redis_url, err, sizeof err) == -1) {
+	if (redisurl_parse(cfg->redis_url, &u, err, sizeof err) == -1) {
 		cfg_error(ld, line, "url", "%s", err);
 		return;
 	}
-	line = key_line(ld, "redis", "password_file");
-	if (cfg->redis_password != NULL && cfg->redis_password_file != NULL)
-		cfg_error(ld, line, "password_file", "a password in url and "
-		    "password_file: give only one");
-	if (cfg->redis_password_file != NULL &&
-	    ld->secrets != CFG_SECRETS_SKIP &&
-	    access(cfg->redis_password_file, R_OK) != 0) {
-		if (ld->secrets == CFG_SECRETS_READ)
-			cfg_error(ld, line, "password_file", "cannot read %s: "
-			    "%s", cfg->redis_password_file, strerror(errno));
-		else
-			cfg_warning(ld, line, "password_file", "cannot read "
-			    "%s here: %s (the daemon reads it at every "
-			    "connection: check it can)",
-			    cfg->redis_password_file, strerror(errno));
-	}
+	take_redis_url(cfg, &u);
+	check_redis_password(ld);
 	/* Django's default key function, as Tutor's LMS uses; any byte. */
 	if (!cfg_seen(ld, "redis", "key_function") ||
 	    cfg->key_function == KEYFN_DJANGO)
 		cfg->key_function = KEYFN_DJANGO_ANY;
 }
 
-/* Checks that need the whole file. */
+/* Every site has a site_id of its own; the URLs are not the example's. */
 static void
-cfg_validate(struct loader *ld)
+check_sites(struct loader *ld)
 {
 	struct cfg	*cfg = ld->cfg;
 	size_t		 i, j;
-
-	if (cfg_seen(ld, "redis", NULL))
-		cfg_redis(ld);
 
 	if (cfg->nsites == 0)
 		cfg_error(ld, 0, "site", "no [site DOMAIN] section: nothing "
@@ -938,105 +707,45 @@ cfg_validate(struct loader *ld)
 				    "site_id %ld is used by [site %s] too",
 				    cfg->sites[i].site_id,
 				    cfg->sites[j].domain);
+		warn_example(ld, site_key_line(ld, i, "catalog_api_url"),
+		    "catalog_api_url", cfg->sites[i].catalog_api_url);
 	}
+}
+
+/* Checks that need the whole file. */
+static void
+cfg_validate(struct loader *ld)
+{
+	struct cfg	*cfg = ld->cfg;
+	size_t		 i, j;
+
+	if (cfg_seen(ld, "redis", NULL))
+		cfg_redis(ld);
+	check_sites(ld);
 	if (cfg->client_id != NULL && cfg->oauth_url == NULL)
-		cfg_error(ld, 0, "oauth_url", "client_id needs oauth_url");
+		cfg_error(ld, key_line(ld, "discovery", "client_id"),
+		    "oauth_url", "client_id needs oauth_url");
+	warn_example(ld, key_line(ld, "discovery", "oauth_url"), "oauth_url",
+	    cfg->oauth_url);
 	check_secrets(ld);
 	if (cfg->client_id != NULL && cfg->token_file != NULL)
-		cfg_error(ld, 0, "token_file",
-		    "use either client_id (OAuth2) or token_file, not both");
+		cfg_error(ld, key_line(ld, "discovery", "token_file"),
+		    "token_file", "use either client_id (OAuth2) or "
+		    "token_file, not both");
+	check_auth(ld);
 	if (cfg->retry_backoff_max_ms < cfg->retry_backoff_ms)
-		cfg_error(ld, 0, "retry_backoff_max",
-		    "smaller than retry_backoff");
+		cfg_error(ld, key_line(ld, "discovery", "retry_backoff_max"),
+		    "retry_backoff_max", "smaller than retry_backoff");
 	for (i = 0; i < cfg->nservers; i++)
 		for (j = 0; j < i; j++)
 			if (strcmp(cfg->servers[i].name,
 			    cfg->servers[j].name) == 0)
-				cfg_error(ld, 0, "servers",
+				cfg_error(ld, key_line(ld, "memcached",
+				    "servers"), "servers",
 				    "server %s is listed twice",
 				    cfg->servers[i].name);
 	if (cfg->nsites > 1)
 		qsort(cfg->sites, cfg->nsites, sizeof *cfg->sites, site_cmp);
-}
-
-/* What a file that is not a regular one is, for an error. */
-static const char *
-file_kind(mode_t mode)
-{
-	if (S_ISDIR(mode))
-		return "a directory";
-	if (S_ISFIFO(mode))
-		return "a FIFO";
-	if (S_ISCHR(mode))
-		return "a character device";
-	if (S_ISBLK(mode))
-		return "a block device";
-	if (S_ISSOCK(mode))
-		return "a socket";
-	return "not a regular file";
-}
-
-/*
- * Read the whole file, which must be a regular file of at most
- * CFG_MAX_SIZE bytes: never block on a FIFO (O_NONBLOCK, then fstat) nor
- * read a device without end.  NULL, logged, on failure.
- */
-static char *
-slurp(struct loader *ld, const char *path, size_t *len)
-{
-	struct stat	 sb;
-	char		*data = NULL;
-	size_t		 got = 0;
-	ssize_t		 n;
-	int		 fd;
-
-	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY |
-	    O_CLOEXEC)) == -1) {
-		cfg_error(ld, 0, NULL, "cannot read: %s", strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &sb) == -1) {
-		cfg_error(ld, 0, NULL, "cannot read: %s", strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		cfg_error(ld, 0, NULL, "not a regular file: %s",
-		    file_kind(sb.st_mode));
-		goto fail;
-	}
-	if (sb.st_size > CFG_MAX_SIZE) {
-		cfg_error(ld, 0, NULL, "too large: %lld bytes (at most %d)",
-		    (long long)sb.st_size, CFG_MAX_SIZE);
-		goto fail;
-	}
-	/* One byte more than allowed: a file still growing is seen. */
-	data = xmalloc((size_t)CFG_MAX_SIZE + 2);
-	while (got <= CFG_MAX_SIZE) {
-		n = read(fd, data + got, (size_t)CFG_MAX_SIZE + 1 - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			cfg_error(ld, 0, NULL, "cannot read: %s",
-			    strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got > CFG_MAX_SIZE) {
-		cfg_error(ld, 0, NULL, "too large: over %d bytes",
-		    CFG_MAX_SIZE);
-		goto fail;
-	}
-	close(fd);
-	data[got] = '\0';
-	*len = got;
-	return data;
-fail:
-	free(data);
-	close(fd);
-	return NULL;
 }
 
 struct cfg *
@@ -1051,7 +760,7 @@ cfg_load_with(const char *path, enum cfg_secrets secrets, char *why,
 {
 	struct loader	 ld;
 	struct cfg	*cfg;
-	char		*text;
+	char		*text, err[256];
 	size_t		 len;
 	int		 r;
 
@@ -1067,8 +776,11 @@ cfg_load_with(const char *path, enum cfg_secrets secrets, char *why,
 		why[0] = '\0';
 	cfg_defaults(&ld);
 
-	if ((text = slurp(&ld, path, &len)) == NULL)
+	if ((text = secret_read(path, CFG_MAX_SIZE, &len, err,
+	    sizeof err)) == NULL) {
+		cfg_error(&ld, 0, NULL, "%s", err);
 		goto fail;
+	}
 	ld.data = text;
 	ld.len = len;
 	r = ini_parse_stream(cfg_readline, &ld, cfg_handler, &ld);
@@ -1083,13 +795,25 @@ cfg_load_with(const char *path, enum cfg_secrets secrets, char *why,
 	if (ld.errors != 0)
 		goto fail;
 	free(ld.key_line);
-	free(ld.site_seen);
+	free(ld.site_line);
 	return cfg;
 fail:
 	free(ld.key_line);
-	free(ld.site_seen);
+	free(ld.site_line);
 	cfg_free(cfg);
 	return NULL;
+}
+
+void
+cfg_servers_free(struct cfg_server *sv, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++) {
+		free(sv[i].host);
+		free(sv[i].name);
+	}
+	free(sv);
 }
 
 void
@@ -1103,23 +827,18 @@ cfg_free(struct cfg *cfg)
 	free(cfg->oauth_url);
 	free(cfg->client_id);
 	free(cfg->client_secret_file);
+	free(cfg->client_secret_path);
 	free(cfg->token_file);
-	for (i = 0; i < cfg->nservers; i++) {
-		free(cfg->servers[i].host);
-		free(cfg->servers[i].name);
-	}
-	free(cfg->servers);
+	cfg_servers_free(cfg->servers, cfg->nservers);
 	free(cfg->key_prefix);
 	free(cfg->key_version);
 	free(cfg->redis_url);
 	free(cfg->redis_host);
 	free(cfg->redis_socket);
 	free(cfg->redis_user);
-	if (cfg->redis_password != NULL)
-		explicit_bzero(cfg->redis_password,
-		    strlen(cfg->redis_password));
-	free(cfg->redis_password);
+	secret_free(cfg->redis_password);
 	free(cfg->redis_password_file);
+	free(cfg->redis_password_path);
 	free(cfg->state_dir);
 	free(cfg->lease_key);
 	free(cfg->listen);

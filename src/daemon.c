@@ -23,6 +23,7 @@
 #include "ops.h"
 #include "oauth.h"
 #include "pool.h"
+#include "settings.h"
 #include "snapshot.h"
 #include "state.h"
 #include "store.h"
@@ -95,56 +96,6 @@ http_opts_from(const struct cfg *cfg, struct http_opts *o)
 	o->max_response_size = cfg->max_response_size;
 }
 
-/* Whether two optional strings are equal (both NULL counts). */
-static bool
-same_text(const char *a, const char *b)
-{
-	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
-/* Whether two configurations talk to memcached the same way. */
-static bool
-same_store(const struct cfg *a, const struct cfg *b)
-{
-	size_t	i;
-
-	/* A Redis server's name is its URL without the password. */
-	if (a->backend != b->backend ||
-	    !same_text(a->redis_password, b->redis_password) ||
-	    !same_text(a->redis_password_file, b->redis_password_file))
-		return false;
-	if (a->nservers != b->nservers || a->distribution != b->distribution ||
-	    a->mc_connect_timeout_ms != b->mc_connect_timeout_ms ||
-	    a->mc_io_timeout_ms != b->mc_io_timeout_ms ||
-	    a->key_function != b->key_function ||
-	    a->long_key_hash != b->long_key_hash ||
-	    strcmp(a->key_prefix, b->key_prefix) != 0 ||
-	    strcmp(a->key_version, b->key_version) != 0 ||
-	    a->value_format != b->value_format ||
-	    a->pickle_protocol != b->pickle_protocol)
-		return false;
-	for (i = 0; i < a->nservers; i++)
-		if (strcmp(a->servers[i].name, b->servers[i].name) != 0)
-			return false;
-	return true;
-}
-
-static bool
-same_str(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a != NULL && b != NULL &&
-	    strcmp(a, b) == 0);
-}
-
-/* Whether two configurations get their tokens the same way. */
-static bool
-same_oauth(const struct cfg *a, const struct cfg *b)
-{
-	return same_str(a->client_id, b->client_id) &&
-	    same_str(a->oauth_url, b->oauth_url) &&
-	    same_str(a->client_secret_file, b->client_secret_file);
-}
-
 /* The monitor follows what the state says the cache holds. */
 static void
 heal_follow(struct daemon *d)
@@ -198,12 +149,13 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		d->http = http_new(d->base, &ho);
 	else
 		http_set_opts(d->http, &ho);
-	if (d->cfg == NULL || !same_oauth(d->cfg, cfg)) {
+	if (d->cfg == NULL || settings_differ(d->cfg, cfg, SETTING_NEW_TOKEN)) {
 		/* A new client, secret or server needs a new token. */
 		oauth_free(d->oauth);
 		d->oauth = oauth_new(d->base, d->http, cfg);
 	}
-	if (d->store == NULL || d->cfg == NULL || !same_store(d->cfg, cfg)) {
+	if (d->store == NULL || d->cfg == NULL ||
+	    settings_differ(d->cfg, cfg, SETTING_NEW_STORE)) {
 		monitor_set_snapshot(d->mon, NULL);
 		store_free(d->store);
 		d->store = store_new(cfg);
@@ -308,10 +260,14 @@ record_metrics(const struct fetch_result *fr, const struct state_result *r,
 static void
 dry_run_done(struct daemon *d, struct fetch_result *fr)
 {
-	int	rc;
+	struct state_dry_opts	o;
+	int			rc;
 
-	rc = state_dry_run(d->state, fr, d->opts->force ||
-	    d->cfg->force_publish, stdout);
+	memset(&o, 0, sizeof o);
+	o.force = d->opts->force || d->cfg->force_publish;
+	o.every_site = d->opts->domain == NULL;
+	o.diff = d->opts->diff;
+	rc = state_dry_run(d->state, fr, &o, stdout);
 	fflush(stdout);
 	d->exit_code = rc == 0 ? PCD_EXIT_OK : PCD_EXIT_FAIL;
 	fetch_result_free(fr);
@@ -387,6 +343,13 @@ after_refresh(struct daemon *d)
 	schedule_incremental(d);
 }
 
+/* The state asks whether a server holds what it recorded: the monitor. */
+static bool
+server_confirmed(void *arg, size_t i)
+{
+	return monitor_confirmed(arg, i);
+}
+
 /* A refresh has fetched all it could: publish it and report. */
 static void
 refresh_done(struct daemon *d, struct fetch_result *fr)
@@ -412,11 +375,14 @@ refresh_done(struct daemon *d, struct fetch_result *fr)
 	po.force = d->opts->force || d->cfg->force_publish;
 	/*
 	 * Skipping a value as unchanged trusts that the cache still holds
-	 * it.  The daemon checks that (the monitor verifies after every
-	 * publish); a one-shot run cannot, so it writes everything, as
+	 * it.  The daemon asks the monitor, server by server (a round trip
+	 * now, and a verify pass or repair since the server last
+	 * restarted); a one-shot run cannot, so it writes everything, as
 	 * cache_programs does.
 	 */
 	po.skip_same = !d->opts->once && !d->rewrite;
+	po.confirmed = server_confirmed;
+	po.confirmed_arg = d->mon;
 	po.gate = &d->gate;
 	/* Only full refreshes count for stale keys: the same delay either way. */
 	po.every_site = d->opts->domain == NULL && !d->incremental;
@@ -637,16 +603,13 @@ reload(struct daemon *d)
 		} else
 			(void)apply_config(d, cfg);
 	}
+	ops_reloaded(d->ops, metrics.config_reload_success ? NULL : why);
 	/* Reloaded as systemd means it: the configuration is read. */
 	notify_reloaded();
 	if (d->fetch != NULL)
 		d->queued = true;
 	else
 		start_refresh(d);
-	/* After start_refresh's own STATUS=, so that this one shows. */
-	if (!metrics.config_reload_success && !d->opts->once)
-		notify_status("reload failed: %s; running with the previous "
-		    "configuration", why);
 }
 
 static void

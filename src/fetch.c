@@ -277,7 +277,10 @@ on_parsed(const struct detail_result *res, void *arg)
 	struct http_result	 r;
 
 	if (res->cancelled) {
+		/* fetch_free: the site ends (and is freed) with its last job. */
 		parsing_free(pp);
+		sf->outstanding--;
+		site_maybe_done(sf);
 		return;
 	}
 	if (res->malformed) {

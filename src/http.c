@@ -577,13 +577,6 @@ req_new(struct http *h, const char *url, const char *auth, const char *form,
 }
 
 struct http_req *
-http_get(struct http *h, const char *url, const char *authorization,
-    http_cb cb, void *arg)
-{
-	return http_get_max(h, url, authorization, 0, cb, arg);
-}
-
-struct http_req *
 http_get_max(struct http *h, const char *url, const char *authorization,
     size_t max_size, http_cb cb, void *arg)
 {

@@ -490,9 +490,3 @@ httpd_free(struct httpd *h)
 	event_free(h->kick);
 	free(h);
 }
-
-const char *
-httpd_address(const struct httpd *h)
-{
-	return h->address;
-}

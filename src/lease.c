@@ -43,12 +43,6 @@ lease_held_elsewhere(const struct lease *l)
 	return l != NULL && l->elsewhere;
 }
 
-const char *
-lease_id(const struct lease *l)
-{
-	return l->id;
-}
-
 /* Tell the daemon, and log, that the lease was taken or lost. */
 static void
 changed(struct lease *l, bool held, const char *why)

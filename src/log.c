@@ -1,117 +1,64 @@
 /*
- * log.c: structured events on stderr (JSON lines or text) or to journald.
+ * log.c: the logger's settings and context, and the output of events
+ * (see log.h): each event is looked up in the table (events.c), its fields
+ * walked (logfmt.c), then written as a JSON line or text on stderr, or
+ * sent to journald (journal.c).
  */
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-
-#include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
+#include "events.h"
+#include "journal.h"
 #include "log.h"
+#include "logfmt.h"
 
-#define LOG_MAX_FIELDS	32
-#define JOURNAL_SOCKET	"/run/systemd/journal/socket"
-
-enum field_kind {
-	FIELD_STRING,
-	FIELD_NUMBER,
-	FIELD_NULL
-};
-
-struct field {
-	char		 name[32];
-	enum field_kind	 kind;
-	size_t		 off;		/* value in the scratch buffer */
-	size_t		 len;
-};
+/* Room for the most fields, log_error and the context. */
+#define LOG_FIELDS	(LOGFMT_MAX_FIELDS + 2)
 
 static enum log_format	log_fmt = LOG_FORMAT_AUTO;
 static enum log_format	log_active = LOG_FORMAT_TEXT;
 static int		log_level = LOG_INFO;
-static int		journal_fd = -1;
 
 static const char *const level_names[] = {
 	"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"
 };
 
 /*
- * A field added to every event while it is set (log_context).  The loop
- * sets it; the snapshot saver thread logs too, hence the lock.
+ * A field added to every event while it is set (log_context).  Only the
+ * loop thread logs (pool.h: background jobs never do, their results are
+ * logged on the loop), so nothing here is shared between threads.
  */
-static pthread_mutex_t	 ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static char		*ctx_name;
 static char		*ctx_value;
 
-static int	stderr_is_journal(void);
-static void	resolve_format(void);
-
-/* Whether stderr is the journal's stream socket (systemd.exec(5)). */
-static int
-stderr_is_journal(void)
-{
-	const char		*e = getenv("JOURNAL_STREAM");
-	unsigned long long	 dev, ino;
-	struct stat		 st;
-	char			*end;
-
-	if (e == NULL)
-		return 0;
-	errno = 0;
-	dev = strtoull(e, &end, 10);
-	if (*end != ':' || errno != 0)
-		return 0;
-	ino = strtoull(end + 1, &end, 10);
-	if (*end != '\0' || errno != 0)
-		return 0;
-	if (fstat(STDERR_FILENO, &st) != 0)
-		return 0;
-	return (unsigned long long)st.st_dev == dev &&
-	    (unsigned long long)st.st_ino == ino;
-}
-
-/*
- * Turn auto into a concrete format, once per log_setup.  The snapshot
- * saver thread logs too: the settings it reads are stored atomically.
- */
+/* Turn auto into a concrete format, once per log_setup. */
 static void
 resolve_format(void)
 {
 	enum log_format	active = log_fmt;
-	int		fd;
 
 	if (log_fmt == LOG_FORMAT_AUTO) {
-		if (stderr_is_journal())
+		if (journal_is_stderr())
 			active = LOG_FORMAT_JOURNAL;
 		else if (isatty(STDERR_FILENO))
 			active = LOG_FORMAT_TEXT;
 		else
 			active = LOG_FORMAT_JSON;
 	}
-	if (active == LOG_FORMAT_JOURNAL &&
-	    __atomic_load_n(&journal_fd, __ATOMIC_ACQUIRE) == -1) {
-		fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (fd == -1)
-			active = LOG_FORMAT_JSON;
-		else
-			__atomic_store_n(&journal_fd, fd, __ATOMIC_RELEASE);
-	}
-	__atomic_store_n(&log_active, active, __ATOMIC_RELEASE);
+	if (active == LOG_FORMAT_JOURNAL && journal_open() == -1)
+		active = LOG_FORMAT_JSON;
+	log_active = active;
 }
 
 void
 log_setup(enum log_format fmt, int level)
 {
 	log_fmt = fmt;
-	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+	log_level = level;
 	resolve_format();
 }
 
@@ -145,295 +92,16 @@ log_level_parse(const char *s)
 	return -1;
 }
 
+const char *
+log_level_name(int prio)
+{
+	return prio >= 0 && prio <= LOG_DEBUG ? level_names[prio] : "error";
+}
+
 int
 log_enabled(int prio)
 {
-	return prio <= __atomic_load_n(&log_level, __ATOMIC_RELAXED);
-}
-
-/*
- * One conversion of a field list, as parsed: what the walker supports is
- * exactly what conv_parse accepts (and log_check_format checks).
- */
-struct conv {
-	char	 c;		/* d i u x c f g e s */
-	int	 lng;		/* number of 'l' */
-	int	 zsz, jmx;
-	int	 prec;		/* -1 none, -2 '*' (an int argument) */
-	char	 spec[16];	/* '%', width and precision digits */
-	size_t	 n;
-};
-
-/*
- * Parse the conversion at *fmtp (pointing at '%') and advance past it.
- * Supported: an optional width and precision in digits, a precision '*'
- * for %s, the length modifiers l, ll, z and j, and the conversions
- * d i u x c f g e s.  -1 (and why) for anything else: flags, a width '*',
- * h, hh, L, t, %p, %n, ...
- */
-static int
-conv_parse(const char **fmtp, struct conv *cv, const char **why)
-{
-	const char	*f = *fmtp + 1;
-
-	memset(cv, 0, sizeof *cv);
-	cv->prec = -1;
-	cv->spec[cv->n++] = '%';
-	while (isdigit((unsigned char)*f)) {
-		if (cv->n < sizeof cv->spec - 4)
-			cv->spec[cv->n++] = *f;
-		f++;
-	}
-	if (*f == '.') {
-		f++;
-		if (*f == '*') {
-			cv->prec = -2;
-			f++;
-		} else {
-			cv->prec = 0;
-			if (cv->n < sizeof cv->spec - 4)
-				cv->spec[cv->n++] = '.';
-			while (isdigit((unsigned char)*f)) {
-				cv->prec = cv->prec * 10 + (*f - '0');
-				if (cv->n < sizeof cv->spec - 4)
-					cv->spec[cv->n++] = *f;
-				f++;
-			}
-		}
-	}
-	for (;; f++) {
-		if (*f == 'l' && cv->lng < 2)
-			cv->lng++;
-		else if (*f == 'z')
-			cv->zsz = 1;
-		else if (*f == 'j')
-			cv->jmx = 1;
-		else
-			break;
-	}
-	cv->c = *f;
-	*fmtp = *f != '\0' ? f + 1 : f;
-	if (cv->c == '\0' || strchr("diuxcfges", cv->c) == NULL) {
-		*why = "unsupported conversion";
-		return -1;
-	}
-	if (cv->prec == -2 && cv->c != 's') {
-		*why = "a '*' precision is for %s only";
-		return -1;
-	}
-	if ((cv->c == 'c' || cv->c == 's' || strchr("fge", cv->c) != NULL) &&
-	    (cv->lng > 0 || cv->zsz || cv->jmx)) {
-		*why = "a length modifier on a conversion that takes none";
-		return -1;
-	}
-	return 0;
-}
-
-/* Consume the argument of a parsed conversion; append its text to sb. */
-static enum field_kind
-take_value(const struct conv *cv, va_list *ap, struct buf *sb)
-{
-	char		 spec[24];
-	enum field_kind	 kind = FIELD_NUMBER;
-
-	memcpy(spec, cv->spec, cv->n);
-	switch (cv->c) {
-	case 'd':
-	case 'i':
-		if (cv->zsz)
-			buf_printf(sb, "%zd", va_arg(*ap, ssize_t));
-		else if (cv->jmx)
-			buf_printf(sb, "%jd", va_arg(*ap, intmax_t));
-		else if (cv->lng >= 2)
-			buf_printf(sb, "%lld", va_arg(*ap, long long));
-		else if (cv->lng == 1)
-			buf_printf(sb, "%ld", va_arg(*ap, long));
-		else
-			buf_printf(sb, "%d", va_arg(*ap, int));
-		break;
-	case 'u':
-	case 'x':
-		if (cv->c == 'x')
-			kind = FIELD_STRING;	/* hex is an identifier */
-		spec[cv->n] = 'j';
-		spec[cv->n + 1] = cv->c;
-		spec[cv->n + 2] = '\0';
-		/* The types differ by platform, even where they do not here. */
-		/* NOLINTBEGIN(bugprone-branch-clone) */
-		if (cv->zsz)
-			buf_printf(sb, spec, (uintmax_t)va_arg(*ap, size_t));
-		else if (cv->jmx)
-			buf_printf(sb, spec, va_arg(*ap, uintmax_t));
-		else if (cv->lng >= 2)
-			buf_printf(sb, spec,
-			    (uintmax_t)va_arg(*ap, unsigned long long));
-		else if (cv->lng == 1)
-			buf_printf(sb, spec,
-			    (uintmax_t)va_arg(*ap, unsigned long));
-		else
-			buf_printf(sb, spec, (uintmax_t)va_arg(*ap, unsigned));
-		/* NOLINTEND(bugprone-branch-clone) */
-		break;
-	case 'f':
-	case 'g':
-	case 'e':
-		spec[cv->n] = cv->c;
-		spec[cv->n + 1] = '\0';
-		buf_printf(sb, spec, va_arg(*ap, double));
-		break;
-	case 'c':
-		kind = FIELD_STRING;
-		buf_addc(sb, (unsigned char)va_arg(*ap, int));
-		break;
-	default: {	/* 's', the only one left after conv_parse */
-		int		 prec = cv->prec;
-		const char	*s;
-
-		if (prec == -2)
-			prec = va_arg(*ap, int);
-		s = va_arg(*ap, const char *);
-		if (s == NULL)
-			kind = FIELD_NULL;
-		else {
-			kind = FIELD_STRING;
-			if (prec >= 0)
-				buf_add(sb, s, strnlen(s, (size_t)prec));
-			else
-				buf_adds(sb, s);
-		}
-		break;
-	}
-	}
-	return kind;
-}
-
-/*
- * Split the field list into fields, values into sb.  A conversion the
- * walker does not support stops it there (no argument after it is read,
- * since its size is unknown): the field says so, and a last field
- * log_error names the conversion.
- */
-static size_t
-parse_fields(const char *fmt, va_list ap, struct field *fv, struct buf *sb)
-{
-	const char	*p = fmt, *at = NULL, *why = NULL;
-	size_t		 nf = 0, nlen, nconv, nlit;
-	enum field_kind	 kind;
-	struct conv	 cv;
-	va_list		 aq;
-	bool		 broken = false;
-
-	if (p == NULL)
-		return 0;
-	va_copy(aq, ap);
-	while (*p != '\0' && !broken) {
-		struct field	*fd;
-		const char	*eq;
-
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			break;
-		eq = strchr(p, '=');
-		if (eq == NULL || nf == LOG_MAX_FIELDS - 1)
-			break;
-		fd = &fv[nf++];
-		nlen = (size_t)(eq - p);
-		if (nlen >= sizeof fd->name)
-			nlen = sizeof fd->name - 1;
-		memcpy(fd->name, p, nlen);
-		fd->name[nlen] = '\0';
-		p = eq + 1;
-		fd->off = sb->len;
-		/*
-		 * A value is literal text and conversions up to the next
-		 * space; a lone conversion keeps its kind (number, null).
-		 */
-		nconv = nlit = 0;
-		fd->kind = FIELD_STRING;
-		while (*p != '\0' && *p != ' ') {
-			if (*p == '%' && p[1] != '%') {
-				at = p;
-				if (conv_parse(&p, &cv, &why) == -1) {
-					buf_printf(sb, "?%s", why);
-					broken = true;
-					nlit++;
-					break;
-				}
-				kind = take_value(&cv, &aq, sb);
-				if (kind == FIELD_NULL && (nconv + nlit > 0 ||
-				    (*p != '\0' && *p != ' ')))
-					buf_adds(sb, "null");
-				fd->kind = kind;
-				nconv++;
-			} else {
-				if (*p == '%')
-					p++;
-				buf_addc(sb, (unsigned char)*p++);
-				nlit++;
-			}
-		}
-		if (nconv != 1 || nlit != 0)
-			fd->kind = FIELD_STRING;
-		fd->len = sb->len - fd->off;
-	}
-	if (broken) {
-		struct field	*fd = &fv[nf++];
-
-		snprintf(fd->name, sizeof fd->name, "log_error");
-		fd->kind = FIELD_STRING;
-		fd->off = sb->len;
-		buf_printf(sb, "%s: \"%.*s\" (the fields after it are lost)",
-		    why, (int)(p - at), at);
-		fd->len = sb->len - fd->off;
-	}
-	va_end(aq);
-	return nf;
-}
-
-int
-log_check_format(const char *fields, char *why, size_t len)
-{
-	const char	*p = fields, *eq, *at, *w;
-	struct conv	 cv;
-	size_t		 nf = 0, i;
-
-	while (*p != '\0') {
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			break;
-		if ((eq = strchr(p, '=')) == NULL || eq == p) {
-			snprintf(why, len, "no name=value at \"%s\"", p);
-			return -1;
-		}
-		for (i = 0; p + i < eq; i++)
-			if (!islower((unsigned char)p[i]) &&
-			    !isdigit((unsigned char)p[i]) && p[i] != '_') {
-				snprintf(why, len, "field name \"%.*s\" is not "
-				    "[a-z0-9_]", (int)(eq - p), p);
-				return -1;
-			}
-		if (++nf >= LOG_MAX_FIELDS) {
-			snprintf(why, len, "more than %d fields",
-			    LOG_MAX_FIELDS - 1);
-			return -1;
-		}
-		for (p = eq + 1; *p != '\0' && *p != ' '; ) {
-			if (*p == '%' && p[1] == '%')
-				p += 2;
-			else if (*p == '%') {
-				at = p;
-				if (conv_parse(&p, &cv, &w) == -1) {
-					snprintf(why, len, "%s: \"%.*s\"", w,
-					    (int)(p - at), at);
-					return -1;
-				}
-			} else
-				p++;
-		}
-	}
-	return 0;
+	return prio <= log_level;
 }
 
 /* Append s as the body of a JSON string (without quotes). */
@@ -497,9 +165,10 @@ needs_quotes(const unsigned char *s, size_t len)
 	return 0;
 }
 
+/* The event as text: "event k=v ...", values quoted where needed. */
 static void
-render_text(struct buf *out, const char *event, const struct field *fv,
-    size_t nf, const struct buf *sb)
+render_text(struct buf *out, const char *event,
+    const struct logfmt_field *fv, size_t nf, const struct buf *sb)
 {
 	size_t	i;
 
@@ -508,7 +177,7 @@ render_text(struct buf *out, const char *event, const struct field *fv,
 		const unsigned char *v = sb->data + fv[i].off;
 
 		buf_printf(out, " %s=", fv[i].name);
-		if (fv[i].kind == FIELD_NULL)
+		if (fv[i].kind == LOGFMT_NULL)
 			buf_adds(out, "-");
 		else if (needs_quotes(v, fv[i].len)) {
 			buf_addc(out, '"');
@@ -535,171 +204,145 @@ write_all(int fd, const unsigned char *p, size_t len)
 	}
 }
 
-/* One journal field; values with a newline use the binary form. */
-static void
-journal_field(struct buf *dg, const char *name, const void *v, size_t len)
-{
-	size_t		i;
-	uint64_t	le;
-	unsigned char	n8[8];
-
-	for (i = 0; name[i] != '\0'; i++)
-		buf_addc(dg, (unsigned char)toupper((unsigned char)name[i]));
-	if (memchr(v, '\n', len) == NULL) {
-		buf_addc(dg, '=');
-		buf_add(dg, v, len);
-	} else {
-		buf_addc(dg, '\n');
-		le = len;
-		for (i = 0; i < 8; i++)
-			n8[i] = (unsigned char)(le >> (8 * i));
-		buf_add(dg, n8, 8);
-		buf_add(dg, v, len);
-	}
-	buf_addc(dg, '\n');
-}
-
-void
-log_message_id(const char *event, char out[33])
-{
-	static const char	hex[] = "0123456789abcdef";
-	unsigned char		d[16];
-	char			in[160];
-	size_t			i;
-
-	if (sodium_init() < 0)
-		fatalx("sodium_init failed");
-	snprintf(in, sizeof in, "programs-cached:%s", event);
-	crypto_generichash(d, sizeof d, (const unsigned char *)in, strlen(in),
-	    NULL, 0);
-	for (i = 0; i < sizeof d; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 0xf];
-	}
-	out[32] = '\0';
-}
-
-/* journald's own fields, which ours must not overwrite (systemd.journal-fields(7)). */
-static const char *const journal_own[] = {
-	"message", "message_id", "priority", "code_file", "code_line",
-	"code_func", "errno", "invocation_id", "user_invocation_id",
-	"syslog_facility", "syslog_identifier", "syslog_pid",
-	"syslog_timestamp", "syslog_raw", "documentation", "tid", "unit",
-	"user_unit", "exit_code", "exit_status", "event", NULL
-};
-
-int
-log_field_collides(const char *name)
-{
-	size_t	i;
-
-	for (i = 0; journal_own[i] != NULL; i++)
-		if (strcmp(journal_own[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-static void
-send_journal(int prio, const char *event, const struct field *fv, size_t nf,
-    const struct buf *sb)
-{
-	struct sockaddr_un	 sa = { .sun_family = AF_UNIX };
-	struct buf		 dg, msg;
-	char			 p[4], id[33], name[40];
-	size_t			 i;
-
-	buf_init(&dg);
-	buf_init(&msg);
-	render_text(&msg, event, fv, nf, sb);
-	journal_field(&dg, "MESSAGE", msg.data, msg.len);
-	snprintf(p, sizeof p, "%d", prio);
-	journal_field(&dg, "PRIORITY", p, strlen(p));
-	journal_field(&dg, "EVENT", event, strlen(event));
-	log_message_id(event, id);
-	journal_field(&dg, "MESSAGE_ID", id, strlen(id));
-	journal_field(&dg, "SYSLOG_IDENTIFIER", "programs-cached",
-	    strlen("programs-cached"));
-	for (i = 0; i < nf; i++) {
-		if (fv[i].kind == FIELD_NULL)
-			continue;
-		/* Our own names never overwrite journald's (unit test). */
-		if (log_field_collides(fv[i].name)) {
-			snprintf(name, sizeof name, "pcd_%.31s", fv[i].name);
-			journal_field(&dg, name, sb->data + fv[i].off,
-			    fv[i].len);
-			continue;
-		}
-		journal_field(&dg, fv[i].name, sb->data + fv[i].off,
-		    fv[i].len);
-	}
-	memcpy(sa.sun_path, JOURNAL_SOCKET, sizeof JOURNAL_SOCKET);
-	if (getenv("PCD_JOURNAL_SOCKET") != NULL) {
-		/* Tests stand in for journald with their own socket. */
-		snprintf(sa.sun_path, sizeof sa.sun_path, "%s",
-		    getenv("PCD_JOURNAL_SOCKET"));
-	}
-	if (sendto(__atomic_load_n(&journal_fd, __ATOMIC_ACQUIRE), dg.data,
-	    dg.len, MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof sa) == -1) {
-		/*
-		 * Journal gone or entry too big: keep the line on stderr,
-		 * with the "<N>" prefix journald reads a priority from.
-		 */
-		buf_truncate(&dg, 0);
-		buf_printf(&dg, "<%d>", prio);
-		buf_add(&dg, msg.data, msg.len);
-		buf_addc(&dg, '\n');
-		write_all(STDERR_FILENO, dg.data, dg.len);
-	}
-	buf_free(&dg);
-	buf_free(&msg);
-}
-
 /*
  * Whether a field's value goes into JSON as it is: a number (inf and nan
  * stay strings), or true or false (a boolean).
  */
 static bool
-is_bare(const struct field *f, const unsigned char *v)
+is_bare(const struct logfmt_field *f, const unsigned char *v)
 {
-	if (f->kind == FIELD_NUMBER)
+	if (f->kind == LOGFMT_NUMBER)
 		return f->len > 0 && strspn((const char *)v,
 		    "0123456789-+.eE") >= f->len;
-	return f->kind == FIELD_STRING && ((f->len == 4 &&
+	return f->kind == LOGFMT_STRING && ((f->len == 4 &&
 	    memcmp(v, "true", 4) == 0) || (f->len == 5 &&
 	    memcmp(v, "false", 5) == 0));
 }
 
+/* The event as one JSON object. */
+static void
+render_json(struct buf *out, const char *ts, int prio, const char *event,
+    const struct logfmt_field *fv, size_t nf, const struct buf *sb)
+{
+	size_t	i;
+
+	buf_printf(out, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"",
+	    ts, level_names[prio]);
+	json_escape(out, (const unsigned char *)event, strlen(event));
+	buf_addc(out, '"');
+	for (i = 0; i < nf; i++) {
+		const unsigned char *v = sb->data + fv[i].off;
+
+		buf_printf(out, ",\"%s\":", fv[i].name);
+		if (fv[i].kind == LOGFMT_NULL)
+			buf_adds(out, "null");
+		else if (is_bare(&fv[i], v))
+			buf_add(out, v, fv[i].len);
+		else {
+			/* inf/nan and the like stay strings. */
+			buf_addc(out, '"');
+			json_escape(out, v, fv[i].len);
+			buf_addc(out, '"');
+		}
+	}
+	buf_adds(out, "}");
+}
+
+/*
+ * To journald; if it cannot take the entry (gone, too big), the line goes
+ * to stderr with the "<N>" prefix journald reads a priority from.
+ */
+static void
+send_journal(int prio, const char *event, const struct event *ev,
+    const struct logfmt_field *fv, size_t nf, const struct buf *sb)
+{
+	struct buf	 msg, line;
+	char		 id[33];
+
+	if (ev != NULL)
+		snprintf(id, sizeof id, "%s", events_message_id(ev));
+	else
+		events_hash_id(event, id);
+	buf_init(&msg);
+	render_text(&msg, event, fv, nf, sb);
+	if (journal_send(prio, event, id, &msg, fv, nf, sb) == -1) {
+		buf_init(&line);
+		buf_printf(&line, "<%d>", prio);
+		buf_add(&line, msg.data, msg.len);
+		buf_addc(&line, '\n');
+		write_all(STDERR_FILENO, line.data, line.len);
+		buf_free(&line);
+	}
+	buf_free(&msg);
+}
+
+#ifdef PCD_DEBUG
+/*
+ * A debug build stops at an event, or a field of one, that the table
+ * does not have (log.h), saying which.
+ */
+static PCD_NORETURN void
+not_in_table(const char *event, const char *field)
+{
+	char	line[256];
+
+	if (field == NULL)
+		snprintf(line, sizeof line, "programs-cached: log_event: event "
+		    "\"%s\" is not in the table (src/events.c)\n", event);
+	else
+		snprintf(line, sizeof line, "programs-cached: log_event: event "
+		    "%s has no field %s in the table (src/events.c)\n", event,
+		    field);
+	write_all(STDERR_FILENO, (const unsigned char *)line, strlen(line));
+	abort();
+}
+
+/* Each field is one of the row's (log_error is the walker's own). */
+static void
+check_fields(const struct event *ev, const struct logfmt_field *fv,
+    size_t nf)
+{
+	size_t	i;
+
+	for (i = 0; i < nf; i++)
+		if (strcmp(fv[i].name, "log_error") != 0 &&
+		    events_field_index(ev, fv[i].name,
+		    strlen(fv[i].name)) == -1)
+			not_in_table(ev->name, fv[i].name);
+}
+#endif
+
 void
 log_eventv(int prio, const char *event, const char *fields, va_list ap)
 {
-	struct field	 fv[LOG_MAX_FIELDS];
-	struct buf	 sb, out;
-	size_t		 nf, i;
-	char		 ts[80];
-	int		 saved_errno = errno;
+	const struct event	*ev = events_find(event);
+	struct logfmt_field	 fv[LOG_FIELDS];
+	struct buf		 sb, out;
+	size_t			 nf;
+	char			 ts[80];
+	int			 saved_errno = errno;
 
+#ifdef PCD_DEBUG
+	if (ev == NULL)
+		not_in_table(event, NULL);
+#endif
 	if (!log_enabled(prio))
 		return;
 	if (prio < 0 || prio > LOG_DEBUG)
 		prio = LOG_ERR;
 	buf_init(&sb);
 	buf_init(&out);
-	nf = parse_fields(fields, ap, fv, &sb);
-	pthread_mutex_lock(&ctx_lock);
-	if (ctx_name != NULL && nf < LOG_MAX_FIELDS) {
-		/* The context (refresh_id) rides on every event. */
-		snprintf(fv[nf].name, sizeof fv[nf].name, "%s", ctx_name);
-		fv[nf].kind = FIELD_STRING;
-		fv[nf].off = sb.len;
-		buf_adds(&sb, ctx_value);
-		fv[nf].len = sb.len - fv[nf].off;
-		nf++;
-	}
-	pthread_mutex_unlock(&ctx_lock);
+	nf = logfmt_walk(fields, ap, fv, &sb);
+#ifdef PCD_DEBUG
+	check_fields(ev, fv, nf);
+#endif
+	/* The context (refresh_id) rides on every event. */
+	if (ctx_name != NULL)
+		logfmt_add(fv, &nf, &sb, ctx_name, ctx_value);
 
-	switch (__atomic_load_n(&log_active, __ATOMIC_ACQUIRE)) {
+	switch (log_active) {
 	case LOG_FORMAT_JOURNAL:
-		send_journal(prio, event, fv, nf, &sb);
+		send_journal(prio, event, ev, fv, nf, &sb);
 		break;
 	case LOG_FORMAT_TEXT:
 		timestamp(ts, sizeof ts);
@@ -711,26 +354,8 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 	case LOG_FORMAT_AUTO:
 	case LOG_FORMAT_JSON:
 		timestamp(ts, sizeof ts);
-		buf_printf(&out, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"",
-		    ts, level_names[prio]);
-		json_escape(&out, (const unsigned char *)event, strlen(event));
-		buf_addc(&out, '"');
-		for (i = 0; i < nf; i++) {
-			const unsigned char *v = sb.data + fv[i].off;
-
-			buf_printf(&out, ",\"%s\":", fv[i].name);
-			if (fv[i].kind == FIELD_NULL)
-				buf_adds(&out, "null");
-			else if (is_bare(&fv[i], v))
-				buf_add(&out, v, fv[i].len);
-			else {
-				/* inf/nan and the like stay strings. */
-				buf_addc(&out, '"');
-				json_escape(&out, v, fv[i].len);
-				buf_addc(&out, '"');
-			}
-		}
-		buf_adds(&out, "}\n");
+		render_json(&out, ts, prio, event, fv, nf, &sb);
+		buf_addc(&out, '\n');
 		write_all(STDERR_FILENO, out.data, out.len);
 		break;
 	}
@@ -742,7 +367,6 @@ log_eventv(int prio, const char *event, const char *fields, va_list ap)
 void
 log_context(const char *name, const char *value)
 {
-	pthread_mutex_lock(&ctx_lock);
 	free(ctx_name);
 	free(ctx_value);
 	ctx_name = ctx_value = NULL;
@@ -750,7 +374,6 @@ log_context(const char *name, const char *value)
 		ctx_name = xstrdup(name);
 		ctx_value = xstrdup(value);
 	}
-	pthread_mutex_unlock(&ctx_lock);
 }
 
 void

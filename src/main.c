@@ -16,20 +16,23 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "health.h"
 #include "jarena.h"
 #include "log.h"
 #include "monitor.h"
 #include "settings.h"
+#include "show.h"
 #include "snapfile.h"
 #include "snapshot.h"
 #include "statedir.h"
 #include "store.h"
 
 static const char usage_text[] =
-"usage: programs-cached [-c FILE] [--once | --dry-run] [--domain DOMAIN]\n"
-"                       [--force]\n"
-"       programs-cached [-c FILE] --check-config | --verify\n"
-"       programs-cached --version | --help\n"
+"usage: programs-cached [-c FILE] [--once | --dry-run [--diff KEY]]\n"
+"                       [--domain DOMAIN] [--force]\n"
+"       programs-cached [-c FILE] --check-config | --verify | --health\n"
+"       programs-cached [-c FILE] --show KEY [--json]\n"
+"       programs-cached --print-settings | --version | --help\n"
 "\n"
 "Keep the Open edX LMS programs cache in memcached or Redis filled from\n"
 "Discovery.\n"
@@ -41,7 +44,10 @@ static const char usage_text[] =
 "                      usage or configuration\n"
 "      --domain DOMAIN only refresh the site with this domain\n"
 "      --dry-run       fetch and build once, write nothing: print each key\n"
-"                      that would change and a summary per family\n"
+"                      that would be written (new or changed), deleted\n"
+"                      (stale) or held (shrink guard), and a summary\n"
+"      --diff KEY      with --dry-run: the field-level changes of KEY's\n"
+"                      value (a program's detail) against the cache's\n"
 "      --force         publish sites whose program count fell by more than\n"
 "                      max_shrink (or to zero) instead of holding them\n"
 "      --check-config  validate the configuration and exit (0 or 2); a\n"
@@ -50,6 +56,16 @@ static const char usage_text[] =
 "                      print each key missing or different, then a\n"
 "                      summary; exit 0 if none, 1 if any, 2 if there is\n"
 "                      no snapshot or bad usage or configuration\n"
+"      --print-settings\n"
+"                      print every configuration key with its help and\n"
+"                      default, as a configuration file, and exit\n"
+"      --health        ask the running daemon's listener (listen) for\n"
+"                      /readyz: exit 0 if ready, 1 if not or no answer\n"
+"      --show KEY      what the cache and the snapshot hold under an LMS\n"
+"                      key (or a course run key alone), decoded, and\n"
+"                      whether they agree (exit 0) or not (exit 1);\n"
+"                      writes nothing\n"
+"      --json          with --show: one JSON object instead of text\n"
 "      --version       print the version and exit\n"
 "  -h, --help          print this help and exit\n"
 "\n"
@@ -64,8 +80,12 @@ enum {
 	OPT_DRY_RUN,
 	OPT_CHECK_CONFIG,
 	OPT_VERIFY,
+	OPT_HEALTH,
 	OPT_VERSION,
-	OPT_PRINT_SETTINGS
+	OPT_PRINT_SETTINGS,
+	OPT_SHOW,
+	OPT_JSON,
+	OPT_DIFF
 };
 
 static const struct option longopts[] = {
@@ -76,8 +96,11 @@ static const struct option longopts[] = {
 	{ "dry-run",		no_argument,		NULL, OPT_DRY_RUN },
 	{ "check-config",	no_argument,		NULL, OPT_CHECK_CONFIG },
 	{ "verify",		no_argument,		NULL, OPT_VERIFY },
+	{ "health",		no_argument,		NULL, OPT_HEALTH },
+	{ "show",		required_argument,	NULL, OPT_SHOW },
+	{ "json",		no_argument,		NULL, OPT_JSON },
+	{ "diff",		required_argument,	NULL, OPT_DIFF },
 	{ "version",		no_argument,		NULL, OPT_VERSION },
-	/* Not in --help: every key, its help and default, for the docs. */
 	{ "print-settings",	no_argument,		NULL,
 	    OPT_PRINT_SETTINGS },
 	{ "help",		no_argument,		NULL, 'h' },
@@ -175,7 +198,10 @@ main(int argc, char *argv[])
 {
 	struct daemon_opts	 opts;
 	struct cfg		*cfg;
-	bool			 check = false, verify = false;
+	const char		*show = NULL;
+	char			*key = NULL;
+	bool			 check = false, verify = false, once = false;
+	bool			 health = false, json = false;
 	int			 ch;
 
 	memset(&opts, 0, sizeof opts);
@@ -189,7 +215,7 @@ main(int argc, char *argv[])
 			opts.config_path = optarg;
 			break;
 		case OPT_ONCE:
-			opts.once = true;
+			opts.once = once = true;
 			break;
 		case OPT_DOMAIN:
 			opts.domain = optarg;
@@ -205,6 +231,18 @@ main(int argc, char *argv[])
 			break;
 		case OPT_VERIFY:
 			verify = true;
+			break;
+		case OPT_HEALTH:
+			health = true;
+			break;
+		case OPT_SHOW:
+			show = optarg;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_DIFF:
+			opts.diff = optarg;
 			break;
 		case OPT_VERSION:
 			print_version();
@@ -226,17 +264,47 @@ main(int argc, char *argv[])
 	}
 	if (optind < argc)
 		usage_error("unexpected argument %s", argv[optind]);
+	/* --dry-run is a one-shot run of its own: with --once, which wins? */
+	if (once && opts.dry_run)
+		usage_error("%s and --dry-run exclude each other (--dry-run "
+		    "runs once and writes nothing)", "--once");
 	if (verify && (opts.once || check || opts.domain != NULL))
 		usage_error("%s cannot be combined with --once, --domain or "
 		    "--check-config", "--verify");
+	if (health && (verify || opts.once || check || opts.domain != NULL ||
+	    opts.force || show != NULL))
+		usage_error("%s cannot be combined with another mode or "
+		    "--domain", "--health");
+	if (show != NULL && (opts.once || check || verify ||
+	    opts.domain != NULL || opts.force))
+		usage_error("%s cannot be combined with --once, --dry-run, "
+		    "--domain, --force, --check-config or --verify", "--show");
+	if (json && show == NULL)
+		usage_error("%s is only for --show", "--json");
+	if (opts.diff != NULL && !opts.dry_run)
+		usage_error("%s is only for --dry-run", "--diff");
+	if (show != NULL && (key = show_key_of(show)) == NULL)
+		usage_error("--show %s names no key of the programs cache",
+		    show);
+	if (opts.diff != NULL && (key = show_key_of(opts.diff)) == NULL)
+		usage_error("--diff %s names no key of the programs cache",
+		    opts.diff);
+	opts.diff = key;
 
 	/*
 	 * The secret may be readable only by the unit (LoadCredential):
 	 * --check-config warns if it cannot read it, --verify never needs it.
 	 */
 	if ((cfg = cfg_load_with(opts.config_path, check ? CFG_SECRETS_WARN :
-	    verify ? CFG_SECRETS_SKIP : CFG_SECRETS_READ, NULL, 0)) == NULL)
-		return PCD_EXIT_USAGE;
+	    verify || health || show != NULL ? CFG_SECRETS_SKIP :
+	    CFG_SECRETS_READ, NULL, 0)) == NULL)
+		return health ? PCD_EXIT_FAIL : PCD_EXIT_USAGE;
+	if (health) {
+		/* Before config_loaded: a container manager runs it often. */
+		ch = health_check(cfg);
+		cfg_free(cfg);
+		return ch;
+	}
 	log_setup(cfg->log_format, cfg->log_level);
 	if (opts.domain != NULL && cfg_site(cfg, opts.domain) == NULL) {
 		log_event(LOG_ERR, "config_error", "file=%s key=site error=%s "
@@ -256,6 +324,14 @@ main(int argc, char *argv[])
 		cfg_free(cfg);
 		return ch;
 	}
+	if (show != NULL) {
+		/* Read-only: the snapshot read, the servers asked. */
+		ch = show_key(cfg, key, json, stdout) == 0 ? PCD_EXIT_OK :
+		    PCD_EXIT_FAIL;
+		free(key);
+		cfg_free(cfg);
+		return ch;
+	}
 
 	if (!opts.dry_run && (ch = lock_state_dir(cfg)) != 0) {
 		cfg_free(cfg);
@@ -265,5 +341,7 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	json_object_seed(0);
 	jarena_init();
-	return daemon_run(cfg, &opts);
+	ch = daemon_run(cfg, &opts);
+	free(key);
+	return ch;
 }

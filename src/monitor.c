@@ -33,11 +33,17 @@
 #define VERIFY_SLICE_BYTES	(2 * 1024 * 1024)
 
 struct mon_server {
-	bool		 known;		/* pid and uptime read before */
+	bool		 known;		/* stats read before */
 	bool		 down;		/* the last stats failed */
-	long		 pid;
-	unsigned long	 uptime;
-	uint64_t	 at;		/* mono_ms of that reading */
+	struct store_stats seen;	/* that reading (id, uptime) */
+	uint64_t	 at;		/* mono_ms of it */
+	/*
+	 * It holds the snapshot's keys: a verify pass found them (or put
+	 * back the missing ones), or a repair wrote them, since it last
+	 * restarted, was down or lost its sentinels; epoch counts those.
+	 */
+	bool		 confirmed;
+	unsigned	 epoch;
 	size_t		 sent[SENTINELS_MAX];	/* entry indexes */
 	size_t		 nsent;
 };
@@ -68,6 +74,9 @@ struct vpass {
 	uint64_t		 t0;
 	uint64_t		 snap;		/* what it verifies (serials) */
 	uint64_t		 store;
+	uint64_t		 unsure;	/* servers skipped, or holding
+						   other values */
+	unsigned		 epoch[STORE_MAX_SERVERS];	/* at start */
 	bool			 again;		/* asked for meanwhile */
 	size_t			 again_only;
 	const char		*again_reason;
@@ -120,6 +129,27 @@ monitor_free(struct monitor *m)
 	event_free(m->slice_ev);
 	free(m->pass.f.v);
 	free(m);
+}
+
+/*
+ * Run a persistent timer's work on the next turn of the loop, and every
+ * interval from then on.  Not as a timeout (EV_TIMEOUT): libevent then
+ * schedules the next run an interval after the run that was due, not
+ * after this one, and the first timed check after start-up came two
+ * check_intervals late.
+ */
+static void
+run_soon(struct event *ev)
+{
+	event_active(ev, 0, 0);
+}
+
+/* Server i may have lost what it held: unconfirmed until found again. */
+static void
+unconfirm(struct monitor *m, size_t i)
+{
+	m->sv[i].confirmed = false;
+	m->sv[i].epoch++;
 }
 
 /* (Re)arm a persistent timer. */
@@ -215,8 +245,8 @@ monitor_set_idle(struct monitor *m, bool idle)
 	if (!idle && m->started) {
 		memset(m->sv, 0, sizeof m->sv);
 		pick_sentinels(m);
-		event_active(m->check_ev, EV_TIMEOUT, 0);
-		event_active(m->verify_ev, EV_TIMEOUT, 0);
+		run_soon(m->check_ev);
+		run_soon(m->verify_ev);
 	}
 }
 
@@ -226,16 +256,16 @@ monitor_start(struct monitor *m)
 	m->started = true;
 	arm(m->check_ev, m->check_ms);
 	arm(m->verify_ev, m->verify_ms);
-	event_active(m->check_ev, EV_TIMEOUT, 0);
+	run_soon(m->check_ev);
 	if (m->snap != NULL)
-		event_active(m->verify_ev, EV_TIMEOUT, 0);
+		run_soon(m->verify_ev);
 }
 
 void
 monitor_verify_soon(struct monitor *m)
 {
 	if (m->started)
-		event_active(m->verify_ev, EV_TIMEOUT, 0);
+		run_soon(m->verify_ev);
 }
 
 static void
@@ -310,7 +340,8 @@ repair_server(struct monitor *m, size_t i, const char *reason)
 	for (j = 0; j < n; j++)
 		if (wanted(m, &v[j], i))
 			fixes_add(&f, j, i);
-	repair(m, &f, reason, store_server_name(m->store, i));
+	if (repair(m, &f, reason, store_server_name(m->store, i)) == 0)
+		m->sv[i].confirmed = true;
 	free(f.v);
 }
 
@@ -343,6 +374,8 @@ monitor_repair_all(struct monitor *m, const char *reason)
 			if (wanted(m, &v[j], i))
 				fixes_add(&f, j, i);
 	rc = repair(m, &f, reason, NULL);
+	for (i = 0; rc == 0 && i < store_nservers(m->store); i++)
+		m->sv[i].confirmed = true;
 	free(f.v);
 	return rc;
 }
@@ -474,13 +507,20 @@ static void
 verify_end(struct monitor *m)
 {
 	struct vpass	*p = &m->pass;
+	size_t		 i;
+	int		 rc = 0;
 
 	if (p->f.n > 0) {
 		metrics.cache_misses += p->f.n;
 		log_misses(m, &p->f, p->reason);
-		repair(m, &p->f, p->reason, p->only != SIZE_MAX ?
+		rc = repair(m, &p->f, p->reason, p->only != SIZE_MAX ?
 		    store_server_name(m->store, p->only) : NULL);
 	}
+	/* What the pass found whole (and nothing lost since it began). */
+	for (i = 0; rc == 0 && i < store_nservers(m->store); i++)
+		if ((p->only == SIZE_MAX || p->only == i) &&
+		    (p->unsure >> i & 1) == 0 && p->epoch[i] == m->sv[i].epoch)
+			m->sv[i].confirmed = true;
 	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
 	    "servers_skipped=%zu duration_ms=%llu", p->reason, p->asked,
 	    p->f.n, p->skipped, (unsigned long long)(mono_ms() - p->t0));
@@ -536,10 +576,14 @@ on_slice(evutil_socket_t fd, short what, void *arg)
 		/* A down server is skipped: the store logged it once. */
 		p->skipped++;
 		p->next = n;
+		p->unsure |= (uint64_t)1 << p->srv;
 	}
-	for (j = 0; j < a.n; j++)
+	for (j = 0; j < a.n; j++) {
 		if (a.seen[j] == 0)
 			fixes_add(&p->f, a.ids[j], p->srv);
+		else if (a.seen[j] == 2)
+			p->unsure |= (uint64_t)1 << p->srv;
+	}
 	p->asked += a.n;
 	ask_free(&a);
 	next_slice(m);
@@ -554,6 +598,7 @@ static void
 verify(struct monitor *m, size_t only, const char *reason)
 {
 	struct vpass	*p = &m->pass;
+	size_t		 i;
 
 	if (m->snap == NULL)
 		return;
@@ -572,6 +617,9 @@ verify(struct monitor *m, size_t only, const char *reason)
 	p->srv = 0;
 	p->next = 0;
 	p->asked = p->skipped = 0;
+	p->unsure = 0;
+	for (i = 0; i < STORE_MAX_SERVERS; i++)
+		p->epoch[i] = m->sv[i].epoch;
 	p->t0 = mono_ms();
 	p->snap = snapshot_serial(m->snap);
 	p->store = store_serial(m->store);
@@ -616,6 +664,13 @@ sentinels_present(struct monitor *m, size_t i)
 	return hits == ms->nsent;
 }
 
+/* Whether the servers are Redis (restarts are told by run_id). */
+static bool
+redis(const struct monitor *m)
+{
+	return strcmp(store_backend(m->store), "redis") == 0;
+}
+
 /* Log that server i may have lost everything, and why. */
 static void
 empty_detected(struct monitor *m, size_t i, const char *reason,
@@ -630,9 +685,17 @@ empty_detected(struct monitor *m, size_t i, const char *reason,
 			n += wanted(m, &v[j], i);
 	}
 	metrics.restarts_detected++;
-	log_event(LOG_WARNING, "cache_empty_detected", "server=%s reason=%s "
-	    "pid=%ld uptime=%lu keys=%zu", store_server_name(m->store, i),
-	    reason, ss->pid, ss->uptime, n);
+	/* Redis has no pid to speak of (pid 1 in a container): its run_id. */
+	if (redis(m))
+		log_event(LOG_WARNING, "cache_empty_detected", "server=%s "
+		    "reason=%s run_id=%s uptime=%lu keys=%zu",
+		    store_server_name(m->store, i), reason, ss->id,
+		    ss->uptime, n);
+	else
+		log_event(LOG_WARNING, "cache_empty_detected", "server=%s "
+		    "reason=%s pid=%ld uptime=%lu keys=%zu",
+		    store_server_name(m->store, i), reason, ss->pid,
+		    ss->uptime, n);
 }
 
 /* One server's stats and sentinels, and what they call for. */
@@ -651,24 +714,25 @@ check_server(struct monitor *m, size_t i)
 	store_probe(m->store, false);
 	if (rc == -1) {
 		ms->down = true;
+		unconfirm(m, i);
 		return;
 	}
 	ms->down = false;
-	if (ms->known && ss.pid != ms->pid)
-		reason = "pid changed";
+	if (ms->known && strcmp(ss.id, ms->seen.id) != 0)
+		reason = redis(m) ? "run_id changed" : "pid changed";
 	else if (ms->known && ss.uptime + UPTIME_SLACK_S <
-	    ms->uptime + (now - ms->at) / 1000)
+	    ms->seen.uptime + (now - ms->at) / 1000)
 		reason = "uptime went back";
 	else if (!ms->known && was_down)
 		reason = "server was down";
 	ms->known = true;
-	ms->pid = ss.pid;
-	ms->uptime = ss.uptime;
+	ms->seen = ss;
 	ms->at = now;
 
 	if (reason != NULL) {
 		/* Whatever was buffered on the old connection is lost. */
 		store_reconnect(m->store, i);
+		unconfirm(m, i);
 		empty_detected(m, i, reason, &ss);
 		if (m->snap != NULL)
 			repair_server(m, i, reason);
@@ -677,12 +741,23 @@ check_server(struct monitor *m, size_t i)
 	if (m->snap == NULL)
 		return;
 	if (!sentinels_present(m, i)) {
+		unconfirm(m, i);
 		empty_detected(m, i, "sentinel missing", &ss);
 		verify(m, i, "sentinel missing");
 	} else if (was_down) {
 		/* Writes were skipped while it was away. */
 		verify(m, i, "server was down");
 	}
+}
+
+bool
+monitor_confirmed(struct monitor *m, size_t i)
+{
+	if (!m->started || m->idle || m->store == NULL ||
+	    i >= store_nservers(m->store))
+		return false;
+	check_server(m, i);
+	return !m->sv[i].down && m->sv[i].confirmed;
 }
 
 static void

@@ -43,18 +43,6 @@ struct oauth {
 	struct waiter		*scheduled;	/* callbacks about to run */
 };
 
-char *
-oauth_secret_path(const struct cfg *cfg)
-{
-	const char	*dir;
-
-	if (cfg->client_secret_file != NULL)
-		return xstrdup(cfg->client_secret_file);
-	if ((dir = getenv("CREDENTIALS_DIRECTORY")) != NULL)
-		return xasprintf("%s/client-secret", dir);
-	return NULL;
-}
-
 struct oauth *
 oauth_new(struct event_base *base, struct http *http, const struct cfg *cfg)
 {
@@ -67,7 +55,8 @@ oauth_new(struct event_base *base, struct http *http, const struct cfg *cfg)
 	o->http = http;
 	o->url = xasprintf("%s/oauth2/access_token", cfg->oauth_url);
 	o->client_id = xstrdup(cfg->client_id);
-	o->secret_path = oauth_secret_path(cfg);
+	o->secret_path = cfg->client_secret_path != NULL ?
+	    xstrdup(cfg->client_secret_path) : NULL;
 	return o;
 }
 

@@ -36,6 +36,7 @@ struct ops {
 	uint64_t		 published_ms;	/* mono, last one */
 	bool			 sentinels_ok;	/* a stand-by's last look */
 	uint64_t		 sentinels_at;
+	char			*reload_error;	/* the last reload's; NULL: ok */
 };
 
 /* A duration as an operator reads it: 45s, 17m, 3h12m, 2d3h. */
@@ -222,8 +223,14 @@ ops_published(struct ops *o)
 {
 	o->published = true;
 	o->published_ms = mono_ms();
-	if (!o->once)
-		notify_ready();
+	ops_status(o);
+}
+
+void
+ops_reloaded(struct ops *o, const char *error)
+{
+	free(o->reload_error);
+	o->reload_error = error != NULL ? xstrdup(error) : NULL;
 	ops_status(o);
 }
 
@@ -249,32 +256,42 @@ ops_status(struct ops *o)
 	static const char *const outcomes[OUTCOME_COUNT] = {
 		"ok", "partial", "failed"
 	};
-	struct buf	 why;
+	struct buf	 why, reload;
 	char		 age[32];
 	double		 ms;
+	bool		 ready;
 
 	if (o->once || !notify_enabled())
 		return;
+	/* Said until a reload succeeds, whatever happens meanwhile. */
+	buf_init(&reload);
+	buf_adds(&reload, "");
+	if (o->reload_error != NULL)
+		buf_printf(&reload, "reload failed: %s; running with the "
+		    "previous configuration; ", o->reload_error);
+	buf_init(&why);
+	buf_adds(&why, "");
+	ready = readiness(o, &why);
 	if (!o->refreshed) {
-		notify_status("first refresh running");
-		return;
+		notify_status("%s%s%s", (const char *)reload.data, ready ?
+		    "first refresh running" : "not ready: ", ready ? "" :
+		    (const char *)why.data);
+		goto out;
 	}
+	if (ready)
+		buf_truncate(&why, 0);
 	/* Wall clock (last_success is a timestamp); it may have stepped. */
 	ms = (double)wall_ms() - metrics.last_success * 1000;
 	fmt_age(ms > 0 ? (uint64_t)ms : 0, age, sizeof age);
-	buf_init(&why);
-	buf_adds(&why, "");
-	if (readiness(o, &why))
-		buf_truncate(&why, 0);
-	notify_status("%slast refresh %s, %zu programs; last success %s%s%s%s"
-	    "%s", o->refreshing ? "refreshing; " : "", outcomes[o->outcome],
-	    o->programs,
+	notify_status("%s%slast refresh %s, %zu programs; last success %s%s%s"
+	    "%s", (const char *)reload.data, o->refreshing ? "refreshing; " :
+	    "", outcomes[o->outcome], o->programs,
 	    metrics.last_success > 0 ? age : "never",
 	    metrics.last_success > 0 ? " ago" : "",
-	    why.len > 0 ? "; not ready: " : "", (const char *)why.data,
-	    metrics.config_reload_success ? "" : "; the last reload failed: "
-	    "running with the previous configuration");
+	    why.len > 0 ? "; not ready: " : "", (const char *)why.data);
+out:
 	buf_free(&why);
+	buf_free(&reload);
 }
 
 /* Keep the age in STATUS= current between refreshes. */
@@ -296,6 +313,13 @@ ops_new(struct event_base *base, bool once)
 	return o;
 }
 
+/*
+ * READY=1 here, as the daemon runs with a valid configuration, and not
+ * once data is in the cache (which /readyz says): systemd 252 merges a
+ * reload asked for while a unit is activating into its start job, so
+ * that `systemctl reload` would wait for the first publish, up to
+ * TimeoutStartSec=, and the SIGHUP would never come.
+ */
 void
 ops_start(struct ops *o)
 {
@@ -309,6 +333,8 @@ ops_start(struct ops *o)
 		    on_status_timer, o);
 		event_add(o->status_timer, &tv);
 	}
+	ops_status(o);
+	notify_ready();
 }
 
 void
@@ -321,5 +347,6 @@ ops_free(struct ops *o)
 		event_free(o->status_timer);
 	httpd_free(o->httpd);
 	free(o->listen);
+	free(o->reload_error);
 	free(o);
 }

@@ -296,8 +296,37 @@ struct publish {
 	struct catalog			*next;
 	struct map			 old;		/* key -> old entry */
 	struct map			 confirmed;	/* key -> struct confirmed */
+	uint64_t			 trusted;	/* servers asked: confirmed */
 	enum writer_rc			 rc;		/* the writer's last */
 };
+
+/*
+ * The servers that hold what the record says, asked now (a value on any
+ * other is written, not skipped): none without skip_same or someone to
+ * ask.
+ */
+static uint64_t
+trusted_servers(const struct state *s, const struct state_publish_opts *o)
+{
+	uint64_t	t = 0;
+	size_t		i;
+
+	if (!o->skip_same || o->confirmed == NULL)
+		return 0;
+	for (i = 0; i < store_nservers(s->store); i++)
+		if (o->confirmed(o->confirmed_arg, i))
+			t |= (uint64_t)1 << i;
+	return t;
+}
+
+/* Every server of the store, as a mask. */
+static uint64_t
+all_servers(const struct state *s)
+{
+	size_t	n = store_nservers(s->store);
+
+	return n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1;
+}
 
 /* Whether the cache holds e's bytes already (its write is skipped). */
 static bool
@@ -310,7 +339,7 @@ is_same(const struct publish *pb, const struct entry *e)
 	if (c != NULL)
 		return c->len == e->len && XXH128_isEqual(c->hash,
 		    XXH3_128bits(e->val, e->len));
-	if (!pb->opts->skip_same ||
+	if (!pb->opts->skip_same || (e->servers & ~pb->trusted) != 0 ||
 	    map_get(&pb->s->unsure, e->key, strlen(e->key)) != NULL)
 		return false;
 	o = map_get(&pb->old, e->key, strlen(e->key));
@@ -427,6 +456,27 @@ write_details(struct publish *pb, enum write_outcome **outp, size_t *errors)
 	return pl;
 }
 
+/*
+ * A key of the record that the plan does not have: its count (full
+ * refreshes absent, plus one), this refresh included when it is a sweep.
+ */
+static uintptr_t
+absences(const struct state *s, const char *key, size_t keylen, bool sweep)
+{
+	uintptr_t	n = (uintptr_t)map_get(&s->absent, key, keylen);
+
+	return (n == 0 ? 1 : n) + (sweep ? 1 : 0);
+}
+
+/* Whether a sweep deletes o, whose count is n (absences + 1). */
+static bool
+stale_due(const struct state *s, const struct entry *o, uintptr_t n,
+    bool sweep)
+{
+	return sweep && s->cfg->stale_after > 0 &&
+	    n - 1 >= (uintptr_t)s->cfg->stale_after && o->wire != NULL;
+}
+
 /* Append the absent count of a key kept in the record. */
 static void
 keep_absent(struct map *absent, const struct map_item *it, uintptr_t n)
@@ -528,11 +578,8 @@ record(struct publish *pb, const struct plan *pl,
 				snapshot_add_copy(snap, o);
 			continue;
 		}
-		n = (uintptr_t)map_get(&s->absent, it->key, it->keylen);
-		n = (n == 0 ? 1 : n) + (sweep ? 1 : 0);
-		if (sweep && s->cfg->stale_after > 0 &&
-		    n - 1 >= (uintptr_t)s->cfg->stale_after &&
-		    o->wire != NULL) {
+		n = absences(s, it->key, it->keylen, sweep);
+		if (stale_due(s, o, n, sweep)) {
 			sitems[ns] = it;
 			sv[ns] = o;
 			scounts[ns++] = n;
@@ -577,6 +624,27 @@ test_stop_point(int phase)
 		raise(SIGSTOP);
 }
 
+/* refresh_failed for a publish that a cache server stopped, naming it. */
+static void
+log_server_failed(const struct store *st)
+{
+	struct buf	names;
+	size_t		i;
+
+	buf_init(&names);
+	for (i = 0; i < store_nservers(st); i++)
+		if (!store_server_up(st, i))
+			buf_printf(&names, "%s%s", names.len > 0 ? "," : "",
+			    store_server_name(st, i));
+	log_event(LOG_ERR, "refresh_failed", "stage=publish server=%s "
+	    "error=%s", names.len > 0 ? (const char *)names.data : "-",
+	    "a cache server failed or was down while the values were "
+	    "written: its keys are not confirmed, and the indexes and site "
+	    "lists written after them were not, so that none names a value "
+	    "that is not there");
+	buf_free(&names);
+}
+
 /* Count what a plan and its outcomes amount to. */
 static void
 tally(const struct plan *pl, const enum write_outcome *out,
@@ -608,10 +676,11 @@ tally(const struct plan *pl, const enum write_outcome *out,
  * incremental refresh that found nothing new (SPEC §10).  Every site
  * fetched whole, the same lists, the very same program records (shared,
  * so the same values) and equal pathways; nothing unsure, no stale key
- * being counted, every server up.
+ * being counted, every server asked and holding what was recorded.
  */
 static bool
-same_generation(const struct state *s, const struct catalog *next)
+same_generation(const struct state *s, const struct catalog *next,
+    uint64_t trusted)
 {
 	const struct catalog		*gen = s->gen;
 	const struct catalog_site	*a, *b;
@@ -624,9 +693,8 @@ same_generation(const struct state *s, const struct catalog *next)
 	if (s->cfg->stale_after > 0 &&
 	    snapshot_count(s->snap) != s->plan->n)
 		return false;
-	for (i = 0; i < store_nservers(s->store); i++)
-		if (!store_server_up(s->store, i))
-			return false;
+	if (trusted != all_servers(s))
+		return false;
 	for (i = 0; i < next->nsites; i++) {
 		a = gen->sites[i];
 		b = next->sites[i];
@@ -731,7 +799,8 @@ state_publish(struct state *s, struct fetch_result *fr,
 	memset(r, 0, sizeof *r);
 	memset(&pb, 0, sizeof pb);
 	pb.next = gen_build(fr, s->gen, &go, &r->sites);
-	if (opts->skip_same && same_generation(s, pb.next)) {
+	pb.trusted = trusted_servers(s, opts);
+	if (opts->skip_same && same_generation(s, pb.next, pb.trusted)) {
 		/* Nothing to plan, write or record (stale keys: not counted). */
 		same_result(s, r);
 		catalog_unref(pb.next);
@@ -756,10 +825,7 @@ state_publish(struct state *s, struct fetch_result *fr,
 	r->server_failed = pb.rc == WRITER_FAILED;
 	r->lease_lost = pb.rc == WRITER_LEASE_LOST;
 	if (r->server_failed)
-		log_event(LOG_ERR, "refresh_failed", "stage=publish error=%s",
-		    "a cache server failed while the values were written: "
-		    "the indexes and site lists written after it were not, "
-		    "so that none names a value that is not there");
+		log_server_failed(s->store);
 	tally(pl, out, r);
 	recount(pb.next, &r->sites);
 	r->complete = pb.rc == WRITER_OK && r->ws.failed == 0 &&
@@ -777,24 +843,120 @@ state_publish(struct state *s, struct fetch_result *fr,
 	return r->complete ? 0 : -1;
 }
 
-int
-state_dry_run(struct state *s, struct fetch_result *fr, bool force,
-    FILE *out)
+/* --- --dry-run --------------------------------------------------------- */
+
+/*
+ * The programs a listed site would have: fetched, or kept from the last
+ * publish for a failed detail (as gen.c's site_listed keeps them), the
+ * count the shrink guard weighs.
+ */
+static size_t
+obtained(const struct fetch_site *fs, const struct catalog *last)
 {
-	struct gen_opts		 go = { s->cfg, force };
+	const struct catalog_site	*ls = catalog_find_site(last,
+					    fs->domain);
+	size_t				 i, n = 0;
+
+	for (i = 0; i < fs->nprogs; i++)
+		n += fs->progs[i].p != NULL || (ls != NULL &&
+		    catalog_site_program(ls, fs->progs[i].uuid) != NULL);
+	return n;
+}
+
+/* The sites the shrink guard holds in next, with their counts. */
+static struct dry_held *
+held_sites(const struct state *s, const struct catalog *next,
+    const size_t *now, const struct fetch_result *fr, size_t *n)
+{
+	struct dry_held	*h = xcalloc(next->nsites + 1, sizeof *h);
+	size_t		 i, j;
+
+	*n = 0;
+	for (i = 0; i < next->nsites; i++) {
+		if (next->sites[i]->status != SITE_HELD)
+			continue;
+		for (j = 0; j < fr->nsites; j++)
+			if (strcmp(fr->sites[j]->domain,
+			    next->sites[i]->domain) == 0)
+				h[*n].now = now[j];
+		h[*n].domain = next->sites[i]->domain;
+		h[*n].before = catalog_site_count(s->gen,
+		    next->sites[i]->domain);
+		(*n)++;
+	}
+	return h;
+}
+
+/* The record's keys the plan does not have: deleted, or counted on. */
+static struct dry_stale *
+stale_keys(const struct state *s, const struct plan *pl, bool sweep,
+    size_t *n)
+{
+	const struct entry	*v;
+	struct dry_stale	*x;
+	struct map		 inplan;
+	uintptr_t		 c;
+	size_t			 i, count = s->snap != NULL ?
+				    snapshot_count(s->snap) : 0;
+
+	x = xcalloc(count + 1, sizeof *x);
+	*n = 0;
+	map_init(&inplan);
+	for (i = 0; i < pl->n; i++)
+		map_put(&inplan, pl->v[i].key, strlen(pl->v[i].key));
+	for (i = 0; i < count; i++) {
+		v = &snapshot_entries(s->snap)[i];
+		if (map_find(&inplan, v->key, strlen(v->key)) != NULL)
+			continue;
+		c = absences(s, v->key, strlen(v->key), sweep);
+		x[*n].e = v;
+		x[*n].absent = (unsigned)(c - 1);
+		x[*n].deleted = stale_due(s, v, c, sweep);
+		(*n)++;
+	}
+	map_free(&inplan);
+	return x;
+}
+
+int
+state_dry_run(struct state *s, struct fetch_result *fr,
+    const struct state_dry_opts *o, FILE *out)
+{
+	struct gen_opts		 go = { s->cfg, o->force };
 	struct gen_counts	 c;
 	struct plan_opts	 po;
+	struct dry_report	 r;
 	struct catalog		*next;
 	struct plan		*pl;
+	size_t			*now, i;
+	bool			 complete;
 	int			 rc;
 
+	/* Counted before gen_build takes the records. */
+	now = xcalloc(fr->nsites + 1, sizeof *now);
+	for (i = 0; i < fr->nsites; i++)
+		if (fr->sites[i]->status == FETCH_LISTED)
+			now[i] = obtained(fr->sites[i], s->gen);
 	next = gen_build(fr, s->gen, &go, &c);
 	plan_opts_from(s->cfg, &po);
 	pl = plan_build(next, &po, s->kf, s->store, value_flags(s->cfg));
-	rc = dryrun_print(s->store, pl, out);
-	if (pl->errors > 0 || c.errors > 0 ||
-	    c.sites_ok + c.sites_unconfigured != c.sites)
+	complete = pl->errors == 0 && c.errors == 0 &&
+	    c.sites_ok + c.sites_unconfigured == c.sites;
+	memset(&r, 0, sizeof r);
+	r.plan = pl;
+	r.counts = complete && o->every_site;
+	r.stale = stale_keys(s, pl, r.counts, &r.nstale);
+	r.stale_after = s->cfg->stale_after;
+	r.refresh_interval_ms = s->cfg->refresh_interval_ms;
+	r.held = held_sites(s, next, now, fr, &r.nheld);
+	r.max_shrink = s->cfg->max_shrink;
+	r.diff = o->diff;
+	rc = dryrun_print(s->store, &r, out);
+	if (!complete)
 		rc = -1;
+	free((void *)r.stale);
+	free((void *)r.held);
+	free(now);
 	plan_free(pl);
 	catalog_unref(next);
 	return rc;

@@ -206,3 +206,10 @@ store_probe(struct store *st, bool on)
 	if (st->be->probe != NULL)
 		st->be->probe(st, on);
 }
+
+void
+store_announce(struct store *st, size_t i)
+{
+	if (st->be->announce != NULL)
+		st->be->announce(st, i);
+}

@@ -15,6 +15,7 @@
 #include <libmemcached/memcached.h>
 
 #include "log.h"
+#include "mcwatch.h"
 #include "metrics.h"
 #include "place.h"
 #include "store_be.h"
@@ -702,6 +703,18 @@ mc_probe(struct store *store, bool on)
 	}
 }
 
+/* store_announce: a no-reply delete of the self key, sent with the batch. */
+static void
+mc_announce(struct store *store, size_t i)
+{
+	struct server	*s = &mc_of(store)->sv[i];
+
+	if (!server_ready(s))
+		return;
+	(void)memcached_delete(s->mc, MCW_SELF_KEY, sizeof MCW_SELF_KEY - 1,
+	    0);
+}
+
 const struct store_be store_be_memcached = {
 	.name = "memcached",
 	.open = mc_open,
@@ -716,4 +729,5 @@ const struct store_be store_be_memcached = {
 	.mget = mc_mget,
 	.lease = mc_lease,
 	.probe = mc_probe,
+	.announce = mc_announce,
 };

@@ -56,7 +56,8 @@ struct rd {
 	int		 db;
 	char		*user;
 	char		*password;	/* from the URL, or NULL */
-	char		*password_file;
+	char		*password_file;	/* cfg's redis_password_path */
+	bool		 password_optional;	/* the credential: if present */
 	struct timeval	 connect_tv;
 	struct timeval	 io_tv;
 	bool		 probing;	/* store_probe(): short bounds */
@@ -110,8 +111,9 @@ rd_open(struct store *st, const struct cfg *cfg)
 	rd->user = cfg->redis_user != NULL ? xstrdup(cfg->redis_user) : NULL;
 	rd->password = cfg->redis_password != NULL ?
 	    xstrdup(cfg->redis_password) : NULL;
-	rd->password_file = cfg->redis_password_file != NULL ?
-	    xstrdup(cfg->redis_password_file) : NULL;
+	rd->password_file = cfg->redis_password_path != NULL ?
+	    xstrdup(cfg->redis_password_path) : NULL;
+	rd->password_optional = cfg->redis_password_optional;
 	rd->connect_tv = ms_tv(cfg->mc_connect_timeout_ms);
 	rd->io_tv = ms_tv(cfg->mc_io_timeout_ms);
 	rd->flags = cfg->value_format == VALUE_PICKLE ? 1 : 0;
@@ -150,37 +152,30 @@ rd_close(struct store *st)
 }
 
 /*
- * The password to send: the URL's, password_file's, or systemd's
- * credential redis-password; *pw NULL if none.  Read at every connect, so
- * a rotated password is picked up.  -1 with err set if a file is unreadable.
+ * The password to send: the URL's, or the file the configuration resolved
+ * (password_file, or systemd's credential redis-password if it is there);
+ * *pw NULL if none.  Read at every connect, so a rotated password is
+ * picked up.  -1 with err set if a file is unreadable.
  */
 static int
 read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
 {
-	const char	*dir, *path = rd->password_file;
-	char		*cred = NULL, buf[1024];
+	const char	*path = rd->password_file;
+	char		 buf[1024];
 	FILE		*f;
 	size_t		 n;
-	int		 rc = -1;
 
 	*pw = NULL;
 	if (rd->password != NULL) {
 		*pw = xstrdup(rd->password);
 		return 0;
 	}
-	if (path == NULL && (dir = getenv("CREDENTIALS_DIRECTORY")) != NULL) {
-		cred = xasprintf("%s/redis-password", dir);
-		if (access(cred, F_OK) == 0)
-			path = cred;
-	}
-	if (path == NULL) {
-		free(cred);
+	if (path == NULL || (rd->password_optional && access(path, F_OK) != 0))
 		return 0;
-	}
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "cannot read the password file %s: %s",
 		    path, strerror(errno));
-		goto out;
+		return -1;
 	}
 	n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
@@ -189,10 +184,7 @@ read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
 	buf[n] = '\0';
 	*pw = xstrdup(buf);
 	explicit_bzero(buf, sizeof buf);
-	rc = 0;
-out:
-	free(cred);
-	return rc;
+	return 0;
 }
 
 /* The bound of the monitor's reads (store_probe), as for memcached. */

@@ -40,6 +40,7 @@ def main():
             cache = ("[redis]\nurl = %s\n" % mc.url(1) if redis else
                      "[memcached]\nservers = %s\n" % mc.address)
             conf.write_text(
+                "[discovery]\n# The fake Discovery wants no token.\nauth = none\n\n"
                 "%s\n"
                 "[daemon]\nlog_format = text\nstate_dir = %s\n\n"
                 "[site lms.example.com]\nsite_id = 1\ncatalog_api_url = %s\n\n"

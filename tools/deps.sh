@@ -3,16 +3,35 @@
 # installed.  As root, install what is missing with apt-get; otherwise print
 # the command to run and fail.
 #
-# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|systemd|all
+# usage: tools/deps.sh build|test|bench|fuzz|lint|deb|systemd|image|all
+#        tools/deps.sh install PACKAGE...   (these, the same way)
+#        tools/deps.sh list TARGET          (its packages, one a line)
+#
+# It leaves the host as it was, but for the new packages:
+# - No service starts.  For the duration of apt-get, /usr/sbin/policy-rc.d
+#   denies every action (exit 101), which invoke-rc.d and
+#   deb-systemd-invoke obey; the machine's own policy-rc.d, if it has one,
+#   is moved aside and put back afterwards, also when apt-get fails or
+#   this script is interrupted (a run killed outright is cleaned up by the
+#   next).  The units of the packages it installed are then disabled, so
+#   that a reboot does not start them either (the tests start their own
+#   memcached, redis-server and fake Discovery on loopback ports).
+# - Nothing installed is upgraded or removed.  apt-get gets --no-upgrade; a
+#   package built from the same source as an installed one is asked for at
+#   the installed version when the archive still has it (systemd-container
+#   must match systemd, libcurl4-openssl-dev libcurl4); and if apt-get would
+#   still upgrade or remove anything, it stops and names them, unless
+#   PCD_DEPS_UPGRADE=yes.
 set -eu
 
+# libssl-dev: libmemcached.pc requires libcrypto (pkg-config fails without).
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev libxxhash-dev
-libhiredis-dev libzstd-dev"
+libhiredis-dev libssl-dev libzstd-dev"
 # systemd: systemd-analyze checks the unit; mandoc lints the man pages;
 # prometheus: promtool checks /metrics and contrib/prometheus/alerts.yml
-# (19 MB, about 7 s to install; on a systemd host it also starts a
-# Prometheus server, as memcached's package starts memcached).
+# (19 MB, about 7 s to install).  memcached, prometheus and redis-server
+# ship services: installed here, they are neither started nor enabled.
 test="memcached python3 python3-django python3-pymemcache python3-pylibmc
 openssl python3-prometheus-client systemd mandoc prometheus redis-server
 python3-django-redis"
@@ -23,17 +42,159 @@ lint="cppcheck clang-tidy"
 deb="build-essential dpkg-dev debhelper lintian"
 # make check-systemd: systemd-nspawn.
 systemd="systemd-container"
+# make check-image: podman (rootful, with runc), a base image made by
+# mmdebstrap from Debian's mirrors, and the Tutor plugin's templates
+# rendered with Jinja2 and parsed as YAML.
+image="podman runc mmdebstrap python3-jinja2 python3-yaml"
+
+POLICY=/usr/sbin/policy-rc.d
+SAVED=$POLICY.pcd-deps-saved
+MARK="written by programs-cached's tools/deps.sh"
+
+# Put the machine's policy-rc.d back (or remove ours if it had none).
+restore_policy() {
+	if [ -e "$SAVED" ] || [ -L "$SAVED" ]; then
+		mv -f "$SAVED" "$POLICY"
+	else
+		rm -f "$POLICY"
+	fi
+}
+
+# Ours, in place of the machine's: no service starts, stops or restarts.
+deny_services() {
+	# What a run killed outright left behind.
+	if [ -f "$POLICY" ] && grep -qF "$MARK" "$POLICY"; then
+		restore_policy
+	elif [ ! -e "$POLICY" ] && [ ! -L "$POLICY" ] &&
+	    { [ -e "$SAVED" ] || [ -L "$SAVED" ]; }; then
+		mv "$SAVED" "$POLICY"
+	elif [ -e "$SAVED" ] || [ -L "$SAVED" ]; then
+		echo "deps: $SAVED exists, but $POLICY is not ours: put the" \
+		    "right one in place by hand" >&2
+		exit 1
+	fi
+	if [ -e "$POLICY" ] || [ -L "$POLICY" ]; then
+		mv "$POLICY" "$SAVED"
+	fi
+	trap restore_policy EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	cat >"$POLICY.pcd-deps-new" <<EOF
+#!/bin/sh
+# $MARK while apt-get installs:
+# no service starts.  Removed when it ends (the one it replaced, if any,
+# is put back).
+exit 101
+EOF
+	chmod 755 "$POLICY.pcd-deps-new"
+	mv -f "$POLICY.pcd-deps-new" "$POLICY"
+}
+
+# The version to ask for: that of an installed package built from the same
+# source, if the archive has it and it is not the candidate anyway.
+pinned_version() {
+	src=$(apt-cache show --no-all-versions "$1" 2>/dev/null |
+	    sed -n 's/^Source: \([^ ]*\).*/\1/p' | head -n 1)
+	installed=$(dpkg-query -W -f '${db:Status-Status} ${source:Package} ${Version}\n' \
+	    2>/dev/null | awk -v s="${src:-$1}" '$1 == "installed" && $2 == s { print $3 }')
+	[ -n "$installed" ] || return 0
+	cand=$(apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+	# madison lists the newest first: the newest that is installed.
+	for v in $(apt-cache madison "$1" 2>/dev/null | awk -F' *[|] *' '{ print $2 }'); do
+		if printf '%s\n' "$installed" | grep -qxF "$v"; then
+			[ "$v" = "$cand" ] || echo "$v"
+			return 0
+		fi
+	done
+}
+
+# Disable the units the packages named install enabled (started they are not).
+disable_units() {
+	command -v systemctl >/dev/null || return 0
+	for p in "$@"; do
+		for u in $(dpkg-query -L "$p" 2>/dev/null | sed -n \
+		    's#^/\(usr/\)\{0,1\}lib/systemd/system/\([^/@]*\.\(service\|socket\|timer\)\)$#\2#p'); do
+			[ "$(systemctl is-enabled "$u" 2>/dev/null)" = enabled ] || continue
+			systemctl disable --quiet "$u"
+			echo "deps: disabled $u (installed by tools/deps.sh; not started):" \
+			    "systemctl enable --now $u if this host should run it" >&2
+		done
+	done
+}
+
+# Install the arguments (names, name=version), host-safe as said above.
+install_packages() {
+	args=""
+	for p in "$@"; do
+		case $p in
+		*=* | */*) ;;
+		*)	v=$(pinned_version "$p")
+			[ -z "$v" ] || p="$p=$v" ;;
+		esac
+		args="$args $p"
+	done
+	# shellcheck disable=SC2086 # the names are words
+	plan=$(apt-get -s install -y --no-install-recommends --no-upgrade $args 2>&1) ||
+	    { printf '%s\n' "$plan" >&2; exit 1; }
+	changes=$(printf '%s\n' "$plan" | sed -n \
+	    -e 's/^Inst \([^ ]*\) \[\([^]]*\)\] (\([^ ]*\).*/  upgrade \1 (\2 -> \3)/p' \
+	    -e 's/^Remv \([^ ]*\).*/  remove \1/p')
+	if [ -n "$changes" ] && [ "${PCD_DEPS_UPGRADE:-}" != yes ]; then
+		echo "deps: installing$args would change installed packages:" >&2
+		printf '%s\n' "$changes" >&2
+		echo "deps: nothing installed; upgrade them yourself first" \
+		    "(apt-get upgrade), or allow it: PCD_DEPS_UPGRADE=yes $0" >&2
+		exit 1
+	fi
+	new=$(printf '%s\n' "$plan" | sed -n 's/^Inst \([^ []*\) (.*/\1/p')
+	echo "deps: installing$args (services not started)" >&2
+	deny_services
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends --no-upgrade $args >&2
+	restore_policy
+	trap - EXIT HUP INT TERM
+	# shellcheck disable=SC2086
+	disable_units $new
+}
+
+# The packages of a target.
+want_of() {
+	case $1 in
+	build)	echo "$build" ;;
+	fuzz)	echo "$build $fuzz" ;;
+	lint)	echo "$build $lint" ;;
+	deb)	echo "$build $deb" ;;
+	systemd)	echo "$build $test $systemd" ;;
+	image)	echo "$build $test $image" ;;
+	test)	echo "$build $test" ;;
+	bench)	echo "$build $test $bench" ;;
+	all)	echo "$build $test $bench $fuzz $lint $deb $systemd $image" ;;
+	*)	return 1 ;;
+	esac
+}
+
+usage() {
+	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|image|all" >&2
+	echo "       $0 install PACKAGE..." >&2
+	echo "       $0 list TARGET" >&2
+	exit 2
+}
 
 case "${1:-all}" in
-build)	want="$build" ;;
-fuzz)	want="$build $fuzz" ;;
-lint)	want="$build $lint" ;;
-deb)	want="$build $deb" ;;
-systemd)	want="$build $test $systemd" ;;
-test)	want="$build $test" ;;
-bench)	want="$build $test $bench" ;;
-all)	want="$build $test $bench $fuzz $lint $deb $systemd" ;;
-*)	echo "usage: $0 build|test|bench|fuzz|lint|deb|systemd|all" >&2; exit 2 ;;
+install)
+	shift
+	[ $# -gt 0 ] || usage
+	[ "$(id -u)" -eq 0 ] || { echo "deps: run as root" >&2; exit 1; }
+	export DEBIAN_FRONTEND=noninteractive
+	install_packages "$@"
+	exit 0 ;;
+list)
+	want=$(want_of "${2:-}") || usage
+	# shellcheck disable=SC2086
+	printf '%s\n' $want
+	exit 0 ;;
+*)	want=$(want_of "${1:-all}") || usage ;;
 esac
 
 missing=""
@@ -45,11 +206,13 @@ done
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing Debian packages:$missing" >&2
-	echo "deps: run as root: apt-get install -y$missing" >&2
+	echo "deps: run as root: $0 ${1:-all}" >&2
+	echo "deps: (it installs them without starting or enabling their" \
+	    "services, and upgrades nothing)" >&2
 	exit 1
 fi
-echo "deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 # A fresh machine may have no package lists yet; a stale list gives 404s.
 apt-get update -qq >&2 || true
-apt-get install -y -qq --no-install-recommends $missing >&2
+# shellcheck disable=SC2086
+install_packages $missing

@@ -2,8 +2,9 @@
 # check-deb.sh: build the Debian package from a copy of this tree (so the
 # tree's build/ and ../ stay untouched), lintian it (no errors, no
 # warnings), unpack it into a throw-away root and check what landed there:
-# the paths, the conffile, the unit's paths, and the binary's --version
-# and --check-config of the shipped configuration.
+# the paths (the documentation and the alerting rules included), the
+# conffile, the unit's paths, and the binary's --version and
+# --check-config of the shipped configuration.
 #
 # usage: tests/deb/check-deb.sh OUTDIR   (make check-deb: build/deb)
 set -eu
@@ -47,7 +48,15 @@ for f in usr/sbin/programs-cached lib/systemd/system/programs-cached.service \
     etc/programs-cached/programs-cached.conf \
     usr/share/doc/programs-cached/examples/programs-cached.conf \
     usr/share/doc/programs-cached/README.Debian \
-    usr/share/doc/programs-cached/copyright; do
+    usr/share/doc/programs-cached/copyright \
+    usr/share/doc/programs-cached/README.md \
+    usr/share/doc/programs-cached/NEWS.md \
+    usr/share/doc/programs-cached/docs/operations.md \
+    usr/share/doc/programs-cached/docs/configuration.md \
+    usr/share/doc/programs-cached/docs/design.md \
+    usr/share/doc/programs-cached/docs/troubleshooting.md \
+    usr/share/doc/programs-cached/examples/prometheus/alerts.yml \
+    usr/share/doc/programs-cached/examples/prometheus/alerts_test.yml; do
 	[ -e "$out/root/$f" ] || { echo "missing: /$f" >&2; fail=1; }
 done
 grep -qx /etc/programs-cached/programs-cached.conf "$out/control/conffiles" ||
@@ -59,6 +68,10 @@ grep -q 'deb-systemd-helper enable' "$out/control/postinst" ||
     { echo "postinst does not enable the unit" >&2; fail=1; }
 n=$(nm -D "$out/root/usr/sbin/programs-cached" | grep -c '_chk@' || true)
 [ "$n" -gt 0 ] || { echo "no _FORTIFY_SOURCE (_chk) symbols" >&2; fail=1; }
+# The alerts' runbook_url names the installed troubleshooting.md.
+grep -q 'runbook_url: "file:///usr/share/doc/programs-cached/docs/troubleshooting.md#' \
+    "$out/root/usr/share/doc/programs-cached/examples/prometheus/alerts.yml" ||
+    { echo "alerts.yml: no runbook_url into the installed docs" >&2; fail=1; }
 [ "$fail" -eq 0 ]
 
 echo "== the unpacked binary"

@@ -4,6 +4,9 @@
  * value finishes to the same bytes as one written in one go; and what
  * jsonld_dumps writes is JSON that loads back to the same document (a
  * string can never pass for a number, nor be spliced in as raw text).
+ * The reader (unpickle.c) takes the input's bytes as a pickle without
+ * crashing, and reads every pickle written back to a value that pickles
+ * to the same bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 #include "jsonld.h"
 #include "log.h"
 #include "pickle.h"
+#include "unpickle.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -61,16 +65,37 @@ resumed(const json_t *obj, int proto, struct buf *whole)
 	pickle_free(&p);
 }
 
+/* What the reader makes of p's bytes pickles to the same bytes. */
+static void
+read_back(const struct pickle *p)
+{
+	struct pickle	 q;
+	char		 why[256];
+	json_t		*v;
+
+	if ((v = unpickle(p->out.data, p->out.len, why, sizeof why)) == NULL)
+		abort();
+	pickle_init(&q, p->proto);
+	pickle_begin(&q);
+	pickle_json(&q, v);
+	if (pickle_finish(&q) != 0 || q.out.len != p->out.len ||
+	    memcmp(q.out.data, p->out.data, q.out.len) != 0)
+		abort();
+	pickle_free(&q);
+	json_decref(v);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	struct pickle	 p;
 	json_error_t	 e;
 	json_t		*j, *k;
-	char		*s;
+	char		*s, why[256];
 	int		 proto;
 
 	log_setup(LOG_FORMAT_JSON, -1);
+	json_decref(unpickle(data, len, why, sizeof why));
 	if ((j = jsonld_load((const char *)data, len, JSON_DECODE_ANY,
 	    &e)) == NULL)
 		return 0;
@@ -85,6 +110,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 				abort();
 			if (json_is_object(j) && json_object_size(j) > 0)
 				resumed(j, proto, &p.out);
+			read_back(&p);
 		}
 		pickle_free(&p);
 	}

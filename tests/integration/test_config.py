@@ -1,6 +1,7 @@
 """The configuration file as an attacker or a mistaken operator gives it
 (SPEC §8, §12): files that are not regular files or are too large, too
-many servers, a secret only the unit can read, and a SIGHUP with a bad
+many servers, a secret only the unit can read, a site with no way to get
+a token, a URL left in the example's domain, and a SIGHUP with a bad
 file, seen through the exit status, the events, sd_notify's STATUS= and
 /metrics; the cache is checked to be what the old configuration writes."""
 
@@ -11,7 +12,7 @@ import time
 from tests.support import catalog, reference
 from tests.support.harness import PcdTestCase
 
-from tests.integration.test_ops import scrape
+from tests.integration.test_ops import scrape, wait_until
 
 SITE = "lms.example.com"
 
@@ -193,6 +194,175 @@ class Secrets(PcdTestCase):
         self.assertEqual(d.stop(), 0)
 
 
+def line_of(path, prefix):
+    """The 1-based number of the first line of path starting with prefix."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if line.startswith(prefix):
+                return n
+    raise AssertionError("%s: no line starting with %r" % (path, prefix))
+
+
+class Auth(PcdTestCase):
+    """A site that asks Discovery needs a way to get a token: OAuth2
+    (oauth_url and client_id) or token_file, or auth = none saying that
+    this Discovery wants none (as the fake does unless require_auth).
+    Without one, every mode refuses the file at once, naming the file, the
+    line and the key, before any request."""
+
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.cat = catalog.generate(4, seed=9)
+        self.fake = self.start_fake(self.cat)
+
+    def make(self, discovery=None, sites=((SITE, 1, ""),), auth=False, name="pcd"):
+        state = os.path.join(self.tmpdir, "state")
+        os.makedirs(state, exist_ok=True)
+        return self.daemon(self.config(self.fake, [self.mc], list(sites), auth=auth,
+                                       discovery=discovery, daemon={"state_dir": state}),
+                           name=name)
+
+    def test_no_way_to_authenticate_is_refused_in_every_mode(self):
+        d = self.make(discovery={"auth": None})
+        path = str(d.config_path)
+        line = line_of(path, "catalog_api_url")
+        for mode in (["--check-config"], ["--once"], ["--dry-run"], []):
+            with self.subTest(mode=mode):
+                rc, events, stderr = d.run(*mode, timeout=20)
+                self.assertEqual(rc, 2, stderr)
+                errs = named(events, "config_error")
+                self.assertEqual(len(errs), 1, stderr)
+                self.assertEqual((errs[0]["file"], errs[0]["line"], errs[0]["key"]),
+                                 (path, line, "catalog_api_url"))
+                self.assertIn("[site %s] asks Discovery, but [discovery] has no way "
+                              "to get a token" % SITE, errs[0]["error"])
+                self.assertIn("auth = none", errs[0]["error"])
+        self.assertEqual(self.fake.requests, [])
+        self.assertEqual(self.mc.dump_keys(), set())
+
+    def test_oauth_url_alone_is_no_way(self):
+        d = self.make(discovery={"auth": None, "oauth_url": self.fake.oauth_url})
+        rc, events, stderr = d.run("--check-config")
+        self.assertEqual(rc, 2, stderr)
+        self.assertEqual(named(events, "config_error")[0]["key"], "catalog_api_url")
+
+    def test_unconfigured_sites_need_no_token(self):
+        d = self.make(discovery={"auth": None}, sites=[(SITE, 1, None), ("b.example", 2, None)])
+        rc, events, stderr = d.run("--check-config")
+        self.assertEqual(rc, 0, stderr)
+        self.assertEqual(named(events, "config_warning"), [])
+
+    def test_auth_none_says_so_and_sends_no_token(self):
+        d = self.make(discovery={"auth": "none"})
+        rc, events, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertTrue(self.fake.requests)
+        self.assertEqual([r.path for r in self.fake.requests
+                          if "authorization" in r.headers], [])
+        self.assertEqual(named(events, "config_warning"), [])
+
+    def test_explicit_ways(self):
+        token = self.write_file("token", "abc.def.ghi\n")
+        cases = [
+            ({"auth": "oauth2"}, True, 0, None, None),
+            ({"auth": "token", "token_file": token}, False, 0, None, None),
+            ({"auth": "oauth2"}, False, 2, "auth", "auth = oauth2 needs client_id and oauth_url"),
+            ({"auth": "token"}, False, 2, "auth", "auth = token needs token_file"),
+            ({"auth": "none"}, True, 2, "auth", "auth = none, but client_id is set"),
+            ({"auth": "none", "token_file": token}, False, 2, "auth",
+             "auth = none, but token_file is set"),
+            ({"auth": "anonymous"}, False, 2, "auth",
+             "bad value \"anonymous\" (want auto, oauth2, token or none)"),
+        ]
+        for i, (disc, auth, rc_want, key, words) in enumerate(cases):
+            with self.subTest(disc=disc, auth=auth):
+                d = self.make(discovery=disc, auth=auth, name="auth%d" % i)
+                rc, events, stderr = d.run("--check-config")
+                self.assertEqual(rc, rc_want, stderr)
+                if rc_want == 0:
+                    continue
+                err = named(events, "config_error")[0]
+                self.assertEqual((err["key"], err["line"]),
+                                 (key, line_of(str(d.config_path), "auth =")))
+                self.assertIn(words, err["error"])
+
+
+CONF_EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "conf",
+                            "programs-cached.conf")
+
+
+class ExampleDomain(PcdTestCase):
+    """A URL left in a domain reserved for examples, as the shipped file's
+    discovery.example.com and lms.example.com are: a config_warning naming
+    the key and its line, in --check-config and every other mode."""
+
+    def run_check(self, path):
+        d = self.daemon({"site a.example": {"site_id": 1}})
+        return d.run("-c", path, "--check-config")
+
+    def test_the_shipped_configuration(self):
+        path = os.path.abspath(CONF_EXAMPLE)
+        rc, events, stderr = self.run_check(path)
+        self.assertEqual(rc, 0, stderr)
+        warned = {(w["key"], w["line"]): w["warning"] for w in named(events, "config_warning")}
+        url = line_of(path, "catalog_api_url =")
+        oauth = line_of(path, "oauth_url =")
+        self.assertIn("discovery.example.com is a domain reserved for examples",
+                      warned[("catalog_api_url", url)])
+        self.assertIn("lms.example.com is a domain reserved for examples",
+                      warned[("oauth_url", oauth)])
+        # Without its oauth_url and client_id (as it once was shipped),
+        # the file is refused: its site would be asked without a token.
+        with open(path) as f:
+            text = f.read()
+        bare = self.write_file("bare.conf", text.replace("\noauth_url =", "\n#oauth_url =")
+                               .replace("\nclient_id =", "\n#client_id ="))
+        rc, events, stderr = self.run_check(bare)
+        self.assertEqual(rc, 2, stderr)
+        err = named(events, "config_error")[0]
+        self.assertEqual((err["key"], err["line"]), ("catalog_api_url", url))
+
+    def test_reserved_domains_and_their_neighbours(self):
+        cases = [
+            ("https://Discovery.Example.COM/api/v1", True),
+            ("http://example.org:8000/api/v1", True),
+            ("https://disco.example/api/v1", True),
+            ("https://[::1]:8000/api/v1", False),
+            ("https://notexample.com/api/v1", False),
+            ("https://example.com.internal/api/v1", False),
+            ("https://discovery.example.edu/api/v1", False),
+        ]
+        for url, warns in cases:
+            with self.subTest(url=url):
+                path = self.write_file("ex.conf", "[discovery]\nauth = none\n"
+                                       "[site a]\nsite_id = 1\ncatalog_api_url = %s\n" % url)
+                rc, events, stderr = self.run_check(path)
+                self.assertEqual(rc, 0, stderr)
+                warned = named(events, "config_warning")
+                self.assertEqual(len(warned), 1 if warns else 0, stderr)
+                if warns:
+                    self.assertEqual((warned[0]["key"], warned[0]["line"]),
+                                     ("catalog_api_url", 5))
+
+    def test_other_modes_warn_too(self):
+        # --verify reads no network: the warning comes from loading alone.
+        state = os.path.join(self.tmpdir, "state")
+        os.makedirs(state)
+        path = self.write_file("ex.conf", "[discovery]\nauth = none\n"
+                               "[daemon]\nstate_dir = %s\n"
+                               "[site a]\nsite_id = 1\n"
+                               "catalog_api_url = http://127.0.0.1:1/api\n"
+                               "[site b]\nsite_id = 2\n"
+                               "catalog_api_url = https://discovery.example.com/api/v1\n"
+                               % state)
+        d = self.daemon({"site a.example": {"site_id": 1}})
+        rc, events, stderr = d.run("-c", path, "--verify", timeout=20)
+        self.assertEqual(rc, 2, stderr)     # no snapshot yet
+        warned = named(events, "config_warning")
+        self.assertEqual([(w["key"], w["line"]) for w in warned], [("catalog_api_url", 10)])
+
+
 class ReloadFailure(PcdTestCase):
     """SIGHUP with a bad file: the old configuration stays in use (the
     refresh SIGHUP asks for still writes what it writes), /metrics says the
@@ -269,10 +439,15 @@ class ReloadFailure(PcdTestCase):
                 d.wait_events("refresh_succeeded", n, timeout=20)
                 self.assertTrue(d.running)
                 self.assertGreater(len(d.events_named("config_error")), errors)
-                status = d.notify.wait("STATUS=reload failed: ", since=mark, prefix=True)
-                self.assertIn(why, status)
-                self.assertTrue(status.endswith("; running with the previous configuration"),
-                                status)
+                status = d.notify.wait("STATUS=reload failed: " + why, since=mark,
+                                       prefix=True)
+                self.assertIn("; running with the previous configuration", status)
+                # Still said once the refresh the SIGHUP asked for ended.
+                ended = wait_until(lambda: [
+                    line for line in d.notify.lines(mark) if line.startswith("STATUS=")
+                    and "last refresh ok" in line and "refreshing;" not in line],
+                    what="STATUS= after the refresh")
+                self.assertTrue(ended[-1].startswith("STATUS=reload failed: " + why), ended)
                 samples, _ = scrape(addr)
                 self.assertEqual(samples[("programs_cached_config_last_reload_success", ())], 0)
                 t = samples[("programs_cached_config_last_reload_timestamp_seconds", ())]
@@ -283,15 +458,20 @@ class ReloadFailure(PcdTestCase):
                 self.assertCacheMatches(self.reader([self.mc]), expected)
                 restore()
 
+        mark = len(d.notify.messages)
         d.send_signal(signal.SIGHUP)
         d.wait_events("refresh_succeeded", n + 1, timeout=20)
         samples, _ = scrape(addr)
         self.assertEqual(samples[("programs_cached_config_last_reload_success", ())], 1)
+        d.notify.wait("STATUS=last refresh ok", since=mark, prefix=True)
+        after = [line for line in d.notify.lines(d.notify.index("RELOADING=1", since=mark))
+                 if line.startswith("STATUS=")]
+        self.assertEqual([line for line in after if "reload failed" in line], [], after)
         self.assertEqual(d.stop(), 0)
 
 
 class PrintSettings(PcdTestCase):
-    """--print-settings (not in --help) lists every key of the table with
+    """--print-settings lists every key of the table with
     its default; uncommented, those defaults are a valid configuration,
     and every key of the example configuration is among them."""
 

@@ -284,7 +284,8 @@ class CommandLine(PcdTestCase):
         self.assertIn("no [site", named(events, "config_error")[0]["error"])
 
     def test_check_config_ok(self):
-        path = self.conf("[memcached]\nservers = 127.0.0.1:1, [::1]:2\n"
+        path = self.conf("[discovery]\nauth = none\n"
+                         "[memcached]\nservers = 127.0.0.1:1, [::1]:2\n"
                          "[site b.example]\nsite_id = 2\n"
                          "[site a.example]\nsite_id = 1\ncatalog_api_url = http://x/api/v1/\n")
         rc, events, stderr = self.run_with("-c", path, "--check-config")

@@ -476,8 +476,9 @@ class DiscoveryDown(PcdTestCase):
         self.fake = self.start_fake(V1)
 
     def test_no_ready_without_a_publish_even_after_a_restart(self):
-        """Discovery down and no snapshot: no READY=1 and /readyz 503; no
-        snapshot of nothing is saved, so a restart is not ready either."""
+        """Discovery down and no snapshot: /readyz 503 and STATUS= "not
+        ready" (READY=1 only says the daemon runs); no snapshot of nothing
+        is saved, so a restart is not ready either."""
         self.fake.set_fault(lambda req: True, kind="status", status=503)
         d = self.daemon(self.config(self.fake, [self.mc], [(SITE, 1, "")],
                                     discovery=dict(DISCOVERY, retries=0),
@@ -492,8 +493,8 @@ class DiscoveryDown(PcdTestCase):
                 addr = d.wait_event("listening")["address"]
                 end = wait_end(d)
                 self.assertEqual(end["event"], "refresh_incomplete")
-                time.sleep(0.5)
-                self.assertNotIn("READY=1", d.notify.lines(since))
+                status = d.notify.wait("STATUS=last refresh", since=since, prefix=True)
+                self.assertIn("not ready: nothing published yet", status)
                 self.assertEqual(http_get(addr, "/readyz")[0], 503)
                 self.assertEqual(d.stop(), 0)
                 self.assertFalse(snapshot.exists(), "a snapshot of nothing was saved")

@@ -236,7 +236,7 @@ class Healing(PcdTestCase):
         self.assertEqual(d2.stop(), 0)
 
     def test_ready_from_the_file_and_after_a_repair(self):
-        """SPEC §6: READY=1 after the first publish *or snapshot load*.
+        """Ready (/readyz) after the first publish *or snapshot load*.
         With Discovery down, a restarted daemon is ready from its file,
         and /readyz counts the repair as a publish."""
         d = self.start_daemon()

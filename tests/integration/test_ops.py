@@ -89,17 +89,17 @@ class OpsCase(PcdTestCase):
 class Notify(OpsCase):
 
     def test_ready_status_reload_and_stop(self):
-        """READY=1 once the first refresh is published; STATUS= says how it
-        went; SIGHUP is RELOADING=1 with MONOTONIC_USEC, then READY=1;
-        SIGTERM is STOPPING=1."""
+        """READY=1 once the daemon runs, after a STATUS= that says nothing
+        is published yet; STATUS= then says how the refresh went; SIGHUP
+        is RELOADING=1 with MONOTONIC_USEC, then READY=1; SIGTERM is
+        STOPPING=1."""
         d = self.make(notify=True).start()
         ok = d.wait_event("refresh_succeeded", timeout=20)
         n = d.notify
         i_ready, _ = n.wait_message("READY=1")
         self.assertEqual(n.count("READY=1"), 1)
-        # Before READY: only "first refresh running" status lines.
-        self.assertEqual(n.lines(0)[:1], ["STATUS=first refresh running"])
-        self.assertEqual(n.index("READY=1"), i_ready)
+        self.assertEqual(n.lines(0)[:2], ["STATUS=not ready: nothing published yet: the "
+                                          "first refresh is running", "READY=1"])
         status = n.wait("STATUS=last refresh", since=i_ready, prefix=True)
         self.assertRegex(status, r"^STATUS=last refresh ok, %d programs; last success "
                                  r"\d+s ago$" % ok["programs"])
@@ -130,33 +130,36 @@ class Notify(OpsCase):
         d.notify.wait("READY=1")
         self.assertEqual(d.stop(), 0)
 
-    def test_not_ready_until_published(self):
-        """While the first refresh is held up, there is no READY=1, and a
-        SIGHUP does not pretend a reload (RELOADING=1/READY=1) either."""
+    def test_ready_while_the_first_refresh_is_held_up(self):
+        """While the first refresh is held up, READY=1 is said (systemd
+        252 would merge a reload into a start job still running) and
+        STATUS= says nothing is published yet; a SIGHUP is a reload
+        (RELOADING=1, READY=1), its refresh queued behind the first."""
         hang = self.fake.set_fault(self.fake.program_path(self.cat["uuids"][2]), kind="hang", times=1)
         d = self.make(notify=True).start()
         self.fake.wait_requests(lambda r: r.uuid == self.cat["uuids"][2], timeout=10)
+        d.notify.wait("READY=1")
+        d.notify.wait("STATUS=not ready: nothing published yet: the first refresh is running")
+        mark = len(d.notify.messages)
         d.send_signal(signal.SIGHUP)
         d.wait_event("config_loaded", predicate=lambda e: "version" not in e)
-        d.notify.wait("STATUS=first refresh running")
-        time.sleep(0.5)
-        self.assertEqual(d.notify.count("READY=1"), 0, d.notify.messages)
-        self.assertEqual(d.notify.count("RELOADING=1"), 0, d.notify.messages)
+        i_rel, _ = d.notify.wait_message("RELOADING=1", since=mark)
+        d.notify.wait("READY=1", since=i_rel + 1)
+        self.assertEqual(d.events_named("refresh_succeeded"), [])
         hang.release()
-        d.wait_event("refresh_succeeded", timeout=30)
-        d.notify.wait("READY=1", timeout=10)
+        d.wait_events("refresh_succeeded", 2, timeout=30)
         self.assertEqual(d.stop(), 0)
 
     def test_failed_first_refresh_is_not_ready(self):
-        """A first refresh that publishes nothing leaves the service
-        starting (no READY=1), and STATUS= says why."""
+        """A first refresh that publishes nothing: the daemon runs (READY=1
+        once, at the start), and STATUS= says why it is not ready."""
         self.fake.set_fault(self.fake.uuids_path(), kind="status", status=403)
         d = self.make(notify=True, discovery={"retries": 0}).start()
         d.wait_event("refresh_incomplete")
         status = d.notify.wait("STATUS=last refresh", prefix=True)
         self.assertIn("last refresh failed, 0 programs; last success never", status)
         self.assertIn("not ready: nothing published yet", status)
-        self.assertEqual(d.notify.count("READY=1"), 0)
+        self.assertEqual(d.notify.count("READY=1"), 1)
         self.assertEqual(d.stop(), 0)
 
     def test_watchdog_pings_at_half_the_interval(self):

@@ -73,7 +73,7 @@ class World:
         self.mc = Memcached().start()
         self.fake = FakeDiscovery(self.cat).start()
         self.daemon = Daemon(tmp, {
-            "discovery": {"retries": 2, "retry_backoff": "100ms",
+            "discovery": {"auth": "none", "retries": 2, "retry_backoff": "100ms",
                           "retry_backoff_max": "1s", "request_timeout": "3s",
                           "refresh_deadline": "20s"},
             "memcached": {"servers": [self.mc.address]},

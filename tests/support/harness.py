@@ -758,8 +758,10 @@ class PcdTestCase(unittest.TestCase):
         sites: (domain, site_id, prefix) tuples or {"domain", "site_id",
         "prefix"} dicts, prefix None meaning unconfigured (no
         catalog_api_url).  auth (default fake.require_auth): set oauth_url,
-        client_id and client_secret_file.  discovery/memcached/daemon: extra
-        or overriding keys (a None value drops a key)."""
+        client_id and client_secret_file; without it (and without a
+        client_id or token_file in discovery), auth = none.
+        discovery/memcached/daemon: extra or overriding keys (a None value
+        drops a key)."""
         if auth is None:
             auth = bool(fake is not None and fake.require_auth)
         disc = {}
@@ -768,6 +770,11 @@ class PcdTestCase(unittest.TestCase):
             disc["client_id"] = fake.client_id
             disc["client_secret_file"] = self.write_file("client-secret", fake.client_secret)
         disc.update(discovery or {})
+        # A Discovery that wants no token is said to be one (auth = none):
+        # the daemon refuses a site it has no way to get a token for.
+        if not auth and "auth" not in disc and not disc.get("client_id") \
+                and not disc.get("token_file"):
+            disc["auth"] = "none"
         mem = {"servers": [m.address if hasattr(m, "address") else str(m) for m in memcacheds]}
         mem.update(memcached or {})
         sections = {"discovery": disc, "memcached": mem, "daemon": dict(daemon or {})}

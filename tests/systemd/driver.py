@@ -18,8 +18,10 @@ import subprocess
 import sys
 import time
 import traceback
+import urllib.request
 
 from tests.support import catalog, reference
+from tests.systemd import deps_check
 from tests.support.fakedisco import FakeDiscovery
 from tests.support.harness import Memcached
 from tests.support.reader import Reader
@@ -30,6 +32,7 @@ SECRET_PATH = "/etc/programs-cached/client-secret"
 SECRET = "secret-from-a-systemd-credential"
 DROPIN = "/etc/systemd/system/programs-cached.service.d/test.conf"
 SITE = "lms.example.com"
+LISTEN = "127.0.0.1:9640"
 
 
 def log(msg):
@@ -95,24 +98,120 @@ def check_condition():
     log("ok: enabled; without %s the start is skipped (ConditionResult=no)" % SECRET_PATH)
 
 
-def check_ready_after_publish(fake, reader, cat):
-    """READY=1 only once the first refresh is in memcached."""
+def systemctl_timed(*args):
+    """systemctl args...: (CompletedProcess, seconds).  A hang ends at 60 s
+    (TimeoutStartSec= is 90 s): an exception, not a pass."""
+    t = time.monotonic()
+    r = subprocess.run(("systemctl",) + args, capture_output=True, text=True, timeout=60)
+    return r, time.monotonic() - t
+
+
+def check_ready_while_first_refresh_hangs(fake, reader, cat):
+    """READY=1 once the daemon runs: `systemctl start` returns while the
+    first refresh hangs, STATUS= says there is nothing in the cache yet,
+    and a reload then is delivered at once."""
     fd = os.open(SECRET_PATH, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, SECRET.encode())
     os.close(fd)
     first = cat["uuids"][0]
     hang = fake.set_fault(fake.program_path(first), kind="hang", times=1)
-    sh("systemctl", "start", "--no-block", UNIT)
+    r, took = systemctl_timed("start", UNIT)
+    assert r.returncode == 0, r.stderr
     fake.wait_requests(lambda r: r.uuid == first, timeout=30)
-    time.sleep(1.0)
-    state = prop("ActiveState")
-    assert state == "activating", "ready before the publish: " + state
+    assert prop("ActiveState") == "active", prop("ActiveState")
+    status = prop("StatusText")
+    assert "not ready: nothing published yet" in status, status
     assert reader.get("program-uuids-" + SITE) is None, "published while hung"
+    hups = len(events("signal"))
+    r, reload_took = systemctl_timed("reload", UNIT)
+    assert r.returncode == 0, r.stderr
+    got = wait_until(lambda: events("signal")[hups:], 10, "the SIGHUP")
+    assert got[0].get("MESSAGE", "").startswith("signal signal=SIGHUP refreshing=true"), got
     hang.release()
-    wait_until(lambda: prop("ActiveState") == "active", 30, "active after the publish")
-    assert_cache(reader, cat, "at READY=1")
-    log("ok: activating while the first refresh hung; active once published, "
-        "cache = reference")
+    wait_until(lambda: "not ready" not in prop("StatusText"), 30, "ready once published")
+    assert_cache(reader, cat, "once published")
+    log("ok: systemctl start returned in %.1f s while the first refresh hung (STATUS=%r); "
+        "a reload then took %.1f s and reached the daemon; ready once published, "
+        "cache = reference" % (took, status, reload_took))
+
+
+def check_reload_while_activating(fake):
+    """No snapshot, Discovery hanging, and a reload asked for while the
+    unit may still be activating: it returns at once, it does not wait
+    for a publish (systemd 252 merges it into the start job)."""
+    sh("systemctl", "stop", UNIT)
+    sh("systemctl", "clean", "--what=state", UNIT)
+    hang = fake.set_fault(fake.uuids_path(), kind="hang", times=100)
+    before, hups = len(events("refresh_started")), len(events("signal"))
+    sh("systemctl", "start", "--no-block", UNIT)
+    state = prop("ActiveState")
+    r, took = systemctl_timed("reload", UNIT)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert took < 10, "reload took %.1f s" % took
+    wait_until(lambda: len(events("refresh_started")) > before, 10, "the first refresh")
+    # Asked for before READY=1, it was merged into the start job: no
+    # SIGHUP, and the configuration is the one start-up read.
+    time.sleep(0.5)
+    hup = "a SIGHUP" if events("signal")[hups:] else "merged into the start job"
+    status = prop("StatusText")
+    assert prop("ActiveState") == "active", prop("ActiveState")
+    assert "not ready: nothing published yet" in status, status
+    hang.release()
+    fake.clear_faults()
+    wait_until(lambda: "not ready" not in prop("StatusText"), 30, "ready once published")
+    log("ok: no snapshot, Discovery hanging: a reload asked for with the unit %s returned "
+        "%d in %.1f s (%s; it used to wait for TimeoutStartSec=); STATUS=%r"
+        % (state, r.returncode, took, hup, status))
+
+
+def metric(name):
+    """A sample of the daemon's /metrics (listen = LISTEN)."""
+    with urllib.request.urlopen("http://%s/metrics" % LISTEN, timeout=5) as resp:
+        body = resp.read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def check_broken_reload(fake, mc):
+    """A broken file fails `systemctl reload` (ExecReload checks it first)
+    and the daemon never sees it; a SIGHUP sent by hand with the file
+    broken keeps "reload failed" in STATUS= and /metrics through the next
+    refresh, until a good reload."""
+    write_config(fake, mc, extra="listen = %s\n" % LISTEN)
+    sh("systemctl", "reload", UNIT)
+    wait_until(lambda: metric("programs_cached_config_last_reload_success") == 1, 10,
+               "the listener")
+    pid, hups = prop("MainPID"), len(events("signal"))
+    write_config(fake, mc, extra="listen = %s\nno_such_key = 1\n" % LISTEN)
+    r, took = systemctl_timed("reload", UNIT)
+    assert r.returncode != 0, "a broken file reloaded"
+    assert UNIT in r.stderr, r.stderr
+    status = sh("systemctl", "status", "--no-pager", "-n", "20", UNIT, check=False).stdout
+    assert "no_such_key" in status, status
+    errors = [e for e in events("config_error") if "no_such_key" in e.get("MESSAGE", "")]
+    assert errors and errors[-1].get("_PID") != pid, errors
+    assert (prop("ActiveState"), prop("MainPID")) == ("active", pid)
+    assert len(events("signal")) == hups, "the daemon got the SIGHUP"
+    cause = r.stderr.strip().splitlines()[0]
+
+    done = len(events("refresh_succeeded"))
+    sh("systemctl", "kill", "--kill-who=main", "-s", "HUP", UNIT)
+    wait_until(lambda: len(events("refresh_succeeded")) > done, 30, "the refresh after it")
+    time.sleep(0.5)
+    status = prop("StatusText")
+    assert status.startswith("reload failed: ") and "no_such_key" in status, status
+    assert metric("programs_cached_config_last_reload_success") == 0
+    write_config(fake, mc, extra="listen = %s\n" % LISTEN)
+    sh("systemctl", "reload", UNIT)
+    wait_until(lambda: not prop("StatusText").startswith("reload failed"), 10,
+               "STATUS= after a good reload")
+    assert metric("programs_cached_config_last_reload_success") == 1
+    log("ok: a broken file: systemctl reload exit %d in %.1f s (%r), the config_error "
+        "with the key in systemctl status, no SIGHUP sent; sent by hand, STATUS=%r "
+        "outlived the next refresh, config_last_reload_success 0 until a good reload"
+        % (r.returncode, took, cause, status[:90]))
 
 
 def check_credential(fake):
@@ -203,12 +302,15 @@ def main():
         reader = Reader([mc.address])
         write_config(fake, mc)
         check_condition()
-        check_ready_after_publish(fake, reader, cat)
+        check_ready_while_first_refresh_hangs(fake, reader, cat)
         check_credential(fake)
         cat = check_reload(fake, reader)
+        check_broken_reload(fake, mc)
         check_refresh_failed_in_journal(fake, reader, cat)
+        check_reload_while_activating(fake)
         check_watchdog()
         check_config_error_does_not_loop(fake, mc)
+        deps_check.run()
         result = "ok"
     except Exception:
         traceback.print_exc(file=sys.stdout)

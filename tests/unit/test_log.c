@@ -1,10 +1,13 @@
 /*
  * test_log.c: events come out as one well-formed line each, with typed
- * fields, in every format.
+ * fields, in every format; a debug build stops at an event the table
+ * lacks.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,18 +47,18 @@ test_json(void)
 	T_CHECK(strncmp(captured, "{\"ts\":\"", 7) == 0);
 
 	/* NULL strings are null; sizes and doubles are numbers. */
-	CAPTURE(log_event(LOG_INFO, "x", "a=%s b=%zu c=%.1f d=%llu e=%u",
-	    nothing, (size_t)42, 2.5, 18446744073709551615ULL,
-	    7u));
-	T_STREQ(after_ts(captured, "\"a\""),
-	    "\"a\":null,\"b\":42,\"c\":2.5,\"d\":18446744073709551615,"
-	    "\"e\":7}\n");
+	CAPTURE(log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu "
+	    "missing=%.1f servers_skipped=%llu duration_ms=%u", nothing,
+	    (size_t)42, 2.5, 18446744073709551615ULL, 7u));
+	T_STREQ(after_ts(captured, "\"reason\""),
+	    "\"reason\":null,\"keys\":42,\"missing\":2.5,"
+	    "\"servers_skipped\":18446744073709551615,\"duration_ms\":7}\n");
 
 	/* Literal text around a conversion makes a string. */
-	CAPTURE(log_event(LOG_NOTICE, "signal", "signal=SIG%s n=%d%%",
-	    "HUP", 5));
+	CAPTURE(log_event(LOG_NOTICE, "signal", "signal=SIG%s "
+	    "refreshing=%d%%", "HUP", 5));
 	T_STREQ(after_ts(captured, "\"signal\":"),
-	    "\"signal\":\"SIGHUP\",\"n\":\"5%\"}\n");
+	    "\"signal\":\"SIGHUP\",\"refreshing\":\"5%\"}\n");
 
 	/* Below the level: nothing at all. */
 	CAPTURE(log_event(LOG_DEBUG, "debug", "msg=%s", "hidden"));
@@ -67,10 +70,10 @@ test_text(void)
 {
 	log_setup(LOG_FORMAT_TEXT, LOG_DEBUG);
 	CAPTURE(log_event(LOG_WARNING, "program_rejected",
-	    "uuid=%s reason=%s n=%d", "abc", "missing uuid", 1));
+	    "uuid=%s index=%d reason=%s", "abc", 1, "missing uuid"));
 	T_STREQ(after_ts(captured, " warning"),
-	    " warning program_rejected uuid=abc reason=\"missing uuid\" "
-	    "n=1\n");
+	    " warning program_rejected uuid=abc index=1 "
+	    "reason=\"missing uuid\"\n");
 	CAPTURE(log_debug("hello %d", 7));
 	T_STREQ(after_ts(captured, " debug"), " debug debug msg=\"hello 7\"\n");
 }
@@ -104,9 +107,65 @@ test_journal(void)
 	T_CHECK(memmem(dg, (size_t)n, "\nERROR\n\x09\0\0\0\0\0\0\0two\nlines\n",
 	    24) != NULL);
 	T_CHECK(strncmp(dg, "MESSAGE", 7) == 0);
+	/* The table's id, the one journal queries already use. */
+	T_CHECK(memmem(dg, (size_t)n,
+	    "\nMESSAGE_ID=9a0cd848f6f3af2b7112858e6585c181\n", 45) != NULL);
 	close(fd);
 	unlink(path);
 	unsetenv("PCD_JOURNAL_SOCKET");
+}
+
+/* Log one event in a child (on our stderr); its wait status, or -1. */
+static int
+in_child(const char *event, const char *fields)
+{
+	pid_t	pid;
+	int	status = 0;
+
+	fflush(stderr);
+	if ((pid = fork()) == 0) {
+		log_setup(LOG_FORMAT_JSON, LOG_INFO);
+		log_event(LOG_ERR, event, fields, 1);
+		_exit(0);
+	}
+	if (pid == -1 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return status;
+}
+
+/*
+ * What the table lacks: a debug build aborts saying so (debug_says), any
+ * other logs the line as it is (logged).
+ */
+static void
+expect_refused(int st, const char *debug_says, const char *logged)
+{
+#ifdef PCD_DEBUG
+	T_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	T_CHECK(strstr(captured, debug_says) != NULL);
+	(void)logged;
+#else
+	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	T_CHECK(strstr(captured, logged) != NULL);
+	(void)debug_says;
+#endif
+}
+
+/* An event or a field the table does not have; one it has. */
+static void
+test_unknown(void)
+{
+	int	st;
+
+	CAPTURE(st = in_child("no_such_event", "error=%d"));
+	expect_refused(st, "event \"no_such_event\" is not in the table",
+	    "\"event\":\"no_such_event\",\"error\":1}");
+	CAPTURE(st = in_child("refresh_failed", "no_such_field=%d"));
+	expect_refused(st, "event refresh_failed has no field no_such_field",
+	    "\"no_such_field\":1}");
+	CAPTURE(st = in_child("refresh_failed", "attempt=%d"));
+	T_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	T_CHECK(strstr(captured, "\"attempt\":1}") != NULL);
 }
 
 static void
@@ -125,6 +184,7 @@ main(void)
 	test_json();
 	test_text();
 	test_journal();
+	test_unknown();
 	test_parse();
 	return t_done();
 }

@@ -1,21 +1,26 @@
 /*
- * test_logfmt.c: every log_event in src/ has a field list log.c's walker
- * formats (SPEC §6; the walker refuses what it does not support instead of
- * reading the wrong argument), and the walker handles %.*s and refuses
- * the rest loudly.  Run from the top of the tree (make check-unit).
+ * test_logfmt.c: the table of events (events.c) and the log_event calls
+ * in src/ agree: every call names a row, logs its priority and only its
+ * fields, in its order, with every field it does not mark optional; every
+ * row is logged somewhere; every field list is one the walker formats
+ * (logfmt.c refuses what it does not support instead of reading the wrong
+ * argument); and programs-cached(8) lists the table as it is.  Run from
+ * the top of the tree (make check-unit).
  */
 #include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
+#include "events.h"
+#include "journal.h"
 #include "log.h"
+#include "logfmt.h"
 #include "capture.h"
 #include "t.h"
-
-
 
 /* The whole of a file, NUL-terminated; NULL if it cannot be read. */
 static char *
@@ -109,127 +114,194 @@ skip_arg(const char *p)
 	return p;
 }
 
+/* How many call sites had a literal field list, and which rows were used. */
 static int	nchecked;
+static int	used[256];
 
-/* Every event name found, for the man page's list of MESSAGE_IDs. */
-static char	events[256][128];
-static size_t	nevents;
-
-/* Remember an event name once. */
-static void
-add_event(const char *ev)
-{
-	size_t	i;
-
-	for (i = 0; i < nevents; i++)
-		if (strcmp(events[i], ev) == 0)
-			return;
-	if (nevents < sizeof events / sizeof events[0])
-		snprintf(events[nevents++], sizeof events[0], "%s", ev);
-}
-
-/* No field name of a list is one of journald's own. */
-static void
-check_names(const char *path, int line, const char *ev, const char *fields)
-{
-	const char	*p = fields, *eq;
-	char		 name[64];
-	size_t		 n;
-
-	while ((eq = strchr(p, '=')) != NULL) {
-		while (*p == ' ')
-			p++;
-		n = (size_t)(eq - p);
-		if (n >= sizeof name)
-			n = sizeof name - 1;
-		memcpy(name, p, n);
-		name[n] = '\0';
-		if (log_field_collides(name)) {
-			fprintf(stderr, "%s:%d: %s: field %s is journald's\n",
-			    path, line, ev, name);
-			T_CHECK(!"no field collides with journald's own");
-		}
-		if ((p = strchr(eq, ' ')) == NULL)
-			break;
-	}
-}
-
-/*
- * Field lists built at run time, each only from conversions the walker
- * supports (the event, and what builds it).
- */
-static const char *const built[] = {
-	"cache_miss",	/* monitor.c: " missing_%s=%%zu" per family */
+static const struct {
+	const char	*name;
+	int		 prio;
+} prio_names[] = {
+	{ "LOG_EMERG", LOG_EMERG }, { "LOG_ALERT", LOG_ALERT },
+	{ "LOG_CRIT", LOG_CRIT }, { "LOG_ERR", LOG_ERR },
+	{ "LOG_WARNING", LOG_WARNING }, { "LOG_NOTICE", LOG_NOTICE },
+	{ "LOG_INFO", LOG_INFO }, { "LOG_DEBUG", LOG_DEBUG },
 };
 
-/* Whether an event's field list is known to be built at run time. */
+/* The LOG_* constant that is the whole of the text [p, end), or -1. */
 static int
-is_built(const char *ev)
+literal_prio(const char *p, const char *end)
 {
-	size_t	i;
+	size_t	i, n;
 
-	for (i = 0; i < sizeof built / sizeof built[0]; i++)
-		if (strcmp(built[i], ev) == 0)
+	p = skip_space(p);
+	while (end > p && isspace((unsigned char)end[-1]))
+		end--;
+	n = (size_t)(end - p);
+	for (i = 0; i < sizeof prio_names / sizeof prio_names[0]; i++)
+		if (strlen(prio_names[i].name) == n &&
+		    strncmp(prio_names[i].name, p, n) == 0)
+			return prio_names[i].prio;
+	return -1;
+}
+
+/* Whether a row has a pattern field (a field list built at run time). */
+static int
+has_pattern(const struct event *ev)
+{
+	const char		*spec = ev->fields;
+	struct event_field	 f;
+
+	while (events_field_next(&spec, &f))
+		if (f.pattern)
 			return 1;
 	return 0;
 }
 
+/*
+ * The fields of a call site against its row: each one the row's, in the
+ * row's order (a pattern may repeat), and every field the row requires.
+ */
+static void
+check_fields(const char *where, const struct event *ev, const char *fields)
+{
+	const char		*p = fields, *eq, *spec;
+	struct event_field	 f;
+	int			 last = -1, at, i, seen[64];
+
+	memset(seen, 0, sizeof seen);
+	while ((eq = strchr(p, '=')) != NULL) {
+		while (*p == ' ')
+			p++;
+		at = events_field_index(ev, p, (size_t)(eq - p));
+		if (at == -1) {
+			fprintf(stderr, "%s: %s: field %.*s is not in the "
+			    "table (src/events.c)\n", where, ev->name,
+			    (int)(eq - p), p);
+			T_CHECK(!"every field is one of its event's");
+		} else if (at < last) {
+			fprintf(stderr, "%s: %s: field %.*s is out of the "
+			    "table's order (%s)\n", where, ev->name,
+			    (int)(eq - p), p, ev->fields);
+			T_CHECK(!"fields come in the table's order");
+		} else if (at < 64) {
+			seen[at] = 1;
+			last = at;
+		}
+		if ((p = strchr(eq, ' ')) == NULL)
+			break;
+	}
+	spec = ev->fields;
+	for (i = 0; events_field_next(&spec, &f); i++)
+		if (!f.optional && (i >= 64 || !seen[i])) {
+			fprintf(stderr, "%s: %s: no field %.*s, which the table "
+			    "does not mark optional\n", where, ev->name,
+			    (int)f.len, f.name);
+			T_CHECK(!"every required field is logged");
+		}
+}
+
+/*
+ * One call log_event(prio, "event", fields, ...) whose arguments start at
+ * p: the event is a row, the priority the row's, the fields the row's.
+ */
+static void
+check_call(const char *where, const char *p)
+{
+	const struct event	*ev;
+	const char		*q;
+	char			 name[128], fields[1024], why[256];
+	int			 prio;
+
+	q = skip_arg(p);
+	prio = literal_prio(p, q);
+	if (*q != ',' || (q = literals(q + 1, name, sizeof name)) == NULL) {
+		fprintf(stderr, "%s: event name is not a literal\n", where);
+		T_CHECK(!"event name is a literal");
+		return;
+	}
+	if ((ev = events_find(name)) == NULL) {
+		fprintf(stderr, "%s: event %s is not in the table "
+		    "(src/events.c)\n", where, name);
+		T_CHECK(!"every event is in the table");
+		return;
+	}
+	used[ev - events_table] = 1;
+	if (prio != ev->prio && (ev->flags & EVENT_PRIO_VARIES) == 0) {
+		fprintf(stderr, "%s: %s is logged at another priority than "
+		    "the table's %s\n", where, name, log_level_name(ev->prio));
+		T_CHECK(!"every event is logged at its table priority");
+	}
+	q = skip_space(q);
+	if (*q != ',') {
+		T_CHECK(!"a call has a field list");
+		return;
+	}
+	if (literals(q + 1, fields, sizeof fields) == NULL) {
+		/* Built at run time: the row says so with a pattern. */
+		if (!has_pattern(ev)) {
+			fprintf(stderr, "%s: %s: fields are not a literal and "
+			    "the table has no pattern for them\n", where, name);
+			T_CHECK(!"fields are a literal");
+		}
+		return;
+	}
+	nchecked++;
+	if (logfmt_check(fields, why, sizeof why) == -1) {
+		fprintf(stderr, "%s: %s: %s\n", where, name, why);
+		T_CHECK(!"every field list is one the walker formats");
+	}
+	check_fields(where, ev, fields);
+}
+
 /* Check every log_event(prio, "event", "fields", ...) of one file. */
 static void
-check_file(const char *path)
+check_file(const char *path, int *fatals)
 {
-	char		*src = slurp(path), ev[128], fields[1024], why[256];
+	char		*src = slurp(path), where[600];
 	const char	*p, *q;
 	int		 line;
 
 	T_CHECK(src != NULL);
 	if (src == NULL)
 		return;
-	for (p = src; (p = strstr(p, "log_event(")) != NULL; p++) {
+	for (p = src; (p = strstr(p, "log_event")) != NULL; p++) {
 		if (p > src && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
 			continue;
 		line = 1;
 		for (q = src; q < p; q++)
 			line += *q == '\n';
-		/* The definition and the prototype, not calls. */
+		snprintf(where, sizeof where, "%s:%d", path, line);
+		if (strncmp(p, "log_eventv(", 11) == 0 &&
+		    strcmp(path, "src/log.c") != 0) {
+			fprintf(stderr, "%s: log_eventv takes no literal event: "
+			    "call log_event\n", where);
+			T_CHECK(!"only log.c calls log_eventv");
+		}
+		if (strncmp(p, "log_event(", 10) != 0)
+			continue;
+		/* The definition, not a call. */
 		if (strncmp(skip_space(p + 10), "int prio", 8) == 0)
 			continue;
-		q = skip_arg(p + 10);
-		if (*q != ',' || (q = literals(q + 1, ev, sizeof ev)) == NULL) {
-			fprintf(stderr, "%s:%d: event name is not a literal\n",
-			    path, line);
-			T_CHECK(!"event name is a literal");
-			continue;
-		}
-		add_event(ev);
-		q = skip_space(q);
-		if (*q == ',' && is_built(ev))
-			continue;
-		if (*q != ',' ||
-		    (q = literals(q + 1, fields, sizeof fields)) == NULL) {
-			fprintf(stderr, "%s:%d: %s: fields are not a literal\n",
-			    path, line, ev);
-			T_CHECK(!"fields are a literal");
-			continue;
-		}
-		nchecked++;
-		check_names(path, line, ev, fields);
-		if (log_check_format(fields, why, sizeof why) == -1) {
-			fprintf(stderr, "%s:%d: %s: %s\n", path, line, ev, why);
-			T_CHECK(!"every field list is one the walker formats");
-		}
+		check_call(where, p + 10);
 	}
+	for (p = src; (p = strstr(p, "fatal")) != NULL; p++)
+		if ((p == src || (!isalnum((unsigned char)p[-1]) &&
+		    p[-1] != '_')) && (strncmp(p, "fatal(", 6) == 0 ||
+		    strncmp(p, "fatalx(", 7) == 0))
+			(*fatals)++;
 	free(src);
 }
 
-/* Every log_event in src/. */
+/* Every log_event in src/, and every row used by one. */
 static void
 test_sources(void)
 {
 	DIR		*d = opendir("src");
 	struct dirent	*de;
 	char		 path[512];
-	size_t		 n;
+	size_t		 n, i;
+	int		 fatals = 0;
 
 	T_CHECK(d != NULL);
 	if (d == NULL)
@@ -239,33 +311,124 @@ test_sources(void)
 		if (n < 3 || strcmp(de->d_name + n - 2, ".c") != 0)
 			continue;
 		snprintf(path, sizeof path, "src/%s", de->d_name);
-		check_file(path);
+		check_file(path, &fatals);
 	}
 	closedir(d);
 	/* The scan found the calls (there are dozens). */
 	T_CHECK(nchecked > 40);
+	for (i = 0; i < events_count; i++) {
+		const struct event *ev = &events_table[i];
+
+		/* fatal()'s line is written by log.c itself. */
+		if ((ev->flags & EVENT_FATAL) != 0 ? fatals > 0 : used[i])
+			continue;
+		fprintf(stderr, "src/events.c: %s is never logged\n", ev->name);
+		T_CHECK(!"every row of the table is logged somewhere");
+	}
 }
 
-/* programs-cached(8) lists every event with its MESSAGE_ID. */
+/* The table itself: sorted, well-formed fields, none of journald's. */
 static void
-test_message_ids(void)
+test_table(void)
 {
-	char	*man = slurp("man/programs-cached.8"), id[33];
-	size_t	 i;
+	struct event_field	 f, g;
+	const char		*spec, *rest;
+	size_t			 i;
 
-	T_CHECK(man != NULL);
-	if (man == NULL)
-		return;
-	for (i = 0; i < nevents; i++) {
-		if (strcmp(events[i], "debug") == 0)
-			continue;
-		log_message_id(events[i], id);
-		if (strstr(man, id) == NULL) {
-			fprintf(stderr, "programs-cached(8) lacks %s %s\n",
-			    events[i], id);
-			T_CHECK(!"the man page lists every MESSAGE_ID");
+	T_CHECK(events_count <= sizeof used / sizeof used[0]);
+	for (i = 0; i < events_count; i++) {
+		const struct event *ev = &events_table[i];
+
+		if (i > 0 && strcmp(events_table[i - 1].name, ev->name) >= 0) {
+			fprintf(stderr, "src/events.c: %s is out of order\n",
+			    ev->name);
+			T_CHECK(!"the table is sorted by name");
+		}
+		T_CHECK(logfmt_name_ok(ev->name, strlen(ev->name)));
+		T_CHECK(ev->prio >= LOG_EMERG && ev->prio <= LOG_DEBUG);
+		T_CHECK(ev->help[0] != '\0' &&
+		    ev->help[strlen(ev->help) - 1] != '.');
+		T_CHECK(events_find(ev->name) == ev);
+		for (spec = ev->fields; events_field_next(&spec, &f); ) {
+			char name[64];
+
+			snprintf(name, sizeof name, "%.*s", (int)f.prefix,
+			    f.name);
+			if (!logfmt_name_ok(f.name, f.prefix) ||
+			    journal_field_collides(name) || (f.pattern &&
+			    f.name[f.len - 1] != '>')) {
+				fprintf(stderr, "src/events.c: %s: bad field "
+				    "%.*s\n", ev->name, (int)f.len, f.name);
+				T_CHECK(!"field names are [a-z0-9_], not "
+				    "journald's");
+			}
+			for (rest = spec; events_field_next(&rest, &g); )
+				if (g.len == f.len &&
+				    memcmp(g.name, f.name, f.len) == 0)
+					T_CHECK(!"no field twice in a row");
 		}
 	}
+	T_CHECK(events_find("no_such_event") == NULL);
+	T_CHECK(events_find("") == NULL);
+}
+
+/* The lookups a log line makes: fields, patterns, MESSAGE_IDs. */
+static void
+test_lookup(void)
+{
+	const struct event	*ev = events_find("refresh_failed");
+	const struct event	*miss = events_find("cache_miss");
+	char			 id[33];
+
+	T_CHECK(ev != NULL && miss != NULL);
+	if (ev == NULL || miss == NULL)
+		return;
+	T_INTEQ(events_field_index(ev, "site", 4), 0);
+	T_INTEQ(events_field_index(ev, "stage", 5), 1);
+	T_INTEQ(events_field_index(ev, "sit", 3), -1);
+	T_INTEQ(events_field_index(ev, "sites", 5), -1);
+	T_INTEQ(events_field_index(miss, "missing", 7), 1);
+	T_INTEQ(events_field_index(miss, "missing_program", 15), 3);
+	T_INTEQ(events_field_index(miss, "missing_", 8), -1);
+	T_INTEQ(events_field_index(miss, "missing_X", 9), -1);
+	/* The ids journal queries already use: BLAKE2b-128 of the name. */
+	T_STREQ(events_message_id(ev), "9a0cd848f6f3af2b7112858e6585c181");
+	events_hash_id("cache_miss", id);
+	T_STREQ(id, "d554fef696253226d659646bb11526ee");
+	T_STREQ(events_message_id(miss), id);
+}
+
+/*
+ * programs-cached(8) lists the table as events_print_mdoc prints it: the
+ * list after ".Ss Message IDs", up to its ".El".
+ */
+static void
+test_man_page(void)
+{
+	char	*man = slurp("man/programs-cached.8"), *want = NULL;
+	char	*start = NULL, *end = NULL;
+	size_t	 wlen = 0;
+	FILE	*f = open_memstream(&want, &wlen);
+
+	T_CHECK(man != NULL && f != NULL);
+	if (man == NULL || f == NULL)
+		return;
+	events_print_mdoc(f);
+	fclose(f);
+	if ((start = strstr(man, "\n.Ss Message IDs\n")) != NULL &&
+	    (start = strstr(start, "\n.Bl ")) != NULL &&
+	    (end = strstr(start, "\n.El\n")) != NULL) {
+		start++;
+		end += 5;
+	}
+	T_CHECK(start != NULL && end != NULL);
+	if (start != NULL && end != NULL &&
+	    ((size_t)(end - start) != wlen || memcmp(start, want, wlen) != 0)) {
+		fprintf(stderr, "programs-cached(8): the list of events is not "
+		    "the table's: run make man-events\n");
+		T_CHECK(!"the man page lists the table as it is");
+	}
+	free(want);
 	free(man);
 }
 
@@ -275,17 +438,23 @@ test_checker(void)
 {
 	char	why[128];
 
-	T_INTEQ(log_check_format("a=%s b=%zu c=%.*s d=%.17g e=%04x f=%lld "
+	T_INTEQ(logfmt_check("a=%s b=%zu c=%.*s d=%.17g e=%04x f=%lld "
 	    "g=%8zu h=SIG%s i=%d%%", why, sizeof why), 0);
-	T_INTEQ(log_check_format("a=%p", why, sizeof why), -1);
-	T_INTEQ(log_check_format("a=%-8s", why, sizeof why), -1);
-	T_INTEQ(log_check_format("a=%hd", why, sizeof why), -1);
-	T_INTEQ(log_check_format("a=%*d", why, sizeof why), -1);
-	T_INTEQ(log_check_format("a=%.*d", why, sizeof why), -1);
-	T_INTEQ(log_check_format("a=%n", why, sizeof why), -1);
-	T_INTEQ(log_check_format("a=%", why, sizeof why), -1);
-	T_INTEQ(log_check_format("Bad=%s", why, sizeof why), -1);
-	T_INTEQ(log_check_format("nothing", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("a=%p", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("a=%-8s", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("a=%hd", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("a=%*d", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("a=%.*d", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("a=%n", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("a=%", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("Bad=%s", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("nothing", why, sizeof why), -1);
+	T_INTEQ(logfmt_check("a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9 j=10 k=1 "
+	    "l=2 m=3 n=4 o=5 p=6 q=7 r=8 s=9 t=1 u=2 v=3 w=4 x=5 y=6 z=7 "
+	    "aa=1 ab=2 ac=3 ad=4", why, sizeof why), 0);
+	T_INTEQ(logfmt_check("a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9 j=10 k=1 "
+	    "l=2 m=3 n=4 o=5 p=6 q=7 r=8 s=9 t=1 u=2 v=3 w=4 x=5 y=6 z=7 "
+	    "aa=1 ab=2 ac=3 ad=4 ae=5", why, sizeof why), -1);
 }
 
 /* %.*s takes its length; an unsupported conversion stops the walker. */
@@ -297,13 +466,14 @@ test_walker(void)
 
 	log_setup(LOG_FORMAT_JSON, LOG_INFO);
 	CAPTURE(log_event(LOG_ERR, "memcached_error",
-	    "op=set key=%.*s error=%s n=%d", 3, key, "NOT STORED", 7));
+	    "op=set key=%.*s bytes=%d error=%s", 3, key, 7, "NOT STORED"));
 	T_CHECK(strstr(captured, "\"op\":\"set\",\"key\":\"abc\","
-	    "\"error\":\"NOT STORED\",\"n\":7}") != NULL);
-	CAPTURE(log_event(LOG_ERR, "x", "a=%d b=%p c=%s", 1, ptr, "never"));
-	T_CHECK(strstr(captured, "\"a\":1,\"b\":\"?unsupported conversion\","
-	    "\"log_error\":\"unsupported conversion: \\\"%p\\\" (the fields "
-	    "after it are lost)\"}") != NULL);
+	    "\"bytes\":7,\"error\":\"NOT STORED\"}") != NULL);
+	CAPTURE(log_event(LOG_ERR, "memcached_error", "op=%d key=%p "
+	    "error=%s", 1, ptr, "never"));
+	T_CHECK(strstr(captured, "\"op\":1,\"key\":\"?unsupported "
+	    "conversion\",\"log_error\":\"unsupported conversion: \\\"%p\\\" "
+	    "(the fields after it are lost)\"}") != NULL);
 	T_CHECK(strstr(captured, "never") == NULL);
 }
 
@@ -312,7 +482,9 @@ main(void)
 {
 	test_checker();
 	test_walker();
+	test_table();
+	test_lookup();
 	test_sources();
-	test_message_ids();
+	test_man_page();
 	return t_done();
 }

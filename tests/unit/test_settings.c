@@ -4,7 +4,9 @@
  * table), the example configuration and the man page (every key, in its
  * section, with its default, and no key that is not in the table), and
  * the checks of the file itself (a regular file of bounded size, at most
- * STORE_MAX_SERVERS servers).  Run from the top of the source tree.
+ * STORE_MAX_SERVERS servers), what a change of each key needs on SIGHUP
+ * (settings_differ()), and the paths $CREDENTIALS_DIRECTORY resolves to.
+ * Run from the top of the source tree.
  */
 #include <sys/stat.h>
 
@@ -405,6 +407,242 @@ test_server_count(void)
 	    "servers.conf line 4: servers: more than 64 servers") != NULL);
 }
 
+/* Every row has exactly one decision about what a change of it needs. */
+static void
+test_changes(void)
+{
+	static const struct {
+		const char	*section, *name;
+		unsigned	 change;
+	} want[] = {
+		{ "memcached", "servers", SETTING_NEW_STORE },
+		{ "memcached", "key_prefix", SETTING_NEW_STORE },
+		{ "memcached", "distribution", SETTING_NEW_STORE },
+		{ "memcached", "io_timeout", SETTING_NEW_STORE },
+		{ "memcached", "pathway_ids", SETTING_APPLIES },
+		{ "redis", "url", SETTING_NEW_STORE },
+		{ "redis", "password_file", SETTING_NEW_STORE },
+		{ "discovery", "client_id", SETTING_NEW_TOKEN },
+		{ "discovery", "oauth_url", SETTING_NEW_TOKEN },
+		{ "discovery", "client_secret_file", SETTING_NEW_TOKEN },
+		{ "discovery", "token_file", SETTING_APPLIES },
+		{ "discovery", "request_timeout", SETTING_APPLIES },
+		{ "daemon", "workers", SETTING_RESTART },
+		{ "lease", "enabled", SETTING_RESTART },
+		{ "lease", "ttl", SETTING_RESTART },
+		{ "lease", "key", SETTING_APPLIES },
+		{ "daemon", "listen", SETTING_APPLIES },
+		{ "site", "catalog_api_url", SETTING_APPLIES },
+	};
+	const struct setting	*st;
+	size_t			 i;
+
+	for (i = 0; i < settings_count; i++) {
+		unsigned c = settings_table[i].change;
+
+		if (c == 0 || (c & (c - 1)) != 0 || c > SETTING_RESTART)
+			fprintf(stderr, "[%s] %s: change %#x is not one "
+			    "decision\n", settings_table[i].section,
+			    settings_table[i].name, c);
+		T_CHECK(c != 0 && (c & (c - 1)) == 0 && c <= SETTING_RESTART);
+	}
+	for (i = 0; i < sizeof want / sizeof want[0]; i++) {
+		st = settings_find(want[i].section, want[i].name);
+		T_CHECK(st != NULL);
+		if (st != NULL)
+			T_INTEQ(st->change, want[i].change);
+	}
+}
+
+/* Change one setting's field in base (a struct cfg or cfg_site) in place. */
+static void
+mutate(const struct setting *st, struct cfg *cfg, void *base)
+{
+	void	*field = (char *)base + st->off;
+	char	**sp = field;
+
+	switch (st->type) {
+	case SETTING_STRING:
+	case SETTING_LISTEN:
+	case SETTING_URL:
+		if (*sp != NULL && strcmp(*sp, "changed") == 0) {
+			free(*sp);
+			*sp = strdup("changed again");
+		} else {
+			free(*sp);
+			*sp = strdup("changed");
+		}
+		return;
+	case SETTING_SERVERS:
+		free(cfg->servers[0].name);
+		cfg->servers[0].name = strdup("changed:1");
+		return;
+	case SETTING_BOOL:
+		*(bool *)field = !*(bool *)field;
+		return;
+	case SETTING_FRACTION:
+		*(double *)field += *(double *)field < 0.5 ? 0.5 : -0.5;
+		return;
+	case SETTING_SITE_ID:
+		(*(long *)field)++;
+		return;
+	default:
+		break;
+	}
+	switch (st->ctype) {
+	case SETTING_C_LONG:
+		(*(long *)field)++;
+		return;
+	case SETTING_C_SIZE:
+		(*(size_t *)field)++;
+		return;
+	case SETTING_C_INT:
+	case SETTING_C_OTHER:	/* choices: int-sized */
+		(*(int *)field)++;
+		return;
+	}
+}
+
+/*
+ * settings_differ() sees a change of every row under the row's decision,
+ * and under no other: a key that applies as it is never makes a new store.
+ */
+static void
+test_differ(void)
+{
+	const unsigned	 all = SETTING_APPLIES | SETTING_NEW_STORE |
+	    SETTING_NEW_TOKEN | SETTING_RESTART;
+	const char	*path = write_tmp("differ.conf", "[discovery]\n"
+	    "auth = none\n[site a]\nsite_id = 1\ncatalog_api_url = "
+	    "http://a\n[site b]\nsite_id = 2\n");
+	struct cfg	*a, *b;
+	size_t		 i;
+
+	a = cfg_load(path);
+	T_CHECK(a != NULL);
+	if (a == NULL)
+		return;
+	for (i = 0; i < settings_count; i++) {
+		const struct setting *st = &settings_table[i];
+
+		if ((b = cfg_load(path)) == NULL)
+			abort();
+		T_CHECK(!settings_differ(a, b, all));
+		mutate(st, b, st->scope == SETTING_SITE ? (void *)&b->sites[0] :
+		    (void *)b);
+		if (!settings_differ(a, b, st->change) ||
+		    settings_differ(a, b, all & ~st->change))
+			fprintf(stderr, "[%s] %s: a change is not seen as "
+			    "%#x alone\n", st->section, st->name, st->change);
+		T_CHECK(settings_differ(a, b, st->change));
+		T_CHECK(!settings_differ(a, b, all & ~st->change));
+		cfg_free(b);
+	}
+	/* Another site, or one less, is a change of every site key. */
+	b = cfg_load(write_tmp("differ2.conf", "[discovery]\nauth = none\n"
+	    "[site a]\nsite_id = 1\ncatalog_api_url = http://a\n"));
+	T_CHECK(b != NULL && settings_differ(a, b, SETTING_APPLIES));
+	T_CHECK(b != NULL && !settings_differ(a, b, all & ~SETTING_APPLIES));
+	cfg_free(b);
+	cfg_free(a);
+}
+
+/* Two loads, one line apart: what a reload would compare. */
+static bool
+files_differ(const char *one, const char *two, unsigned changes)
+{
+	struct cfg	*a, *b;
+	bool		 r;
+
+	a = cfg_load_with(write_tmp("one.conf", one), CFG_SECRETS_SKIP, NULL,
+	    0);
+	b = cfg_load_with(write_tmp("two.conf", two), CFG_SECRETS_SKIP, NULL,
+	    0);
+	T_CHECK(a != NULL && b != NULL);
+	r = a != NULL && b != NULL && settings_differ(a, b, changes);
+	cfg_free(a);
+	cfg_free(b);
+	return r;
+}
+
+/* The fields derived from a key differ when the key does. */
+static void
+test_differ_derived(void)
+{
+	const char	*site = "[site a]\nsite_id = 1\n";
+	char		 one[512], two[512];
+
+	/* Another backend, a password in the URL: a new store. */
+	snprintf(one, sizeof one, "%s", site);
+	snprintf(two, sizeof two, "[redis]\nurl = redis://127.0.0.1:6379/1\n"
+	    "%s", site);
+	T_CHECK(files_differ(one, two, SETTING_NEW_STORE));
+	snprintf(one, sizeof one, "[redis]\nurl = redis://:a@h/1\n%s", site);
+	snprintf(two, sizeof two, "[redis]\nurl = redis://:b@h/1\n%s", site);
+	T_CHECK(files_differ(one, two, SETTING_NEW_STORE));
+	T_CHECK(!files_differ(one, two, SETTING_NEW_TOKEN |
+	    SETTING_APPLIES | SETTING_RESTART));
+	/* The same file twice: nothing at all. */
+	T_CHECK(!files_differ(two, two, SETTING_APPLIES | SETTING_NEW_STORE |
+	    SETTING_NEW_TOKEN | SETTING_RESTART));
+	/* Another secret file: a new token, not a new store. */
+	snprintf(one, sizeof one, "[discovery]\noauth_url = http://l\n"
+	    "client_id = c\nclient_secret_file = /s1\n%s", site);
+	snprintf(two, sizeof two, "[discovery]\noauth_url = http://l\n"
+	    "client_id = c\nclient_secret_file = /s2\n%s", site);
+	T_CHECK(files_differ(one, two, SETTING_NEW_TOKEN));
+	T_CHECK(!files_differ(one, two, SETTING_NEW_STORE));
+}
+
+/*
+ * $CREDENTIALS_DIRECTORY is resolved when the configuration is loaded,
+ * into the paths the secrets are read from.
+ */
+static void
+test_credentials(void)
+{
+	const char	*disc = "[discovery]\noauth_url = http://l\n"
+	    "client_id = c\n[site a]\nsite_id = 1\n";
+	char		 want[600];
+	struct cfg	*cfg;
+
+	setenv("CREDENTIALS_DIRECTORY", tmpdir, 1);
+	cfg = cfg_load_with(write_tmp("cred.conf", disc), CFG_SECRETS_SKIP,
+	    NULL, 0);
+	T_CHECK(cfg != NULL);
+	snprintf(want, sizeof want, "%s/client-secret", tmpdir);
+	T_STREQ(cfg != NULL ? cfg->client_secret_path : NULL, want);
+	T_CHECK(cfg != NULL && cfg->auth == AUTH_OAUTH2);
+	cfg_free(cfg);
+	cfg = cfg_load_with(write_tmp("cred.conf", "[redis]\nurl = "
+	    "redis://h/1\n[site a]\nsite_id = 1\n"), CFG_SECRETS_SKIP,
+	    NULL, 0);
+	snprintf(want, sizeof want, "%s/redis-password", tmpdir);
+	T_STREQ(cfg != NULL ? cfg->redis_password_path : NULL, want);
+	T_CHECK(cfg != NULL && cfg->redis_password_optional);
+	cfg_free(cfg);
+	/* A password in the URL: no file is read. */
+	cfg = cfg_load_with(write_tmp("cred.conf", "[redis]\nurl = "
+	    "redis://:pw@h/1\n[site a]\nsite_id = 1\n"), CFG_SECRETS_SKIP,
+	    NULL, 0);
+	T_CHECK(cfg != NULL && cfg->redis_password_path == NULL);
+	T_STREQ(cfg != NULL ? cfg->servers[0].name : NULL,
+	    "redis://h:6379/1");
+	cfg_free(cfg);
+	/* password_file wins, and is not optional. */
+	cfg = cfg_load_with(write_tmp("cred.conf", "[redis]\nurl = "
+	    "redis://h/1\npassword_file = /pw\n[site a]\nsite_id = 1\n"),
+	    CFG_SECRETS_SKIP, NULL, 0);
+	T_STREQ(cfg != NULL ? cfg->redis_password_path : NULL, "/pw");
+	T_CHECK(cfg != NULL && !cfg->redis_password_optional);
+	cfg_free(cfg);
+	unsetenv("CREDENTIALS_DIRECTORY");
+	cfg = cfg_load_with(write_tmp("cred.conf", disc), CFG_SECRETS_SKIP,
+	    NULL, 0);
+	T_CHECK(cfg != NULL && cfg->client_secret_path == NULL);
+	cfg_free(cfg);
+}
+
 int
 main(void)
 {
@@ -417,6 +655,10 @@ main(void)
 	test_man();
 	test_file_kinds();
 	test_server_count();
+	test_changes();
+	test_differ();
+	test_differ_derived();
+	test_credentials();
 	{
 		char cmd[600];
 

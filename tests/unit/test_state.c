@@ -7,7 +7,9 @@
  * cache has it; the shrink guard holds (and --force publishes); a server
  * that fails stops the later phases; a lost lease writes nothing more;
  * stale keys go after stale_after full refreshes, through the writer;
- * an unchanged refresh writes nothing.
+ * an unchanged refresh writes nothing, but only on servers that say they
+ * hold what was recorded: on another the values are written again, and a
+ * down one fails the refresh.
  */
 #include <sys/stat.h>
 
@@ -81,6 +83,19 @@ report(const struct prog *p, size_t n, enum fetch_status status)
 	return fr;
 }
 
+/* What the monitor would say of each server (confirmed()). */
+static bool	held[TESTBE_SERVERS];
+static size_t	asked;
+
+/* The daemon's monitor_confirmed, as the test sets it. */
+static bool
+confirmed(void *arg, size_t i)
+{
+	(void)arg;
+	asked++;
+	return held[i];
+}
+
 /* Publish a report (freed here) as the daemon does; the result. */
 static struct state_result
 publish(struct state *s, struct fetch_result *fr, bool force,
@@ -94,6 +109,7 @@ publish(struct state *s, struct fetch_result *fr, bool force,
 	po.force = force;
 	po.skip_same = true;
 	po.every_site = true;
+	po.confirmed = confirmed;
 	(void)state_publish(s, fr, &po, &r);
 	fetch_result_free(fr);
 	return r;
@@ -123,6 +139,10 @@ static const struct prog	ab[] = { { "a", "A" }, { "b", "B" } };
 static struct state *
 fresh(void)
 {
+	size_t	i;
+
+	for (i = 0; i < TESTBE_SERVERS; i++)
+		held[i] = true;
 	testbe_reset();
 	return state_new(cfg, st, &kf, NULL);
 }
@@ -146,6 +166,60 @@ test_publish_and_same(void)
 	T_CHECK(r.complete);
 	T_INTEQ(r.ws.written, 0);
 	T_INTEQ(tb.sets, sets);
+	state_free(s);
+}
+
+/* The entries of a publish on server i (what the test backend holds). */
+static size_t
+on_server(int i)
+{
+	size_t	j, n = 0;
+
+	for (j = 0; j < tb.nitems; j++)
+		n += tb.items[j].srv == i;
+	return n;
+}
+
+static void
+test_unconfirmed_and_down(void)
+{
+	struct state		*s = fresh();
+	struct state_result	 r;
+	size_t			 sets, n0;
+
+	r = publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(r.complete);
+	n0 = on_server(0);
+	T_CHECK(n0 > 0 && on_server(1) > 0);
+	/* Every server is asked, once, before anything is skipped. */
+	asked = 0;
+	sets = tb.sets;
+	r = publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	T_INTEQ(asked, TESTBE_SERVERS);
+	T_CHECK(r.complete);
+	T_INTEQ(tb.sets, sets);
+	/* Server 0 cannot say it holds them: its keys are written again. */
+	held[0] = false;
+	sets = tb.sets;
+	r = publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(r.complete && r.published);
+	T_INTEQ(tb.sets - sets, n0);
+	T_INTEQ(r.ws.written, n0);
+	T_INTEQ(r.ws.skipped, on_server(1));
+	/* Down (the monitor says so; the store learns it on writing): the
+	   refresh fails for its keys. */
+	testbe_down(0, true);
+	sets = tb.sets;
+	r = publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(!r.complete && !r.published && r.server_failed);
+	T_CHECK(r.ws.failed > 0);
+	testbe_heal();
+	store_retry_now(st);
+	/* Back, and confirmed again: all there, nothing unsure is skipped. */
+	held[0] = true;
+	r = publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(r.complete);
+	T_STREQ(get("course-programs-run-1"), "[\"a\",\"b\"]");
 	state_free(s);
 }
 
@@ -312,6 +386,53 @@ test_stale(void)
 	state_free(s);
 }
 
+/* --dry-run's words for a report (forced past the shrink guard: one of
+ * two programs left), against the state as it is now. */
+static char *
+dry_run(struct state *s, struct fetch_result *fr)
+{
+	struct state_dry_opts	 o = { true, true, NULL };
+	char			*text = NULL;
+	size_t			 len = 0;
+	FILE			*f = open_memstream(&text, &len);
+
+	(void)state_dry_run(s, fr, &o, f);
+	fclose(f);
+	fetch_result_free(fr);
+	return text;
+}
+
+static void
+test_dry_run_counts(void)
+{
+	struct state		*s = fresh();
+	static const struct prog onlya[] = { { "a", "A" } };
+	size_t			 sets;
+	char			*text;
+
+	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	/* First absence: b counted on, its run index too. */
+	text = dry_run(s, report(onlya, 1, FETCH_LISTED));
+	T_CHECK(strstr(text, "program-b  (absent 1 of 2 full refreshes: "
+	    "deleted after 1 more complete full refresh,") != NULL);
+	T_CHECK(strstr(text, "stale:   keys=1 delete=0 keep=1") != NULL);
+	free(text);
+	/* The state remembers what this process has counted: after one
+	   refresh without b, the next would delete it (and writes nothing). */
+	(void)publish(s, report(onlya, 1, FETCH_LISTED), true, NULL);
+	sets = tb.sets;
+	text = dry_run(s, report(onlya, 1, FETCH_LISTED));
+	T_CHECK(strstr(text, "delete   program") != NULL);
+	T_CHECK(strstr(text, "program-b  (absent 2 full refreshes, stale_after "
+	    "2)") != NULL);
+	T_CHECK(strstr(text, "stale:   keys=1 delete=1 keep=0") != NULL);
+	T_INTEQ(tb.sets, sets);
+	T_INTEQ(tb.deletes, 0);
+	T_CHECK(has("program-b", "\"B\""));
+	free(text);
+	state_free(s);
+}
+
 int
 main(void)
 {
@@ -325,7 +446,7 @@ main(void)
 	f = fopen(path, "w");
 	fprintf(f, "[memcached]\nservers = 127.0.0.1:1, 127.0.0.1:2\n"
 	    "key_function = django\nvalue_format = json\n"
-	    "[daemon]\nstate_dir = %s\nstale_after = 2\n"
+	    "[discovery]\nauth = none\n[daemon]\nstate_dir = %s\nstale_after = 2\n"
 	    "[site lms.example]\nsite_id = 1\n"
 	    "catalog_api_url = http://discovery.test/api/v1\n", dir);
 	fclose(f);
@@ -338,12 +459,14 @@ main(void)
 	testbe_reset();
 	st = store_new_with(&testbe, cfg);
 	test_publish_and_same();
+	test_unconfirmed_and_down();
 	test_failed_detail_and_list();
 	test_refused_and_too_big();
 	test_shrink_guard();
 	test_server_fails();
 	test_lease_lost();
 	test_stale();
+	test_dry_run_counts();
 	store_free(st);
 	testbe_reset();
 	key_clear(&kf);
