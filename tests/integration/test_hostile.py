@@ -163,8 +163,10 @@ class Hostile(PcdTestCase):
     # -- 7. state_dir and the snapshot's temporary file ------------------------
 
     def test_planted_tmp_symlink_is_not_followed(self):
-        """programs-cache.snapshot.tmp -> victim, planted while the daemon
-        runs: the victim keeps its bytes and the snapshot is still written."""
+        """The daemon's temporary file (programs-cache.snapshot.PID.tmp) and
+        the old shared name, planted as symlinks to a victim while the
+        daemon runs: a new base is still written, the victim keeps its
+        bytes, and the daemon's own name is a file of its own again."""
         fake = self.fake()
         state = Path(self.tmpdir) / "state"
         state.mkdir(mode=0o700)
@@ -175,18 +177,24 @@ class Hostile(PcdTestCase):
                                             "refresh_interval": "1h"}))
         d.start()
         d.wait_event("snapshot_saved", timeout=30)
+        own = state / ("programs-cache.snapshot.%d.tmp" % d.pid)
+        own.symlink_to(victim)
         (state / "programs-cache.snapshot.tmp").symlink_to(victim)
+        # The file gone: the next save cannot append, it writes a base.
+        snap = state / "programs-cache.snapshot"
+        snap.unlink()
         cat = json.loads(json.dumps(self.cat))
         for p in cat["programs"].values():
             p["title"] += " (v2)"
         fake.set_catalogue(cat)
         mark = d.mark()
         d.send_signal(signal.SIGHUP)
-        d.wait_event("snapshot_saved", timeout=30, since=mark)
+        saved = d.wait_event("snapshot_saved", timeout=30, since=mark)
+        self.assertEqual(saved["kind"], "base")
         self.assertEqual(victim.read_bytes(), b"precious\n")
-        snap = state / "programs-cache.snapshot"
         self.assertTrue(snap.is_file() and not snap.is_symlink())
-        self.assertFalse(os.path.lexists(state / "programs-cache.snapshot.tmp"))
+        self.assertFalse(os.path.lexists(own))
+        self.assertEqual(d.run("--verify").returncode, 0)
 
     def test_state_dir_writable_by_others_is_refused(self):
         """A state_dir anyone can write to is neither written nor read."""
