@@ -1,0 +1,177 @@
+"""state_dir has one writer (the daemon, --once, --domain, under a flock
+of programs-cache.lock) and read-only modes that leave it alone; the
+snapshot is read into memory, so a file changed under the daemon cannot
+hurt a later repair."""
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+from tests.support import catalog, reference
+from tests.support.harness import PcdTestCase
+
+SITE = "lms.example.com"
+
+
+def tree(path):
+    """Every entry under path: {name: (bytes or link target, mode, mtime_ns)}."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            st = os.lstat(p)
+            if os.path.islink(p):
+                body = "-> " + os.readlink(p)
+            elif os.path.isdir(p):
+                body = None
+            else:
+                body = Path(p).read_bytes()
+            out[os.path.relpath(p, path)] = (body, st.st_mode, st.st_mtime_ns)
+    return out
+
+
+class StateDir(PcdTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.cat = catalog.generate(40, seed=7)
+        self.fake = self.start_fake(self.cat)
+
+    def make(self, **daemon):
+        daemon.setdefault("refresh_interval", "1h")
+        return self.daemon(self.config(self.fake, [self.mc], [(SITE, 1, "")],
+                                       daemon=daemon))
+
+    def changed(self, tag):
+        cat = json.loads(json.dumps(self.cat))
+        for p in cat["programs"].values():
+            p["title"] += " (%s)" % tag
+        self.fake.set_catalogue(cat)
+        return cat
+
+    def test_second_writer_is_told_who_holds_the_directory(self):
+        """--once (and --domain) beside a running daemon on one state_dir:
+        exit 1 naming the daemon's pid, nothing written to the cache or the
+        directory; the daemon goes on and its snapshot still verifies."""
+        d = self.make()
+        d.start()
+        d.wait_event("snapshot_saved", timeout=30)
+        files = tree(d.state_dir)
+        sets = self.mc.stats()["cmd_set"]
+        for args in (["--once"], ["--domain", SITE]):
+            res = d.run(*args)
+            self.assertEqual(res.returncode, 1, (args, res.stderr))
+            locked = [e for e in res.events if e.get("event") == "state_dir_locked"]
+            self.assertEqual(len(locked), 1, res.stderr)
+            self.assertEqual(int(locked[0]["pid"]), d.pid)
+            self.assertEqual(locked[0]["dir"], str(d.state_dir))
+        self.assertEqual(self.mc.stats()["cmd_set"], sets)
+        self.assertEqual(tree(d.state_dir), files)
+        # The daemon is still the writer.
+        mark = d.mark()
+        self.changed("v2")
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("snapshot_saved", timeout=30, since=mark)
+        self.assertEqual(d.run("--verify").returncode, 0)
+        d.stop()
+        # Once it has gone, --once is the writer.
+        res = d.run_once()
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertFalse([e for e in res.events if e.get("event") == "state_dir_locked"])
+
+    def test_read_only_modes_leave_the_directory_byte_identical(self):
+        """--verify, --dry-run, --show, --check-config and --health create,
+        change and remove nothing under state_dir: not with a snapshot, not
+        with an empty directory, and a missing one is not made."""
+        d = self.make()
+        res = d.run_once()
+        self.assertEqual(res.returncode, 0, res.stderr)
+        key = "program-" + self.cat["uuids"][0]
+        modes = (["--verify"], ["--dry-run"], ["--show", key], ["--check-config"],
+                 ["--health"])
+        # A crashed writer's temporary file stays too: only a writer removes it.
+        (d.state_dir / "programs-cache.snapshot.99999.tmp").write_bytes(b"left")
+        before = tree(d.state_dir)
+        self.assertIn("programs-cache.snapshot", before)
+        for args in modes:
+            d.run(*args)
+            self.assertEqual(tree(d.state_dir), before, args)
+        for name in list(os.listdir(d.state_dir)):
+            os.unlink(d.state_dir / name)
+        before = tree(d.state_dir)
+        for args in modes:
+            d.run(*args)
+            self.assertEqual(tree(d.state_dir), before, args)
+        os.rmdir(d.state_dir)
+        for args in modes:
+            d.run(*args)
+            self.assertFalse(os.path.lexists(d.state_dir), args)
+
+    def test_verify_during_saves(self):
+        """--verify while the daemon saves again and again reads a whole
+        file every time (never a torn one), and leaves no file behind."""
+        self.cat = catalog.generate(400, seed=8)
+        self.fake.set_catalogue(self.cat)
+        d = self.make()
+        d.start()
+        d.wait_event("snapshot_saved", timeout=60)
+        stop = threading.Event()
+        runs = []
+
+        def verify():
+            while not stop.is_set():
+                runs.append(d.run("--verify"))
+
+        t = threading.Thread(target=verify)
+        t.start()
+        try:
+            for i in range(4):
+                mark = d.mark()
+                self.changed("v%d" % i)
+                d.send_signal(signal.SIGHUP)
+                d.wait_event("snapshot_saved", timeout=60, since=mark)
+        finally:
+            stop.set()
+            t.join()
+        self.assertTrue(runs)
+        for r in runs:
+            self.assertFalse([e for e in r.events if e.get("event") == "snapshot_ignored"],
+                             r.stderr)
+            # Agreeing, or the cache newer than the file: never a crash.
+            self.assertIn(r.returncode, (0, 1), r.stderr)
+        self.assertEqual(d.run("--verify").returncode, 0)
+        self.assertEqual(sorted(os.listdir(d.state_dir)),
+                         ["programs-cache.lock", "programs-cache.snapshot"])
+        self.assertEqual(d.events_named("snapshot_error"), [])
+
+    def test_snapshot_replaced_under_the_daemon_cannot_hurt_a_repair(self):
+        """The file truncated, then replaced by garbage, after the daemon
+        loaded it: a memcached restart is repaired from what the daemon
+        holds, and the daemon writes a good base again."""
+        d = self.make(check_interval="1s")
+        res = d.run_once()
+        self.assertEqual(res.returncode, 0, res.stderr)
+        d.start()
+        d.wait_event("snapshot_loaded", timeout=30)
+        snap = d.state_dir / "programs-cache.snapshot"
+        with open(snap, "r+b") as f:
+            f.truncate(100)
+        tmp = d.state_dir / "garbage"
+        tmp.write_bytes(os.urandom(4096))
+        os.replace(tmp, snap)
+        mark = d.mark()
+        self.mc.restart()
+        d.wait_event("cache_repaired", timeout=60, since=mark)
+        self.assertTrue(d.running)
+        reader = self.reader([self.mc])
+        self.assertCacheMatches(reader, reference.expected_cache(
+            [{"domain": SITE, "site_id": 1, "catalogue": self.cat}]))
+        mark = d.mark()
+        self.changed("v2")
+        d.send_signal(signal.SIGHUP)
+        saved = d.wait_event("snapshot_saved", timeout=30, since=mark)
+        self.assertEqual(saved["kind"], "base")
+        self.assertEqual(d.run("--verify").returncode, 0)
