@@ -18,7 +18,8 @@
 #                        render the Tutor plugin (contrib/tutor); as root
 #   make demo            run the daemon once against the sample catalogue
 #                        (BACKEND=redis: into a throw-away redis-server)
-#   make bench           the benchmark suite (bench/run.py); writes BENCH.md
+#   make bench           the benchmark suite (bench/run.py, then bench-issues); writes BENCH.md
+#   make bench-issues    only the benchmarks of single issues (bench/*.py)
 #   make bench-quick     a small, fast run of it, into build/bench/
 #   make bench-profile   callgrind of one 1,000-program refresh
 #   make install         PREFIX=/usr/local DESTDIR= (binary, unit, man
@@ -108,7 +109,7 @@ BACKEND	?= memcached
 
 .PHONY: all deps check check-unit check-integration check-asan demo \
 	install uninstall clean fuzz check-fuzz lint check-valgrind \
-	bench bench-quick bench-profile bench-bins check-deb check-systemd \
+	bench bench-issues bench-quick bench-profile bench-bins check-deb check-systemd \
 	check-promtool check-image man-events lint-deps FORCE
 
 all: $(BUILD)/$(PROG)
@@ -277,6 +278,18 @@ bench:
 	$(MAKE) bench-bins
 	PCD_BUILD=$(BUILD) PCD_CFLAGS_USED="$(CFLAGS)" \
 	    PCD_BENCH_FLAGS="$(BENCH_FLAGS)" $(PYTHON) bench/run.py $(BENCH_FLAGS)
+	$(MAKE) bench-issues
+
+# The benchmarks of single issues, after run.py: those that keep a section
+# of BENCH.md between their own markers write it; the others print their
+# tables, kept in build/bench/NAME.txt.
+BENCH_SECTIONS	 = incremental change
+BENCH_PRINTED	 = lease reader_watch heal_republish
+bench-issues: bench-bins
+	set -e; for b in $(BENCH_SECTIONS); do \
+	    PCD_BUILD=$(BUILD) $(PYTHON) bench/$$b.py; done
+	set -e; mkdir -p $(BUILD)/bench; for b in $(BENCH_PRINTED); do \
+	    PCD_BUILD=$(BUILD) $(PYTHON) bench/$$b.py | tee $(BUILD)/bench/$$b.txt; done
 
 bench-quick:
 	@tools/deps.sh bench

@@ -26,7 +26,23 @@
  * on a timer, so the loop keeps serving others meanwhile.
  *
  * Prints "READY http://HOST:PORT/api/v1" on stdout once listening; on
- * SIGTERM or SIGINT prints the request counts on stderr and exits 0.
+ * SIGTERM or SIGINT prints the request counts on stderr, and a second line
+ * that says whether this server, not its client, set the pace (SIGUSR1:
+ * that line alone, for what came since the last one, and counting starts
+ * again):
+ *
+ *	bench-fakedisco: connections=N max_waiting=N mean_waiting=X
+ *	    late_ms=P50/P90/MAX
+ *	    client_gap_ms=P50/P90/MAX
+ *
+ * connections: accepted; max_waiting and mean_waiting: replies waiting
+ * for their latency timer at once, the most and the mean from the first
+ * delayed request to the last delayed reply (the concurrency the client
+ * kept up: at C in flight, ideally C); late_ms: how much
+ * later than asked a delayed reply was written (this loop busy); and
+ * client_gap_ms: from a reply written to the next request read on the
+ * same connection (the client's turnaround, loopback included).  Each is
+ * kept to 0.1 ms in a histogram, so the figures cost nothing to keep.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -44,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -57,6 +74,12 @@
 
 #define API		"/api/v1"
 #define MAX_PARAMS	16
+/*
+ * One write for a whole reply: the default (16 KB) costs a turn of the
+ * loop per 16 KB, and the replies of 32 clients go out in turns.
+ */
+#define MAX_WRITE	(1024 * 1024)
+#define HIST_BUCKETS	10000		/* 0.1 ms each: up to 1 s */
 
 static const char *uuids_query[] = {
 	"exclude_utm=1", "status=active", "status=retired", "uuids_only=1"
@@ -88,10 +111,24 @@ struct delayed {
 	struct event			*ev;
 	int				 status;
 	const struct body		*body;
+	uint64_t			 due_us;
 	TAILQ_ENTRY(delayed)		 entry;
 };
 
 TAILQ_HEAD(delayed_list, delayed);
+
+/* Durations to 0.1 ms, the last bucket holding everything above. */
+struct hist {
+	unsigned long	 n[HIST_BUCKETS];
+	unsigned long	 count;
+	uint64_t	 max_us;
+};
+
+/* What a connection (by descriptor) last did. */
+struct conn_seen {
+	bool		 open;
+	uint64_t	 replied_us;	/* 0: no reply yet */
+};
 
 static struct {
 	struct event_base	*base;
@@ -102,6 +139,14 @@ static struct {
 	struct timeval		 latency;
 	bool			 delay_all;
 	struct delayed_list	 waiting;
+	size_t			 nwaiting, max_waiting;
+	uint64_t		 waiting_since_us;	/* first delayed */
+	uint64_t		 waiting_at_us;		/* last change */
+	double			 waiting_area;		/* nwaiting x us */
+	struct conn_seen	*conns;		/* by descriptor */
+	size_t			 nconns;
+	unsigned long		 accepted;
+	struct hist		 late, gap;
 	unsigned long		 served[K_COUNT];
 	unsigned long		 errors;
 	unsigned long long	 bytes;
@@ -116,6 +161,81 @@ static const struct body invalid_page = {
 static const struct body bad_query = {
 	(char *)"{\"error\":\"bad query string\"}", 28
 };
+
+static uint64_t
+now_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void
+hist_add(struct hist *h, uint64_t us)
+{
+	uint64_t	b = us / 100;
+
+	h->n[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
+	h->count++;
+	if (us > h->max_us)
+		h->max_us = us;
+}
+
+/* The q-quantile of h, in ms (a bucket's upper edge). */
+static double
+hist_ms(const struct hist *h, double q)
+{
+	unsigned long	want = (unsigned long)(q * (double)h->count), seen = 0;
+	size_t		i;
+
+	for (i = 0; i < HIST_BUCKETS; i++)
+		if ((seen += h->n[i]) > want)
+			return (double)(i + 1) / 10;
+	return (double)h->max_us / 1000;
+}
+
+static void
+hist_print(const char *name, const struct hist *h)
+{
+	if (h->count == 0) {
+		fprintf(stderr, " %s=-", name);
+		return;
+	}
+	fprintf(stderr, " %s=%.1f/%.1f/%.1f", name, hist_ms(h, 0.5),
+	    hist_ms(h, 0.9), (double)h->max_us / 1000);
+}
+
+/* The record of a descriptor, grown as descriptors come. */
+static struct conn_seen *
+conn_seen(evutil_socket_t fd)
+{
+	size_t	n;
+
+	if (fd < 0)
+		return NULL;
+	if ((size_t)fd >= srv.nconns) {
+		n = (size_t)fd * 2 + 16;
+		srv.conns = xreallocarray(srv.conns, n, sizeof *srv.conns);
+		memset(srv.conns + srv.nconns, 0, (n - srv.nconns) *
+		    sizeof *srv.conns);
+		srv.nconns = n;
+	}
+	return &srv.conns[fd];
+}
+
+/* The descriptor of a request's connection, or -1. */
+static evutil_socket_t
+req_fd(struct evhttp_request *req)
+{
+	struct evhttp_connection	*conn;
+	struct bufferevent		*bev;
+
+	if ((conn = evhttp_request_get_connection(req)) == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(conn)) == NULL)
+		return -1;
+	return bufferevent_getfd(bev);
+}
 
 /* Say how to call us and fail. */
 static PCD_NORETURN void
@@ -315,7 +435,11 @@ reply(struct evhttp_request *req, int status, const struct body *b)
 	struct evbuffer		*out = evhttp_request_get_output_buffer(req);
 
 	evhttp_add_header(h, "Content-Type", "application/json");
+	struct conn_seen	*cs = conn_seen(req_fd(req));
+
 	evbuffer_add_reference(out, b->data, b->len, NULL, NULL);
+	if (cs != NULL)
+		cs->replied_us = now_us();
 	if (status == 200)
 		srv.bytes += b->len;
 	else
@@ -324,9 +448,27 @@ reply(struct evhttp_request *req, int status, const struct body *b)
 	    "Not Found" : "Bad Request", NULL);
 }
 
+/* nwaiting changes by d: integrate it over time first. */
+static void
+waiting_change(int d)
+{
+	uint64_t	now = now_us();
+
+	if (srv.waiting_since_us == 0)
+		srv.waiting_since_us = now;
+	else
+		srv.waiting_area += (double)srv.nwaiting *
+		    (double)(now - srv.waiting_at_us);
+	srv.waiting_at_us = now;
+	srv.nwaiting = (size_t)((ssize_t)srv.nwaiting + d);
+	if (srv.nwaiting > srv.max_waiting)
+		srv.max_waiting = srv.nwaiting;
+}
+
 static void
 free_delayed(struct delayed *dl)
 {
+	waiting_change(-1);
 	TAILQ_REMOVE(&srv.waiting, dl, entry);
 	event_free(dl->ev);
 	free(dl);
@@ -338,8 +480,11 @@ on_delay(evutil_socket_t fd, short what, void *arg)
 {
 	struct delayed	*dl = arg;
 
+	uint64_t	 now = now_us();
+
 	(void)fd;
 	(void)what;
+	hist_add(&srv.late, now > dl->due_us ? now - dl->due_us : 0);
 	reply(dl->req, dl->status, dl->body);
 	free_delayed(dl);
 }
@@ -348,9 +493,13 @@ on_delay(evutil_socket_t fd, short what, void *arg)
 static void
 on_close(struct evhttp_connection *conn, void *arg)
 {
-	struct delayed	*dl, *next;
+	struct bufferevent	*bev = evhttp_connection_get_bufferevent(conn);
+	struct conn_seen	*cs;
+	struct delayed		*dl, *next;
 
 	(void)arg;
+	if (bev != NULL && (cs = conn_seen(bufferevent_getfd(bev))) != NULL)
+		memset(cs, 0, sizeof *cs);
 	for (dl = TAILQ_FIRST(&srv.waiting); dl != NULL; dl = next) {
 		next = TAILQ_NEXT(dl, entry);
 		if (dl->conn == conn)
@@ -375,26 +524,41 @@ answer(struct evhttp_request *req, enum kind k, int status,
 	dl->conn = evhttp_request_get_connection(req);
 	dl->status = status;
 	dl->body = b;
+	dl->due_us = now_us() + (uint64_t)srv.latency.tv_sec * 1000000 +
+	    (uint64_t)srv.latency.tv_usec;
 	dl->ev = evtimer_new(srv.base, on_delay, dl);
 	TAILQ_INSERT_TAIL(&srv.waiting, dl, entry);
-	evhttp_connection_set_closecb(dl->conn, on_close, NULL);
+	waiting_change(1);
 	evtimer_add(dl->ev, &srv.latency);
 }
 
-/* Turn Nagle off on the request's connection. */
+/*
+ * A request arrived: count a new connection (Nagle off, whole-reply
+ * writes, a close callback) or the client's turnaround on an old one.
+ */
 static void
-nodelay(struct evhttp_request *req)
+seen(struct evhttp_request *req)
 {
 	struct evhttp_connection	*conn;
 	struct bufferevent		*bev;
+	struct conn_seen		*cs;
 	evutil_socket_t			 fd;
 	int				 one = 1;
 
 	if ((conn = evhttp_request_get_connection(req)) == NULL ||
 	    (bev = evhttp_connection_get_bufferevent(conn)) == NULL ||
-	    (fd = bufferevent_getfd(bev)) == -1)
+	    (cs = conn_seen(fd = bufferevent_getfd(bev))) == NULL)
 		return;
+	if (cs->open) {
+		if (cs->replied_us != 0)
+			hist_add(&srv.gap, now_us() - cs->replied_us);
+		return;
+	}
+	cs->open = true;
+	srv.accepted++;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	bufferevent_set_max_single_write(bev, MAX_WRITE);
+	evhttp_connection_set_closecb(conn, on_close, NULL);
 }
 
 /* Every request: route it by path and check its query. */
@@ -409,7 +573,7 @@ on_request(struct evhttp_request *req, void *arg)
 	int		 n, i;
 
 	(void)arg;
-	nodelay(req);
+	seen(req);
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET ||
 	    strlen(uri) >= sizeof target) {
 		srv.served[K_OTHER]++;
@@ -476,6 +640,37 @@ on_request(struct evhttp_request *req, void *arg)
 	reply(req, 404, &not_found);
 }
 
+/* The pace line (see the top of the file). */
+static void
+pace_print(void)
+{
+	fprintf(stderr, "bench-fakedisco: connections=%lu max_waiting=%zu "
+	    "mean_waiting=%.1f", srv.accepted, srv.max_waiting,
+	    srv.waiting_at_us > srv.waiting_since_us ? srv.waiting_area /
+	    (double)(srv.waiting_at_us - srv.waiting_since_us) : 0.0);
+	hist_print("late_ms", &srv.late);
+	hist_print("client_gap_ms", &srv.gap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* SIGUSR1: the pace line since the last one, and start again. */
+static void
+on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	pace_print();
+	srv.accepted = 0;
+	srv.max_waiting = srv.nwaiting;
+	srv.waiting_area = 0;
+	srv.waiting_since_us = srv.nwaiting > 0 ? now_us() : 0;
+	srv.waiting_at_us = srv.waiting_since_us;
+	memset(&srv.late, 0, sizeof srv.late);
+	memset(&srv.gap, 0, sizeof srv.gap);
+}
+
 /* SIGTERM, SIGINT: leave the loop. */
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
@@ -493,7 +688,8 @@ main(int argc, char *argv[])
 	struct evhttp_bound_socket	*bound;
 	struct sockaddr_storage		 ss;
 	socklen_t			 sslen = sizeof ss;
-	struct event			*sig_term, *sig_int;
+	struct event			*sig_term, *sig_int, *sig_usr1;
+	struct event_config		*cfgb;
 	const char			*dir = NULL, *host = "127.0.0.1";
 	char				*base, *uuids_path;
 	long				 port = 0, page_size = 20, ms = 0;
@@ -538,7 +734,10 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	TAILQ_INIT(&srv.waiting);
 	map_init(&srv.programs);
-	if ((srv.base = event_base_new()) == NULL ||
+	/* Timers to the microsecond (timerfd), not epoll's milliseconds. */
+	if ((cfgb = event_config_new()) == NULL ||
+	    event_config_set_flag(cfgb, EVENT_BASE_FLAG_PRECISE_TIMER) != 0 ||
+	    (srv.base = event_base_new_with_config(cfgb)) == NULL ||
 	    (http = evhttp_new(srv.base)) == NULL) {
 		fprintf(stderr, "bench-fakedisco: libevent set-up failed\n");
 		return 1;
@@ -567,8 +766,10 @@ main(int argc, char *argv[])
 
 	sig_term = evsignal_new(srv.base, SIGTERM, on_signal, NULL);
 	sig_int = evsignal_new(srv.base, SIGINT, on_signal, NULL);
+	sig_usr1 = evsignal_new(srv.base, SIGUSR1, on_usr1, NULL);
 	event_add(sig_term, NULL);
 	event_add(sig_int, NULL);
+	event_add(sig_usr1, NULL);
 
 	printf("READY %s\n", base);
 	fflush(stdout);
@@ -578,10 +779,13 @@ main(int argc, char *argv[])
 	for (i = 0; i < K_COUNT; i++)
 		fprintf(stderr, " %s=%lu", kind_names[i], srv.served[i]);
 	fprintf(stderr, " errors=%lu bytes=%llu\n", srv.errors, srv.bytes);
+	pace_print();
 
 	evhttp_free(http);
+	event_config_free(cfgb);
 	event_free(sig_term);
 	event_free(sig_int);
+	event_free(sig_usr1);
 	event_base_free(srv.base);
 	free(base);
 	return 0;

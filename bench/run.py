@@ -4,6 +4,8 @@
     make bench-quick                # 1,000 programs, one run, build/bench/
     make bench-profile              # callgrind of one 1,000-program refresh
     PCD_BUILD=build /usr/bin/python3 bench/run.py --help
+    PCD_BUILD=build /usr/bin/python3 bench/run.py --pump --in-flight 32,8
+                                    # the request pump alone (issue 22)
 
 For each catalogue size, side by side, with a fresh memcached for every run:
   daemon   programs-cached --once, a full refresh (wall time of the process,
@@ -19,7 +21,11 @@ For each catalogue size, side by side, with a fresh memcached for every run:
 Discovery is bench-fakedisco (C, libevent) serving a catalogue that
 bench/gen.py writes once into build/bench/cat-N.  Then, with 1,000
 programs and a latency added to every detail request, the daemon with the
-default max_in_flight (8) against max_in_flight = 1 (and the peer).
+default max_in_flight (8) against max_in_flight = 1 (and the peer), and at
+--in-flight (32): its fetch against the bound N·L/C, where the rest of its
+wall time goes, what the fake server saw (how many requests it held at
+once, how late its replies and the client's next requests were) and the
+CPU of the loop thread and of the others while fetching.
 
 Nothing here asserts a time: figures are reported, with the targets next
 to them.  A run that fails (exit code, wrong key count, keys written on an
@@ -57,7 +63,7 @@ DOMAIN = "lms.example.com"
 
 
 # The concurrency at which the daemon meets issue 7's 20x over the serial
-# peer when Discovery, not the machine, is what takes time.
+# peer when Discovery, not the machine, is what takes time (--in-flight).
 WIDE = 32
 
 
@@ -81,27 +87,80 @@ class Result(dict):
     """What one process run gave: rc, wall (s), maxrss_kb, stdout, stderr."""
 
 
-def run_proc(argv, workdir, name, timeout=3600, env=None):
+def run_proc(argv, workdir, name, timeout=3600, env=None, on_start=None):
     """Run argv to completion with stdout/stderr in files under workdir;
-    wall time and peak RSS (wait4's ru_maxrss) of the process."""
+    wall time and peak RSS (wait4's ru_maxrss) of the process, and when it
+    started and ended by the wall clock (to place its events).  on_start:
+    called with the pid once it runs."""
     out_path = Path(workdir) / ("%s.stdout" % name)
     err_path = Path(workdir) / ("%s.stderr" % name)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        t0 = time.monotonic()
+        t0, started = time.monotonic(), time.time()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                              env=env, preexec_fn=harness._die_with_parent)
+        if on_start is not None:
+            on_start(p.pid)
         killer = threading.Timer(timeout, lambda: os.kill(p.pid, signal.SIGKILL))
         killer.start()
         try:
             _, status, ru = os.wait4(p.pid, 0)
         finally:
             killer.cancel()
-        wall = time.monotonic() - t0
+        wall, ended = time.monotonic() - t0, time.time()
     p.returncode = os.waitstatus_to_exitcode(status)
     return Result(rc=p.returncode, wall=wall, maxrss_kb=ru.ru_maxrss,
-                  cpu=ru.ru_utime + ru.ru_stime,
+                  cpu=ru.ru_utime + ru.ru_stime, started=started, ended=ended,
                   stdout=out_path.read_text("utf-8", "replace"),
                   stderr=err_path.read_text("utf-8", "replace"))
+
+
+class ThreadCPU:
+    """Every thread's CPU time (user + sys) of a running process, read
+    from /proc every 10 ms on a thread until the process is gone; cpu_at()
+    says how much each had used by a wall-clock time (the last sample
+    before it)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.samples = []       # (wall clock, {tid: seconds})
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+
+    def _loop(self):
+        while True:
+            row = {}
+            try:
+                tids = os.listdir("/proc/%d/task" % self.pid)
+            except OSError:
+                return
+            for tid in tids:
+                c = proc_cpu_path("/proc/%d/task/%s/stat" % (self.pid, tid))
+                if c is not None:
+                    row[int(tid)] = c
+            if not row:
+                return
+            self.samples.append((time.time(), row))
+            time.sleep(0.01)
+
+    def join(self):
+        self._t.join(10)
+
+    def cpu_at(self, when):
+        got = {}
+        for t, row in self.samples:
+            if t > when:
+                break
+            got = row
+        return got
+
+    def shares(self, t0, t1):
+        """(loop, others): CPUs' worth the loop thread and the other
+        threads used between t0 and t1."""
+        a, b = self.cpu_at(t0), self.cpu_at(t1)
+        span = max(t1 - t0, 0.001)
+        loop = (b.get(self.pid, 0) - a.get(self.pid, 0)) / span
+        others = sum(b[t] - a.get(t, 0) for t in b if t != self.pid) / span
+        return loop, others
 
 
 HZ = os.sysconf("SC_CLK_TCK")
@@ -119,14 +178,19 @@ def machine_busy():
     return (user + nice + system + irq + softirq + steal) / HZ
 
 
+def proc_cpu_path(path):
+    """CPU seconds (user + sys) in a /proc .../stat file; None if gone."""
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / HZ
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def proc_cpu(pid):
     """CPU seconds (user + sys) of a live process so far; 0 if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / HZ
+    return proc_cpu_path("/proc/%d/stat" % pid) or 0.0
 
 
 def self_cpu():
@@ -163,24 +227,81 @@ class Fake:
         argv = [str(build_dir() / "bench-fakedisco"), "-d", str(catdir)]
         if latency_ms:
             argv += ["-l", str(latency_ms), "-L", scope]
+        work = build_dir() / "bench" / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        self.err_path = work / ("fakedisco-%d.stderr" % os.getpid())
+        self.err = open(self.err_path, "w+b")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE,
+                                     stderr=self.err,
                                      preexec_fn=harness._die_with_parent)
         line = self.proc.stdout.readline().decode().strip()
         if not line.startswith("READY "):
             raise RuntimeError("bench-fakedisco did not start: %r %s" % (
-                line, self.proc.stderr.read().decode()))
+                line, self.err_path.read_text("utf-8", "replace")))
         self.base = line.split(" ", 1)[1]
+
+    def _lines(self):
+        return self.err_path.read_text("utf-8", "replace").splitlines()
+
+    def pace(self):
+        """Its pace line since the last call (SIGUSR1; see bench/fakedisco.c),
+        as a dict: connections, max_waiting, mean_waiting, late_ms and
+        client_gap_ms as (p50, p90, max)."""
+        before = len(self._lines())
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lines = self._lines()
+            if len(lines) > before:
+                return parse_pace(lines[-1])
+            time.sleep(0.01)
+        return {}
 
     def stop(self):
         """Stop; the request counts it printed."""
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=30)
-        return err.decode().strip()
+        self.proc.wait(timeout=30)
+        self.err.close()
+        served = [x for x in self._lines() if " served " in x]
+        return served[-1].strip() if served else ""
+
+
+def parse_pace(line):
+    """bench-fakedisco's pace line as a dict (see Fake.pace)."""
+    out = {}
+    for kv in line.split()[1:]:
+        k, _, v = kv.partition("=")
+        if "/" in v:
+            out[k] = tuple(float(x) for x in v.split("/"))
+        elif v not in ("", "-"):
+            out[k] = float(v)
+    return out
 
 
 def parse_events(text):
     return harness.parse_events(text)
+
+
+def ev_time(e):
+    """An event's ts as seconds since the epoch."""
+    return datetime.datetime.strptime(e["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def once_phases(r, evs):
+    """Where a --once run's wall time went, from its events (ms clock):
+    start-up (exec to refresh_started), the fetch (to the publish's start:
+    refresh_succeeded less publish_ms), the publish, the wait for the
+    snapshot's save after it, and the exit."""
+    started, done = event(evs, "refresh_started"), event(evs, "refresh_succeeded")
+    saved = event(evs, "snapshot_saved")
+    if started is None or done is None or "started" not in r:
+        return {}
+    t0, t2 = ev_time(started), ev_time(done)
+    t1 = t2 - done.get("publish_ms", 0) / 1000
+    t3 = max(t2, ev_time(saved)) if saved is not None else t2
+    return {"t_fetch0": t0, "t_fetch1": t1, "startup": t0 - r["started"], "fetch": t1 - t0,
+            "save_wait": t3 - t2, "exit": r["ended"] - t3}
 
 
 def event(events, name, nth=0):
@@ -310,20 +431,37 @@ class Bench:
         log("PROBLEM: " + what)
         self.problems.append(what)
 
-    def daemon_once(self, fake, name, discovery=None):
+    def daemon_once(self, fake, name, discovery=None, threads=False, pace=False):
+        """One --once run.  threads: the loop's and the other threads' CPU
+        during the fetch; pace: the fake's pace line for this run."""
         self.fresh_memcached()
         conf = self.config(name, fake.base, discovery)
-        r = run_proc([str(self.bin), "-c", str(conf), "--once"], self.work, name)
+        sampler = []
+        if pace:
+            fake.pace()         # what came before is not this run's
+        r = run_proc([str(self.bin), "-c", str(conf), "--once"], self.work, name,
+                     on_start=(lambda pid: sampler.append(ThreadCPU(pid))) if threads else None)
         other = self.meter.stop(r["cpu"])
-        ev = event(parse_events(r["stderr"]), "refresh_succeeded")
+        evs = parse_events(r["stderr"])
+        ev = event(evs, "refresh_succeeded")
         if r["rc"] != 0 or ev is None:
             self.problem("%s: exit %d, no refresh_succeeded (see %s/%s.stderr)"
                          % (name, r["rc"], self.work, name))
             ev = {}
-        return {"wall": r["wall"], "cpu": r["cpu"], "other": other,
-                "duration": ev.get("duration_ms", 0) / 1000,
-                "keys": ev.get("keys_written"), "bytes": ev.get("bytes_written"),
-                "rss_kb": r["maxrss_kb"], "items": self.items()}
+        out = {"wall": r["wall"], "cpu": r["cpu"], "other": other,
+               "duration": ev.get("duration_ms", 0) / 1000,
+               "publish": ev.get("publish_ms", 0) / 1000,
+               "keys": ev.get("keys_written"), "bytes": ev.get("bytes_written"),
+               "rss_kb": r["maxrss_kb"], "items": self.items()}
+        out.update(once_phases(r, evs))
+        if sampler:
+            sampler[0].join()
+            if "t_fetch0" in out:
+                out["loop_cpus"], out["workers_cpus"] = sampler[0].shares(
+                    out["t_fetch0"], out["t_fetch1"])
+        if pace:
+            out["pace"] = fake.pace()
+        return out
 
     def daemon_once_redis(self, fake, name):
         """daemon --once into a redis-server started empty (SPEC §9)."""
@@ -491,7 +629,8 @@ class Bench:
         gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
         fake = Fake(catdir, latency_ms=ms, scope="detail")
         self.fake_pid = fake.proc.pid
-        res = {"n": n, "ms": ms, "default": [], "serial": [], "wide": [], "peer": []}
+        res = {"n": n, "ms": ms, "c": self.a.in_flight[0], "default": [], "serial": [],
+               "wide": [], "peer": []}
         try:
             for i in range(self.a.latency_runs):
                 log("latency %d ms, %d programs, run %d/%d: default max_in_flight"
@@ -504,15 +643,37 @@ class Bench:
                                                    fake, "lat-serial-%d" % i,
                                                    {"max_in_flight": 1}))
                 log("latency %d ms, %d programs, run %d/%d: max_in_flight = %d"
-                    % (ms, n, i + 1, self.a.latency_runs, WIDE))
-                res["wide"].append(self.measured("latency, wide", self.daemon_once,
-                                                 fake, "lat-wide-%d" % i,
-                                                 {"max_in_flight": WIDE}))
+                    % (ms, n, i + 1, self.a.latency_runs, self.a.in_flight[0]))
+                res["wide"].append(self.measured(
+                    "latency, wide", self.daemon_once, fake, "lat-wide-%d" % i,
+                    {"max_in_flight": self.a.in_flight[0]}, True, True))
             for i in range(0 if self.a.no_peer else self.a.latency_peer_runs):
                 log("latency %d ms, %d programs, run %d/%d: peer"
                     % (ms, n, i + 1, self.a.latency_peer_runs))
                 res["peer"].append(self.measured("latency, peer", self.peer, fake,
                                                  "lat-peer-%d" % i))
+        finally:
+            res["fake"] = fake.stop()
+        return res
+
+    # -- issue 22: the request pump alone ------------------------------------------
+    def pump(self):
+        """--pump: --latency-programs details at +--latency-ms each, at each
+        --in-flight concurrency, --latency-runs runs (alternated)."""
+        n, ms = self.a.latency_programs, self.a.latency_ms
+        catdir = build_dir() / "bench" / ("cat-%d" % n)
+        gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
+        fake = Fake(catdir, latency_ms=ms, scope="detail")
+        self.fake_pid = fake.proc.pid
+        res = {"n": n, "ms": ms, "by_c": {c: [] for c in self.a.in_flight}}
+        try:
+            for i in range(self.a.latency_runs):
+                for c in self.a.in_flight:
+                    log("pump: %d programs, +%d ms, max_in_flight = %d, run %d/%d"
+                        % (n, ms, c, i + 1, self.a.latency_runs))
+                    res["by_c"][c].append(self.measured(
+                        "pump", self.daemon_once, fake, "pump-%d-%d" % (c, i),
+                        {"max_in_flight": c}, True, True))
         finally:
             res["fake"] = fake.stop()
         return res
@@ -771,6 +932,13 @@ def details_table(sizes):
                 ("daemon `--once` wall", "daemon", "wall"),
                 ("daemon `--once` duration_ms", "daemon", "duration"),
                 ("daemon `--once` CPU (user + sys)", "daemon", "cpu"),
+                ("daemon `--once`: start-up (exec to refresh_started)", "daemon", "startup"),
+                ("daemon `--once`: fetch and parse (to the publish's start)", "daemon",
+                 "fetch"),
+                ("daemon `--once`: publish (`publish_ms`)", "daemon", "publish"),
+                ("daemon `--once`: waiting for the snapshot save after it", "daemon",
+                 "save_wait"),
+                ("daemon `--once`: exit (after the save)", "daemon", "exit"),
                 ("daemon `--once` into Redis, wall", "redis", "wall"),
                 ("daemon `--once` into Redis, duration_ms", "redis", "duration"),
                 ("peer wall", "peer", "wall"),
@@ -810,29 +978,79 @@ def latency_table(lat):
     rows.append("| other processes during these runs, CPUs | %s |" % spread(
         [r.get("other") for k in ("default", "serial", "peer") for r in lat[k]], fmt_cpus))
     w = median([r["wall"] for r in lat["wide"]])
+    wide = lat.get("c", WIDE)
     if lat["wide"]:
-        bound = lat["n"] * lat["ms"] / 1000 / WIDE
+        bound = lat["n"] * lat["ms"] / 1000 / wide
         rows.append("| daemon, `max_in_flight = %d` | %s |"
-                    % (WIDE, spread([r["wall"] for r in lat["wide"]])))
+                    % (wide, spread([r["wall"] for r in lat["wide"]])))
         rows.append("| **`max_in_flight = %d` / the latency bound N·L/C = %.3f s** "
-                    "(target ≤ 1.3×) | %s |" % (WIDE, bound,
+                    "(target ≤ 1.3×) | %s |" % (wide, bound,
                                                 "–" if not w else "%.2f×" % (w / bound)))
         wd = median([r["duration"] for r in lat["wide"]])
         rows.append("| the same by `duration_ms` (fetch to last write: no start-up, no "
                     "snapshot fsync at exit) | %s, %s |" % (
                         spread([r["duration"] for r in lat["wide"]]),
                         "–" if not wd else "%.2f×" % (wd / bound)))
+        rows += pump_rows(lat["wide"], bound, wide)
     if lat["peer"]:
         rows.append("| peer (upstream: serial) | %s |" % spread([r["wall"] for r in lat["peer"]]))
         rows.append("| daemon default / peer | %s |" % ("–" if not p or not d else "%.3f" % (d / p)))
         rows.append("| speed-up over the peer: default, `max_in_flight = %d` (target ≥ 20×) | %s, %s |"
-                    % (WIDE, "–" if not p or not d else "%.1f×" % (p / d),
+                    % (wide, "–" if not p or not d else "%.1f×" % (p / d),
                        "–" if not p or not w else "%.1f×" % (p / w)))
     return "\n".join(rows)
 
 
 def fmt_ms(x):
     return "–" if x is None else "%.0f ms" % (x * 1000)
+
+
+def pump_rows(runs, bound, c):
+    """Rows on the request pump of --once runs at max_in_flight c (with
+    daemon_once's threads and pace): the fetch against the bound, where
+    the rest of the wall time went, what the fake server saw, and the
+    CPU the loop and the other threads used while fetching."""
+    def med(k):
+        return median([r.get(k) for r in runs])
+
+    def pace(k, i=None):
+        v = [r.get("pace", {}).get(k) for r in runs]
+        v = [x[i] if i is not None and x is not None else x for x in v]
+        return median(v)
+    f = med("fetch")
+    rows = ["| … the fetch alone (refresh start to publish start) | %s, %s |" % (
+                spread([r.get("fetch") for r in runs]),
+                "–" if not f else "**%.2f×** the bound" % (f / bound)),
+            "| … where the wall time goes: start-up / fetch / publish / waiting for the "
+            "snapshot save / exit | %s / %s / %s / %s / %s |" % (
+                fmt_ms(med("startup")), fmt_ms(f), fmt_ms(med("publish")),
+                fmt_ms(med("save_wait")), fmt_ms(med("exit"))),
+            "| … at the fake server: requests waiting for their latency, mean (of %d) / "
+            "replies late, p90 / client turnaround p50, p90 | %s / %s / %s, %s |" % (
+                c, "–" if pace("mean_waiting") is None else "%.1f" % pace("mean_waiting"),
+                "–" if pace("late_ms", 1) is None else "%.1f ms" % pace("late_ms", 1),
+                "–" if pace("client_gap_ms", 0) is None else "%.1f ms" % pace("client_gap_ms", 0),
+                "–" if pace("client_gap_ms", 1) is None else "%.1f ms" % pace("client_gap_ms", 1)),
+            "| … CPUs used during the fetch: the loop thread / the other threads | %s / %s |" % (
+                "–" if med("loop_cpus") is None else "%.2f" % med("loop_cpus"),
+                "–" if med("workers_cpus") is None else "%.2f" % med("workers_cpus"))]
+    return rows
+
+
+def pump_table(pp):
+    """--pump's report: pump_rows for each concurrency."""
+    rows = ["| %s programs, +%d ms per detail request | median (min … max, runs) |"
+            % (format(pp["n"], ","), pp["ms"]), "|---|---|"]
+    for c, runs in pp["by_c"].items():
+        bound = pp["n"] * pp["ms"] / 1000 / c
+        w = median([r["wall"] for r in runs])
+        rows.append("| `max_in_flight = %d`: wall; / N·L/C = %.3f s | %s; %s |" % (
+            c, bound, spread([r["wall"] for r in runs]),
+            "–" if not w else "**%.2f×**" % (w / bound)))
+        rows += pump_rows(runs, bound, c)
+        rows.append("| … other processes, CPUs | %s |" % spread(
+            [r.get("other") for r in runs], fmt_cpus))
+    return "\n".join(rows)
 
 
 def loop_table(lp):
@@ -997,6 +1215,14 @@ def main(argv=None):
     ap.add_argument("--latency-programs", type=int, default=None)
     ap.add_argument("--latency-runs", type=int, default=None)
     ap.add_argument("--latency-peer-runs", type=int, default=1)
+    ap.add_argument("--in-flight", default=str(WIDE), metavar="C[,C...]",
+                    help="max_in_flight of the wide latency run (the first), and of "
+                         "--pump's runs (default %d)" % WIDE)
+    ap.add_argument("--pump", action="store_true",
+                    help="only the request pump: --latency-programs details at "
+                         "+--latency-ms, --latency-runs runs at each --in-flight, with "
+                         "the fetch against N·L/C, the fake's pace and the loop's CPU; "
+                         "report in build/bench/BENCH-pump.md")
     ap.add_argument("--workers", type=int, default=None,
                     help="[daemon] workers of every daemon run (default: the daemon's, auto)")
     ap.add_argument("--no-loop", action="store_true",
@@ -1021,6 +1247,7 @@ def main(argv=None):
     ap.add_argument("--profile-tool", choices=("callgrind", "perf"), default="callgrind")
     ap.add_argument("--profile-programs", type=int, default=1000)
     a = ap.parse_args(argv)
+    a.in_flight = [int(x) for x in a.in_flight.split(",")]
 
     for b in ("programs-cached", "bench-fakedisco", "bench-floor"):
         if not os.access(build_dir() / b, os.X_OK):
@@ -1032,6 +1259,30 @@ def main(argv=None):
     if a.noisy_retries is None:
         a.noisy_retries = 0 if a.quick or a.profile else 2
     b = Bench(a)
+    if a.pump:
+        a.latency_programs = a.latency_programs or 1000
+        a.latency_runs = a.latency_runs or 3
+        started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        t0 = time.monotonic()
+        try:
+            pp = b.pump()
+        finally:
+            b.mc.stop()
+        text = "\n".join([
+            "Run on %s (%.1f minutes) by `%s`." % (
+                started, (time.monotonic() - t0) / 60, " ".join(
+                    ["PCD_BUILD=%s" % os.environ.get("PCD_BUILD", "build"), sys.executable,
+                     "bench/run.py"] + [shlex.quote(x) for x in sys.argv[1:]])), "",
+            pump_table(pp), "",
+            "The fake server: `%s`." % pp["fake"], ""] + (
+            ["**Problems:**", ""] + ["- %s" % x for x in b.problems] + [""]
+            if b.problems else []) + ["### Machine", "", machine(a)])
+        print(text)
+        out = Path(a.output or build_dir() / "bench" / "BENCH-pump.md")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        log("report written to %s" % out)
+        return 1 if b.problems else 0
     if a.profile:
         try:
             b.profile()

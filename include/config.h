@@ -62,6 +62,13 @@ enum cfg_backend {
 	BACKEND_REDIS		/* a [redis] section */
 };
 
+/* Whether the change source's pushes are used ([discovery] change_notify). */
+enum cfg_change_notify {
+	CHANGE_NOTIFY_AUTO,	/* where the source has them, as it is */
+	CHANGE_NOTIFY_ON,	/* Redis: turn them on (CONFIG SET) */
+	CHANGE_NOTIFY_OFF	/* polling only */
+};
+
 struct cfg_server {
 	char	*host;
 	int	 port;
@@ -103,6 +110,32 @@ struct cfg {
 	size_t			 max_response_size;
 	long			 max_detail_size;	/* bytes */
 	int			 max_pages;
+	/*
+	 * The change-driven refresh (SPEC §14): Discovery's api_timestamp key
+	 * (change_key, a wire key: NULL when off) on its source.  Resolved
+	 * when loaded: change_backend and the address below are
+	 * change_source's, or (unset) the cache the daemon writes, with its
+	 * credentials; change_name is the source as logged (no password).
+	 */
+	char			*change_key;
+	char			*change_source;		/* as written */
+	char			*change_password_file;
+	int			 change_notify;	/* enum cfg_change_notify */
+	long			 change_poll_ms;
+	long			 change_debounce_ms;
+	long			 change_full_delay_ms;
+	enum cfg_backend	 change_backend;
+	char			*change_name;
+	struct cfg_server	*change_servers;	/* memcached */
+	size_t			 nchange_servers;
+	char			*change_redis_host;	/* NULL: socket */
+	int			 change_redis_port;
+	char			*change_redis_socket;
+	int			 change_redis_db;
+	char			*change_redis_user;
+	char			*change_redis_password;	/* from the URL */
+	char			*change_password_path;	/* as redis_password_path */
+	bool			 change_password_optional;
 
 	/* [memcached] */
 	struct cfg_server	*servers;

@@ -1,9 +1,10 @@
 /*
  * detail.h: one program detail's body made into a record (SPEC §3, §12):
  * parsed with jansson (in an arena, within a value budget), checked and
- * encoded, on a worker of the pool, or on the loop when there is no pool
- * or the workers have enough queued (which bounds the bodies held in
- * memory and slows the fetching down to the parsing).
+ * encoded, on a worker of the pool, or on the loop when there are no
+ * workers.  Every call with workers is queued for them: the caller bounds
+ * how many bodies wait (fetch.c sends fewer requests while the workers
+ * are behind), so the loop never parses while it could serve transfers.
  *
  * A worker touches only its job: its copy of the body, and prev (which
  * the caller holds) through program_new's reading of it.  The result is
@@ -22,12 +23,9 @@
 
 struct pool;
 
-/* Details queued per worker at most; past that the loop parses. */
-#define DETAIL_JOBS_PER_WORKER	4
-
 struct detail_req {
 	const char		*uuid;		/* from the site's list */
-	const void		*body;		/* copied */
+	char			*body;		/* malloc'd: the callee's */
 	size_t			 len;
 	size_t			 max_values;	/* the parse's budget */
 	struct program		*prev;		/* the last record, or NULL */

@@ -49,10 +49,18 @@ struct http_result {
 	 */
 	const char	*error;
 	int		 attempts;
+	void		*req_;		/* http.c's: http_take_body */
 };
 
 /* Called once per request; the result and its body are freed after. */
 typedef void	(*http_cb)(const struct http_result *, void *arg);
+/*
+ * In the callback: the body as the caller's own (malloc'd, NUL-terminated,
+ * res->len bytes; the caller frees it), so that it need not be copied.
+ * res->body is the same pointer: the layer no longer frees it, and the
+ * caller who hands it on (to a thread) no longer reads it.
+ */
+char		*http_take_body(const struct http_result *);
 
 struct http	*http_new(struct event_base *, const struct http_opts *);
 /* Drop every request without calling back, and free everything. */

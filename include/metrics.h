@@ -66,6 +66,20 @@ struct metrics {
 	uint64_t	lease_acquisitions;
 	uint64_t	lease_losses;
 
+	/*
+	 * The change-driven refresh (SPEC §14), while change_key is set:
+	 * changes seen by how (0 a poll, 1 a push), whether polls and pushes
+	 * work, what polls cost, and the time from a bump to the end of the
+	 * publish that carried it (metrics_change_publish).
+	 */
+	bool		change_on;
+	bool		change_push_on;		/* change_notify is not off */
+	uint64_t	changes[2];
+	bool		change_up[2];
+	uint64_t	change_polls;
+	double		change_poll_seconds;
+	double		change_poll_max;	/* the longest, seconds */
+
 	/* configuration: the last load, at start-up or on SIGHUP */
 	bool		config_reload_success;
 	uint64_t	config_reload_time;	/* unix seconds */
@@ -88,6 +102,8 @@ void	metrics_render(struct buf *b);
 void	metrics_site(const char *site, size_t programs, bool success);
 /* A Discovery request took seconds (endpoint: uuids, detail, ...). */
 void	metrics_http_duration(const char *endpoint, double seconds);
+/* A change reached the cache this long after Discovery's bump. */
+void	metrics_change_publish(double seconds);
 /* A cache operation failed or was refused on a server (and mc_errors). */
 void	metrics_store_error(const char *server);
 /* One more failure of a site (NULL: none in particular) at a stage. */

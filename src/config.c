@@ -623,35 +623,45 @@ take_redis_url(struct cfg *cfg, struct redis_url *u)
 }
 
 /*
- * Where the Redis password is read from, once: password_file, or (if the
- * URL has none) systemd's credential redis-password, if it is there when
- * connecting.  Then whether password_file can be read.
+ * Where a Redis password is read from, once: the file the key names, or
+ * (if the URL has no password) systemd's credential, if it is there when
+ * connecting.  Then whether that file can be read.
  */
+static void
+resolve_password(struct loader *ld, const char *section, const char *key,
+    const char *file, const char *url_password, const char *credential,
+    char **path, bool *optional)
+{
+	int	line = key_line(ld, section, key);
+
+	if (file != NULL)
+		*path = xstrdup(file);
+	else if (url_password == NULL)
+		*optional = (*path = secret_credential(credential)) != NULL;
+	if (url_password != NULL && file != NULL)
+		cfg_error(ld, line, key, "a password in the URL and %s: give "
+		    "only one", key);
+	if (file == NULL || ld->secrets == CFG_SECRETS_SKIP ||
+	    access(file, R_OK) == 0)
+		return;
+	if (ld->secrets == CFG_SECRETS_READ)
+		cfg_error(ld, line, key, "cannot read %s: %s", file,
+		    strerror(errno));
+	else
+		cfg_warning(ld, line, key, "cannot read %s here: %s (the "
+		    "daemon reads it at every connection: check it can)", file,
+		    strerror(errno));
+}
+
+/* The [redis] password: password_file, or the credential redis-password. */
 static void
 check_redis_password(struct loader *ld)
 {
 	struct cfg	*cfg = ld->cfg;
-	int		 line = key_line(ld, "redis", "password_file");
 
-	if (cfg->redis_password_file != NULL)
-		cfg->redis_password_path = xstrdup(cfg->redis_password_file);
-	else if (cfg->redis_password == NULL)
-		cfg->redis_password_optional = (cfg->redis_password_path =
-		    secret_credential("redis-password")) != NULL;
-	if (cfg->redis_password != NULL && cfg->redis_password_file != NULL)
-		cfg_error(ld, line, "password_file", "a password in url and "
-		    "password_file: give only one");
-	if (cfg->redis_password_file == NULL ||
-	    ld->secrets == CFG_SECRETS_SKIP ||
-	    access(cfg->redis_password_file, R_OK) == 0)
-		return;
-	if (ld->secrets == CFG_SECRETS_READ)
-		cfg_error(ld, line, "password_file", "cannot read %s: %s",
-		    cfg->redis_password_file, strerror(errno));
-	else
-		cfg_warning(ld, line, "password_file", "cannot read %s here: "
-		    "%s (the daemon reads it at every connection: check it "
-		    "can)", cfg->redis_password_file, strerror(errno));
+	resolve_password(ld, "redis", "password_file",
+	    cfg->redis_password_file, cfg->redis_password, "redis-password",
+	    &cfg->redis_password_path, &cfg->redis_password_optional);
 }
 
 /* [redis] instead of [memcached]: the URL, the password, the defaults. */
@@ -684,6 +694,162 @@ cfg_redis(struct loader *ld)
 	if (!cfg_seen(ld, "redis", "key_function") ||
 	    cfg->key_function == KEYFN_DJANGO)
 		cfg->key_function = KEYFN_DJANGO_ANY;
+}
+
+/* A copy of n servers. */
+static struct cfg_server *
+servers_dup(const struct cfg_server *sv, size_t n)
+{
+	struct cfg_server	*out = xcalloc(n, sizeof *out);
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		out[i].host = xstrdup(sv[i].host);
+		out[i].port = sv[i].port;
+		out[i].name = xstrdup(sv[i].name);
+	}
+	return out;
+}
+
+/* "memcached://a:1,b:2": the source's name, from its servers. */
+static char *
+memcached_name(const struct cfg_server *sv, size_t n)
+{
+	struct buf	b;
+	size_t		i;
+
+	buf_init(&b);
+	buf_adds(&b, "memcached://");
+	for (i = 0; i < n; i++)
+		buf_printf(&b, "%s%s", i == 0 ? "" : ",", sv[i].name);
+	return (char *)buf_steal(&b, NULL);
+}
+
+/* The change source is the cache the daemon writes, as it reaches it. */
+static void
+change_own_cache(struct cfg *cfg)
+{
+	cfg->change_backend = cfg->backend;
+	if (cfg->backend == BACKEND_MEMCACHED) {
+		cfg->change_servers = servers_dup(cfg->servers, cfg->nservers);
+		cfg->nchange_servers = cfg->nservers;
+		cfg->change_name = memcached_name(cfg->servers, cfg->nservers);
+		return;
+	}
+	cfg->change_name = xstrdup(cfg->servers[0].name);
+	cfg->change_redis_host = cfg->redis_host != NULL ?
+	    xstrdup(cfg->redis_host) : NULL;
+	cfg->change_redis_port = cfg->redis_port;
+	cfg->change_redis_socket = cfg->redis_socket != NULL ?
+	    xstrdup(cfg->redis_socket) : NULL;
+	cfg->change_redis_db = cfg->redis_db;
+	cfg->change_redis_user = cfg->redis_user != NULL ?
+	    xstrdup(cfg->redis_user) : NULL;
+	cfg->change_redis_password = cfg->redis_password != NULL ?
+	    xstrdup(cfg->redis_password) : NULL;
+	cfg->change_password_path = cfg->redis_password_path != NULL ?
+	    xstrdup(cfg->redis_password_path) : NULL;
+	cfg->change_password_optional = cfg->redis_password_optional;
+}
+
+/* change_source = redis://... or unix://...; -1 (logged) if it is not. */
+static int
+change_redis(struct loader *ld, int line)
+{
+	struct cfg		*cfg = ld->cfg;
+	struct redis_url	 u;
+	char			 err[256];
+
+	if (redisurl_parse(cfg->change_source, &u, err, sizeof err) == -1) {
+		cfg_error(ld, line, "change_source", "%s", err);
+		return -1;
+	}
+	cfg->change_backend = BACKEND_REDIS;
+	cfg->change_name = u.name;
+	cfg->change_redis_host = u.host;
+	cfg->change_redis_port = u.port;
+	cfg->change_redis_socket = u.socket;
+	cfg->change_redis_db = u.db;
+	cfg->change_redis_user = u.user;
+	cfg->change_redis_password = u.password;
+	memset(&u, 0, sizeof u);
+	resolve_password(ld, "discovery", "change_password_file",
+	    cfg->change_password_file, cfg->change_redis_password,
+	    "change-password", &cfg->change_password_path,
+	    &cfg->change_password_optional);
+	return 0;
+}
+
+/*
+ * Whether a memcached text protocol key: 1 to 250 bytes, none of them a
+ * space or a control character.
+ */
+static bool
+memcached_key_ok(const char *key)
+{
+	size_t	i, n = strlen(key);
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)key[i] <= ' ' || key[i] == 0x7f)
+			return false;
+	return n > 0 && n <= 250;
+}
+
+/*
+ * [discovery] change_key and change_source (SPEC §14): the source's
+ * address and credentials, as for the daemon's own cache.
+ */
+static void
+cfg_change(struct loader *ld)
+{
+	struct cfg		*cfg = ld->cfg;
+	const char		*src = cfg->change_source;
+	const char		*mc = "memcached://";
+	struct cfg_server	*sv;
+	char			 err[256];
+	size_t			 n;
+	int			 line = key_line(ld, "discovery", "change_source");
+
+	if (cfg->change_key != NULL && cfg->change_key[0] == '\0') {
+		free(cfg->change_key);
+		cfg->change_key = NULL;
+	}
+	if (src != NULL && src[0] == '\0')
+		src = NULL;
+	if (cfg->change_password_file != NULL && (src == NULL ||
+	    strncmp(src, mc, strlen(mc)) == 0))
+		cfg_error(ld, key_line(ld, "discovery", "change_password_file"),
+		    "change_password_file", "only for a change_source of "
+		    "redis:// (the daemon's own cache has its own password)");
+	if (src == NULL)
+		change_own_cache(cfg);
+	else if (strncmp(src, mc, strlen(mc)) == 0) {
+		if (cfgval_servers(src + strlen(mc), &sv, &n, err,
+		    sizeof err) == -1) {
+			cfg_error(ld, line, "change_source", "%s", err);
+			return;
+		}
+		cfg->change_backend = BACKEND_MEMCACHED;
+		cfg->change_servers = sv;
+		cfg->nchange_servers = n;
+		cfg->change_name = memcached_name(sv, n);
+	} else if (strncmp(src, "redis://", 8) == 0 ||
+	    strncmp(src, "unix://", 7) == 0) {
+		if (change_redis(ld, line) == -1)
+			return;
+	} else {
+		cfg_error(ld, line, "change_source", "bad source \"%s\" (want "
+		    "redis://host:port/db or memcached://host:port[,host:"
+		    "port])", src);
+		return;
+	}
+	if (cfg->change_key != NULL &&
+	    cfg->change_backend == BACKEND_MEMCACHED &&
+	    !memcached_key_ok(cfg->change_key))
+		cfg_error(ld, key_line(ld, "discovery", "change_key"),
+		    "change_key", "not a memcached key (1 to 250 bytes, no "
+		    "spaces or control characters): give the key as it is "
+		    "on the wire");
 }
 
 /* Every site has a site_id of its own; the URLs are not the example's. */
@@ -721,6 +887,8 @@ cfg_validate(struct loader *ld)
 
 	if (cfg_seen(ld, "redis", NULL))
 		cfg_redis(ld);
+	if (ld->errors == 0)
+		cfg_change(ld);
 	check_sites(ld);
 	if (cfg->client_id != NULL && cfg->oauth_url == NULL)
 		cfg_error(ld, key_line(ld, "discovery", "client_id"),
@@ -829,6 +997,16 @@ cfg_free(struct cfg *cfg)
 	free(cfg->client_secret_file);
 	free(cfg->client_secret_path);
 	free(cfg->token_file);
+	free(cfg->change_key);
+	free(cfg->change_source);
+	free(cfg->change_password_file);
+	free(cfg->change_name);
+	cfg_servers_free(cfg->change_servers, cfg->nchange_servers);
+	free(cfg->change_redis_host);
+	free(cfg->change_redis_socket);
+	free(cfg->change_redis_user);
+	secret_free(cfg->change_redis_password);
+	free(cfg->change_password_path);
 	cfg_servers_free(cfg->servers, cfg->nservers);
 	free(cfg->key_prefix);
 	free(cfg->key_version);

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "catalog.h"
+#include "change.h"
 #include "daemon.h"
 #include "fetch.h"
 #include "http.h"
@@ -45,7 +46,7 @@ struct daemon {
 	bool				 rewrite;	/* lease taken: write all */
 	struct fetch			*fetch;		/* refresh running */
 	struct pool			*pool;		/* parses details */
-	bool				 queued;	/* SIGHUP during a refresh */
+	const char			*queued;	/* a full one's reason */
 	bool				 stopping;
 	int				 exit_code;
 	int				 failures;	/* refreshes failed in a row */
@@ -53,6 +54,9 @@ struct daemon {
 	struct event			*refresh_timer;
 	struct event			*incr_timer;	/* SPEC §10 */
 	bool				 incremental;	/* the running one */
+	struct change			*change;	/* SPEC §14 */
+	bool				 change_wanted;	/* change.c asked */
+	bool				 for_change;	/* the running one serves it */
 	struct event			*sig_hup;
 	struct event			*sig_term;
 	struct event			*sig_int;
@@ -77,8 +81,9 @@ standby(const struct daemon *d)
 	return d->lease != NULL && !lease_valid(d->lease);
 }
 
-static void	start_refresh(struct daemon *);
-static void	start_incremental(struct daemon *);
+static void	start_refresh(struct daemon *, const char *reason);
+static void	start_incremental(struct daemon *, const char *reason);
+static void	start_change(struct daemon *);
 static void	schedule_incremental(struct daemon *);
 
 /* HTTP limits from the configuration. */
@@ -172,6 +177,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	monitor_configure(d->mon, d->store, cfg->check_interval_ms,
 	    cfg->verify_interval_ms);
 	heal_follow(d);
+	change_configure(d->change, cfg);	/* the old one still valid */
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
@@ -330,9 +336,11 @@ after_refresh(struct daemon *d)
 		(void)apply_config(d, d->pending_cfg);
 		d->pending_cfg = NULL;
 	}
-	if (d->queued) {
-		d->queued = false;
-		start_refresh(d);
+	if (d->queued != NULL) {
+		const char	*reason = d->queued;
+
+		d->queued = NULL;
+		start_refresh(d, reason);
 		return;
 	}
 	if (standby(d))
@@ -341,6 +349,8 @@ after_refresh(struct daemon *d)
 	if (!d->incremental || !evtimer_pending(d->refresh_timer, NULL))
 		schedule_refresh(d);
 	schedule_incremental(d);
+	if (d->change_wanted)
+		start_change(d);
 }
 
 /* The state asks whether a server holds what it recorded: the monitor. */
@@ -408,6 +418,8 @@ refresh_done(struct daemon *d, struct fetch_result *fr)
 	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
 		monitor_verify_soon(d->mon);
 	ops_status(d->ops);
+	change_refresh_done(d->change, d->for_change, !d->incremental,
+	    fr->details_fetched > 0 || r.ws.written > 0 || r.deleted > 0);
 	log_context(NULL, NULL);	/* the refresh's events end here */
 	fetch_result_free(fr);
 	after_refresh(d);
@@ -427,15 +439,18 @@ on_lease(bool held, void *arg)
 		/* Another writer may have changed anything since our record. */
 		d->rewrite = true;
 		monitor_set_idle(d->mon, false);
+		change_watch(d->change, true);
 		if (d->fetch == NULL)
-			start_refresh(d);
+			start_refresh(d, "lease");
 		else
-			d->queued = true;
+			d->queued = "lease";
 	} else {
 		monitor_set_idle(d->mon, true);
+		change_watch(d->change, false);
 		evtimer_del(d->refresh_timer);
 		evtimer_del(d->incr_timer);
-		d->queued = false;
+		d->queued = NULL;
+		d->change_wanted = false;
 		if (f != NULL) {
 			d->fetch = NULL;
 			fetch_free(f);
@@ -473,6 +488,9 @@ begin_fetch(struct daemon *d, bool incremental)
 	o.only_domain = incremental ? NULL : d->opts->domain;
 	o.incremental = incremental;
 	d->incremental = incremental;
+	/* Begun after the bumps change.c saw: it serves them. */
+	d->for_change = d->change_wanted;
+	d->change_wanted = false;
 	d->refresh_started = mono_ms();
 	d->fetch = fetch_start(&o, on_refresh_done, d);
 	ops_refreshing(d->ops, true);
@@ -490,15 +508,15 @@ refresh_id_new(void)
 }
 
 static void
-start_refresh(struct daemon *d)
+start_refresh(struct daemon *d, const char *reason)
 {
 	evtimer_del(d->refresh_timer);
 	if (standby(d))
 		return;		/* the holder refreshes; we take over later */
 	evtimer_del(d->incr_timer);
 	refresh_id_new();
-	log_event(LOG_INFO, "refresh_started", "kind=full sites=%zu "
-	    "domain=%s", d->cfg->nsites, d->opts->domain);
+	log_event(LOG_INFO, "refresh_started", "kind=full reason=%s "
+	    "sites=%zu domain=%s", reason, d->cfg->nsites, d->opts->domain);
 	begin_fetch(d, false);
 }
 
@@ -507,14 +525,14 @@ start_refresh(struct daemon *d)
  * full refresh timer keeps running.
  */
 static void
-start_incremental(struct daemon *d)
+start_incremental(struct daemon *d, const char *reason)
 {
 	evtimer_del(d->incr_timer);
 	if (standby(d))
 		return;
 	refresh_id_new();
-	log_event(LOG_INFO, "refresh_started", "kind=incremental sites=%zu",
-	    d->cfg->nsites);
+	log_event(LOG_INFO, "refresh_started", "kind=incremental reason=%s "
+	    "sites=%zu", reason, d->cfg->nsites);
 	begin_fetch(d, true);
 }
 
@@ -549,10 +567,10 @@ on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (d->fetch != NULL) {
-		d->queued = true;	/* after the incremental one */
+		d->queued = "schedule";	/* after the incremental one */
 		return;
 	}
-	start_refresh(d);
+	start_refresh(d, "schedule");
 }
 
 static void
@@ -565,9 +583,42 @@ on_incr_timer(evutil_socket_t fd, short what, void *arg)
 	if (d->fetch != NULL)
 		return;		/* armed again when it ends */
 	if (incremental_ready(d))
-		start_incremental(d);
+		start_incremental(d, "schedule");
 	else
 		schedule_incremental(d);
+}
+
+/*
+ * The refresh a change asked for (SPEC §14): an incremental one where it
+ * can be, else a full one.
+ */
+static void
+start_change(struct daemon *d)
+{
+	d->change_wanted = true;
+	if (incremental_ready(d))
+		start_incremental(d, "change");
+	else
+		start_refresh(d, "change");
+}
+
+/* change.c: a refresh now, or right after the one running. */
+static void
+on_change_refresh(enum change_refresh kind, void *arg)
+{
+	struct daemon	*d = arg;
+
+	if (kind == CHANGE_FULL) {
+		if (d->fetch == NULL)
+			start_refresh(d, "change_full");
+		else if (d->queued == NULL)
+			d->queued = "change_full";
+		return;
+	}
+	if (d->fetch == NULL)
+		start_change(d);
+	else
+		d->change_wanted = true;	/* after_refresh starts it */
 }
 
 /* What /metrics says of the last load of the configuration. */
@@ -607,9 +658,9 @@ reload(struct daemon *d)
 	/* Reloaded as systemd means it: the configuration is read. */
 	notify_reloaded();
 	if (d->fetch != NULL)
-		d->queued = true;
+		d->queued = "signal";
 	else
-		start_refresh(d);
+		start_refresh(d, "signal");
 }
 
 static void
@@ -676,6 +727,9 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
+	if (!opts->once && !opts->dry_run)
+		d.change = change_new(d.base, &(struct change_cbs){
+		    on_change_refresh }, &d);
 	d.ops = ops_new(d.base, opts->once);
 	/* The threads for parsing and saving ([daemon] workers: restart). */
 	d.pool = pool_new(d.base, pool_size(cfg->workers));
@@ -709,13 +763,15 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		 * §10); the full ones come on refresh_interval.  With a
 		 * lease, the one that takes it starts with a full one.
 		 */
+		if (d.lease == NULL)
+			change_watch(d.change, true);	/* always the writer */
 		if (d.lease != NULL)
 			lease_start(d.lease);	/* taken: on_lease refreshes */
 		else if (incremental_ready(&d)) {
 			schedule_refresh(&d);
-			start_incremental(&d);
+			start_incremental(&d, "start");
 		} else
-			start_refresh(&d);
+			start_refresh(&d, "start");
 		event_base_dispatch(d.base);
 	}
 
@@ -727,6 +783,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 			d.exit_code = PCD_EXIT_FAIL;
 	}
 	fetch_free(d.fetch);
+	change_free(d.change);
 	lease_free(d.lease);		/* released: the next takes over now */
 	monitor_free(d.mon);
 	state_free(d.state);		/* after the last save */

@@ -59,13 +59,16 @@ parse_work(void *arg)
 	jarena_end(&arena);
 	if (pj->p != NULL)
 		program_body_hash(r->body, r->len, pj->hash);
+	/* Done with: a job waiting for the loop holds no body. */
+	free(r->body);
+	r->body = NULL;
 }
 
 static void
 parse_job_free(struct parse_job *pj)
 {
 	free((char *)pj->req.uuid);
-	free((void *)pj->req.body);
+	free(pj->req.body);	/* a cancelled job's */
 	free(pj);
 }
 
@@ -102,23 +105,19 @@ detail_parse(struct pool *pool, const void *owner,
     const struct detail_req *req, detail_cb cb, void *arg)
 {
 	struct parse_job	*pj = xcalloc(1, sizeof *pj);
-	char			*body;
 
 	pj->req = *req;
 	pj->req.uuid = xstrdup(req->uuid);
-	body = xmalloc(req->len + 1);
-	memcpy(body, req->body, req->len);
-	body[req->len] = '\0';
-	pj->req.body = body;
 	pj->cb = cb;
 	pj->arg = arg;
 	/*
-	 * Bodies arrive faster than the workers parse them: past a few per
-	 * worker, the loop parses this one itself (a millisecond or so).
+	 * Never on the loop while there are workers: a parse there (a
+	 * millisecond or so) holds every transfer and every request waiting
+	 * to go out, and its results keep the count of jobs high enough to
+	 * make the loop parse the next one too.  The caller bounds how many
+	 * wait (fetch.c's window).
 	 */
-	if (pool_threads(pool, POOL_PARSE) == 0 ||
-	    pool_pending(pool, POOL_PARSE) >=
-	    (size_t)pool_threads(pool, POOL_PARSE) * DETAIL_JOBS_PER_WORKER) {
+	if (pool_threads(pool, POOL_PARSE) == 0) {
 		parse_work(pj);
 		parse_deliver(pj, false, false);
 		return;

@@ -34,6 +34,23 @@ const struct event events_table[] = {
 	{ "cache_verified", LOG_INFO, 0,
 	  "reason keys missing servers_skipped duration_ms",
 	  "a verification of the cache against the snapshot ended" },
+	{ "change_detected", LOG_INFO, 0,
+	  "source how delay_ms? bytes",
+	  "Discovery's change key moved, seen by a poll or a notification; "
+	  "delay_ms: since the bump, when the value is a timestamp (negative: "
+	  "the clocks disagree)" },
+	{ "change_full_scheduled", LOG_INFO, 0,
+	  "delay_ms",
+	  "a change-started refresh found nothing new, twice: a full refresh "
+	  "follows in delay_ms (change_full_delay)" },
+	{ "change_source_available", LOG_NOTICE, 0,
+	  "source how",
+	  "the change source answers polls (how=poll) or pushes changes "
+	  "(how=notification)" },
+	{ "change_source_unavailable", LOG_WARNING, 0,
+	  "source how error",
+	  "the change source does not answer polls, or cannot push (the "
+	  "error says what to turn on); logged once, the schedule holds" },
 	{ "config_error", LOG_ERR, 0,
 	  "file line? key? error domain?",
 	  "the configuration is wrong: at start-up the daemon exits 2, on "
@@ -129,8 +146,9 @@ const struct event events_table[] = {
 	  "the next refresh is due in delay_ms, after a success or a "
 	  "failure" },
 	{ "refresh_started", LOG_INFO, 0,
-	  "kind sites domain?",
-	  "a full or incremental refresh begins" },
+	  "kind reason sites domain?",
+	  "a full or incremental refresh begins; reason: start, schedule, "
+	  "signal, lease, change or change_full" },
 	{ "refresh_succeeded", LOG_INFO, 0,
 	  "kind sites programs pathways details_fetched keys_written "
 	  "keys_skipped keys_deleted bytes_written details_unchanged "

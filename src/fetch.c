@@ -32,6 +32,7 @@ static void	on_response(const struct http_result *, void *);
 static void	on_detail(struct site_fetch *, const struct http_result *,
 		    size_t, const char *);
 static void	feed_details(struct site_fetch *);
+static void	fetch_detail(struct site_fetch *, size_t, const char *);
 static void	on_pathways(struct site_fetch *, const struct http_result *,
 		    size_t, const char *);
 
@@ -301,16 +302,20 @@ on_parsed(const struct detail_result *res, void *arg)
 	sf->slots[pp->slot] = res->p;
 	parsing_free(pp);
 	sf->outstanding--;
+	sf->details_out--;
 	/* Done during detail_parse: the response's handler goes on. */
-	if (res->queued)
+	if (res->queued) {
+		feed_details(sf);
 		site_maybe_done(sf);
+	}
 }
 
 /*
  * What one detail (or its failure) makes of its program's slot: the very
  * body the last record was made of reuses it; any other is parsed.
+ * Whether it went to be parsed (on_parsed settles it, maybe already).
  */
-static void
+static bool
 detail_result(struct site_fetch *sf, const struct http_result *r,
     size_t slot, const char *uuid)
 {
@@ -323,17 +328,17 @@ detail_result(struct site_fetch *sf, const struct http_result *r,
 	prev = map_get(&sf->prevprog, uuid, strlen(uuid));
 	if (!body_is_json(sf, "detail", r)) {
 		sf->partial = true;
-		return;
+		return false;
 	}
 	if (prev != NULL && detail_same_body(prev, r->body, r->len,
 	    cfg->value_format, cfg->pickle_protocol)) {
 		sf->slots[slot] = program_ref(prev);
 		sf->f->res->details_unchanged++;
-		return;
+		return false;
 	}
 	memset(&dr, 0, sizeof dr);
 	dr.uuid = uuid;
-	dr.body = r->body;
+	dr.body = http_take_body(r);	/* not copied: the parse's now */
 	dr.len = r->len;
 	dr.max_values = body_cap(sf, "detail") / JSONLD_BYTES_PER_VALUE;
 	dr.prev = prev;
@@ -348,6 +353,7 @@ detail_result(struct site_fetch *sf, const struct http_result *r,
 	pp->attempts = r->attempts;
 	sf->outstanding++;
 	detail_parse(sf->f->o.pool, sf->f, &dr, on_parsed, pp);
+	return true;
 }
 
 /* One detail arrived (or failed). */
@@ -355,13 +361,14 @@ static void
 on_detail(struct site_fetch *sf, const struct http_result *r, size_t slot,
     const char *uuid)
 {
-	sf->details_out--;
-	detail_result(sf, r, slot, uuid);
-	/* A slot is free: send the next one (after the result is in). */
+	if (!detail_result(sf, r, slot, uuid))
+		sf->details_out--;
+	/* A place may be free: send the next one (after the result is in). */
 	feed_details(sf);
 }
 
-void
+/* Ask for program uuid's detail into slot. */
+static void
 fetch_detail(struct site_fetch *sf, size_t slot, const char *uuid)
 {
 	char	*url, *esc;
@@ -424,41 +431,80 @@ fail:
 }
 
 /*
- * Send details while fewer than twice max_in_flight are out: a request
- * exists only from shortly before it goes in flight (SPEC §12), so memory
- * follows max_in_flight, not the length of the list.  After the deadline
- * (or at shutdown) the rest are not sent: they are reported failed, and
- * keep their previous values as failed details do (SPEC §7).
+ * The next detail to send, its slot given: incr.c's choice, or the next
+ * UUID of the list not seen before.  False when none is left.
+ */
+static bool
+next_detail(struct site_fetch *sf, size_t *slot, const char **uuid)
+{
+	struct map_item	*it;
+	const char	*u;
+
+	if (sf->wanted != NULL) {
+		if (sf->next_wanted == sf->nwanted)
+			return false;
+		*slot = sf->wanted[sf->next_wanted++];
+		*uuid = sf->unique.items[*slot].key;
+		return true;
+	}
+	while (sf->next_detail < sf->nuuids) {
+		u = sf->uuids[sf->next_detail++];
+		it = map_put(&sf->unique, u, strlen(u));
+		if (it->val != NULL)
+			continue;	/* listed twice: fetched once */
+		*slot = sf->unique.nitems - 1;
+		it->val = (void *)(uintptr_t)(*slot + 1);
+		*uuid = u;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Send details while fewer than twice max_in_flight are out, a detail
+ * being out from its request until its record (or failure) is in its
+ * slot: a request exists only from shortly before it goes in flight (SPEC
+ * §12), and the bodies held, in transfer or waiting for a worker, are at
+ * most that many, so memory follows max_in_flight, not the length of the
+ * list.  Parsing never runs on the loop while there are workers: when
+ * they fall behind, fewer requests go out instead (the loop keeps
+ * serving the transfers in flight).  After the deadline (or at shutdown)
+ * the rest are not sent: they are reported failed, and keep their
+ * previous values as failed details do (SPEC §7).
  */
 static void
 feed_details(struct site_fetch *sf)
 {
 	struct fetch	*f = sf->f;
-	struct map_item	*it;
-	size_t		 i, n, window, skipped = 0;
+	const char	*uuid;
+	size_t		 slot, window, skipped = 0;
 
 	window = 2 * (size_t)f->o.cfg->max_in_flight;
-	while (sf->next_detail < sf->nuuids &&
-	    (sf->details_out < window || f->expired || f->stopping)) {
-		i = sf->next_detail++;
-		it = map_put(&sf->unique, sf->uuids[i], strlen(sf->uuids[i]));
-		if (it->val != NULL)
-			continue;	/* listed twice: fetched once */
-		n = sf->unique.nitems - 1;
-		it->val = (void *)(uintptr_t)(n + 1);
+	while ((sf->details_out < window || f->expired || f->stopping) &&
+	    next_detail(sf, &slot, &uuid)) {
 		if (f->expired || f->stopping) {
 			sf->partial = true;
 			skipped++;
 			continue;
 		}
 		sf->details_out++;
-		fetch_detail(sf, n, sf->uuids[i]);
+		fetch_detail(sf, slot, uuid);
 	}
 	if (skipped > 0 && !f->stopping)
 		log_event(LOG_ERR, "refresh_failed", "site=%s stage=%s "
 		    "error=%s details=%zu", sf->cs->domain, "detail",
 		    "refresh deadline exceeded: details not fetched keep "
 		    "their previous values", skipped);
+}
+
+void
+fetch_details(struct site_fetch *sf, size_t *slots, size_t n)
+{
+	free(sf->wanted);
+	sf->wanted = slots;
+	sf->nwanted = n;
+	sf->next_wanted = 0;
+	feed_details(sf);
 }
 
 /* The UUID list is complete: fetch every detail and the pathways. */
@@ -598,6 +644,7 @@ site_fetch_free(struct site_fetch *sf)
 	for (i = 0; sf->slots != NULL && i < sf->unique.nitems; i++)
 		program_unref(sf->slots[i]);
 	free(sf->slots);
+	free(sf->wanted);
 	map_free(&sf->unique);
 	map_free(&sf->prevprog);
 	pager_free(&sf->uuid_pager);

@@ -28,7 +28,10 @@ struct site_fetch {
 	struct map			 unique;	/* uuid -> slot + 1 */
 	struct program			**slots;	/* per unique uuid */
 	size_t				 next_detail;	/* first unsent */
-	size_t				 details_out;	/* details sent */
+	size_t				 details_out;	/* sent, slot not in */
+	size_t				*wanted;	/* fetch_details' */
+	size_t				 nwanted;
+	size_t				 next_wanted;	/* first unsent */
 	size_t				 outstanding;	/* requests, parses */
 	bool				 uuids_failed;
 	bool				 partial;
@@ -75,8 +78,12 @@ void	fetch_get(struct site_fetch *, const char *url, fetch_handler,
 /* A response body that must be JSON, or NULL after logging why. */
 json_t	*fetch_json(struct site_fetch *, const char *stage,
 	    const struct http_result *);
-/* Ask for program uuid's detail into slot. */
-void	fetch_detail(struct site_fetch *, size_t slot, const char *uuid);
+/*
+ * Fetch the details of these slots (their UUIDs are the keys of unique),
+ * in order, as the full refresh fetches the list's: within its window.
+ * Takes slots (malloc'd).
+ */
+void	fetch_details(struct site_fetch *, size_t *slots, size_t n);
 /* Ask for the UUID list (next NULL: its first page). */
 void	fetch_uuids(struct site_fetch *, const char *next);
 /* Ask for the next page of pathways. */

@@ -261,7 +261,7 @@ incr_details(struct site_fetch *sf)
 {
 	struct map	 inpw;
 	struct program	*p;
-	size_t		 i, n = 0, queued = 0;
+	size_t		 i, n = 0, *wanted, nwanted = 0;
 
 	sf->incr_details = true;
 	if (sf->incr_off || sf->uuids_failed)
@@ -280,6 +280,7 @@ incr_details(struct site_fetch *sf)
 			pathway_uuids(sf->prev->pathways, &inpw);
 	}
 	sf->slots = xcalloc(sf->nuuids + 1, sizeof *sf->slots);
+	wanted = xcalloc(sf->nuuids + 1, sizeof *wanted);
 	for (i = 0; i < sf->nuuids; i++) {
 		struct map_item	*it;
 		const char	*uuid = sf->uuids[i];
@@ -289,15 +290,15 @@ incr_details(struct site_fetch *sf)
 			continue;	/* listed twice: fetched once */
 		it->val = (void *)(uintptr_t)(n + 1);
 		p = map_get(&sf->prevprog, uuid, strlen(uuid));
-		if (needs_detail(sf, uuid, p, &inpw)) {
-			fetch_detail(sf, n, uuid);
-			queued++;
-		} else
+		if (needs_detail(sf, uuid, p, &inpw))
+			wanted[nwanted++] = n;
+		else
 			sf->slots[n] = program_ref(p);
 		n++;
 	}
 	map_free(&inpw);
-	return queued > 0;
+	fetch_details(sf, wanted, nwanted);
+	return sf->outstanding > 0;
 }
 
 bool

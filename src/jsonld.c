@@ -115,24 +115,40 @@ too_many_digits(const char *s, size_t n)
 	    memchr(s, 'e', n) == NULL && memchr(s, 'E', n) == NULL;
 }
 
+/*
+ * Where the string whose contents start at p ends (its closing quote), or
+ * end: memchr to each quote, which closes the string unless an odd run of
+ * backslashes escapes it.  Most of a detail's bytes are string contents:
+ * a byte at a time, this pass cost a twentieth of a parse.
+ */
+static const char *
+string_end(const char *p, const char *end)
+{
+	const char	*q, *b;
+
+	while ((q = memchr(p, '"', (size_t)(end - p))) != NULL) {
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+			return q;
+		p = q + 1;
+	}
+	return end;
+}
+
 /* How many values and keys the text has, at most: a pass over the bytes
  * counting what starts one outside strings. */
 static size_t
 count_values(const char *buf, size_t len)
 {
-	size_t	i, n = 1;
-	bool	in_str = false;
+	const char	*p = buf, *end = buf + len;
+	size_t		 n = 1;
 
-	for (i = 0; i < len; i++) {
-		if (in_str) {
-			if (buf[i] == '\\')
-				i++;
-			else if (buf[i] == '"')
-				in_str = false;
-		} else if (buf[i] == '"')
-			in_str = true;
-		else if (buf[i] == ',' || buf[i] == ':' || buf[i] == '[' ||
-		    buf[i] == '{')
+	for (; p < end; p++) {
+		if (*p == '"') {
+			if ((p = string_end(p + 1, end)) == end)
+				break;
+		} else if (*p == ',' || *p == ':' || *p == '[' || *p == '{')
 			n++;
 	}
 	return n;

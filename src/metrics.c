@@ -281,6 +281,73 @@ render_durations(struct buf *b)
 	}
 }
 
+/* The histogram of change to publish times (SPEC §14), in seconds. */
+static const double	chg_bounds[] = {
+	0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 900
+};
+#define NCHG		(sizeof chg_bounds / sizeof chg_bounds[0])
+static uint64_t		chg_buckets[NCHG + 1];
+static double		chg_sum;
+
+void
+metrics_change_publish(double secs)
+{
+	size_t	i;
+
+	for (i = 0; i < NCHG && secs > chg_bounds[i]; i++)
+		;
+	chg_buckets[i]++;
+	chg_sum += secs;
+}
+
+/* The change-driven refresh's series, when it is configured. */
+static void
+render_change(struct buf *b, const struct metrics *m)
+{
+	const char	*n = "programs_cached_change_to_publish_seconds";
+	static const char *const how[2] = { "poll", "notification" };
+	uint64_t	 cum;
+	size_t		 i;
+
+	if (!m->change_on)
+		return;
+	head(b, "programs_cached_changes_total", "counter", "Changes of "
+	    "Discovery's change key seen, by how (a poll, a notification).");
+	for (i = 0; i < 2; i++)
+		buf_printf(b, "programs_cached_changes_total{how=\"%s\"} %llu\n",
+		    how[i], (unsigned long long)m->changes[i]);
+	head(b, "programs_cached_change_source_up", "gauge", "Whether the "
+	    "change source answers polls (how=poll) and pushes changes "
+	    "(how=notification): 1, or 0.");
+	for (i = 0; i < (m->change_push_on ? 2U : 1U); i++)
+		buf_printf(b, "programs_cached_change_source_up{how=\"%s\"} "
+		    "%d\n", how[i], m->change_up[i] ? 1 : 0);
+	counter(b, "programs_cached_change_polls_total", "Reads of the "
+	    "change key (one round over the source's servers each).",
+	    m->change_polls);
+	head(b, "programs_cached_change_poll_seconds_total", "counter",
+	    "Time the loop spent reading the change key.");
+	buf_adds(b, "programs_cached_change_poll_seconds_total");
+	value(b, m->change_poll_seconds);
+	gauge_seconds(b, "programs_cached_change_poll_max_seconds",
+	    "The longest round of reads of the change key.",
+	    m->change_poll_max);
+	head(b, n, "histogram", "From Discovery's bump of the change key to "
+	    "the end of the publish of what the change-started refresh found.");
+	for (i = 0, cum = 0; i <= NCHG; i++) {
+		cum += chg_buckets[i];
+		if (i < NCHG)
+			buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", n,
+			    chg_bounds[i], (unsigned long long)cum);
+		else
+			buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", n,
+			    (unsigned long long)cum);
+	}
+	buf_printf(b, "%s_sum", n);
+	seconds(b, chg_sum);
+	buf_printf(b, "%s_count %llu\n", n, (unsigned long long)cum);
+}
+
 /* Every series of one name, with its HELP and TYPE lines. */
 static void
 render_lseries(struct buf *b, const char *name, const char *type,
@@ -432,6 +499,8 @@ metrics_render(struct buf *b)
 	    "Times the lease was taken.", m->lease_acquisitions);
 	counter(b, "programs_cached_lease_losses_total",
 	    "Times the lease was lost.", m->lease_losses);
+
+	render_change(b, m);
 
 	gauge(b, "programs_cached_config_last_reload_success",
 	    "Whether the last load of the configuration (start-up or SIGHUP) "

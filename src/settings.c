@@ -23,6 +23,8 @@ static const char *const pwids_names[] = { "keys", "ids", NULL };
 static const char *const auth_names[] = {
 	"auto", "oauth2", "token", "none", NULL
 };
+/* In the order of enum cfg_change_notify. */
+static const char *const notify_names[] = { "auto", "on", "off", NULL };
 /* What log_format_parse() and log_level_parse() accept. */
 static const char *const logfmt_names[] = {
 	"auto", "json", "journal", "text", NULL
@@ -108,6 +110,31 @@ const struct setting settings_table[] = {
 	    1024, 1LL << 32, "4M", LIVE, "Larger program details are refused."),
 	G("discovery", "max_pages", SETTING_INT, max_pages, 1, 1000000,
 	    "1000", LIVE, "Pagination stops after this many pages."),
+	/*
+	 * The change-driven refresh (SPEC §14).  A change of any of these
+	 * reconnects to the change source (change.c compares them).
+	 */
+	G("discovery", "change_key", SETTING_STRING, change_key, 0, 0, NULL,
+	    LIVE, "Discovery's api_timestamp as a wire key (Tutor: "
+	    "discovery:1:api_timestamp); unset: no change-driven refresh."),
+	G("discovery", "change_source", SETTING_STRING, change_source, 0, 0,
+	    NULL, LIVE, "Where change_key is: redis://host:port/db or "
+	    "memcached://host:port[,host:port]; unset: the cache written."),
+	G("discovery", "change_password_file", SETTING_STRING,
+	    change_password_file, 0, 0, NULL, LIVE, "File holding "
+	    "change_source's Redis password; unset: "
+	    "$CREDENTIALS_DIRECTORY/change-password if present."),
+	C("discovery", "change_notify", SETTING_CHOICE, change_notify,
+	    notify_names, "auto", LIVE, "auto: the source's pushes if it has "
+	    "them; on: turn Redis's on (CONFIG SET); off: polls only."),
+	G("discovery", "change_poll", SETTING_DURATION, change_poll_ms,
+	    100, 3600 * SEC_MS, "1s", LIVE, "How often change_key is read."),
+	G("discovery", "change_debounce", SETTING_DURATION, change_debounce_ms,
+	    0, 60 * SEC_MS, "1s", LIVE, "Quiet awaited after a change (at "
+	    "most 10 s after its first bump) before the refresh."),
+	G("discovery", "change_full_delay", SETTING_DURATION,
+	    change_full_delay_ms, 1000, DAY_MS, "5m", LIVE, "A full refresh "
+	    "this long after changes the incremental ones found nothing for."),
 
 	G("memcached", "servers", SETTING_SERVERS, servers, 0, 0,
 	    "127.0.0.1:11211", STORE,

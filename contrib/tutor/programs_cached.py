@@ -64,9 +64,8 @@ hooks.Filters.CONFIG_DEFAULTS.add_items([
      "redis://{% if REDIS_USERNAME %}{{ REDIS_USERNAME }}@{% endif %}"
      "{{ REDIS_HOST }}:{{ REDIS_PORT }}/{{ OPENEDX_CACHE_REDIS_DB }}"),
     # Discovery's api_timestamp key in that Redis db (its KEY_PREFIX
-    # "discovery", VERSION 1), for the change-driven refresh: written into
-    # the configuration as a comment until the daemon has [discovery]
-    # change_key (an unknown key is a configuration error).
+    # "discovery", VERSION 1): [discovery] change_key, the change-driven
+    # refresh ("" turns it off).
     ("PROGRAMS_CACHED_CHANGE_KEY", "discovery:1:api_timestamp"),
     ("PROGRAMS_CACHED_REFRESH_INTERVAL", "15m"),
     # /metrics, /healthz, /readyz: on every address, for the probes.

@@ -187,7 +187,8 @@ class Configuration(PcdTestCase):
         t, text, path = self.render()
         conf = read_conf(text)
         self.assertEqual(dict(conf["discovery"]), {"oauth_url": "http://lms:8000",
-                                                   "client_id": "programs-cached"})
+                                                   "client_id": "programs-cached",
+                                                   "change_key": "discovery:1:api_timestamp"})
         self.assertEqual(conf["redis"]["url"], "redis://redis:6379/1")
         self.assertEqual(conf["redis"]["key_function"], "django")
         self.assertEqual((conf["redis"]["key_prefix"], conf["redis"]["key_version"]),
@@ -196,9 +197,9 @@ class Configuration(PcdTestCase):
         self.assertEqual(conf["daemon"]["state_dir"], "/var/lib/programs-cached/state")
         self.assertEqual(dict(conf["site www.myopenedx.com"]),
                          {"site_id": "2", "catalog_api_url": "http://discovery:8000/api/v1"})
-        # The change key, for the option to come: a comment, not a key.
-        self.assertIn("\n#change_key = discovery:1:api_timestamp\n", text)
-        self.assertNotIn("change_key", conf["discovery"])
+        # The change key: Discovery's api_timestamp in the same Redis db.
+        self.assertEqual(conf["discovery"]["change_key"], "discovery:1:api_timestamp")
+        self.assertNotIn("change_source", conf["discovery"])
 
     def test_passes_check_config(self):
         _, _, path = self.render()
