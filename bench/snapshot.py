@@ -2,7 +2,10 @@
 
     make bench-bins
     PCD_BUILD=build /usr/bin/python3 bench/snapshot.py [--sizes 1000,10000]
-        [--output BENCH.md | --no-write]
+        [--baseline OTHER-BUILD/programs-cached] [--output BENCH.md | --no-write]
+
+With --baseline, every measure is taken with that binary too, in the same
+run, against the same catalogues and memcached (columns side by side).
 
 Against bench-fakedisco (the C fake Discovery) and a real memcached, for each
 catalogue size (bench/gen.py), with a fresh state directory each time:
@@ -189,22 +192,24 @@ class Bench(run.Bench):
             self.stop_daemon(p)
         return res
 
-    def size(self, n):
+    def size(self, n, label="", binary=None):
         catdir = run.build_dir() / "bench" / ("cat-%d" % n)
         gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
+        self.bin = Path(binary) if binary else run.build_dir() / "programs-cached"
+        tag = "%s%d" % (label + "-" if label else "", n)
         port = free_port()
         fake = Fake(catdir, port)
         self.fake_pid = fake.proc.pid
         try:
-            log("%d programs: --once" % n)
-            once = self.once(fake, "snap-once-%d" % n)
+            log("%s: --once (%s)" % (tag, self.bin))
+            once = self.once(fake, "snap-once-%s" % tag)
         finally:
             fake.stop()
         fake = Fake(catdir, port)
         self.fake_pid = fake.proc.pid
-        log("%d programs: daemon, unchanged and one-program refreshes" % n)
-        d = self.daemon(fake, catdir, port, "snap-daemon-%d" % n)
-        return {"n": n, "once": once, "daemon": d}
+        log("%s: daemon, unchanged and one-program refreshes" % tag)
+        d = self.daemon(fake, catdir, port, "snap-daemon-%s" % tag)
+        return {"n": n, "label": label, "once": once, "daemon": d}
 
 
 def mb(x):
@@ -224,8 +229,9 @@ def render(results, started):
              "%s; %s, %d cores; bench-fakedisco, one memcached, %s." % (
                  started, platform.machine(), os.cpu_count(),
                  "state_dir on the build tree's file system"), "",
-             "| measure | " + " | ".join("%d programs" % r["n"] for r in results)
-             + " | target |",
+             "| measure | " + " | ".join(
+                 ("%s, " % r["label"] if r["label"] else "") + "%d programs" % r["n"]
+                 for r in results) + " | target |",
              "|---|" + "---|" * len(results) + "---|"]
 
     def row(label, f, target="-"):
@@ -281,6 +287,11 @@ def main(argv=None):
     ap.add_argument("--wait-quiet", type=int, default=30)
     ap.add_argument("--output", default=str(REPO / "BENCH.md"))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--baseline", default=None,
+                    help="another programs-cached (e.g. a main build), measured too")
+    ap.add_argument("--label", default="this",
+                    help="this build's column label with --baseline")
+    ap.add_argument("--baseline-label", default="main")
     a = ap.parse_args(argv)
     for b in ("programs-cached", "bench-fakedisco"):
         if not os.access(run.build_dir() / b, os.X_OK):
@@ -289,7 +300,13 @@ def main(argv=None):
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     b = Bench(a)
     try:
-        results = [b.size(int(n)) for n in a.sizes.split(",")]
+        results = []
+        for n in a.sizes.split(","):
+            if a.baseline:
+                results.append(b.size(int(n), a.label))
+                results.append(b.size(int(n), a.baseline_label, a.baseline))
+            else:
+                results.append(b.size(int(n)))
     finally:
         b.mc.stop()
     text = render(results, started)
