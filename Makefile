@@ -283,7 +283,7 @@ bench:
 # The benchmarks of single issues, after run.py: those that keep a section
 # of BENCH.md between their own markers write it; the others print their
 # tables, kept in build/bench/NAME.txt.
-BENCH_SECTIONS	 = incremental change
+BENCH_SECTIONS	 = incremental change snapshot
 BENCH_PRINTED	 = lease reader_watch heal_republish
 bench-issues: bench-bins
 	set -e; for b in $(BENCH_SECTIONS); do \

@@ -89,12 +89,17 @@ class Fake(run.Fake):
     def __init__(self, catdir, port):
         argv = [str(run.build_dir() / "bench-fakedisco"), "-d", str(catdir),
                 "-p", str(port)]
+        work = run.build_dir() / "bench" / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        self.err_path = work / ("fakedisco-%d-%d.stderr" % (os.getpid(), port))
+        self.err = open(self.err_path, "w+b")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE,
+                                     stderr=self.err,
                                      preexec_fn=harness._die_with_parent)
         line = self.proc.stdout.readline().decode().strip()
         if not line.startswith("READY "):
-            raise RuntimeError("bench-fakedisco did not start: %r" % line)
+            raise RuntimeError("bench-fakedisco did not start: %r %s" % (
+                line, self.err_path.read_text("utf-8", "replace")))
         self.base = line.split(" ", 1)[1]
 
 
