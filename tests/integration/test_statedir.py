@@ -175,3 +175,29 @@ class StateDir(PcdTestCase):
         saved = d.wait_event("snapshot_saved", timeout=30, since=mark)
         self.assertEqual(saved["kind"], "base")
         self.assertEqual(d.run("--verify").returncode, 0)
+
+    def test_absent_counts_go_on_across_runs(self):
+        """stale_after counts full refreshes, not runs of one process: a
+        program removed upstream goes at the third --once after it went
+        (stale_after = 3), each run a new process reading the file."""
+        d = self.make(stale_after="3")
+        self.assertEqual(d.run_once().returncode, 0)
+        removed = self.cat["uuids"][3]
+        cat = json.loads(json.dumps(self.cat))
+        cat["uuids"].remove(removed)
+        del cat["programs"][removed]
+        self.fake.set_catalogue(cat)
+        reader = self.reader([self.mc])
+        for i in range(3):
+            res = d.run_once()
+            self.assertEqual(res.returncode, 0, res.stderr)
+            deleted = [e for e in res.events if e.get("event") == "stale_deleted"]
+            if i < 2:
+                self.assertEqual(deleted, [], i)
+                self.assertIsNotNone(reader.get("program-" + removed), i)
+        self.assertTrue(deleted)
+        self.assertIsNone(reader.get("program-" + removed))
+        # One more run: the cache is what the catalogue now says.
+        self.assertEqual(d.run_once().returncode, 0)
+        self.assertCacheMatches(reader, reference.expected_cache(
+            [{"domain": SITE, "site_id": 1, "catalogue": cat}]))
