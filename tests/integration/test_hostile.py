@@ -518,3 +518,123 @@ class Hostile(PcdTestCase):
         rej = [e for e in events if e["event"] == "program_rejected"]
         self.assertLessEqual(len(rej), 11)
         self.assertEqual(rej[-1]["entries"], 100001 - 10)
+
+
+# -- the snapshot file, edited by hand with its digests recomputed -------------
+
+def _u32(b, o):
+    return int.from_bytes(b[o:o + 4], "little")
+
+
+def _u64(b, o):
+    return int.from_bytes(b[o:o + 8], "little")
+
+
+def _p64(v):
+    return v.to_bytes(8, "little")
+
+
+def _zstd(data, *args):
+    import subprocess
+    return subprocess.run(["zstd", "-q", "-c", *args], input=data, check=True,
+                          stdout=subprocess.PIPE).stdout
+
+
+def recraft(path, edit):
+    """Rewrite a one-segment snapshot file (format 4, see src/snapfile.c)
+    with edit(records) applied to its records [op, family, flags, name,
+    value], every length, digest and checksum recomputed: a file only the
+    loader's own checks can refuse."""
+    import hashlib
+    b = Path(path).read_bytes()
+    assert b[:8] == b"PCDSNAP\n" and _u64(b, 32) == 1, "one base segment"
+    hlen = _u64(b, 16)
+    seg = b[hlen:hlen + 64]
+    plen = _u64(seg, 24)
+    raw = _zstd(b[hlen + 96:hlen + 96 + plen], "-d")
+    recs, o = [], 0
+    while o < len(raw):
+        op, fam, flags = raw[o], raw[o + 1], _u32(raw, o + 4)
+        nlen, vlen = _u32(raw, o + 8), _u64(raw, o + 16)
+        o += 24
+        name = raw[o:o + nlen]
+        o += nlen + 1
+        recs.append([op, fam, flags, name, raw[o:o + vlen]])
+        o += vlen + 1
+    edit(recs)
+    raw = b"".join(bytes([op, fam, 0, 0]) + flags.to_bytes(4, "little")
+                   + len(name).to_bytes(4, "little") + bytes(4) + _p64(len(val))
+                   + name + b"\0" + val + b"\0" for op, fam, flags, name, val in recs)
+    payload = _zstd(raw, "-1", "--stream-size=%d" % len(raw))
+    seg = seg[:24] + _p64(len(payload)) + _p64(len(raw)) + _p64(len(recs)) + seg[48:64]
+    digest = hashlib.blake2b(bytes(32) + payload + seg, digest_size=32).digest()
+    hdr = bytearray(b[:hlen])
+    hdr[24:32] = _p64(hlen + 96 + len(payload))
+    hdr[40:48] = _p64(len(raw))
+    hdr[48:56] = _p64(len(raw))
+    hdr[64:96] = digest
+    hdr[96:128] = hashlib.blake2b(bytes(hdr[:96]) + bytes(hdr[128:]),
+                                  digest_size=32).digest()
+    Path(path).write_bytes(bytes(hdr) + seg + digest + payload)
+
+
+class HandEditedSnapshot(PcdTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.cat = catalog.generate(6, seed=9)
+        self.fake = self.start_fake(self.cat)
+        self.d = self.daemon(self.config(self.fake, [self.mc], [(SITE, 1, "")],
+                                         daemon={"refresh_interval": "1h",
+                                                 "check_interval": "1s"}))
+        self.assertEqual(self.d.run_once().returncode, 0)
+        self.snap = self.d.state_dir / "programs-cache.snapshot"
+        self.reader_ = self.reader([self.mc])
+        self.victim = "victim-%d" % os.getpid()
+        self.reader_.set_many({self.victim: "precious"})
+
+    def restart_from_file(self):
+        """memcached emptied but for the victim, the daemon started on the
+        file: its snapshot_loaded or snapshot_ignored event."""
+        self.mc.restart()
+        self.reader_ = self.reader([self.mc])
+        self.reader_.set_many({self.victim: "precious"})
+        self.d.start()
+        for _ in range(300):
+            evs = [e for e in self.d.events
+                   if e.get("event") in ("snapshot_loaded", "snapshot_ignored")]
+            if evs:
+                return evs[0]
+            time.sleep(0.1)
+        self.fail("neither snapshot_loaded nor snapshot_ignored")
+
+    def test_the_crafting_is_right(self):
+        """The file rewritten by hand (its records as they were, recompressed,
+        its digests recomputed) loads and repairs: the refusal below is the
+        loader's, not the crafting's."""
+        key = ("program-" + self.cat["uuids"][0]).encode()
+        recraft(self.snap, lambda recs: None)
+        ev = self.restart_from_file()
+        self.assertEqual(ev["event"], "snapshot_loaded", ev)
+        self.d.wait_event("cache_repaired", timeout=30)
+        self.assertIsNotNone(self.reader_.get(key.decode()))
+
+    def test_a_key_outside_the_families_is_refused(self):
+        """A program entry renamed to a key the daemon does not own (the
+        digests recomputed): the file is refused, the key is neither
+        written nor deleted, and the cache is filled from Discovery."""
+        key = ("program-" + self.cat["uuids"][0]).encode()
+
+        def edit(recs):
+            for r in recs:
+                if r[3] == key:
+                    r[3] = self.victim.encode()
+        recraft(self.snap, edit)
+        self.assertEqual(self.d.run("--verify").returncode, 2)
+        ev = self.restart_from_file()
+        self.assertEqual(ev["event"], "snapshot_ignored", ev)
+        self.assertIn("outside its family", ev["error"])
+        self.d.wait_event("refresh_succeeded", timeout=30)
+        self.assertEqual(self.reader_.get(self.victim), "precious")
+        self.assertCacheMatches(self.reader_, expected(self.cat), "after the refresh")
