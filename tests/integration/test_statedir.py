@@ -6,7 +6,6 @@ hurt a later repair."""
 import json
 import os
 import signal
-import threading
 from pathlib import Path
 
 from tests.support import catalog, reference
@@ -45,9 +44,10 @@ class StateDir(PcdTestCase):
         return self.daemon(self.config(self.fake, [self.mc], [(SITE, 1, "")],
                                        daemon=daemon))
 
-    def changed(self, tag):
+    def changed(self, tag, one=False):
+        """Every program's title changed (or the first one's)."""
         cat = json.loads(json.dumps(self.cat))
-        for p in cat["programs"].values():
+        for p in list(cat["programs"].values())[:1 if one else None]:
             p["title"] += " (%s)" % tag
         self.fake.set_catalogue(cat)
         return cat
@@ -110,38 +110,43 @@ class StateDir(PcdTestCase):
             d.run(*args)
             self.assertFalse(os.path.lexists(d.state_dir), args)
 
-    def test_verify_during_saves(self):
-        """--verify while the daemon saves again and again reads a whole
-        file every time (never a torn one), and leaves no file behind."""
-        self.cat = catalog.generate(400, seed=8)
-        self.fake.set_catalogue(self.cat)
-        d = self.make()
+    def test_verify_during_a_save(self):
+        """--verify while a save is half done (its bytes written, not yet
+        made the file's: PCD_TEST_SAVE_PAUSE_MS holds it there), for a
+        new base and for a delta: it reads the whole previous file (never
+        a torn one, never snapshot_ignored), and the save completes."""
+        sections = self.config(self.fake, [self.mc], [(SITE, 1, "")],
+                               daemon={"refresh_interval": "1h"})
+        d = self.daemon(sections, env={"PCD_TEST_SAVE_PAUSE_MS": "1500"})
         d.start()
         d.wait_event("snapshot_saved", timeout=60)
-        stop = threading.Event()
-        runs = []
-
-        def verify():
-            while not stop.is_set():
-                runs.append(d.run("--verify"))
-
-        t = threading.Thread(target=verify)
-        t.start()
-        try:
-            for i in range(4):
-                mark = d.mark()
-                self.changed("v%d" % i)
-                d.send_signal(signal.SIGHUP)
-                d.wait_event("snapshot_saved", timeout=60, since=mark)
-        finally:
-            stop.set()
-            t.join()
-        self.assertTrue(runs)
-        for r in runs:
-            self.assertFalse([e for e in r.events if e.get("event") == "snapshot_ignored"],
-                             r.stderr)
-            # Agreeing, or the cache newer than the file: never a crash.
-            self.assertIn(r.returncode, (0, 1), r.stderr)
+        kinds = []
+        for i in range(2):
+            mark = d.mark()
+            self.changed("v%d" % i, one=True)
+            d.send_signal(signal.SIGHUP)
+            d.wait_event("refresh_succeeded", timeout=60, since=mark)
+            res = d.run("--verify")
+            self.assertEqual(d.events_named("snapshot_saved", since=mark), [],
+                             "the save ended before --verify did: no overlap")
+            self.assertFalse([e for e in res.events
+                              if e.get("event") == "snapshot_ignored"], res.stderr)
+            # The cache is newer than the file it read: 1, not 2 (no file).
+            self.assertEqual(res.returncode, 1, res.stderr)
+            kinds.append(d.wait_event("snapshot_saved", timeout=60, since=mark)["kind"])
+            self.assertEqual(d.run("--verify").returncode, 0)
+        self.assertEqual(kinds, ["delta", "delta"])
+        # A new base: the file is gone, so the next save cannot append.
+        os.unlink(d.state_dir / "programs-cache.snapshot")
+        self.assertEqual(d.run("--verify").returncode, 2)
+        mark = d.mark()
+        self.changed("v9")
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("refresh_succeeded", timeout=60, since=mark)
+        self.assertEqual(d.run("--verify").returncode, 2)
+        self.assertEqual(d.events_named("snapshot_saved", since=mark), [])
+        self.assertEqual(d.wait_event("snapshot_saved", timeout=60, since=mark)["kind"],
+                         "base")
         self.assertEqual(d.run("--verify").returncode, 0)
         self.assertEqual(sorted(os.listdir(d.state_dir)),
                          ["programs-cache.lock", "programs-cache.snapshot"])
