@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <xxhash.h>
 
+#include "absentfile.h"
 #include "dryrun.h"
 #include "genfile.h"
 #include "log.h"
@@ -173,92 +173,6 @@ save(struct state *s, struct hold *prev)
 
 /* --- the record -------------------------------------------------------- */
 
-/*
- * The absent counts of the record's keys, in the file beside the
- * generation: the text "absent", {"version": 1, "absent": {key: count}}
- * for every key absent from one full refresh or more (usually none: the
- * text is then left out), keys sorted so that an unchanged count writes
- * nothing.  A restart goes on counting where the daemon stopped.
- */
-#define ABSENT_TEXT	"absent"
-#define ABSENT_VERSION	1
-#define ABSENT_MAX	1000000
-
-static void
-absent_put(struct snapshot *snap, const struct map *absent)
-{
-	const struct map_item	*it;
-	json_t			*counts = json_object(), *doc;
-	char			*text;
-
-	MAP_FOREACH(absent, it)
-		if ((uintptr_t)it->val > 1)
-			json_object_set_new(counts, it->key,
-			    json_integer((json_int_t)((uintptr_t)it->val - 1)));
-	if (json_object_size(counts) == 0) {
-		json_decref(counts);
-		return;
-	}
-	doc = json_pack("{s:i, s:o}", "version", ABSENT_VERSION, "absent",
-	    counts);
-	text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-	snapshot_add_text(snap, ABSENT_TEXT, text, strlen(text));
-	free(text);
-	json_decref(doc);
-}
-
-/* Copies of src's texts, but for its absent counts. */
-static void
-copy_generation_texts(struct snapshot *snap, const struct snapshot *src)
-{
-	const struct snapshot_text	*t;
-	size_t				 i;
-
-	for (i = 0; src != NULL && i < snapshot_ntexts(src); i++) {
-		t = &snapshot_texts(src)[i];
-		if (strcmp(t->name, ABSENT_TEXT) != 0)
-			snapshot_add_text(snap, t->name, t->text, t->len);
-	}
-}
-
-/*
- * The loaded file's absent counts into s->absent, for keys the record
- * has (every one at 1 already).  What does not hold is left out: a count
- * is at most stale_after (a larger one means no more), or ABSENT_MAX.
- */
-static void
-absent_read(struct state *s, const struct snapshot *snap)
-{
-	const struct snapshot_text	*t = NULL;
-	struct map_item			*it;
-	json_error_t			 err;
-	json_t				*doc, *v;
-	const char			*key;
-	json_int_t			 n;
-	size_t				 i;
-
-	for (i = 0; i < snapshot_ntexts(snap) && t == NULL; i++)
-		if (strcmp(snapshot_texts(snap)[i].name, ABSENT_TEXT) == 0)
-			t = &snapshot_texts(snap)[i];
-	if (t == NULL || (doc = json_loadb(t->text, t->len, 0, &err)) == NULL)
-		return;
-	if (json_integer_value(json_object_get(doc, "version")) ==
-	    ABSENT_VERSION)
-		json_object_foreach(json_object_get(doc, "absent"), key, v) {
-			n = json_integer_value(v);
-			it = map_find(&s->absent, key, strlen(key));
-			if (it == NULL || !json_is_integer(v) || n < 1)
-				continue;
-			if (s->cfg->stale_after > 0 &&
-			    n > (json_int_t)s->cfg->stale_after)
-				n = (json_int_t)s->cfg->stale_after;
-			if (n > ABSENT_MAX)
-				n = ABSENT_MAX;
-			it->val = (void *)(uintptr_t)(n + 1);
-		}
-	json_decref(doc);
-}
-
 struct state *
 state_new(const struct cfg *cfg, struct store *st, const struct keyfn *kf,
     struct pool *pool)
@@ -363,7 +277,7 @@ state_load(struct state *s)
 	}
 	for (i = 0; i < snapshot_ntexts(snap); i++)
 		snapshot_add_text_ref(view, &snapshot_texts(snap)[i]);
-	absent_read(s, snap);
+	absentfile_read(snap, &s->absent, s->cfg->stale_after);
 	snapfile_holds(s->file, snapshot_serial(view));
 	set_record(s, view, NULL);
 	return true;
@@ -853,7 +767,7 @@ adopt(struct publish *pb, struct plan *pl, struct snapshot *snap,
 	} else {
 		/* Nothing new reached the cache: the generation stays. */
 		gen = gen_learn(s->gen, pb->next);
-		copy_generation_texts(snap, s->snap);
+		absentfile_copy_others(snap, s->snap);
 		if (s->snap == NULL) {
 			catalog_unref(gen);
 			snapshot_free(snap);
@@ -861,7 +775,7 @@ adopt(struct publish *pb, struct plan *pl, struct snapshot *snap,
 			return;
 		}
 	}
-	absent_put(snap, &s->absent);
+	absentfile_put(snap, &s->absent);
 	/* (What this publish wrote is in the record either way.) */
 	catalog_unref(s->gen);
 	s->gen = gen;
