@@ -135,7 +135,7 @@ put(const char *key)
 	memcached_return_t	 rc;
 	double			 t;
 
-	if ((wlen = key_make(&fl.kf, key, strlen(key), wire)) == -1) {
+	if ((wlen = key_make_short(&fl.kf, key, strlen(key), wire)) == -1) {
 		fprintf(stderr, "bench-floor: bad key %s\n", key);
 		exit(1);
 	}

@@ -116,7 +116,7 @@ wire_key(int kind, unsigned i, char out[KEY_MAX + 1])
 	else
 		snprintf(key, sizeof key, "course-programs-course-v1:Org+C%u"
 		    "+Run", i);
-	return key_make(&kf, key, strlen(key), out);
+	return key_make_short(&kf, key, strlen(key), out);
 }
 
 /* Write all of b. */

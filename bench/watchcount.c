@@ -282,7 +282,7 @@ publish(int programs, size_t *count)
 		else
 			snprintf(key, sizeof key, "course-programs-course-v1:Org+"
 			    "P%d+Run", k);
-		len = key_make(&kf, key, strlen(key), wire);
+		len = key_make_short(&kf, key, strlen(key), wire);
 		v[i].key = xstrdup(key);
 		v[i].wire = xstrndup(wire, (size_t)len);
 		v[i].wirelen = (uint16_t)len;

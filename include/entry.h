@@ -15,7 +15,7 @@ struct entry {
 	size_t			 len;
 	uint64_t		 servers;	/* bit i: on server i */
 	uint32_t		 flags;
-	uint16_t		 wirelen;
+	uint32_t		 wirelen;	/* Redis keys: any length */
 	uint8_t			 family;	/* enum family */
 	uint8_t			 phase;		/* family_phase(family) */
 	uint8_t			 subject;	/* key + subject: the uuid,

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct http;
@@ -49,6 +50,8 @@ struct http_result {
 	 */
 	const char	*error;
 	int		 attempts;
+	int64_t		 date;		/* its Date header (Unix seconds);
+					   0 if none */
 	void		*req_;		/* http.c's: http_take_body */
 };
 

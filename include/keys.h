@@ -7,6 +7,10 @@
  *           replaced by its 32-hex-digit MD4 or BLAKE2b-128 digest when longer
  *           than 250 characters (common/djangoapps/util/memcache.py safe_key);
  *   django  prefix ":" version ":" key, unchanged (Django's default_key_func).
+ * On memcached a django key must be one memcached accepts (at most 250
+ * bytes, no space or control character); on Redis (django-redis) any key
+ * is written as it is: Redis keys are binary and django-redis validates
+ * nothing, so the LMS reads long keys unchanged.
  * research/edx-platform.md §5.3 has the source and the test vectors.
  */
 #ifndef PCD_KEYS_H
@@ -16,15 +20,15 @@
 
 #include "util.h"
 
-/* memcached's key limit, in bytes. */
+/* memcached's key limit, in bytes (Redis has none). */
 #define KEY_MAX		250
 
 enum key_function {
 	KEYFN_EDX,
 	KEYFN_DJANGO,
 	/*
-	 * django on Redis: any byte is allowed (Redis keys are binary, and
-	 * django-redis does not validate them), the length limit stays.
+	 * django on Redis: any key, any length (Redis keys are binary, and
+	 * django-redis validates nothing; Django's own RedisCache only warns).
 	 * Not a configuration name: [redis] key_function = django gives it.
 	 */
 	KEYFN_DJANGO_ANY
@@ -48,16 +52,23 @@ void	key_init(struct keyfn *, enum key_function, enum key_hash,
 void	key_clear(struct keyfn *);
 
 /*
- * Write the memcached key for a cache key (UTF-8, keylen bytes, which may
- * include NULs) into out, NUL-terminated.  Returns its length, or -1 if this
- * key function cannot make a key that memcached accepts: the django
- * function with a key over 250 bytes or with bytes below 33 or equal to 127
- * (Django raises InvalidCacheKey, pymemcache MemcacheIllegalInputError).
- * KEYFN_DJANGO_ANY only fails for keys over 250 bytes (the buffer's size).
- * The edx function never fails: its keys are printable ASCII, <= 250.
- * Allocates a scratch buffer for edx; nothing for django.
+ * Write the wire key for a cache key (UTF-8, keylen bytes, which may
+ * include NULs) into out, replacing what it held (NUL-terminated; out->len
+ * is its length).  0, or -1 if this key function cannot make a key the
+ * cache accepts: KEYFN_DJANGO with a key over 250 bytes or with bytes
+ * below 33 or equal to 127 (Django raises InvalidCacheKey, pymemcache
+ * MemcacheIllegalInputError).  KEYFN_DJANGO_ANY and edx never fail (edx
+ * keys are printable ASCII, at most 250 bytes).
  */
 int	key_make(const struct keyfn *, const char *key, size_t keylen,
+	    struct buf *out);
+
+/*
+ * key_make into a fixed buffer (readers, --show, benches): the wire key's
+ * length, or -1 if key_make fails or the key is longer than KEY_MAX (a long
+ * Redis key: these look at memcached-sized keys only).
+ */
+int	key_make_short(const struct keyfn *, const char *key, size_t keylen,
 	    char out[KEY_MAX + 1]);
 
 /*

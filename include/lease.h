@@ -14,7 +14,7 @@
  *
  * The lease only decides who writes: the daemon asks lease_valid() before
  * a refresh, a repair, and between pipeline batches.  Events:
- * lease_acquired, lease_lost.
+ * lease_acquired, lease_lost, lease_released.
  */
 #ifndef PCD_LEASE_H
 #define PCD_LEASE_H
@@ -35,8 +35,14 @@ typedef void	(*lease_cb)(bool held, void *arg);
 struct lease	*lease_new(struct event_base *, const struct cfg *,
 		    struct store *, const struct keyfn *, lease_cb, void *arg);
 /*
- * Another store or key function (SIGHUP): st and kf are borrowed until the
- * next call.  [lease] enabled and ttl need a restart.
+ * Another store or key function (SIGHUP): st is borrowed until the next
+ * call; the old store must still be open.  If the lease moves (another
+ * backend, server or wire key), a lease held is released on the old store
+ * first (lease_released reason=reload: that store's daemons take over at
+ * once), the callback says held=false (stand by: nothing is written to
+ * the new store), and the lease is tried there on the next turn of the
+ * loop.  The same server and key: the lease stays held.  [lease] enabled
+ * and ttl need a restart.
  */
 void		 lease_configure(struct lease *, struct store *,
 		    const struct keyfn *, const char *key);

@@ -58,6 +58,8 @@ struct metrics {
 	uint64_t	keys_skipped;		/* unchanged, not rewritten */
 	uint64_t	restarts_detected;
 	uint64_t	cache_misses;
+	/* published keys holding other bytes than the record, rewritten */
+	uint64_t	cache_diverged[FAM_COUNT];
 	uint64_t	keys_repaired;
 	uint64_t	repairs;
 

@@ -15,9 +15,16 @@
  * connection that writes, so no write still in flight is missed), 1,000
  * keys (or 2 MB of values) per turn of the event loop so that the loop
  * keeps serving; a pass asked for while one runs follows it, and one
- * whose snapshot a publish replaced stops (the publish asks for its own);
- * missing keys are logged as cache_miss (counts by family, a few examples) and
- * rewritten; cache_verified ends each pass.  Every rewrite follows publish's phases (details, indexes,
+ * whose snapshot a publish replaced stops (the publish asks for its own),
+ * and so does one of a monitor gone idle.  Missing keys are logged as
+ * cache_miss, keys holding other bytes than the snapshot says as
+ * cache_diverged (another writer: a former lease holder that was paused
+ * and sent what it had queued, a cache_programs cron job; counts by
+ * family, a few examples, programs_cached_cache_diverged_total{family}),
+ * and both are rewritten; cache_verified ends each pass.  A pass never
+ * overlaps this daemon's own writes: a publish has written and
+ * round-tripped every batch before its snapshot is the monitor's, and
+ * a pass whose snapshot changed is dropped.  Every rewrite follows publish's phases (details, indexes,
  * site lists, each ended by a round trip) and ends with cache_repaired.
  * Values too big for a server are left out: publish could not write them
  * either, and the old value stays.

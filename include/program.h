@@ -62,6 +62,12 @@ struct program	*program_new(const json_t *detail, const char *list_uuid,
 struct program	*program_kept(const struct program_facts *,
 		    struct program *base, const unsigned char *val, size_t len);
 bool		 program_is_kept(const struct program *);
+/*
+ * Whether the record's data_modified_timestamp was already found to be
+ * ahead of Discovery's clock (incr.c logs that once per record); marks it.
+ * Loop only (the workers never read the mark).
+ */
+bool		 program_note_future(struct program *);
 struct program	*program_ref(struct program *);
 void		 program_unref(struct program *);
 const char	*program_uuid(const struct program *);

@@ -6,9 +6,11 @@
  *
  * Redis (SPEC §9) is one server: every key is placed on it, writes are
  * pipelined SETs with no expiry whose replies are read at store_flush (an
- * error reply, -OOM or -NOAUTH, is a refused write), and values carry no
- * flags: store_mget reports the flags the configuration writes (1 for
- * pickle), so callers compare values the same way for both backends.
+ * error reply, -OOM, -READONLY or -NOAUTH, is a refused write that keeps
+ * the old value; -LOADING and -BUSY are sent again a few times first), keys
+ * have no length limit, and values carry no flags: store_mget reports the
+ * flags the configuration writes (1 for pickle), so callers compare values
+ * the same way for both backends.
  *
  * memcached: each server has its own connection: the daemon decides placement itself
  * (pymemcache's rendezvous hashing is not among libmemcached's
@@ -94,8 +96,13 @@ enum store_rc	 store_set(struct store *, size_t i, const char *key,
 enum store_rc	 store_delete(struct store *, size_t i, const char *key,
 		    size_t keylen);
 
-/* A write the server did not apply, or whose outcome is unknown. */
-typedef void	(*store_refused_cb)(size_t tag, void *arg);
+/*
+ * A write the server did not apply, or whose outcome is unknown.  kept:
+ * the server refused it and still holds the key's old value (Redis: an
+ * error reply changes nothing); otherwise the key holds nothing (memcached
+ * drops the old item when it refuses a set).
+ */
+typedef void	(*store_refused_cb)(size_t tag, bool kept, void *arg);
 
 /*
  * Send everything queued on server i and wait until the server has done

@@ -22,8 +22,10 @@ enum write_outcome {
 	WRITE_OK,		/* written (or deleted), and the server did it */
 	WRITE_SAME,		/* the cache holds these bytes: not sent */
 	WRITE_TOO_BIG,		/* over the item size: not sent, old value stays */
+	WRITE_KEPT,		/* sent and refused, old value stays (Redis) */
 	WRITE_INVALID,		/* the key function refuses the key */
-	WRITE_REFUSED,		/* sent and refused: the key holds nothing */
+	WRITE_REFUSED,		/* sent and refused: the key holds nothing
+				   (memcached drops the old item) */
 	WRITE_DOWN		/* a server was down or failed: unknown */
 };
 

@@ -145,8 +145,9 @@ heal_start(struct daemon *d)
 static int
 apply_config(struct daemon *d, struct cfg *cfg)
 {
-	struct http_opts	ho;
-	bool			changed = false;
+	struct http_opts	 ho;
+	struct store		*old = NULL;
+	bool			 changed = false;
 
 	log_setup(cfg->log_format, cfg->log_level);
 	http_opts_from(cfg, &ho);
@@ -161,8 +162,8 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	}
 	if (d->store == NULL || d->cfg == NULL ||
 	    settings_differ(d->cfg, cfg, SETTING_NEW_STORE)) {
+		old = d->store;
 		monitor_set_snapshot(d->mon, NULL);
-		store_free(d->store);
 		d->store = store_new(cfg);
 		key_clear(&d->kf);
 		key_init(&d->kf, cfg->key_function, cfg->long_key_hash,
@@ -170,6 +171,13 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		/* Placement or encoding may differ: write everything again. */
 		changed = true;
 	}
+	/*
+	 * Before the old store goes: a lease that moves (another store,
+	 * server or key) is released there first, and this daemon stands by
+	 * until it holds the lease on the new one (SPEC §15).
+	 */
+	lease_configure(d->lease, d->store, &d->kf, cfg->lease_key);
+	store_free(old);
 	if (d->state == NULL)
 		d->state = state_new(cfg, d->store, &d->kf, d->pool);
 	else
@@ -181,7 +189,6 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
-	lease_configure(d->lease, d->store, &d->kf, d->cfg->lease_key);
 	return ops_configure(d->ops, d->cfg, d->store, &d->kf, d->lease);
 }
 

@@ -18,6 +18,12 @@
 #define VARIES		EVENT_PRIO_VARIES
 
 const struct event events_table[] = {
+	{ "cache_diverged", LOG_WARNING, 0,
+	  "reason diverged examples diverged_<family>?",
+	  "a verification found published keys holding other bytes than this "
+	  "daemon wrote (another writer: a paused former lease holder, a "
+	  "cache_programs job): how many, a few example keys, a count for "
+	  "each key family; they are written back" },
 	{ "cache_empty_detected", LOG_WARNING, 0,
 	  "server reason pid? run_id? uptime keys",
 	  "a server looks restarted or flushed (its pid, or Redis's run_id, "
@@ -32,7 +38,7 @@ const struct event events_table[] = {
 	  "missing keys written back from the snapshot; an error when some "
 	  "could not be written (keys_failed)" },
 	{ "cache_verified", LOG_INFO, 0,
-	  "reason keys missing servers_skipped duration_ms",
+	  "reason keys missing diverged servers_skipped duration_ms",
 	  "a verification of the cache against the snapshot ended" },
 	{ "change_detected", LOG_INFO, 0,
 	  "source how delay_ms? bytes",
@@ -86,9 +92,10 @@ const struct event events_table[] = {
 	  "id server error",
 	  "the lease was lost or taken: this daemon stands by" },
 	{ "lease_released", LOG_INFO, 0,
-	  "id server",
-	  "the lease was given up, so that another daemon can take over at "
-	  "once" },
+	  "id server reason",
+	  "the lease was given up (reason: shutdown, or a reload that moved "
+	  "it to another store, server or key), so that another daemon can "
+	  "take over at once" },
 	{ "libevent", LOG_ERR, VARIES,
 	  "msg",
 	  "a message of libevent's, at the priority of its severity" },
@@ -102,9 +109,12 @@ const struct event events_table[] = {
 	{ "listening", LOG_INFO, 0,
 	  "address paths",
 	  "the HTTP listener is up" },
-	{ "memcached_error", LOG_ERR, 0,
-	  "backend? server? op refused? key? bytes? error",
-	  "a cache server failed or refused a value (memcached or Redis)" },
+	{ "memcached_error", LOG_ERR, VARIES,
+	  "backend? server? op refused? retried? key? bytes? error",
+	  "a cache server failed or refused a value (memcached or Redis; "
+	  "Redis keeps the old value of a refused key); a warning when Redis "
+	  "took the values it had answered -LOADING or -BUSY when they were "
+	  "sent again (retried)" },
 	{ "memcached_recovered", LOG_NOTICE, 0,
 	  "backend server",
 	  "a cache server that failed answers again" },
@@ -188,6 +198,11 @@ const struct event events_table[] = {
 	  "dir pid error",
 	  "another process (pid) writes this state_dir: --once or --domain "
 	  "or a second daemon exits 1" },
+	{ "timestamp_ahead", LOG_WARNING, 0,
+	  "site program modified tolerance_s",
+	  "a program's data_modified_timestamp is later than Discovery's own "
+	  "clock (the Date of its replies) plus tolerance_s: the incremental "
+	  "watermark ignores it (logged once per record)" },
 	{ "token_acquired", LOG_INFO, 0,
 	  "url expires_in",
 	  "an OAuth2 token was obtained" },

@@ -184,6 +184,7 @@ handle(struct req *q, const struct http_result *r)
 {
 	struct site_fetch	*sf = q->sf;
 
+	incr_reply(sf, r);
 	sf->outstanding--;
 	q->handle(sf, r, q->slot, q->uuid);
 	req_free(q);

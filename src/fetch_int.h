@@ -45,6 +45,9 @@ struct site_fetch {
 	bool				 incr_off;	/* not refreshed */
 	enum catalog_incr		 incr_state;
 	char				*since;		/* T, escaped */
+	int64_t				 clock_us;	/* Discovery's: the
+							   newest Date */
+	bool				 filter_waits;	/* for a reply */
 	struct pager			 filter_pager;
 	struct map			 changed;	/* uuid -> its ts */
 	bool				 filter_failed;
@@ -98,6 +101,8 @@ int	fetch_follow(struct site_fetch *, struct pager *, const char *stage,
 
 /* incr.c: make sf incremental (its T); false if it cannot be one. */
 bool	incr_prepare(struct site_fetch *);
+/* incr.c: a reply of the site arrived (before its handler runs). */
+void	incr_reply(struct site_fetch *, const struct http_result *);
 /* incr.c: the first requests of an incremental site. */
 void	incr_begin(struct site_fetch *);
 /*

@@ -253,7 +253,14 @@ gen_refuse(struct catalog *next, const struct catalog *last,
 		prev = catalog_find_site(last, cs->domain);
 		old = prev != NULL ? catalog_site_program(prev, uuid) : NULL;
 		kept = NULL;
-		if (old_stays && old != NULL && old != cur) {
+		if (old_stays && old == cur) {
+			/* The very record the cache holds: it stays as it is. */
+			if (cs->status == SITE_OK)
+				cs->status = SITE_PARTIAL;
+			changed = true;
+			continue;
+		}
+		if (old_stays && old != NULL) {
 			struct program_facts f;
 
 			program_facts(old, &f);

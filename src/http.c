@@ -273,6 +273,20 @@ req_detach(struct http_req *r)
 	TAILQ_REMOVE(&h->all, r, all);
 }
 
+/* The response's Date header (the server's clock), or 0. */
+static int64_t
+reply_date(CURL *e)
+{
+	struct curl_header	*hd;
+	time_t			 when;
+
+	if (e == NULL || curl_easy_header(e, "Date", 0, CURLH_HEADER, -1,
+	    &hd) != CURLHE_OK || hd->value == NULL ||
+	    (when = curl_getdate(hd->value, NULL)) <= 0)
+		return 0;
+	return (int64_t)when;
+}
+
 /* Hand the outcome to the caller, then free the request. */
 static void
 req_deliver(struct http_req *r, long status, const char *ctype,
@@ -288,6 +302,7 @@ req_deliver(struct http_req *r, long status, const char *ctype,
 	res.len = r->body.len;
 	res.error = error;
 	res.attempts = r->attempt;
+	res.date = status > 0 ? reply_date(r->easy) : 0;
 	res.req_ = r;
 	if (r->started != 0)
 		metrics_http_duration(r->endpoint,

@@ -12,9 +12,24 @@
 #include "tstamp.h"
 #include "util.h"
 
-/* The newest data_modified_timestamp a site's records hold, if any. */
+/*
+ * How far a data_modified_timestamp may be ahead of Discovery's own clock
+ * (the Date header of its replies) and still count for the watermark.
+ * Date has a one-second resolution and Discovery's web servers and database
+ * may disagree by seconds; five minutes covers that.  A timestamp ignored
+ * only lowers the watermark (more of the list is fetched), never hides an
+ * edit; one that counted while far ahead (2999-01-01) would hide every
+ * edit until the next full refresh.
+ */
+#define CLOCK_TOLERANCE_US	(5 * 60 * INT64_C(1000000))
+
+/*
+ * The newest data_modified_timestamp a site's records hold, if any, of
+ * those no later than clock_us (Discovery's clock plus the tolerance; 0:
+ * unknown, none ignored).  Each record ignored is logged once.
+ */
 static bool
-watermark(const struct catalog_site *cs, int64_t *max)
+watermark(const struct catalog_site *cs, int64_t clock_us, int64_t *max)
 {
 	struct program_facts	f;
 	int64_t			us;
@@ -25,6 +40,15 @@ watermark(const struct catalog_site *cs, int64_t *max)
 		program_facts(cs->programs[i], &f);
 		if (f.modified == NULL || !tstamp_parse(f.modified, &us))
 			continue;
+		if (clock_us != 0 && us > clock_us + CLOCK_TOLERANCE_US) {
+			if (!program_note_future(cs->programs[i]))
+				log_event(LOG_WARNING, "timestamp_ahead",
+				    "site=%s program=%s modified=%s "
+				    "tolerance_s=%lld", cs->domain, f.uuid,
+				    f.modified, (long long)(CLOCK_TOLERANCE_US
+				    / 1000000));
+			continue;
+		}
 		if (!any || us > *max)
 			*max = us;
 		any = true;
@@ -34,26 +58,66 @@ watermark(const struct catalog_site *cs, int64_t *max)
 
 /* Whether a site of the last generation can be refreshed incrementally. */
 static bool
-eligible(const struct catalog_site *cs, int64_t *max)
+eligible(const struct catalog_site *cs)
 {
-	return cs != NULL && cs->has_data && cs->full_ok &&
-	    cs->incr != INCR_UNSUPPORTED && watermark(cs, max);
+	struct program_facts	f;
+	int64_t			us;
+	size_t			i;
+
+	if (cs == NULL || !cs->has_data || !cs->full_ok ||
+	    cs->incr == INCR_UNSUPPORTED)
+		return false;
+	for (i = 0; i < cs->nprograms; i++) {
+		program_facts(cs->programs[i], &f);
+		if (f.modified != NULL && tstamp_parse(f.modified, &us))
+			return true;
+	}
+	return false;
 }
 
 bool
 incr_prepare(struct site_fetch *sf)
 {
+	if (!eligible(sf->prev))
+		return false;
+	sf->incr = true;
+	return true;
+}
+
+static void	get_filter(struct site_fetch *, const char *);
+
+/*
+ * T, from Discovery's clock: the newest timestamp held that is not ahead
+ * of it, less the overlap.  None left (every one ahead): the site fails,
+ * what changed cannot be known; the next full refresh mends it.
+ */
+static void
+filter_from_clock(struct site_fetch *sf)
+{
 	int64_t	max = 0;
 	char	ts[64];
 
-	if (!eligible(sf->prev, &max))
-		return false;
-	/* Discovery's clock, never ours: the newest it stamped, less lag. */
+	sf->filter_waits = false;
+	if (!watermark(sf->prev, sf->clock_us, &max)) {
+		fetch_failed(sf, "filtered", NULL, "every data_modified_timestamp "
+		    "held is ahead of Discovery's clock (see timestamp_ahead)");
+		sf->filter_failed = true;
+		return;
+	}
 	tstamp_format(max - (int64_t)sf->f->o.cfg->incremental_overlap_ms *
 	    1000, ts, sizeof ts);
 	sf->since = http_escape(ts);
-	sf->incr = true;
-	return true;
+	get_filter(sf, NULL);
+}
+
+void
+incr_reply(struct site_fetch *sf, const struct http_result *r)
+{
+	if (r->date > 0 && r->date * INT64_C(1000000) > sf->clock_us)
+		sf->clock_us = r->date * INT64_C(1000000);
+	/* The filter's T waits for Discovery's clock: its first reply. */
+	if (sf->filter_waits && r->status > 0 && !sf->f->expired)
+		filter_from_clock(sf);
 }
 
 /* The minimal program list (or one page): its list and "next". */
@@ -94,8 +158,11 @@ static void
 lists(struct site_fetch *sf)
 {
 	fetch_uuids(sf, NULL);
-	get_filter(sf, NULL);
 	fetch_pathways(sf);
+	if (sf->clock_us != 0)
+		filter_from_clock(sf);
+	else
+		sf->filter_waits = true;
 }
 
 /* One entry of the filtered list: its uuid and timestamp, remembered. */
@@ -266,7 +333,7 @@ incr_details(struct site_fetch *sf)
 	sf->incr_details = true;
 	if (sf->incr_off || sf->uuids_failed)
 		return false;
-	if (sf->filter_failed || sf->f->expired) {
+	if (sf->filter_failed || sf->filter_waits || sf->f->expired) {
 		/* What changed is not known: the site failed (SPEC §7). */
 		sf->uuids_failed = true;
 		return false;
@@ -305,7 +372,6 @@ bool
 fetch_incremental_ready(const struct cfg *cfg, const struct catalog *gen)
 {
 	const struct catalog_site	*cs;
-	int64_t				 max;
 	size_t				 i;
 	bool				 any = false;
 
@@ -317,7 +383,7 @@ fetch_incremental_ready(const struct cfg *cfg, const struct catalog *gen)
 		cs = catalog_find_site(gen, cfg->sites[i].domain);
 		if (cs == NULL || !cs->has_data)
 			return false;	/* a full refresh comes first */
-		if (eligible(cs, &max))
+		if (eligible(cs))
 			any = true;
 	}
 	return any;

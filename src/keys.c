@@ -108,32 +108,26 @@ key_blake2b128_hex(const void *in, size_t len, char out[33])
 }
 
 /* safe_key: quote the three parts, join them, hash the result if too long. */
-static int
+static void
 key_make_edx(const struct keyfn *kf, const char *key, size_t keylen,
-    char out[KEY_MAX + 1])
+    struct buf *out)
 {
-	struct buf	b;
-	int		len;
+	char	digest[33];
 
-	buf_init(&b);
-	key_quote_plus(&b, kf->prefix, strlen(kf->prefix));
-	buf_addc(&b, ':');
-	key_quote_plus(&b, kf->version, strlen(kf->version));
-	buf_addc(&b, ':');
-	key_quote_plus(&b, key, keylen);
+	key_quote_plus(out, kf->prefix, strlen(kf->prefix));
+	buf_addc(out, ':');
+	key_quote_plus(out, kf->version, strlen(kf->version));
+	buf_addc(out, ':');
+	key_quote_plus(out, key, keylen);
 
-	if (b.len > KEY_MAX) {
+	if (out->len > KEY_MAX) {
 		if (kf->hash == KEYHASH_BLAKE2B)
-			key_blake2b128_hex(b.data, b.len, out);
+			key_blake2b128_hex(out->data, out->len, digest);
 		else
-			key_md4_hex(b.data, b.len, out);
-		len = 32;
-	} else {
-		memcpy(out, b.data, b.len + 1);
-		len = (int)b.len;
+			key_md4_hex(out->data, out->len, digest);
+		buf_truncate(out, 0);
+		buf_add(out, digest, 32);
 	}
-	buf_free(&b);
-	return len;
 }
 
 /* Whether memcached (and Django's validate_key) would refuse this byte. */
@@ -157,43 +151,63 @@ key_bad_bytes(const char *s, size_t len)
 	return 0;
 }
 
-/* default_key_func: prefix:version:key, or -1 where Django would raise. */
+/*
+ * default_key_func: prefix:version:key; on memcached, -1 where Django
+ * would raise.
+ */
 static int
 key_make_django(const struct keyfn *kf, const char *key, size_t keylen,
-    char out[KEY_MAX + 1])
+    struct buf *out)
 {
-	size_t	plen, vlen, len;
+	size_t	plen, vlen;
 
 	plen = strlen(kf->prefix);
 	vlen = strlen(kf->version);
-	if (plen > KEY_MAX || vlen > KEY_MAX || keylen > KEY_MAX)
+	/* Redis: any byte, any length (django-redis validates nothing). */
+	if (kf->fn == KEYFN_DJANGO && (plen > KEY_MAX || vlen > KEY_MAX ||
+	    keylen > KEY_MAX || plen + 1 + vlen + 1 + keylen > KEY_MAX ||
+	    key_bad_bytes(kf->prefix, plen) ||
+	    key_bad_bytes(kf->version, vlen) || key_bad_bytes(key, keylen)))
 		return -1;
-	len = plen + 1 + vlen + 1 + keylen;
-	if (len > KEY_MAX)
-		return -1;
-	if (kf->fn == KEYFN_DJANGO_ANY)
-		;	/* Redis: any byte */
-	else if (key_bad_bytes(kf->prefix, plen) ||
-	    key_bad_bytes(kf->version, vlen) ||
-	    key_bad_bytes(key, keylen))
-		return -1;
-
-	memcpy(out, kf->prefix, plen);
-	out[plen] = ':';
-	memcpy(out + plen + 1, kf->version, vlen);
-	out[plen + 1 + vlen] = ':';
-	if (keylen != 0)
-		memcpy(out + plen + vlen + 2, key, keylen);
-	out[len] = '\0';
-	return (int)len;
+	buf_reserve(out, plen + vlen + keylen + 2);
+	buf_add(out, kf->prefix, plen);
+	buf_addc(out, ':');
+	buf_add(out, kf->version, vlen);
+	buf_addc(out, ':');
+	buf_add(out, key, keylen);
+	return 0;
 }
 
-/* Write the memcached key for a cache key; -1 if none is acceptable. */
+/* Write the wire key for a cache key; -1 if none is acceptable. */
 int
 key_make(const struct keyfn *kf, const char *key, size_t keylen,
-    char out[KEY_MAX + 1])
+    struct buf *out)
 {
+	buf_truncate(out, 0);
 	if (kf->fn == KEYFN_DJANGO || kf->fn == KEYFN_DJANGO_ANY)
 		return key_make_django(kf, key, keylen, out);
-	return key_make_edx(kf, key, keylen, out);
+	key_make_edx(kf, key, keylen, out);
+	return 0;
+}
+
+/*
+ * The same into a fixed buffer, for the tools that look at memcached-sized
+ * keys (readers, --show, the watch benches): its length, or -1 if there is
+ * none or it is longer than KEY_MAX.
+ */
+int
+key_make_short(const struct keyfn *kf, const char *key, size_t keylen,
+    char out[KEY_MAX + 1])
+{
+	struct buf	w;
+	int		n = -1;
+
+	buf_init(&w);
+	if (key_make(kf, key, keylen, &w) == 0 && w.len <= KEY_MAX) {
+		memcpy(out, w.data, w.len);
+		out[w.len] = '\0';
+		n = (int)w.len;
+	}
+	buf_free(&w);
+	return n;
 }

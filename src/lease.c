@@ -18,7 +18,7 @@ struct lease {
 	struct event		*timer;
 	struct store		*store;
 	size_t			 srv;		/* the server the key is on */
-	char			 key[KEY_MAX + 1];
+	char			*key;		/* the wire key */
 	size_t			 keylen;
 	char			 id[128];
 	long			 ttl_ms;
@@ -112,25 +112,84 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		take(l);
 }
 
+/*
+ * Give the lease up on the store it is on now (a reload moves it): a
+ * checked delete, so that the daemons of that store take over at once
+ * instead of waiting out the ttl.  This daemon stands by until it holds
+ * the lease where it writes next.
+ */
+static void
+leave(struct lease *l, const char *why)
+{
+	char	err[256];
+	int	rc;
+
+	l->elsewhere = false;
+	if (!l->held)
+		return;
+	rc = store_lease(l->store, l->srv, STORE_LEASE_RELEASE, l->key,
+	    l->keylen, l->id, l->ttl_ms, err, sizeof err);
+	if (rc == 0)
+		log_event(LOG_INFO, "lease_released", "id=%s server=%s "
+		    "reason=%s", l->id, store_server_name(l->store, l->srv),
+		    why);
+	else {
+		metrics.lease_losses++;
+		log_event(LOG_WARNING, "lease_lost", "id=%s server=%s error=%s",
+		    l->id, store_server_name(l->store, l->srv), rc == 1 ?
+		    "reload: another daemon held the lease already" :
+		    "reload: could not release the lease (it expires after "
+		    "lease_ttl)");
+	}
+	l->held = false;
+	metrics.lease_holder = false;
+	l->cb(false, l->arg);
+}
+
+/* Whether a lease on (st, server srv, key) is the one held now. */
+static bool
+same_lease(const struct lease *l, struct store *st, size_t srv,
+    const struct buf *key)
+{
+	return l->store != NULL && l->keylen == key->len &&
+	    memcmp(l->key, key->data, key->len) == 0 &&
+	    strcmp(store_backend(l->store), store_backend(st)) == 0 &&
+	    strcmp(store_server_name(l->store, l->srv),
+	    store_server_name(st, srv)) == 0;
+}
+
 void
 lease_configure(struct lease *l, struct store *st, const struct keyfn *kf,
     const char *key)
 {
-	size_t	idx[STORE_MAX_SERVERS];
-	int	len;
+	size_t		idx[STORE_MAX_SERVERS];
+	struct buf	w;
 
 	if (l == NULL)
 		return;
-	l->store = st;
-	if ((len = key_make(kf, key, strlen(key), l->key)) == -1)
+	buf_init(&w);
+	if (key_make(kf, key, strlen(key), &w) == -1)
 		fatalx("lease key %s: not a valid key", key);
-	l->keylen = (size_t)len;
 	/*
 	 * The lease lives where its key is placed (the first server if many).
 	 * Other servers: the next renewal takes it there, if it is free.
 	 */
-	store_place(st, l->key, l->keylen, idx);
+	store_place(st, (const char *)w.data, w.len, idx);
+	if (same_lease(l, st, idx[0], &w)) {
+		l->store = st;		/* the same server, a new connection */
+		buf_free(&w);
+		return;
+	}
+	/* Another store, server or key: released there while it is open. */
+	if (l->store != NULL)
+		leave(l, "reload");
+	free(l->key);
+	l->key = (char *)buf_steal(&w, &l->keylen);
+	l->store = st;
 	l->srv = idx[0];
+	/* Stand by there, and try to take it on the next turn of the loop. */
+	if (l->timer != NULL)
+		event_active(l->timer, EV_TIMEOUT, 0);
 }
 
 struct lease *
@@ -178,8 +237,10 @@ lease_free(struct lease *l)
 	/* Only our own lease, so that the next takes over at once. */
 	if (l->held && store_lease(l->store, l->srv, STORE_LEASE_RELEASE,
 	    l->key, l->keylen, l->id, l->ttl_ms, err, sizeof err) == 0)
-		log_event(LOG_INFO, "lease_released", "id=%s server=%s", l->id,
-		    store_server_name(l->store, l->srv));
+		log_event(LOG_INFO, "lease_released", "id=%s server=%s "
+		    "reason=%s", l->id, store_server_name(l->store, l->srv),
+		    "shutdown");
 	event_free(l->timer);
+	free(l->key);
 	free(l);
 }

@@ -476,6 +476,13 @@ metrics_render(struct buf *b)
 	    m->restarts_detected);
 	counter(b, "programs_cached_cache_misses_total",
 	    "Published keys found missing from memcached.", m->cache_misses);
+	head(b, "programs_cached_cache_diverged_total", "counter",
+	    "Published keys found holding other bytes than this daemon "
+	    "wrote (another writer), rewritten; by family.");
+	for (i = 0; i < FAM_COUNT; i++)
+		buf_printf(b, "programs_cached_cache_diverged_total{family="
+		    "\"%s\"} %llu\n", family_name((enum family)i),
+		    (unsigned long long)m->cache_diverged[i]);
 	counter(b, "programs_cached_keys_repaired_total",
 	    "Keys rewritten from the snapshot.", m->keys_repaired);
 	counter(b, "programs_cached_repairs_total",

@@ -23,7 +23,7 @@
 /* Sentinels per server: site lists, or else its last few keys. */
 #define SENTINELS_MAX	8
 #define SENTINELS_ANY	4
-/* Example keys in cache_miss. */
+/* Example keys in cache_miss and cache_diverged. */
 #define EXAMPLES_MAX	5
 /*
  * Keys asked for per turn of the loop in a verify pass, and the value
@@ -52,6 +52,7 @@ struct mon_server {
 struct fix {
 	size_t	e;		/* entry index */
 	size_t	srv;
+	bool	differs;	/* there, with other bytes (else missing) */
 };
 
 /* A growable list of fixes. */
@@ -70,12 +71,14 @@ struct vpass {
 	size_t			 next;		/* entry to look from */
 	struct fixes		 f;
 	size_t			 asked;
+	size_t			 missing;	/* of f */
+	size_t			 diverged;	/* of f */
 	size_t			 skipped;
 	uint64_t		 t0;
 	uint64_t		 snap;		/* what it verifies (serials) */
 	uint64_t		 store;
-	uint64_t		 unsure;	/* servers skipped, or holding
-						   other values */
+	uint64_t		 unsure;	/* servers skipped (keys holding
+						   other values are rewritten) */
 	unsigned		 epoch[STORE_MAX_SERVERS];	/* at start */
 	bool			 again;		/* asked for meanwhile */
 	size_t			 again_only;
@@ -277,6 +280,7 @@ fixes_add(struct fixes *f, size_t e, size_t srv)
 	}
 	f->v[f->n].e = e;
 	f->v[f->n].srv = srv;
+	f->v[f->n].differs = false;
 	f->n++;
 }
 
@@ -451,41 +455,58 @@ ask_free(struct ask *a)
 }
 
 /*
- * cache_miss: the count, the counts of the families that had misses, and
- * a few example keys.  The field list depends on which families missed,
- * so the format is built here and the counts passed in the same order.
+ * cache_miss (the keys missing) or cache_diverged (the keys holding other
+ * bytes): the count, the counts of the families concerned, and a few
+ * example keys.  The field list depends on which families had some, so
+ * the format is built here and the counts passed in the same order.
  */
 static void
-log_misses(const struct monitor *m, const struct fixes *f, const char *reason)
+log_fixes(const struct monitor *m, const struct fixes *f, bool differs,
+    const char *reason)
 {
 	const struct entry	*v = snapshot_entries(m->snap);
-	size_t				 count[FAM_COUNT], c[FAM_COUNT];
-	size_t				 i, nc = 0;
-	struct buf			 fmt, ex;
+	const char		*word = differs ? "diverged" : "missing";
+	size_t			 count[FAM_COUNT], c[FAM_COUNT];
+	size_t			 i, n = 0, nc = 0;
+	struct buf		 fmt, ex;
 
-	_Static_assert(FAM_COUNT == 9, "log_misses passes 9 counts");
+	_Static_assert(FAM_COUNT == 9, "log_fixes passes 9 counts");
 	memset(count, 0, sizeof count);
 	memset(c, 0, sizeof c);
 	buf_init(&ex);
 	for (i = 0; i < f->n; i++) {
+		if (f->v[i].differs != differs)
+			continue;
 		count[v[f->v[i].e].family]++;
-		if (i < EXAMPLES_MAX)
-			buf_printf(&ex, "%s%s", i > 0 ? " " : "",
+		if (n++ < EXAMPLES_MAX)
+			buf_printf(&ex, "%s%s", n > 1 ? " " : "",
 			    v[f->v[i].e].key);
 	}
+	if (n == 0)
+		goto out;
 	buf_init(&fmt);
-	buf_adds(&fmt, "reason=%s missing=%zu examples=%s");
+	buf_printf(&fmt, "reason=%%s %s=%%zu examples=%%s", word);
 	for (i = 0; i < FAM_COUNT; i++) {
 		if (count[i] == 0)
 			continue;
-		buf_printf(&fmt, " missing_%s=%%zu",
+		buf_printf(&fmt, " %s_%s=%%zu", word,
 		    family_name((enum family)i));
 		c[nc++] = count[i];
 	}
-	log_event(LOG_WARNING, "cache_miss", (const char *)fmt.data, reason,
-	    f->n, (const char *)ex.data, c[0], c[1], c[2], c[3], c[4], c[5],
-	    c[6], c[7], c[8]);
+	if (differs) {
+		log_event(LOG_WARNING, "cache_diverged", (const char *)fmt.data,
+		    reason, n, (const char *)ex.data, c[0], c[1], c[2], c[3],
+		    c[4], c[5], c[6], c[7], c[8]);
+		for (i = 0; i < FAM_COUNT; i++)
+			metrics.cache_diverged[i] += count[i];
+	} else {
+		log_event(LOG_WARNING, "cache_miss", (const char *)fmt.data,
+		    reason, n, (const char *)ex.data, c[0], c[1], c[2], c[3],
+		    c[4], c[5], c[6], c[7], c[8]);
+		metrics.cache_misses += n;
+	}
 	buf_free(&fmt);
+out:
 	buf_free(&ex);
 }
 
@@ -502,7 +523,11 @@ next_slice(struct monitor *m)
 	evtimer_add(m->slice_ev, &zero);
 }
 
-/* The pass is over: log the missing keys, put them back, say so. */
+/*
+ * The pass is over: log the keys missing and those holding other bytes
+ * (another writer: a paused former lease holder, a stray cache_programs),
+ * put them all back, say so.
+ */
 static void
 verify_end(struct monitor *m)
 {
@@ -511,8 +536,8 @@ verify_end(struct monitor *m)
 	int		 rc = 0;
 
 	if (p->f.n > 0) {
-		metrics.cache_misses += p->f.n;
-		log_misses(m, &p->f, p->reason);
+		log_fixes(m, &p->f, false, p->reason);
+		log_fixes(m, &p->f, true, p->reason);
 		rc = repair(m, &p->f, p->reason, p->only != SIZE_MAX ?
 		    store_server_name(m->store, p->only) : NULL);
 	}
@@ -522,11 +547,21 @@ verify_end(struct monitor *m)
 		    (p->unsure >> i & 1) == 0 && p->epoch[i] == m->sv[i].epoch)
 			m->sv[i].confirmed = true;
 	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
-	    "servers_skipped=%zu duration_ms=%llu", p->reason, p->asked,
-	    p->f.n, p->skipped, (unsigned long long)(mono_ms() - p->t0));
+	    "diverged=%zu servers_skipped=%zu duration_ms=%llu", p->reason,
+	    p->asked, p->missing, p->diverged, p->skipped,
+	    (unsigned long long)(mono_ms() - p->t0));
 	free(p->f.v);
 	memset(&p->f, 0, sizeof p->f);
 	p->active = false;
+}
+
+/* Drop the pass in progress: what it found is not to be acted on. */
+static void
+verify_drop(struct monitor *m)
+{
+	free(m->pass.f.v);
+	memset(&m->pass.f, 0, sizeof m->pass.f);
+	m->pass.active = false;
 }
 
 /*
@@ -546,12 +581,16 @@ on_slice(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!p->active)
 		return;
+	/*
+	 * A publish or a reload replaced the record or the store: the new
+	 * one gets its own pass (a publish writes and round-trips every
+	 * batch before its record is the monitor's, so no pass ever compares
+	 * the cache with a record while writes to it are in flight).  A
+	 * stand-by writes nothing.
+	 */
 	if (snapshot_serial(m->snap) != p->snap ||
-	    store_serial(m->store) != p->store) {
-		/* A publish or a reload replaced it: that one is verified. */
-		free(p->f.v);
-		memset(&p->f, 0, sizeof p->f);
-		p->active = false;
+	    store_serial(m->store) != p->store || m->idle) {
+		verify_drop(m);
 		return;
 	}
 	n = snapshot_count(m->snap);
@@ -579,10 +618,15 @@ on_slice(evutil_socket_t fd, short what, void *arg)
 		p->unsure |= (uint64_t)1 << p->srv;
 	}
 	for (j = 0; j < a.n; j++) {
-		if (a.seen[j] == 0)
-			fixes_add(&p->f, a.ids[j], p->srv);
-		else if (a.seen[j] == 2)
-			p->unsure |= (uint64_t)1 << p->srv;
+		/* Held other bytes: rewritten with the missing ones. */
+		if (a.seen[j] == 1)
+			continue;
+		fixes_add(&p->f, a.ids[j], p->srv);
+		if (a.seen[j] == 2) {
+			p->f.v[p->f.n - 1].differs = true;
+			p->diverged++;
+		} else
+			p->missing++;
 	}
 	p->asked += a.n;
 	ask_free(&a);
@@ -616,7 +660,7 @@ verify(struct monitor *m, size_t only, const char *reason)
 	p->reason = reason;
 	p->srv = 0;
 	p->next = 0;
-	p->asked = p->skipped = 0;
+	p->asked = p->skipped = p->missing = p->diverged = 0;
 	p->unsure = 0;
 	for (i = 0; i < STORE_MAX_SERVERS; i++)
 		p->epoch[i] = m->sv[i].epoch;

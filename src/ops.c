@@ -76,28 +76,31 @@ static bool
 sentinels_present(struct ops *o)
 {
 	const char	*keys[1];
-	char		*key, wire[KEY_MAX + 1];
+	char		*key;
+	struct buf	 wire;
 	size_t		 i, idx[STORE_MAX_SERVERS], lens[1], hits;
-	int		 wlen;
 	bool		 ok = true;
 
 	if (o->sentinels_at != 0 && mono_ms() - o->sentinels_at <
 	    (uint64_t)o->cfg->check_interval_ms)
 		return o->sentinels_ok;
+	buf_init(&wire);
 	for (i = 0; ok && i < o->cfg->nsites; i++) {
 		key = family_key(FAM_SITE_PROGRAMS, o->cfg->sites[i].domain);
-		wlen = key_make(o->kf, key, strlen(key), wire);
-		free(key);
-		if (wlen == -1)
+		if (key_make(o->kf, key, strlen(key), &wire) == -1) {
+			free(key);
 			continue;
-		store_place(o->store, wire, (size_t)wlen, idx);
-		keys[0] = wire;
-		lens[0] = (size_t)wlen;
+		}
+		free(key);
+		store_place(o->store, (const char *)wire.data, wire.len, idx);
+		keys[0] = (const char *)wire.data;
+		lens[0] = wire.len;
 		hits = 0;
 		if (store_mget(o->store, idx[0], keys, lens, 1, count_hit,
 		    &hits) == -1 || hits == 0)
 			ok = false;
 	}
+	buf_free(&wire);
 	o->sentinels_ok = ok;
 	o->sentinels_at = mono_ms();
 	return ok;

@@ -356,9 +356,8 @@ lay_entry(struct plan *pl, enum family f, struct pending_entry *pe,
     const struct keyfn *kf, const struct store *st, uint32_t flags)
 {
 	struct entry	*e = &pl->v[pl->n++];
-	size_t		 idx[STORE_MAX_SERVERS], i, k;
-	char		 wire[KEY_MAX + 1];
-	int		 wlen;
+	size_t		 idx[STORE_MAX_SERVERS], i, k, wlen;
+	struct buf	 wire;
 
 	e->family = (uint8_t)f;
 	e->phase = (uint8_t)family_phase(f);
@@ -370,12 +369,15 @@ lay_entry(struct plan *pl, enum family f, struct pending_entry *pe,
 	if (pe->own != NULL)
 		pl->own[pl->nown++] = pe->own;
 	e->flags = flags;
-	if ((wlen = key_make(kf, pe->key, strlen(pe->key), wire)) == -1)
+	buf_init(&wire);
+	if (key_make(kf, pe->key, strlen(pe->key), &wire) == -1) {
+		buf_free(&wire);
 		return;
-	e->wire = xstrdup(wire);
-	e->wirelen = (uint16_t)wlen;
+	}
+	e->wire = (char *)buf_steal(&wire, &wlen);
+	e->wirelen = (uint32_t)wlen;
 	pl->own[pl->nown++] = (unsigned char *)e->wire;
-	k = st != NULL ? store_place(st, wire, (size_t)wlen, idx) : 0;
+	k = st != NULL ? store_place(st, e->wire, wlen, idx) : 0;
 	for (i = 0; i < k; i++)
 		e->servers |= (uint64_t)1 << idx[i];
 }

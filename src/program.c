@@ -49,6 +49,7 @@ struct program {
 	int			 proto;
 	bool			 has_body;
 	unsigned char		 body[PROGRAM_BODY_HASH];
+	bool			 future;	/* program_note_future */
 };
 
 static void
@@ -730,6 +731,15 @@ bool
 program_is_kept(const struct program *p)
 {
 	return p->kept;
+}
+
+bool
+program_note_future(struct program *p)
+{
+	bool	was = p->future;
+
+	p->future = true;
+	return was;
 }
 
 void

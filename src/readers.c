@@ -211,7 +211,7 @@ readers_classify(const struct readers *r, size_t server, const char *wire,
 		n = (int)len;
 	}
 	if ((fam = readers_family(out->buf, (size_t)n, NULL)) == -1 ||
-	    key_make(&r->kf, out->buf, (size_t)n, again) !=
+	    key_make_short(&r->kf, out->buf, (size_t)n, again) !=
 	    (int)(len + r->prefixlen) ||
 	    memcmp(again + r->prefixlen, wire, len) != 0) {
 		out->buf[0] = '\0';

@@ -252,7 +252,7 @@ look(struct look *lk, const struct cfg *cfg, struct store *st,
 	lk->family = family_of_key(lk->key, strlen(lk->key), NULL);
 	key_init(&kf, cfg->key_function, cfg->long_key_hash, cfg->key_prefix,
 	    cfg->key_version);
-	n = key_make(&kf, lk->key, strlen(lk->key), lk->wire);
+	n = key_make_short(&kf, lk->key, strlen(lk->key), lk->wire);
 	key_clear(&kf);
 	lk->snap.where = "snapshot";
 	lk->snap.state = snap == NULL ? SIDE_NO_SNAPSHOT : SIDE_ABSENT;

@@ -1225,20 +1225,18 @@ replay_free(struct replay *rp)
 /* An entry's wire key (kf) and servers (st), as a publish would make. */
 static void
 derive(struct entry *e, const struct keyfn *kf, const struct store *st,
-    char wire[KEY_MAX + 1])
+    struct buf *wire)
 {
 	size_t	idx[STORE_MAX_SERVERS], i, k;
-	int	wlen;
 
 	e->wire = NULL;
 	e->wirelen = 0;
 	e->servers = 0;
-	if (kf == NULL ||
-	    (wlen = key_make(kf, e->key, strlen(e->key), wire)) == -1)
+	if (kf == NULL || key_make(kf, e->key, strlen(e->key), wire) == -1)
 		return;
-	e->wire = wire;
-	e->wirelen = (uint16_t)wlen;
-	k = st != NULL ? store_place(st, wire, (size_t)wlen, idx) : 0;
+	e->wire = (const char *)wire->data;
+	e->wirelen = (uint32_t)wire->len;
+	k = st != NULL ? store_place(st, e->wire, wire->len, idx) : 0;
 	for (i = 0; i < k; i++)
 		e->servers |= (uint64_t)1 << idx[i];
 }
@@ -1254,10 +1252,12 @@ build(struct snapshot *s, const struct seg *sg, uint64_t nseg,
 	struct replay	 rp;
 	ZSTD_DCtx	*dc;
 	unsigned char	*raw;
-	char		*why = NULL, wire[KEY_MAX + 1];
+	struct buf	 wire;
+	char		*why = NULL;
 	uint64_t	 i;
 
 	memset(&rp, 0, sizeof rp);
+	buf_init(&wire);
 	map_init(&rp.keys);
 	map_init(&rp.names);
 	if ((dc = ZSTD_createDCtx()) == NULL)
@@ -1271,13 +1271,14 @@ build(struct snapshot *s, const struct seg *sg, uint64_t nseg,
 	ZSTD_freeDCtx(dc);
 	for (i = 0; why == NULL && i < rp.n; i++)
 		if (!rp.vgone[i]) {
-			derive(&rp.v[i], kf, st, wire);
+			derive(&rp.v[i], kf, st, &wire);
 			snapshot_add(s, &rp.v[i]);
 		}
 	for (i = 0; why == NULL && i < rp.nt; i++)
 		if (!rp.tgone[i])
 			snapshot_add_text_ref(s, &rp.t[i]);
 	replay_free(&rp);
+	buf_free(&wire);
 	return why;
 }
 

@@ -389,8 +389,19 @@ confirm(struct publish *pb, const struct plan *pl,
 }
 
 /*
+ * Whether a write that did not happen left the key's old value in the
+ * cache: too big (never sent), or refused by a cache that keeps what it
+ * held (Redis).  memcached's refused set drops the old item.
+ */
+static bool
+old_value_stays(enum write_outcome o)
+{
+	return o == WRITE_TOO_BIG || o == WRITE_KEPT;
+}
+
+/*
  * The programs whose value the cache refused in a round, and whether the
- * old value stays for each (never sent, and recorded as in the cache).
+ * old value stays for each (not replaced, and recorded as in the cache).
  */
 static size_t
 refused_programs(const struct publish *pb, const struct plan *pl,
@@ -404,7 +415,7 @@ refused_programs(const struct publish *pb, const struct plan *pl,
 		if (pl->v[i].family != FAM_PROGRAM || writer_in_cache(out[i]))
 			continue;
 		(*uuids)[n] = xstrdup(entry_subject(&pl->v[i]));
-		(*stays)[n++] = out[i] == WRITE_TOO_BIG &&
+		(*stays)[n++] = old_value_stays(out[i]) &&
 		    map_get(&pb->old, pl->v[i].key, strlen(pl->v[i].key)) !=
 		    NULL;
 	}
@@ -576,7 +587,7 @@ record(struct publish *pb, const struct plan *pl,
 		    != 0) {
 			/* Not written, and the old value stays: keep it. */
 			if ((out[n - 1] == WRITE_PENDING && !stopped) ||
-			    out[n - 1] == WRITE_TOO_BIG)
+			    old_value_stays(out[n - 1]))
 				snapshot_add_copy(snap, o);
 			continue;
 		}

@@ -445,7 +445,7 @@ read_back(struct store *st, size_t i, store_refused_cb refused, void *arg)
 		    s->pend[j].len, "refused by the server (out of memory?): "
 		    "the value is not in the cache");
 		if (refused != NULL)
-			refused(s->pend[j].tag, arg);
+			refused(s->pend[j].tag, false, arg);
 	}
 	free(rb.same);
 	free(keys);

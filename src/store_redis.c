@@ -4,15 +4,21 @@
  * One server.  Writes are SET key value (no expiry) and DEL, appended to
  * the connection's output buffer and written out in 1 MB chunks; the
  * replies are read every few thousand commands, before a read, and at
- * store_flush, and every error reply to a SET (-OOM under maxmemory with noeviction,
- * -NOAUTH, -READONLY on a replica, ...) is a refused write reported
- * through the flush's callback: nothing is silent.  AUTH and SELECT run at
- * each connect, so a wrong password or database is one clear error there.
- * Values carry no flags in Redis: store_mget reports the configured ones.
+ * store_flush.  Every error reply to a SET is a refused write reported
+ * through the flush's callback, nothing is silent, and Redis keeps the
+ * key's old value (an error reply changes nothing, unlike memcached,
+ * which drops the old item when it refuses a set): -OOM under maxmemory
+ * with noeviction, -READONLY on a replica, -NOAUTH, -MISCONF...  -LOADING
+ * (a restarted server still reading its data file) and -BUSY (a script
+ * running) pass: those SETs are sent again at the flush, a few times.
+ * AUTH and SELECT run at each connect, so a wrong password or database is
+ * one clear error there.  Values carry no flags in Redis: store_mget
+ * reports the configured ones.  Keys have no length limit.
  */
 #include <sys/time.h>
 
 #include <errno.h>
+#include <time.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,14 +45,30 @@
 #define DRAIN_CMDS	4096
 /* Keys per MGET. */
 #define MGET_BATCH	500
+/*
+ * SETs answered -LOADING or -BUSY are sent again after 100 ms, then after
+ * pauses that double, five times: about three seconds in all.  Once that
+ * ran out, batches do not wait again for as long.
+ */
+#define RETRY_TRIES	5
+#define RETRY_FIRST_MS	100
+#define RETRY_ALL_MS	3100
 
 /* A command whose reply has not been read yet. */
 struct rpend {
 	const char	*key;		/* borrowed until the flush */
 	size_t		 keylen;
-	size_t		 tag;
+	const void	*val;		/* SET: borrowed until the flush */
 	size_t		 len;		/* value bytes */
+	size_t		 tag;
 	bool		 set;		/* SET (else DEL) */
+};
+
+/* A growable list of commands (sent, or to send again). */
+struct rlist {
+	struct rpend	*v;
+	size_t		 n;
+	size_t		 cap;
 };
 
 struct rd {
@@ -65,17 +87,19 @@ struct rd {
 
 	redisContext	*c;		/* the write connection */
 	redisContext	*lc;		/* the lease's, or NULL */
-	struct rpend	*pend;		/* replies not read yet */
-	size_t		 npend;
-	size_t		 cappend;
+	struct rlist	 pend;		/* replies not read yet */
 	size_t		 obytes;	/* appended since the last write */
 	bool		 failed;	/* the connection failed in this batch */
+	struct rlist	 again;		/* -LOADING, -BUSY: to send again */
+	size_t		 retried;	/* SETs sent again in this batch */
+	uint64_t	 gave_up;	/* mono_ms the retries last ran out */
 	size_t		*refused;	/* tags refused in this batch */
 	size_t		 nrefused;
 	size_t		 caprefused;
-	char		 first_key[256];	/* the first refusal, to log */
+	char		 first_key[256];	/* the first error reply, to log */
 	char		 first_error[256];
 	size_t		 first_len;
+	bool		 first_seen;
 };
 
 /* The backend's own state of a store. */
@@ -146,7 +170,8 @@ rd_close(struct store *st)
 	free(rd->user);
 	free_secret(rd->password);
 	free(rd->password_file);
-	free(rd->pend);
+	free(rd->pend.v);
+	free(rd->again.v);
 	free(rd->refused);
 	free(rd);
 }
@@ -292,9 +317,10 @@ drop(struct rd *rd)
 	if (rd->c != NULL)
 		redisFree(rd->c);
 	rd->c = NULL;
-	if (rd->npend > 0)
+	if (rd->pend.n > 0)
 		rd->failed = true;
-	rd->npend = 0;
+	rd->pend.n = 0;
+	rd->again.n = 0;
 	rd->obytes = 0;
 }
 
@@ -325,22 +351,51 @@ ready(struct store *st)
 	return true;
 }
 
-/* Remember a SET the server answered with an error. */
+/* Add a command to a list. */
 static void
-refusal(struct rd *rd, const struct rpend *p, const char *error)
+rlist_add(struct rlist *l, const struct rpend *p)
 {
-	if (rd->nrefused == 0) {
-		snprintf(rd->first_error, sizeof rd->first_error, "%s", error);
-		snprintf(rd->first_key, sizeof rd->first_key, "%.*s",
-		    (int)(p->keylen < 255 ? p->keylen : 255), p->key);
-		rd->first_len = p->len;
+	if (l->n == l->cap) {
+		l->cap = l->cap == 0 ? 256 : l->cap * 2;
+		l->v = xreallocarray(l->v, l->cap, sizeof *l->v);
 	}
+	l->v[l->n++] = *p;
+}
+
+/* Remember the batch's first error reply to a SET, to log it. */
+static void
+note_error(struct rd *rd, const struct rpend *p, const char *error)
+{
+	if (rd->first_seen)
+		return;
+	rd->first_seen = true;
+	snprintf(rd->first_error, sizeof rd->first_error, "%s", error);
+	snprintf(rd->first_key, sizeof rd->first_key, "%.*s",
+	    (int)(p->keylen < 255 ? p->keylen : 255), p->key);
+	rd->first_len = p->len;
+}
+
+/* A SET the server refused: reported at the flush (the old value stays). */
+static void
+refusal(struct rd *rd, const struct rpend *p)
+{
 	if (rd->nrefused == rd->caprefused) {
 		rd->caprefused = rd->caprefused == 0 ? 64 : rd->caprefused * 2;
 		rd->refused = xreallocarray(rd->refused, rd->caprefused,
 		    sizeof *rd->refused);
 	}
 	rd->refused[rd->nrefused++] = p->tag;
+}
+
+/*
+ * Whether an error reply says "not now" rather than "no": the server is
+ * loading its data file, or a script holds it.
+ */
+static bool
+transient(const char *error)
+{
+	return strncmp(error, "LOADING ", 8) == 0 ||
+	    strncmp(error, "BUSY ", 5) == 0;
 }
 
 /*
@@ -356,8 +411,8 @@ drain(struct store *st, const char *op)
 	void		*v;
 	size_t		 k;
 
-	for (k = 0; k < rd->npend; k++) {
-		const struct rpend *p = &rd->pend[k];
+	for (k = 0; k < rd->pend.n; k++) {
+		const struct rpend *p = &rd->pend.v[k];
 
 		if (redisGetReply(rd->c, &v) != REDIS_OK || v == NULL) {
 			server_down(st, op, rd->c->errstr[0] != '\0' ?
@@ -368,7 +423,11 @@ drain(struct store *st, const char *op)
 		if (r->type == REDIS_REPLY_ERROR) {
 			metrics_store_error(st->sv[0].name);
 			if (p->set)
-				refusal(rd, p, r->str);
+				note_error(rd, p, r->str);
+			if (p->set && transient(r->str))
+				rlist_add(&rd->again, p);
+			else if (p->set)
+				refusal(rd, p);
 			else
 				log_event(LOG_ERR, "memcached_error",
 				    "backend=redis server=%s op=delete "
@@ -376,7 +435,7 @@ drain(struct store *st, const char *op)
 		}
 		freeReplyObject(r);
 	}
-	rd->npend = 0;
+	rd->pend.n = 0;
 	rd->obytes = 0;
 	return 0;
 }
@@ -410,17 +469,12 @@ append(struct store *st, int argc, const char **argv, const size_t *lens,
 		return STORE_DOWN;
 	if (redisAppendCommandArgv(rd->c, argc, argv, lens) != REDIS_OK)
 		fatalx("redisAppendCommandArgv: out of memory");
-	if (rd->npend == rd->cappend) {
-		rd->cappend = rd->cappend == 0 ? 256 : rd->cappend * 2;
-		rd->pend = xreallocarray(rd->pend, rd->cappend,
-		    sizeof *rd->pend);
-	}
-	rd->pend[rd->npend++] = *p;
+	rlist_add(&rd->pend, p);
 	rd->obytes += lens[argc - 1] + 32;
 	if (rd->obytes >= WRITE_BYTES && write_out(st, p->set ? "set" :
 	    "delete") == -1)
 		return STORE_DOWN;
-	if (rd->npend >= DRAIN_CMDS && drain(st, p->set ? "set" :
+	if (rd->pend.n >= DRAIN_CMDS && drain(st, p->set ? "set" :
 	    "delete") == -1)
 		return STORE_DOWN;
 	return STORE_OK;
@@ -447,32 +501,37 @@ rd_place(const struct store *st, const char *key, size_t keylen,
 	return 1;
 }
 
+/* Append SET key value (no expiry) for p. */
+static enum store_rc
+append_set(struct store *st, const struct rpend *p)
+{
+	const char	*argv[3] = { "SET", p->key, p->val };
+	size_t		 lens[3] = { 3, p->keylen, p->len };
+
+	return append(st, 3, argv, lens, p);
+}
+
 /* store_set: SET key value, no expiry, no flags. */
 static enum store_rc
 rd_set(struct store *st, size_t i, const char *key, size_t keylen,
     const void *val, size_t len, uint32_t flags, size_t tag)
 {
-	struct rpend	 p = { .key = key, .keylen = keylen, .tag = tag,
-			    .len = len, .set = true };
-	const char	*argv[3] = { "SET", key, val };
-	size_t		 lens[3] = { 3, keylen, len };
-	enum store_rc	 rc;
+	struct rpend	 p = { .key = key, .keylen = keylen, .val = val,
+			    .len = len, .tag = tag, .set = true };
 
 	(void)i;
 	(void)flags;
 	if (len > MAX_BULK)
 		return STORE_TOO_BIG;
-	if ((rc = append(st, 3, argv, lens, &p)) != STORE_OK)
-		return rc;
-	return STORE_OK;
+	return append_set(st, &p);
 }
 
 /* store_delete: DEL key. */
 static enum store_rc
 rd_del(struct store *st, size_t i, const char *key, size_t keylen)
 {
-	struct rpend	 p = { .key = key, .keylen = keylen, .tag = SIZE_MAX,
-			    .len = 0, .set = false };
+	struct rpend	 p = { .key = key, .keylen = keylen, .val = NULL,
+			    .len = 0, .tag = SIZE_MAX, .set = false };
 	const char	*argv[2] = { "DEL", key };
 	size_t		 lens[2] = { 3, keylen };
 	enum store_rc	 rc;
@@ -480,6 +539,80 @@ rd_del(struct store *st, size_t i, const char *key, size_t keylen)
 	(void)i;
 	rc = append(st, 2, argv, lens, &p);
 	return rc;
+}
+
+/* Sleep ms milliseconds (the loop waits: the store is synchronous). */
+static void
+pause_ms(long ms)
+{
+	struct timespec	ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * Send the SETs answered -LOADING or -BUSY again, after pauses that double,
+ * until the server takes them or RETRY_TRIES ran out; those still answered
+ * so are refused (the old value stays).  After the retries ran out, the
+ * next batches refuse at once for RETRY_ALL_MS: a server loading a large
+ * file would otherwise hold every phase that long.  -1 if the connection
+ * failed.
+ */
+static int
+retry_transient(struct store *st)
+{
+	struct rd	*rd = rd_of(st);
+	struct rlist	 l;
+	long		 pause = RETRY_FIRST_MS;
+	size_t		 k;
+	int		 tries;
+
+	if (rd->again.n == 0) {
+		rd->gave_up = 0;
+		return 0;
+	}
+	for (tries = 0; rd->again.n > 0 && tries < RETRY_TRIES &&
+	    (rd->gave_up == 0 || mono_ms() - rd->gave_up >= RETRY_ALL_MS);
+	    tries++) {
+		pause_ms(pause);
+		pause *= 2;
+		l = rd->again;
+		memset(&rd->again, 0, sizeof rd->again);
+		for (k = 0; k < l.n; k++) {
+			rd->retried++;
+			if (append_set(st, &l.v[k]) != STORE_OK)
+				break;
+		}
+		free(l.v);
+		if (k < l.n || drain(st, "set") == -1)
+			return -1;
+	}
+	if (rd->again.n > 0) {
+		rd->gave_up = mono_ms();
+		for (k = 0; k < rd->again.n; k++)
+			refusal(rd, &rd->again.v[k]);
+		rd->again.n = 0;
+	} else
+		rd->gave_up = 0;
+	return 0;
+}
+
+/* Log the batch's error replies: one line, the first reply in it. */
+static void
+log_refusals(const struct store *st, const struct rd *rd)
+{
+	char	error[512];
+
+	if (rd->nrefused == 0 && rd->retried == 0)
+		return;
+	snprintf(error, sizeof error, "%s: %s", rd->first_error,
+	    rd->nrefused > 0 ? "not written, Redis keeps the old values" :
+	    "written when sent again");
+	log_event(rd->nrefused > 0 ? LOG_ERR : LOG_WARNING, "memcached_error",
+	    "backend=redis server=%s op=set refused=%zu retried=%zu key=%s "
+	    "bytes=%zu error=%s", st->sv[0].name, rd->nrefused, rd->retried,
+	    rd->first_key, rd->first_len, error);
 }
 
 /* store_flush: read every reply; report the SETs refused. */
@@ -493,20 +626,19 @@ rd_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 	(void)i;
 	if (rd->failed || (rd->c == NULL && !st->sv[0].up))
 		goto out;
-	if (rd->c != NULL && drain(st, "flush") == -1)
+	if (rd->c != NULL && (drain(st, "flush") == -1 ||
+	    retry_transient(st) == -1))
 		goto out;
 	ret = 0;
-	if (rd->nrefused > 0) {
-		log_event(LOG_ERR, "memcached_error", "backend=redis server=%s "
-		    "op=set refused=%zu key=%s bytes=%zu error=%s",
-		    st->sv[0].name, rd->nrefused, rd->first_key,
-		    rd->first_len, rd->first_error);
-		for (k = 0; refused != NULL && k < rd->nrefused; k++)
-			refused(rd->refused[k], arg);
-	}
+	log_refusals(st, rd);
+	for (k = 0; refused != NULL && k < rd->nrefused; k++)
+		refused(rd->refused[k], true, arg);
 out:
 	rd->failed = false;
 	rd->nrefused = 0;
+	rd->again.n = 0;
+	rd->retried = 0;
+	rd->first_seen = false;
 	return ret;
 }
 
@@ -546,7 +678,24 @@ info_field(const char *info, const char *name, char *out, size_t outlen)
 	return false;
 }
 
-/* store_stats: INFO server's run_id and uptime, on a fresh connection. */
+/*
+ * Whether a connection's or INFO's failure is a transient reply (a server
+ * loading its file, a script running): not now, not down.  Every fresh
+ * connection gets it, and the writer's SETs wait it out on their own.
+ */
+static bool
+transient_refusal(const char *err)
+{
+	const char	*p = strstr(err, " refused: ");
+
+	return p != NULL && transient(p + strlen(" refused: "));
+}
+
+/*
+ * store_stats: INFO server's run_id and uptime, on a fresh connection.
+ * -1 without marking the server down on a transient reply: the caller
+ * treats the server as unknown for now (nothing confirmed).
+ */
 static int
 rd_stats(struct store *st, size_t i, struct store_stats *out)
 {
@@ -560,12 +709,14 @@ rd_stats(struct store *st, size_t i, struct store_stats *out)
 
 	(void)i;
 	if ((c = connect_server(rd, err, sizeof err)) == NULL) {
-		server_down(st, "stats", err);
+		if (!transient_refusal(err))
+			server_down(st, "stats", err);
 		return -1;
 	}
 	if ((r = command(c, "INFO", 2, argv, lens, err, sizeof err)) ==
 	    NULL) {
-		server_down(st, "stats", err);
+		if (!transient_refusal(err))
+			server_down(st, "stats", err);
 		goto out;
 	}
 	if (r->type != REDIS_REPLY_STRING ||
@@ -596,7 +747,10 @@ rd_reconnect(struct store *st, size_t i)
 	if (rd->c != NULL)
 		redisFree(rd->c);
 	rd->c = NULL;
-	rd->npend = 0;
+	rd->pend.n = 0;
+	rd->again.n = 0;
+	rd->retried = 0;
+	rd->first_seen = false;
 	rd->obytes = 0;
 	rd->nrefused = 0;
 	rd->failed = false;

@@ -35,13 +35,15 @@ severity(enum write_outcome o)
 		return 0;
 	case WRITE_TOO_BIG:
 		return 1;
-	case WRITE_INVALID:
+	case WRITE_KEPT:
 		return 2;
-	case WRITE_REFUSED:
+	case WRITE_INVALID:
 		return 3;
+	case WRITE_REFUSED:
+		return 4;
 	case WRITE_DOWN:
 	default:
-		return 4;
+		return 5;
 	}
 }
 
@@ -68,13 +70,13 @@ sent_add(struct sent *s, size_t i)
 	s->v[s->n++] = i;
 }
 
-/* store_flush's callback: the server does not hold entry tag. */
+/* store_flush's callback: the server does not hold entry tag's value. */
 static void
-on_refused(size_t tag, void *arg)
+on_refused(size_t tag, bool kept, void *arg)
 {
 	struct batch	*b = arg;
 
-	worsen(&b->out[tag], WRITE_REFUSED);
+	worsen(&b->out[tag], kept ? WRITE_KEPT : WRITE_REFUSED);
 }
 
 /* Queue entry i on every server it belongs on. */

@@ -33,24 +33,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		"10.0.0.1:11211", "10.0.0.2:11211", "mc-3.internal:11211"
 	};
 	struct keyfn	 kf;
-	char		 out[KEY_MAX + 1];
-	int		 n;
+	struct buf	 out;
 
 	log_setup(LOG_FORMAT_JSON, -1);
+	buf_init(&out);
 	key_init(&kf, KEYFN_EDX, KEYHASH_MD4, "default", "1");
-	n = key_make(&kf, (const char *)data, len, out);
-	check_wire(out, n);
-	if (place_rendezvous(nodes, 3, out, (size_t)n) >= 3)
+	if (key_make(&kf, (const char *)data, len, &out) == -1)
+		abort();
+	check_wire((const char *)out.data, (int)out.len);
+	if (place_rendezvous(nodes, 3, (const char *)out.data, out.len) >= 3)
 		abort();
 	key_clear(&kf);
 	key_init(&kf, KEYFN_EDX, KEYHASH_BLAKE2B, "pre fix", "v 2");
-	n = key_make(&kf, (const char *)data, len, out);
-	check_wire(out, n);
+	if (key_make(&kf, (const char *)data, len, &out) == -1)
+		abort();
+	check_wire((const char *)out.data, (int)out.len);
 	key_clear(&kf);
 	key_init(&kf, KEYFN_DJANGO, KEYHASH_MD4, "default", "1");
-	if ((n = key_make(&kf, (const char *)data, len, out)) != -1)
-		check_wire(out, n);
+	if (key_make(&kf, (const char *)data, len, &out) != -1)
+		check_wire((const char *)out.data, (int)out.len);
 	key_clear(&kf);
+	/* Redis: the key itself, whatever it is, after prefix:version:. */
+	key_init(&kf, KEYFN_DJANGO_ANY, KEYHASH_MD4, "default", "1");
+	if (key_make(&kf, (const char *)data, len, &out) == -1 ||
+	    out.len != len + 10 || memcmp(out.data, "default:1:", 10) != 0 ||
+	    (len > 0 && memcmp(out.data + 10, data, len) != 0))
+		abort();
+	key_clear(&kf);
+	buf_free(&out);
 	/* Placement of raw bytes (non-UTF-8 included). */
 	if (place_rendezvous(nodes, 3, (const char *)data, len) >= 3)
 		abort();

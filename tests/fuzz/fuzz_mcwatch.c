@@ -37,7 +37,7 @@ setup(void)
 		key_init(&kf, f == 0 ? KEYFN_EDX : KEYFN_DJANGO, KEYHASH_MD4,
 		    "default", "1");
 		for (i = 0; i < 2; i++) {
-			n = key_make(&kf, keys[i], strlen(keys[i]), wire[f][i]);
+			n = key_make_short(&kf, keys[i], strlen(keys[i]), wire[f][i]);
 			if (n < 0)
 				abort();
 			v[f][i].key = keys[i];

@@ -256,6 +256,35 @@ class Incremental(PcdTestCase):
     def test_clock_behind_one_hour(self):
         self._skew(-3600)
 
+    def test_far_future_timestamp_does_not_stop_incremental(self):
+        """A program stamped 2999-01-01 (Discovery lying): the watermark
+        ignores it (timestamp_ahead, once), T stays Discovery's clock's, and
+        an edit made after it is picked up by the next incremental
+        refresh."""
+        liar = self.cat["uuids"][2]
+        self.cat["programs"][liar]["data_modified_timestamp"] = "2999-01-01T00:00:00Z"
+        self.start()
+        self.wait_ok("incremental")
+        target = self.cat["uuids"][5]
+
+        def change(cat):
+            cat["programs"][target]["title"] = "Edited after the liar"
+        mark = self.d.mark()
+        self.edit(change)
+        ev = self.wait_ok("incremental", since=mark)
+        if ev["details_fetched"] == 0:
+            ev = self.wait_ok("incremental")
+        self.assertEqual(self.reader_.get("program-" + target)["title"], "Edited after the liar")
+        self.assertCacheMatches(self.reader_, self.expected())
+        ts = [parse_qs(urlsplit(r.target).query)["timestamp"][0]
+              for r in self.fake.requests if r.kind == "filtered" and "2999-12-31" not in r.target]
+        self.assertTrue(ts)
+        self.assertFalse([t for t in ts if t.startswith("2998") or t.startswith("2999")], ts)
+        ahead = self.d.events_named("timestamp_ahead")
+        self.assertEqual([(e["site"], e["program"], e["modified"]) for e in ahead],
+                         [(DOMAIN, liar, "2999-01-01T00:00:00Z")])
+        self.assertEqual(ahead[0]["tolerance_s"], 300)
+
     def test_failed_filtered_list_writes_nothing_of_the_site(self):
         """SPEC §7 unchanged: a failed filtered list fails the site's
         incremental refresh (nothing written); the next one catches up."""

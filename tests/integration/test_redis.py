@@ -4,8 +4,10 @@ RedisCache, KEY_PREFIX "default", VERSION "1", db 1): parity of all nine
 families with cache_programs' reference, refused writes under maxmemory,
 healing after FLUSHDB and a restart, passwords, and the configuration."""
 
+import copy
 import os
 import signal
+import threading
 import time
 import unittest
 import urllib.error
@@ -76,18 +78,10 @@ class Parity(RedisCase):
         self.assertEqual(self.srv.keys(0), set())
         return rc, events, stderr, expected, r
 
-    def use_short_keys(self):
-        """The parity catalogues without the run key over 250 bytes (the
-        django key function on Redis has no hashing of long keys)."""
-        self.a, self.c = two_catalogues(long_run_key=False)
-        self.fake.set_catalogue(self.a)
-        self.fake.set_catalogue(self.c, "/c")
-
     def test_every_family_tutor_defaults(self):
         """key_function defaults to django on Redis: Tutor's LMS reads every
         key of all nine families, equal to what cache_programs caches, the
         spaced and Unicode type names included; no expiry, protocol 4."""
-        self.use_short_keys()
         rc, events, stderr, expected, r = self.check()
         self.assertEqual(rc, 0, stderr)
         fams = {reference.family_of(k) for k in expected}
@@ -103,15 +97,18 @@ class Parity(RedisCase):
         self.assertEqual(c.get(k)[:2], b"\x80\x04")  # pickle protocol 4
         c.close()
 
-    def test_django_key_over_250_bytes_is_reported(self):
-        """A key over 250 bytes under the django key function is not
-        written (reported, exit 1); every other key is."""
+    def test_django_key_over_250_bytes_is_written(self):
+        """Redis is not memcached: a key over 250 bytes under the django key
+        function is written as it is, and django-redis reads it back (the
+        LMS reads what cache_programs would have written there)."""
         long_keys = [k for k in self.expected() if len("default:1:" + k) > 250]
         self.assertTrue(long_keys)
-        rc, events, _, _, _ = self.check(drop=long_keys)
-        self.assertEqual(rc, 1)
-        self.assertEqual(sorted(e["key"] for e in events if e["event"] == "memcached_error"),
-                         sorted(long_keys))
+        rc, events, stderr, expected, r = self.check()
+        self.assertEqual(rc, 0, stderr)
+        self.assertFalse([e for e in events if e["event"] == "memcached_error"], stderr)
+        for k in long_keys:
+            self.assertEqual(r.make_key(k), "default:1:" + k)
+            self.assertEqual(r.get(k), expected[k], k)
 
     def test_every_family_edx_key_function(self):
         """key_function = edx (safe_key as KEY_FUNCTION on Redis), with the
@@ -127,12 +124,60 @@ class Parity(RedisCase):
     def test_pickle_protocol_5_and_prefix(self):
         """Django's own RedisCache pickles with protocol 5; django-redis
         reads any.  Another KEY_PREFIX and VERSION too."""
-        self.use_short_keys()
         rc, _, stderr, expected, r = self.check(
             redis={"pickle_protocol": 5, "key_prefix": "lms", "key_version": "7"},
             reader_kw={"prefix": "lms", "version": "7"})
         self.assertEqual(rc, 0, stderr)
         self.assertEqual(r.raw("program-" + self.a["uuids"][0])[:2], b"\x80\x05")
+
+
+def with_run_key(cat, uuid, run_key):
+    """cat with the first run of program uuid's first course renamed
+    run_key, wherever the program lists that run."""
+    cat = copy.deepcopy(cat)
+    p = cat["programs"][uuid]
+    old = p["courses"][0]["course_runs"][0]["key"]
+    courses = list(p["courses"]) + [c for cur in p.get("curricula", [])
+                                    for c in cur.get("courses", [])]
+    for course in courses:
+        for run in course.get("course_runs", []):
+            if run.get("key") == old:
+                run["key"] = run_key
+    return cat
+
+
+class LongKeys(RedisCase):
+    """django-redis validates no key: what memcached would refuse, Redis
+    stores, and the LMS reads it back unchanged."""
+
+    def test_300_byte_course_run_key(self):
+        cat = catalog.generate(6, seed=9, quirks=False, dangling_pathway=False)
+        uuid = cat["uuids"][0]
+        run_key = "course-v1:LongX+" + "L" * (300 - len("course-v1:LongX+") - 7) + "+1T2025"
+        self.assertEqual(len(run_key), 300)
+        cat = with_run_key(cat, uuid, run_key)
+        fake = self.start_fake(cat)
+        srv = self.start_redis()
+        d = self.daemon(self.redis_config(fake, srv, [("lms.example.com", 1, "")]))
+        rc, events, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        expected = reference.expected_cache(
+            [{"domain": "lms.example.com", "site_id": 1, "catalogue": cat}])
+        r = self.redis_reader(srv)
+        self.assertCacheMatches(r, expected)
+        key = "course-programs-" + run_key
+        self.assertIn(key, expected)
+        self.assertEqual(r.get(key), [uuid])
+        self.assertIn("default:1:" + key, srv.keys(1))
+        self.assertEqual(len(r.make_key(key)), 326)
+        # The snapshot holds the long key: the next run loads it, and
+        # --verify finds the cache whole.
+        rc, events, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertTrue([e for e in events if e["event"] == "snapshot_loaded"], stderr)
+        res = d.run("--verify")
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertIn("missing=0 differ=0", res.stdout)
 
 
 class Refusals(RedisCase):
@@ -175,6 +220,236 @@ class Refusals(RedisCase):
                 for u in v:
                     self.assertTrue(r.make_key("program-" + u) in have,
                                     "%s names program-%s, not in the cache" % (k, u))
+
+
+def retitled(cat, suffix=" (v2)"):
+    cat = copy.deepcopy(cat)
+    for p in cat["programs"].values():
+        p["title"] += suffix
+    return cat
+
+
+class KeptRefusals(RedisCase):
+    """Redis is not memcached: a SET it answers with an error leaves the
+    key's old value in place.  A refused publish keeps every program (and
+    its place in the indexes) as the cache holds it, fails as partial, and
+    says the reply; -LOADING and -BUSY are sent again first."""
+
+    SITE = "lms.example.com"
+
+    def setUp(self):
+        super().setUp()
+        self.cat = catalog.generate(12, seed=23, quirks=False, dangling_pathway=False)
+        self.fake = self.start_fake(self.cat)
+
+    def expected(self, cat):
+        return reference.expected_cache([{"domain": self.SITE, "site_id": 1,
+                                          "catalogue": cat}])
+
+    def first_publish(self, srv, **kw):
+        """v1 in the cache through a daemon whose state_dir stays."""
+        d = self.daemon(self.redis_config(self.fake, srv, [(self.SITE, 1, "")], **kw))
+        rc, _, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertCacheMatches(self.redis_reader(srv), self.expected(self.cat))
+        return d
+
+    def assert_kept(self, events, stderr, reply, outcome="failed"):
+        """The run refused with reply, every program kept: "failed" when
+        nothing of it reached the cache, "partial" when some did."""
+        inc = [e for e in events if e["event"] == "refresh_incomplete"]
+        self.assertEqual(len(inc), 1, stderr)
+        # Kept, not dropped: memcached's rule would have left fewer.
+        self.assertEqual(int(inc[0]["programs"]), len(self.cat["uuids"]))
+        self.assertEqual(inc[0]["outcome"], outcome)
+        self.assertFalse([e for e in events if e["event"] == "refresh_succeeded"])
+        errs = [e for e in events if e["event"] == "memcached_error"]
+        self.assertTrue(errs, stderr)
+        self.assertIn(reply, errs[0]["error"])
+        self.assertIn("Redis keeps the old values", errs[0]["error"])
+        self.assertGreater(int(errs[0]["refused"]), 0)
+        return errs[0]
+
+    def test_readonly_replica(self):
+        """The URL names a node that became a replica: -READONLY, not sent
+        again; the cache keeps the last publish whole."""
+        a = self.start_redis()
+        d = self.first_publish(a)
+        b = self.start_redis()
+        cb, ca = b.client(0), a.client(0)
+        self.addCleanup(cb.close)
+        self.addCleanup(ca.close)
+        # b takes a's data, becomes the master; a replicates it (read-only).
+        cb.replicaof(a.host, a.port)
+        self.wait_link(cb)
+        cb.replicaof("NO", "ONE")
+        ca.replicaof(b.host, b.port)
+        self.wait_link(ca)
+        self.fake.set_catalogue(retitled(self.cat))
+        rc, events, stderr = d.run_once()
+        self.assertEqual(rc, 1, stderr)
+        err = self.assert_kept(events, stderr, "READONLY")
+        self.assertEqual(int(err["retried"]), 0)
+        self.assertCacheMatches(self.redis_reader(a), self.expected(self.cat))
+
+    def wait_link(self, client, timeout=10):
+        deadline = time.monotonic() + timeout
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                self.fail("replication did not come up: %r" % client.info("replication"))
+            time.sleep(0.05)
+
+    def test_oom_keeps_the_program(self):
+        """Redis full (maxmemory under what it holds, noeviction) when one
+        program changed: its SET is -OOM, its old value stays, and so does
+        its place in every index; the refresh is partial.  Room again: the
+        next refresh writes it."""
+        srv = self.start_redis()
+        cfg = {"refresh_interval": "1h", "check_interval": "1h", "verify_interval": "1h"}
+        d = self.daemon(self.redis_config(self.fake, srv, [(self.SITE, 1, "")], daemon=cfg))
+        d.start()
+        d.wait_event("refresh_succeeded", timeout=30)
+        c = srv.client(0)
+        self.addCleanup(c.close)
+        c.config_set("maxmemory-policy", "noeviction")
+        c.config_set("maxmemory", int(c.info("memory")["used_memory"]) // 2)
+        uuid = self.cat["uuids"][4]
+        self.fake.edit_program(uuid, {"title": "Edited while Redis is full"})
+        mark = d.mark()
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("refresh_incomplete", timeout=30, since=mark)
+        events = d.events[mark:]
+        err = self.assert_kept(events, d.stderr_text, "OOM", outcome="partial")
+        self.assertEqual(int(err["refused"]), 1)
+        self.assertEqual(err["key"], "default:1:program-" + uuid)
+        r = self.redis_reader(srv)
+        self.assertCacheMatches(r, self.expected(self.cat))
+        c.config_set("maxmemory", 0)
+        mark = d.mark()
+        d.send_signal(signal.SIGHUP)
+        d.wait_event("refresh_succeeded", timeout=30, since=mark)
+        self.assertEqual(r.get("program-" + uuid)["title"], "Edited while Redis is full")
+        self.assertCacheMatches(r, self.expected(self.fake.catalogue()))
+        self.assertEqual(d.stop(), 0)
+
+    def test_loading_is_retried_then_kept(self):
+        """A restarted Redis still loading its data file (made slow with
+        key-load-delay) answers -LOADING: the SETs are sent again for about
+        three seconds, then given up as refused; the loaded file's values
+        (the last publish) stay, and once loaded the next run writes."""
+        srv = self.start_redis(extra_args=["--key-load-delay", "800",
+                                           "--loading-process-events-interval-bytes",
+                                           "1024"])
+        d = self.first_publish(srv)
+        c = srv.client(0)
+        p = c.pipeline(transaction=False)
+        for i in range(10000):
+            p.set("filler-%d" % i, "x" * 64)
+        p.execute()
+        c.save()
+        c.close()
+        srv.restart(timeout=20)     # answers PING with -LOADING at once
+        c = srv.client(0)
+        self.addCleanup(c.close)
+        self.assertEqual(int(c.info("persistence")["loading"]), 1)
+        self.fake.set_catalogue(retitled(self.cat))
+        t0 = time.monotonic()
+        rc, events, stderr = d.run_once()
+        took = time.monotonic() - t0
+        self.assertEqual(int(c.info("persistence")["loading"]), 1,
+                         "the load ended during the run: nothing was tested")
+        self.assertEqual(rc, 1, stderr)
+        err = self.assert_kept(events, stderr, "LOADING")
+        self.assertGreater(int(err["retried"]), 0)
+        # Sent again for about three seconds, once for the whole run.
+        self.assertGreater(took, 3.0)
+        self.assertLess(took, 8.0)
+        deadline = time.monotonic() + 60
+        while int(c.info("persistence")["loading"]) == 1:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.1)
+        self.assertCacheMatches(self.redis_reader(srv), self.expected(self.cat))
+        rc, _, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertCacheMatches(self.redis_reader(srv), self.expected(retitled(self.cat)))
+
+    def test_loading_that_clears_is_retried_and_written(self):
+        """Redis still loading for a second or so when the refresh writes:
+        the SETs answered -LOADING are sent again and written once the load
+        is over; the refresh succeeds and the warning says what was
+        retried."""
+        srv = self.start_redis(extra_args=["--key-load-delay", "800",
+                                           "--loading-process-events-interval-bytes",
+                                           "1024"])
+        d = self.first_publish(srv)
+        c = srv.client(0)
+        p = c.pipeline(transaction=False)
+        for i in range(1500):
+            p.set("filler-%d" % i, "x" * 64)
+        p.execute()
+        c.save()
+        c.close()
+        srv.restart(timeout=20)
+        c = srv.client(0)
+        self.addCleanup(c.close)
+        self.assertEqual(int(c.info("persistence")["loading"]), 1)
+        self.fake.set_catalogue(retitled(self.cat))
+        rc, events, stderr = d.run_once()
+        self.assertEqual(rc, 0, stderr)
+        self.assertTrue([e for e in events if e["event"] == "refresh_succeeded"], stderr)
+        errs = [e for e in events if e["event"] == "memcached_error"]
+        self.assertEqual(len(errs), 1, stderr)
+        self.assertIn("LOADING", errs[0]["error"])
+        self.assertIn("written when sent again", errs[0]["error"])
+        self.assertEqual(int(errs[0]["refused"]), 0)
+        self.assertGreater(int(errs[0]["retried"]), 0)
+        self.assertCacheMatches(self.redis_reader(srv), self.expected(retitled(self.cat)))
+
+    def test_busy_is_retried_and_written(self):
+        """A script holds Redis (-BUSY) when a refresh writes: the SETs are
+        sent again, and written once the script ends; the refresh succeeds
+        and the warning says what was retried."""
+        srv = self.start_redis()
+        cfg = {"refresh_interval": "1h", "check_interval": "1h", "verify_interval": "1h"}
+        d = self.daemon(self.redis_config(self.fake, srv, [(self.SITE, 1, "")], daemon=cfg))
+        d.start()
+        d.wait_event("refresh_succeeded", timeout=30)
+        c = srv.client(0)
+        self.addCleanup(c.close)
+        c.config_set("busy-reply-threshold", 10)
+        self.fake.set_catalogue(retitled(self.cat))
+        script = ("local t0 = redis.call('TIME') "
+                  "local s0 = t0[1] * 1000000 + t0[2] "
+                  "while true do local t = redis.call('TIME') "
+                  "if t[1] * 1000000 + t[2] - s0 > 2500000 then return 1 end end")
+        busy = threading.Thread(target=lambda: srv.client(0).eval(script, 0), daemon=True)
+        busy.start()
+        self.addCleanup(busy.join, 10)
+        deadline = time.monotonic() + 5
+        while True:
+            probe = srv.client(0)
+            try:
+                probe.ping()
+            except Exception as e:
+                if "BUSY" in str(e):
+                    break
+            finally:
+                probe.close()
+            self.assertLess(time.monotonic(), deadline, "the script never made Redis busy")
+            time.sleep(0.01)
+        mark = d.mark()
+        d.send_signal(signal.SIGHUP)
+        ev = d.wait_event("refresh_succeeded", timeout=30, since=mark)
+        self.assertGreater(int(ev["keys_written"]), 0)
+        errs = d.events_named("memcached_error", since=mark)
+        self.assertEqual(len(errs), 1, errs)
+        self.assertEqual(errs[0]["level"], "warning")
+        self.assertIn("BUSY", errs[0]["error"])
+        self.assertIn("written when sent again", errs[0]["error"])
+        self.assertEqual(int(errs[0]["refused"]), 0)
+        self.assertGreater(int(errs[0]["retried"]), 0)
+        self.assertCacheMatches(self.redis_reader(srv), self.expected(retitled(self.cat)))
+        self.assertEqual(d.stop(), 0)
 
 
 class Healing(RedisCase):

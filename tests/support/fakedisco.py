@@ -322,7 +322,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- raw writing ------------------------------------------------------
     def write_head(self, status, headers):
         lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status"))]
-        lines.append("Date: %s" % email.utils.formatdate(usegmt=True))
+        # Discovery's clock, the one its timestamps are stamped with.
+        lines.append("Date: %s" % email.utils.formatdate(
+            time.time() + self.server.fake.clock_skew, usegmt=True))
         lines.append("Server: fakedisco/1")
         for k, v in headers:
             lines.append("%s: %s" % (k, v))

@@ -36,7 +36,6 @@ static void
 one(int argc, char **argv, const struct keyfn *kf, const char *line,
     size_t len)
 {
-	char		out[KEY_MAX + 1];
 	struct buf	b;
 
 	if (strcmp(argv[1], "quote") == 0) {
@@ -48,10 +47,14 @@ one(int argc, char **argv, const struct keyfn *kf, const char *line,
 	} else if (strcmp(argv[1], "place") == 0) {
 		printf("%zu\n", place_rendezvous((const char *const *)argv + 2,
 		    (size_t)argc - 2, line, len));
-	} else if (key_make(kf, line, len, out) == -1)
-		puts("-");
-	else
-		puts(out);
+	} else {
+		buf_init(&b);
+		if (key_make(kf, line, len, &b) == -1)
+			puts("-");
+		else
+			puts((const char *)b.data);
+		buf_free(&b);
+	}
 }
 
 int

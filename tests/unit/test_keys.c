@@ -26,15 +26,12 @@ static const char quoted_1_255[] =
 static const char *
 make(const struct keyfn *kf, const char *key)
 {
-	static char	out[KEY_MAX + 1];
-	int		len;
+	static struct buf	out;
 
-	memset(out, 'x', sizeof out);
-	len = key_make(kf, key, strlen(key), out);
-	if (len < 0)
+	if (key_make(kf, key, strlen(key), &out) == -1)
 		return "(invalid)";
-	T_INTEQ(strlen(out), len);
-	return out;
+	T_INTEQ(strlen((const char *)out.data), out.len);
+	return (const char *)out.data;
 }
 
 /* A string of n copies of c followed by tail; caller frees. */
@@ -153,8 +150,10 @@ static void
 test_django(void)
 {
 	struct keyfn	 kf;
-	char		 out[KEY_MAX + 1], *key;
+	struct buf	 out;
+	char		*key;
 
+	buf_init(&out);
 	key_init(&kf, KEYFN_DJANGO, KEYHASH_MD4, "default", "1");
 	T_STREQ(make(&kf, "course-programs-course-v1:edX+DemoX+Demo_Course"),
 	    "default:1:course-programs-course-v1:edX+DemoX+Demo_Course");
@@ -166,7 +165,7 @@ test_django(void)
 	T_STREQ(make(&kf, "x\x1f"), "(invalid)");
 	T_STREQ(make(&kf, "del\x7f"), "(invalid)");
 	T_STREQ(make(&kf, "\x21~\x80\xff"), "default:1:!~\x80\xff");
-	T_INTEQ(key_make(&kf, "a\0b", 3, out), -1);
+	T_INTEQ(key_make(&kf, "a\0b", 3, &out), -1);
 
 	key = repeat('a', 240, "");
 	T_INTEQ(strlen(make(&kf, key)), 250);
@@ -191,6 +190,36 @@ test_django(void)
 	key_clear(&kf);
 	key_init(&kf, KEYFN_DJANGO, KEYHASH_MD4, "p", "1\n");
 	T_STREQ(make(&kf, "k"), "(invalid)");
+	key_clear(&kf);
+	buf_free(&out);
+}
+
+/*
+ * django on Redis (django-redis): no memcached rule applies, the key is
+ * written as it is, of any length (django-redis reads it unchanged).
+ */
+static void
+test_django_redis(void)
+{
+	struct keyfn	 kf;
+	char		*key, *want;
+
+	key_init(&kf, KEYFN_DJANGO_ANY, KEYHASH_MD4, "default", "1");
+	T_STREQ(make(&kf, "programs-by-type-1-professional certificate"),
+	    "default:1:programs-by-type-1-professional certificate");
+	T_STREQ(make(&kf, "tab\there\x7f"), "default:1:tab\there\x7f");
+	key = repeat('a', 300, "");
+	want = xasprintf("default:1:%s", key);
+	T_STREQ(make(&kf, key), want);
+	free(want);
+	free(key);
+	key = repeat('r', 100000, "");
+	T_INTEQ(strlen(make(&kf, key)), 100010);
+	free(key);
+	key_clear(&kf);
+	/* The prefix and version too (KEY_PREFIX = "my prefix"). */
+	key_init(&kf, KEYFN_DJANGO_ANY, KEYHASH_MD4, "my prefix", "1");
+	T_STREQ(make(&kf, "k"), "my prefix:1:k");
 	key_clear(&kf);
 }
 
@@ -217,6 +246,7 @@ main(void)
 	test_edx_examples();
 	test_edx_long();
 	test_django();
+	test_django_redis();
 	test_digests();
 	return t_done();
 }

@@ -3,7 +3,8 @@
  * rule by rule (SPEC §7), asserting what the cache holds: a complete
  * publish; a failed detail keeps its value and its place in the indexes;
  * a failed list writes nothing of the site; a refused value drops the
- * program from every index; a value too big keeps the old one where the
+ * program from every index (memcached) or keeps the old one and the
+ * program's place (Redis); a value too big keeps the old one where the
  * cache has it; the shrink guard holds (and --force publishes); a server
  * that fails stops the later phases; a lost lease writes nothing more;
  * stale keys go after stale_after full refreshes, through the writer;
@@ -278,6 +279,74 @@ test_refused_and_too_big(void)
 	state_free(s);
 }
 
+/* The record's entry for a Django key, or NULL. */
+static const struct entry *
+recorded(const struct state *s, const char *key)
+{
+	const struct snapshot	*snap = state_snapshot(s);
+	size_t			 i;
+
+	for (i = 0; snap != NULL && i < snapshot_count(snap); i++)
+		if (strcmp(snapshot_entries(snap)[i].key, key) == 0)
+			return &snapshot_entries(snap)[i];
+	return NULL;
+}
+
+/*
+ * Refused by a cache that keeps the old value (Redis: -OOM, -READONLY):
+ * the program keeps its old value and its place in every index, the
+ * record says the old value, and the refresh is partial.  The same when
+ * the refused record is the very one published before (a rewrite of
+ * everything after the lease was taken).
+ */
+static void
+test_refused_kept(void)
+{
+	struct state		*s = fresh();
+	struct state_publish_opts po;
+	struct state_result	 r;
+	struct fetch_result	*fr;
+	const struct entry	*e;
+	static const struct prog b2[] = { { "a", "A" }, { "b", "B2" } };
+	static const struct prog c[] = { { "a", "A" }, { "b", "B" },
+	    { "c", "C" } };
+	static const struct prog c2[] = { { "a", "A" }, { "b", "B2" },
+	    { "c", "C" } };
+
+	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
+	testbe_refuse_keep("program-b");
+	r = publish(s, report(b2, 2, FETCH_LISTED), false, NULL);
+	T_CHECK(!r.complete && r.published);
+	T_INTEQ(r.sites.sites_partial, 1);
+	T_CHECK(has("program-b", "\"title\":\"B\""));
+	T_STREQ(get("course-programs-run-1"), "[\"a\",\"b\"]");
+	T_STREQ(get("program-uuids-lms.example"), "[\"a\",\"b\"]");
+	e = recorded(s, "program-b");
+	T_CHECK(e != NULL && e->len == strlen(get("program-b")) &&
+	    memcmp(e->val, get("program-b"), e->len) == 0);
+
+	/* Everything written again, b's record the one already published. */
+	fr = report(c, 3, FETCH_LISTED);
+	program_unref(fr->sites[0]->progs[1].p);
+	fr->sites[0]->progs[1].p = program_ref(catalog_site_program(
+	    state_generation(s)->sites[0], "b"));
+	memset(&po, 0, sizeof po);
+	po.every_site = true;
+	(void)state_publish(s, fr, &po, &r);
+	fetch_result_free(fr);
+	T_CHECK(!r.complete && r.published);
+	T_CHECK(has("program-b", "\"title\":\"B\""));
+	T_STREQ(get("course-programs-run-1"), "[\"a\",\"b\",\"c\"]");
+	T_CHECK(recorded(s, "program-b") != NULL);
+
+	/* Once the cache takes it, the new value goes in. */
+	testbe_heal();
+	r = publish(s, report(c2, 3, FETCH_LISTED), false, NULL);
+	T_CHECK(r.complete);
+	T_CHECK(has("program-b", "\"B2\""));
+	state_free(s);
+}
+
 static void
 test_shrink_guard(void)
 {
@@ -462,6 +531,7 @@ main(void)
 	test_unconfirmed_and_down();
 	test_failed_detail_and_list();
 	test_refused_and_too_big();
+	test_refused_kept();
 	test_shrink_guard();
 	test_server_fails();
 	test_lease_lost();

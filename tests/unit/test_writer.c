@@ -33,7 +33,7 @@ entries(size_t n)
 		snprintf(vals[i], sizeof vals[i], "\"v%zu\"", i);
 		v[i].key = keys[i];
 		v[i].wire = wires[i];
-		v[i].wirelen = (uint16_t)strlen(wires[i]);
+		v[i].wirelen = (uint32_t)strlen(wires[i]);
 		v[i].val = (const unsigned char *)vals[i];
 		v[i].len = strlen(vals[i]);
 		v[i].flags = 1;
@@ -105,7 +105,25 @@ test_refusals(void)
 	T_INTEQ(ws.written, 1);
 	T_INTEQ(ws.failed, 3);
 	T_CHECK(writer_in_cache(WRITE_OK) && writer_in_cache(WRITE_SAME) &&
-	    !writer_in_cache(WRITE_REFUSED) && !writer_in_cache(WRITE_DOWN));
+	    !writer_in_cache(WRITE_REFUSED) && !writer_in_cache(WRITE_DOWN) &&
+	    !writer_in_cache(WRITE_KEPT));
+
+	/* Refused by a cache that keeps the old value (Redis): KEPT. */
+	testbe_heal();
+	memset(out, 0, sizeof out);
+	T_INTEQ(writer_phase(st, v, 2, 0, NULL, out, NULL), WRITER_OK);
+	T_STREQ(testbe_get("w:program-1"), "\"v1\"");
+	v[1].val = (const unsigned char *)"\"new\"";
+	v[1].len = 5;
+	testbe_refuse_keep("program-1");
+	memset(out, 0, sizeof out);
+	memset(&ws, 0, sizeof ws);
+	T_INTEQ(writer_phase(st, v, 2, 0, NULL, out, &ws), WRITER_OK);
+	T_INTEQ(out[0], WRITE_OK);
+	T_INTEQ(out[1], WRITE_KEPT);
+	T_STREQ(testbe_get("w:program-1"), "\"v1\"");
+	T_INTEQ(ws.failed, 1);
+	testbe_heal();
 }
 
 /* A server down, a flush that fails: unknown outcomes, WRITER_FAILED. */

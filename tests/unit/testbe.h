@@ -9,7 +9,9 @@
  * flush, as the real backends do; what a command says happens there:
  *
  *	testbe_refuse(s)	a set whose wire key contains s is refused
- *				(reported through the flush's callback)
+ *				(reported through the flush's callback) and
+ *				the old item dropped, as memcached does
+ *	testbe_refuse_keep(s)	... refused, the old item kept, as Redis does
  *	testbe_lose(s)		... is lost without a word (flush says OK)
  *	testbe_fail_flush(i)	server i's next flush fails (marked down)
  *	testbe_down(i, b)	server i refuses everything (STORE_DOWN)
@@ -48,6 +50,7 @@ static struct {
 	struct testbe_op	 queue[TESTBE_SERVERS][TESTBE_KEYS];
 	size_t			 nqueue[TESTBE_SERVERS];
 	char			 refuse[64];
+	char			 refuse_keep[64];
 	char			 lose[64];
 	bool			 fail_flush[TESTBE_SERVERS];
 	bool			 down[TESTBE_SERVERS];
@@ -74,6 +77,7 @@ testbe_reset(void)
 }
 
 static __attribute__((unused)) void	testbe_refuse(const char *s) { snprintf(tb.refuse, sizeof tb.refuse, "%s", s); }
+static __attribute__((unused)) void	testbe_refuse_keep(const char *s) { snprintf(tb.refuse_keep, sizeof tb.refuse_keep, "%s", s); }
 static __attribute__((unused)) void	testbe_lose(const char *s) { snprintf(tb.lose, sizeof tb.lose, "%s", s); }
 static __attribute__((unused)) void	testbe_fail_flush(int i) { tb.fail_flush[i] = true; }
 static __attribute__((unused)) void	testbe_down(int i, bool b) { tb.down[i] = b; }
@@ -83,7 +87,7 @@ static __attribute__((unused)) void	testbe_item_max(size_t n) { tb.item_max = n;
 static __attribute__((unused)) void
 testbe_heal(void)
 {
-	tb.refuse[0] = tb.lose[0] = '\0';
+	tb.refuse[0] = tb.refuse_keep[0] = tb.lose[0] = '\0';
 	memset(tb.fail_flush, 0, sizeof tb.fail_flush);
 	memset(tb.down, 0, sizeof tb.down);
 	tb.item_max = 1024 * 1024;
@@ -228,7 +232,16 @@ tbe_apply(struct testbe_op *op, store_refused_cb refused, void *arg)
 		if (it != NULL)
 			testbe_evict(op->it.key);
 		if (refused != NULL)
-			refused(op->tag, arg);
+			refused(op->tag, false, arg);
+		free(op->it.key);
+		free(op->it.val);
+		return;
+	}
+	if (tb.refuse_keep[0] != '\0' &&
+	    strstr(op->it.key, tb.refuse_keep) != NULL) {
+		/* Refused, the old item untouched, as Redis does. */
+		if (refused != NULL)
+			refused(op->tag, true, arg);
 		free(op->it.key);
 		free(op->it.val);
 		return;
