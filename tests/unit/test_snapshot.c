@@ -119,12 +119,12 @@ derived(const struct entry *e)
 	int	wlen;
 	uint64_t servers = 0;
 
-	if ((wlen = key_make(&kf, e->key, strlen(e->key), wire)) == -1)
+	if ((wlen = key_make_short(&kf, e->key, strlen(e->key), wire)) == -1)
 		return e->wire == NULL && e->servers == 0;
 	k = store_place(st, wire, (size_t)wlen, idx);
 	for (i = 0; i < k; i++)
 		servers |= (uint64_t)1 << idx[i];
-	return e->wire != NULL && e->wirelen == wlen &&
+	return e->wire != NULL && e->wirelen == (uint32_t)wlen &&
 	    strcmp(e->wire, wire) == 0 && e->servers == servers;
 }
 
