@@ -211,14 +211,22 @@ const struct event events_table[] = {
 	  "the state file was not loaded (damaged, or other cache "
 	  "settings)" },
 	{ "snapshot_loaded", LOG_INFO, 0,
-	  "file entries bytes age_s duration_ms",
-	  "the state file was loaded at start-up" },
+	  "file entries bytes texts age_s duration_ms",
+	  "the state file was loaded at start-up: entries and their value "
+	  "bytes, texts (the sites and programs as published)" },
 	{ "snapshot_saved", LOG_INFO, 0,
-	  "file entries bytes duration_ms",
-	  "the state file was written after a publish" },
+	  "file kind entries bytes changed removed written file_bytes "
+	  "duration_ms",
+	  "the state file was written after a publish: a new base or a delta "
+	  "(kind) of the records that changed or went, written bytes this "
+	  "time, file_bytes in all" },
 	{ "stale_deleted", LOG_INFO, 0,
 	  "keys stale_after examples",
 	  "keys absent upstream for stale_after refreshes were deleted" },
+	{ "state_dir_locked", LOG_ERR, 0,
+	  "dir pid error",
+	  "another process (pid) writes this state_dir: --once or --domain "
+	  "or a second daemon exits 1" },
 	{ "timestamp_ahead", LOG_WARNING, 0,
 	  "site program modified tolerance_s",
 	  "a program's data_modified_timestamp is later than Discovery's own "

@@ -8,17 +8,29 @@
 
 #include <xxhash.h>
 
+#include "absentfile.h"
 #include "dryrun.h"
 #include "genfile.h"
 #include "log.h"
 #include "map.h"
 #include "plan.h"
 #include "pool.h"
+#include "snapfile.h"
 #include "state.h"
 #include "util.h"
 
 /* Rounds of writing the details again after the cache refused some. */
 #define REFUSAL_ROUNDS	3
+
+/*
+ * A record and the plan its entries point into, held by the state and by
+ * every save that reads them: the last holder frees them (on the loop).
+ */
+struct hold {
+	int			 refs;
+	struct snapshot		*snap;
+	struct plan		*plan;		/* or NULL */
+};
 
 struct state {
 	const struct cfg	*cfg;
@@ -26,11 +38,13 @@ struct state {
 	const struct keyfn	*kf;
 	struct pool		*pool;		/* saves, or NULL */
 	struct catalog		*gen;		/* last published, or NULL */
+	struct hold		*hold;		/* snap and plan, or NULL */
 	struct plan		*plan;		/* snap's entries point into it */
 	struct snapshot		*snap;		/* what the cache holds */
 	struct snapshot		*loaded;	/* the file; kept: records point
-						   into its mapping */
-	bool			 saved;		/* the file holds snap */
+						   into its values */
+	struct snapfile		*file;		/* state_dir's, as of start-up;
+						   the save thread's */
 	struct map		 absent;	/* key -> absences + 1 */
 	struct map		 unsure;	/* recorded, not confirmed */
 };
@@ -44,16 +58,58 @@ value_flags(const struct cfg *cfg)
 
 /* --- saving ------------------------------------------------------------ */
 
+static struct hold *
+hold_new(struct snapshot *snap, struct plan *plan)
+{
+	struct hold	*h = xcalloc(1, sizeof *h);
+
+	h->refs = 1;
+	h->snap = snap;
+	h->plan = plan;
+	return h;
+}
+
+static struct hold *
+hold_ref(struct hold *h)
+{
+	if (h != NULL)
+		h->refs++;
+	return h;
+}
+
+static void
+hold_drop(struct hold *h)
+{
+	if (h == NULL || --h->refs > 0)
+		return;
+	snapshot_free(h->snap);
+	plan_free(h->plan);
+	free(h);
+}
+
 /*
- * A save (a POOL_SAVE job): the thread writes and fsyncs the file from the
- * snapshot, which (with the plan and records its entries point into, and
- * the loaded file) stays until the job's done has run: every path that
- * frees or replaces them waits for it first.
+ * Make snap (and pl, its entries' plan) the record, taking them.  A save
+ * that still reads the old one keeps it: nothing waits for it.
+ */
+static void
+set_record(struct state *s, struct snapshot *snap, struct plan *pl)
+{
+	hold_drop(s->hold);
+	s->hold = snap != NULL ? hold_new(snap, pl) : NULL;
+	s->snap = snap;
+	s->plan = pl;
+}
+
+/*
+ * A save (a POOL_SAVE job): the thread makes the file hold next, as a
+ * delta from prev (what the file held after the save before) or a new
+ * base.  Both are held until the job's done has run; the snapfile is the
+ * save thread's (jobs of one type run one at a time, in order).
  */
 struct save_job {
-	struct state		*s;
-	const struct snapshot	*snap;
-	char			*path;
+	struct snapfile		*file;
+	struct hold		*prev;		/* or NULL */
+	struct hold		*next;
 	char			*settings;
 	int			 rc;
 	struct snapshot_outcome	 o;
@@ -65,54 +121,48 @@ save_work(void *arg)
 {
 	struct save_job	*sj = arg;
 
-	sj->rc = snapshot_save(sj->snap, sj->path, sj->settings, &sj->o);
+	sj->rc = snapfile_save(sj->file, sj->prev != NULL ? sj->prev->snap :
+	    NULL, sj->next->snap, sj->settings, &sj->o);
 }
 
-/* On the loop: say how it went; the file holds snap if it worked. */
+/* On the loop: say how it went, and let go of what it read. */
 static void
 save_done(void *arg, bool cancelled)
 {
 	struct save_job	*sj = arg;
 
-	if (!cancelled) {
-		snapshot_log_save(sj->snap, sj->path, &sj->o, sj->rc);
-		sj->s->saved = sj->rc == 0;
-	}
-	free(sj->path);
+	if (!cancelled)
+		snapshot_log_save(sj->next->snap, snapfile_path(sj->file),
+		    &sj->o, sj->rc);
+	hold_drop(sj->prev);
+	hold_drop(sj->next);
 	free(sj->settings);
 	free(sj);
 }
 
-/* Wait for a save in progress (its outcome is logged now). */
+/* Wait for the saves in progress (their outcomes are logged now). */
 static void
 save_wait(struct state *s)
 {
 	pool_wait(s->pool, POOL_SAVE);
 }
 
-/* Save the record, unless the file holds exactly this already. */
+/*
+ * Save the record s->hold, which replaced prev: the save thread writes
+ * what changed since prev (nothing, if nothing did).
+ */
 static void
-save(struct state *s, struct snapshot *snap, const struct write_stats *ws,
-    size_t deleted)
+save(struct state *s, struct hold *prev)
 {
-	const struct snapshot	*old = s->snap;
-	struct save_job		*sj;
-	const char		*a, *b;
+	struct save_job	*sj;
 
-	if (snapshot_count(snap) == 0)
+	if (snapshot_count(s->snap) == 0)
 		return;		/* never a snapshot of nothing */
-	a = snapshot_sites(snap);
-	b = old != NULL ? snapshot_sites(old) : NULL;
-	if (s->saved && old != NULL && ws->written == 0 && deleted == 0 &&
-	    snapshot_count(snap) == snapshot_count(old) &&
-	    a != NULL && b != NULL && strcmp(a, b) == 0)
-		return;
 	sj = xcalloc(1, sizeof *sj);
-	sj->s = s;
-	sj->snap = snap;
-	sj->path = snapshot_path(s->cfg->state_dir);
+	sj->file = s->file;
+	sj->prev = hold_ref(prev);
+	sj->next = hold_ref(s->hold);
 	sj->settings = snapshot_settings(s->cfg);
-	s->saved = false;
 	if (s->pool == NULL) {
 		save_work(sj);
 		save_done(sj, false);
@@ -128,11 +178,15 @@ state_new(const struct cfg *cfg, struct store *st, const struct keyfn *kf,
     struct pool *pool)
 {
 	struct state	*s = xcalloc(1, sizeof *s);
+	char		*path;
 
 	s->cfg = cfg;
 	s->store = st;
 	s->kf = kf;
 	s->pool = pool;
+	path = snapshot_path(cfg->state_dir);
+	s->file = snapfile_new(path);
+	free(path);
 	map_init(&s->absent);
 	map_init(&s->unsure);
 	return s;
@@ -142,14 +196,9 @@ state_new(const struct cfg *cfg, struct store *st, const struct keyfn *kf,
 static void
 state_clear(struct state *s)
 {
-	save_wait(s);
-	snapshot_free(s->snap);
-	plan_free(s->plan);
+	set_record(s, NULL, NULL);
 	catalog_unref(s->gen);
-	s->snap = NULL;
-	s->plan = NULL;
 	s->gen = NULL;
-	s->saved = false;
 	map_free(&s->absent);
 	map_init(&s->absent);
 	map_free(&s->unsure);
@@ -161,8 +210,10 @@ state_free(struct state *s)
 {
 	if (s == NULL)
 		return;
+	save_wait(s);
 	state_clear(s);
 	snapshot_free(s->loaded);
+	snapfile_free(s->file);
 	map_free(&s->absent);
 	map_free(&s->unsure);
 	free(s);
@@ -196,36 +247,39 @@ state_snapshot(const struct state *s)
 bool
 state_load(struct state *s)
 {
-	struct snapshot		*snap;
+	struct snapshot		*snap, *view;
 	const struct entry	*v;
-	char			*path, *set;
+	const char		*path = snapfile_path(s->file);
+	char			*set;
 	size_t			 i;
 
-	path = snapshot_path(s->cfg->state_dir);
+	/* The snapfile is the save thread's while a save runs. */
+	save_wait(s);
 	set = snapshot_settings(s->cfg);
-	snap = snapshot_load(path, set);
+	snap = snapshot_load(path, set, s->kf, s->store, s->file);
 	free(set);
 	if (snap == NULL || snapshot_count(snap) == 0) {
 		/* Nothing was ever published here: nothing to trust. */
 		snapshot_free(snap);
-		free(path);
 		return false;
 	}
 	state_clear(s);
 	snapshot_free(s->loaded);
 	s->loaded = snap;
 	s->gen = genfile_read(snap, path);
-	free(path);
-	/* The record is the file's, borrowed from it (it stays mapped). */
-	s->snap = snapshot_new();
+	/* The record is the file's, borrowed from it (it stays loaded). */
+	view = snapshot_new();
 	v = snapshot_entries(snap);
 	for (i = 0; i < snapshot_count(snap); i++) {
-		snapshot_add(s->snap, &v[i]);
+		snapshot_add(view, &v[i]);
 		map_put(&s->absent, v[i].key, strlen(v[i].key))->val =
 		    (void *)(uintptr_t)1;
 	}
-	snapshot_set_sites(s->snap, snapshot_sites(snap));
-	s->saved = true;
+	for (i = 0; i < snapshot_ntexts(snap); i++)
+		snapshot_add_text_ref(view, &snapshot_texts(snap)[i]);
+	absentfile_read(snap, &s->absent, s->cfg->stale_after);
+	snapfile_holds(s->file, snapshot_serial(view));
+	set_record(s, view, NULL);
 	return true;
 }
 
@@ -716,25 +770,15 @@ adopt(struct publish *pb, struct plan *pl, struct snapshot *snap,
 {
 	struct state	*s = pb->s;
 	struct catalog	*gen;
-	char		*text;
+	struct hold	*prev;
 
-	/*
-	 * The last save reads the record, plan and generation replaced from
-	 * here on (until now they were only read, and records shared with
-	 * the new generation are copied before they change).
-	 */
-	save_wait(s);
 	if (r->published || r->deleted > 0 || pb->rc != WRITER_OK) {
 		gen = gen_merge(pb->next, s->gen, s->cfg);
-		text = genfile_text(gen);
-		snapshot_set_sites(snap, text);
-		free(text);
-		save(s, snap, &r->ws, r->deleted);
+		genfile_put(snap, gen);
 	} else {
 		/* Nothing new reached the cache: the generation stays. */
 		gen = gen_learn(s->gen, pb->next);
-		snapshot_set_sites(snap, s->snap != NULL ?
-		    snapshot_sites(s->snap) : NULL);
+		absentfile_copy_others(snap, s->snap);
 		if (s->snap == NULL) {
 			catalog_unref(gen);
 			snapshot_free(snap);
@@ -742,13 +786,15 @@ adopt(struct publish *pb, struct plan *pl, struct snapshot *snap,
 			return;
 		}
 	}
+	absentfile_put(snap, &s->absent);
 	/* (What this publish wrote is in the record either way.) */
 	catalog_unref(s->gen);
 	s->gen = gen;
-	plan_free(s->plan);
-	s->plan = pl;
-	snapshot_free(s->snap);
-	s->snap = snap;
+	/* A save still reading the old record holds it. */
+	prev = hold_ref(s->hold);
+	set_record(s, snap, pl);
+	save(s, prev);
+	hold_drop(prev);
 }
 
 int
