@@ -46,7 +46,7 @@ PKG_CONFIG ?= pkg-config
 PYTHON	?= /usr/bin/python3
 
 PKGS	 = libcurl libevent jansson libmemcached inih libsodium nettle libxxhash \
-	   hiredis
+	   hiredis libzstd
 
 # The revision /metrics reports in programs_cached_build_info: the git
 # checkout's, "unknown" in a tree that is not one (unless REVISION is set).
@@ -301,8 +301,8 @@ bench:
 # The benchmarks of single issues, after run.py: those that keep a section
 # of BENCH.md between their own markers write it; the others print their
 # tables, kept in build/bench/NAME.txt.
-BENCH_SECTIONS	 = incremental change
-BENCH_PRINTED	 = lease reader_watch heal_republish
+BENCH_SECTIONS	 = incremental change snapshot
+BENCH_PRINTED	 = lease reader_watch reader_repair heal_republish
 bench-issues: bench-bins
 	set -e; for b in $(BENCH_SECTIONS); do \
 	    PCD_BUILD=$(BUILD) $(PYTHON) bench/$$b.py; done

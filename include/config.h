@@ -62,6 +62,13 @@ enum cfg_backend {
 	BACKEND_REDIS		/* a [redis] section */
 };
 
+/* [daemon] reader_watch (rwatch.h). */
+enum cfg_reader_watch {
+	READER_WATCH_AUTO,	/* what the server offers */
+	READER_WATCH_ON,	/* Redis: turn the notifications on */
+	READER_WATCH_OFF
+};
+
 /* Whether the change source's pushes are used ([discovery] change_notify). */
 enum cfg_change_notify {
 	CHANGE_NOTIFY_AUTO,	/* where the source has them, as it is */
@@ -190,6 +197,7 @@ struct cfg {
 	bool			 force_publish;
 	int			 stale_after;
 	int			 workers;		/* -1: auto */
+	enum cfg_reader_watch	 reader_watch;
 
 	/* [lease] */
 	bool			 lease_enabled;

@@ -227,7 +227,7 @@ struct mcw_counts {
  * STREAMS`, and delivers each line to cbs->line; started at once.  It
  * reconnects after every failure, with an exponential backoff between
  * backoff_min and backoff_max (+-20 % jitter; back to the minimum once a
- * watch lasted a minute), and after a refusal every backoff_max (the
+ * watch lasted a second), and after a refusal every backoff_max (the
  * server may be restarted without -W).  Each read callback handles at
  * most 16 KiB, so a flood of lines never holds the loop; a line over
  * MCW_LINE_MAX is dropped (counted in bad) up to its end.  The input

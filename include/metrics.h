@@ -108,6 +108,13 @@ void	metrics_http_duration(const char *endpoint, double seconds);
 void	metrics_change_publish(double seconds);
 /* A cache operation failed or was refused on a server (and mc_errors). */
 void	metrics_store_error(const char *server);
+/* Reader gets of a family's keys by result (hit, miss_lost, miss_absent). */
+void	metrics_reader_get(const char *family, const char *result,
+	    uint64_t n);
+/* The reader watch of a server: up or not, and skipped lines to add. */
+void	metrics_reader_watch(const char *server, bool up, uint64_t skipped);
+/* A repair of reason wrote keys. */
+void	metrics_repair(const char *reason, size_t keys);
 /* One more failure of a site (NULL: none in particular) at a stage. */
 void	metrics_failure(const char *site, const char *stage);
 

@@ -96,6 +96,25 @@ bool		 monitor_confirmed(struct monitor *, size_t i);
 int		 monitor_repair_all(struct monitor *, const char *reason);
 
 /*
+ * For the reader watch (rwatch.h), which finds keys missing without a
+ * poll.  Put back entry ids[k] of the current snapshot on server
+ * srv[k] (k < n) through the writer thread and the gate; its
+ * cache_repaired (with reason) says how it went.  0 once queued, or -1
+ * if there is no snapshot, the monitor is idle, or a publish holds the
+ * writer (nothing queued: the ids are of the record it replaces).
+ */
+int		 monitor_repair_keys(struct monitor *, const size_t *ids,
+		    const size_t *srv, size_t n, const char *reason);
+/*
+ * Server i has lost what it held (its watch came back to another pid or
+ * run_id, or the LMS missed many keys at once): cache_empty_detected with
+ * reason and the server's stats, read now (so that the next check does
+ * not take it for another restart), then every key it owns re-published.
+ */
+void		 monitor_server_lost(struct monitor *, size_t i,
+		    const char *reason);
+
+/*
  * Compare the cache with snap, for --verify: one line per key missing or
  * different, per server unreachable, and a summary, on out.  0 when the
  * cache holds every value, 1 otherwise.

@@ -135,7 +135,7 @@ struct rdw_opts {
 /*
  * A watch of one Redis server's db, connecting on the next turn of the
  * loop, reconnecting after every failure with an exponential backoff
- * (+-20 % jitter; from the minimum again once a watch lasted a minute),
+ * (+-20 % jitter; from the minimum again once a watch lasted a second),
  * and every backoff_max after a refusal or while nothing is available
  * (an operator may turn the notifications on: the next connection sees
  * it).  A server that refuses CONFIG GET (ACL) in mode auto is still

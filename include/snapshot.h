@@ -1,28 +1,21 @@
 /*
  * snapshot.h: what the cache holds, as the last publish left it, kept to
  * refill the cache without Discovery and to know "the previous value" in
- * every mode (SPEC §4, §5, §7).
+ * every mode (SPEC §4, §7).
  *
  * An entry is one key as written: the Django cache key, the wire key, the
  * flags, the value bytes and the servers it went to.  Beside the entries,
- * a snapshot carries the sites as the last publish knew them (the state
- * module's text: each site's UUID list, its programs' facts, its
- * pathways), so that a run that starts from the file (--once, or the
- * daemon after a restart) keeps a failed program in its indexes exactly as
- * the daemon that published it would.
+ * a snapshot carries named texts: the sites as the last publish knew them
+ * (genfile.h: each site's UUID list and pathways, each program's facts),
+ * so that a run that starts from the file (--once, or the daemon after a
+ * restart) keeps a failed program in its indexes exactly as the daemon
+ * that published it would.
  *
  * Entries are borrowed (snapshot_add: key and value must outlive the
- * snapshot; the wire key is copied) or copied (snapshot_add_copy); a
- * loaded snapshot points into its file, mapped once.  Nothing changes a
- * snapshot once it is made.
- *
- * The file, under state_dir: a header (magic, format version, entry count,
- * lengths, creation time), the settings that shape keys, values and
- * placement as text, the sites text, the entries, and a BLAKE2b-256
- * checksum of everything before it.  It is written to a temporary file,
- * fsynced, renamed over the old one, and the directory fsynced.  A file
- * that is truncated, corrupt, of another format version or written with
- * other settings is reported (snapshot_ignored) and never trusted.
+ * snapshot; the wire key is copied) or copied (snapshot_add_copy); texts
+ * are copied.  A loaded snapshot (snapfile.h) owns the memory its entries
+ * and texts point into.  Nothing changes a snapshot once it is made, so
+ * one may be read from any thread while its owner keeps it.
  */
 #ifndef PCD_SNAPSHOT_H
 #define PCD_SNAPSHOT_H
@@ -34,21 +27,36 @@
 #include "config.h"
 #include "entry.h"
 
-/* The file's name under state_dir. */
+/* The file's name under state_dir (snapfile.h: what is in it). */
 #define SNAPSHOT_FILE		"programs-cache.snapshot"
-/* The format this daemon writes and reads. */
-#define SNAPSHOT_VERSION	3
+
+/* A named text (a site, a program's facts): NUL-terminated, len bytes. */
+struct snapshot_text {
+	const char	*name;
+	const char	*text;
+	size_t		 len;
+};
 
 struct snapshot;
 
 /* An empty snapshot, to be filled with snapshot_add. */
 struct snapshot	*snapshot_new(void);
-/* Append an entry: key and val are borrowed, wire is copied. */
+/* Append an entry: key and val are borrowed, wire is copied (or NULL). */
 void		 snapshot_add(struct snapshot *, const struct entry *);
 /* Append a copy of an entry (key, wire and value). */
 void		 snapshot_add_copy(struct snapshot *, const struct entry *);
-/* The sites text (copied; NULL: none). */
-void		 snapshot_set_sites(struct snapshot *, const char *);
+/* Append a named text (both copied; names are unique by contract). */
+void		 snapshot_add_text(struct snapshot *, const char *name,
+		    const char *text, size_t len);
+/* Append a borrowed text (name and text must outlive the snapshot). */
+void		 snapshot_add_text_ref(struct snapshot *,
+		    const struct snapshot_text *);
+/* Append copies of every text of src. */
+void		 snapshot_copy_texts(struct snapshot *, const struct snapshot *src);
+/* Free p with the snapshot (the memory a loaded one points into). */
+void		 snapshot_keep(struct snapshot *, void *p);
+/* When it was made or saved (the file's time for a loaded one). */
+void		 snapshot_set_created(struct snapshot *, uint64_t ms);
 void		 snapshot_free(struct snapshot *);
 
 /*
@@ -61,38 +69,15 @@ size_t		 snapshot_count(const struct snapshot *);
 size_t		 snapshot_bytes(const struct snapshot *);
 /* The entries, in publish order. */
 const struct entry	*snapshot_entries(const struct snapshot *);
-/* The sites text, or NULL. */
-const char	*snapshot_sites(const struct snapshot *);
-/* When it was saved (loaded) or made, unix milliseconds. */
+/* The texts, in the order they were added. */
+size_t		 snapshot_ntexts(const struct snapshot *);
+const struct snapshot_text	*snapshot_texts(const struct snapshot *);
+/* When it was made or saved, unix milliseconds. */
 uint64_t	 snapshot_created(const struct snapshot *);
 
 /* The settings a file must have been written with (caller frees). */
 char		*snapshot_settings(const struct cfg *);
 /* The file under state_dir (caller frees). */
 char		*snapshot_path(const char *state_dir);
-
-/* How a save went: what it was doing when it failed, and why. */
-struct snapshot_outcome {
-	const char	*op;		/* a literal: open, write, rename, ... */
-	char		 error[256];	/* "" on success */
-	uint64_t	 ms;		/* how long it took */
-};
-
-/*
- * Write the file atomically (creating state_dir if it is missing): 0, or
- * -1 with the old file left as it was.  It logs nothing (it runs off the
- * loop): snapshot_log_save() says how it went, on the loop.
- */
-int		 snapshot_save(const struct snapshot *, const char *path,
-		    const char *settings, struct snapshot_outcome *) PCD_WUR;
-/* snapshot_saved or snapshot_error, for save's outcome o and return rc. */
-void		 snapshot_log_save(const struct snapshot *, const char *path,
-		    const struct snapshot_outcome *o, int rc);
-/*
- * Read a file written with these settings.  NULL if there is none (errno
- * ENOENT, nothing logged) or if it cannot be trusted (logged as
- * snapshot_ignored with the reason).
- */
-struct snapshot	*snapshot_load(const char *path, const char *settings);
 
 #endif

@@ -215,5 +215,38 @@ int		 store_lease(struct store *, size_t i, enum store_lease_op,
  * (keymiss events do not name the client; see rdwatch.h's rdw_expect).
  */
 void		 store_announce(struct store *, size_t i);
+/*
+ * Whether store_set, store_delete and store_mget announce (store_announce)
+ * by themselves: on while a reader watch needs it (rwatch.c); off by
+ * default, so that --show, --verify and --once send nothing extra.
+ */
+void		 store_set_announce(struct store *, bool on);
+
+/*
+ * Who is told of the daemon's own reads (the Redis reader watch, whose
+ * keymiss events do not name the client: rdw_expect, rdw_unexpect):
+ * asking(key) for every key of a store_mget before it is sent, found(key)
+ * for each one the server had.  NULL members: nobody.  With
+ * store_set_announce on, store_set, store_delete and store_mget call
+ * store_announce themselves (once per batch, ended by store_flush or
+ * store_reconnect; before every mget).
+ */
+struct store_reads {
+	void	(*asking)(void *arg, size_t i, const char *key, size_t len);
+	void	(*found)(void *arg, size_t i, const char *key, size_t len);
+	void	*arg;
+};
+void		 store_set_reads(struct store *, const struct store_reads *);
+
+/*
+ * The Redis password to send: password (the URL's) if not NULL, else the
+ * contents of the file path (its line ends dropped; none if path is NULL,
+ * or optional and it does not exist): the configuration resolved
+ * password_file or systemd's credential redis-password.  *pw NULL if
+ * none, else malloc'ed (secret_free it).  -1 with err set if the file
+ * cannot be read.  Called at every connect: a rotated password is used.
+ */
+int		 store_redis_password(const char *password, const char *path,
+		    bool optional, char **pw, char *err, size_t errlen);
 
 #endif

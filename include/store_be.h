@@ -18,6 +18,7 @@ struct store_server {
 	bool		 up;
 	uint64_t	 retry_at;	/* mono_ms when down */
 	char		 error[256];	/* why it is down (no secrets) */
+	bool		 announced;	/* this batch's store_announce sent */
 };
 
 /* What a deferred store (store_defer) saw, kept for store_replay(). */
@@ -55,6 +56,8 @@ struct store {
 	struct store_server	 sv[STORE_MAX_SERVERS];
 	bool			 deferred;	/* store_defer() */
 	struct store_log	 kept;		/* (deferred) */
+	struct store_reads	 reads;		/* store_set_reads() */
+	bool			 announce;	/* store_set_announce() */
 };
 
 struct store_be {

@@ -52,5 +52,7 @@ uint64_t	 wall_ms(void);
 
 /* Uniform random double in [0, 1), seeded once from the OS. */
 double	 rand_unit(void);
+/* The value of a hex digit (0-9, A-F, a-f), or -1. */
+int	 hex_digit(unsigned char);
 
 #endif

@@ -67,6 +67,12 @@ void		 wthread_free(struct wthread *);
 void		 wthread_set_store(struct wthread *, struct store *own,
 		    struct store *loop);
 /*
+ * Whether the thread's store announces its connections (store_announce)
+ * from the next job on: while the reader watch runs on memcached, the
+ * item_get a set of this daemon logs is its own, not a reader's miss.
+ */
+void		 wthread_set_announce(struct wthread *, bool on);
+/*
  * Queue a job called what (a literal: the test hook's name).  gate and
  * arg are borrowed until done has run.
  */

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "monitor.h"
+#include "rwatch.h"
 #include "notify.h"
 #include "ops.h"
 #include "oauth.h"
@@ -43,6 +44,7 @@ struct daemon {
 	struct keyfn			 kf;
 	struct state			*state;		/* what the cache holds */
 	struct monitor			*mon;
+	struct rwatch			*rwatch;	/* NULL: --once */
 	struct lease			*lease;		/* NULL: always the writer */
 	struct writer_gate		 gate;		/* lease_valid() */
 	bool				 rewrite;	/* lease taken: write all */
@@ -119,6 +121,21 @@ static void
 heal_follow(struct daemon *d)
 {
 	monitor_set_snapshot(d->mon, state_snapshot(d->state));
+	if (d->rwatch != NULL)
+		rwatch_set_snapshot(d->rwatch, state_snapshot(d->state));
+}
+
+/* The reader watch follows the configuration in use (rwatch.h). */
+static void
+watch_follow(struct daemon *d)
+{
+	if (d->rwatch == NULL)
+		return;
+	rwatch_configure(d->rwatch, d->cfg, d->store, &d->kf);
+	rwatch_set_snapshot(d->rwatch, state_snapshot(d->state));
+	/* The writer thread's connections write: they announce too. */
+	wthread_set_announce(d->writer, d->cfg->backend != BACKEND_REDIS &&
+	    d->cfg->reader_watch != READER_WATCH_OFF);
 }
 
 /* A repair put everything back: for /readyz, as good as a publish. */
@@ -211,6 +228,7 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->cfg != cfg)
 		cfg_free(d->cfg);
 	d->cfg = cfg;
+	watch_follow(d);
 	return ops_configure(d->ops, d->cfg, d->store, &d->kf, d->lease);
 }
 
@@ -772,6 +790,8 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		fatalx("event_base_new failed");
 	d.mon = monitor_new(d.base);
 	if (!opts->once && !opts->dry_run)
+		d.rwatch = rwatch_new(d.base, d.mon);
+	if (!opts->once && !opts->dry_run)
 		d.change = change_new(d.base, &(struct change_cbs){
 		    on_change_refresh }, &d);
 	d.ops = ops_new(d.base, opts->once);
@@ -838,6 +858,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	fetch_result_free(d.pub_fr);
 	change_free(d.change);
 	lease_free(d.lease);		/* released: the next takes over now */
+	rwatch_free(d.rwatch);		/* before the store it tells */
 	monitor_free(d.mon);
 	state_free(d.state);		/* after the last save */
 	wthread_free(d.writer);

@@ -29,6 +29,11 @@ const struct event events_table[] = {
 	  "a server looks restarted or flushed (its pid, or Redis's run_id, "
 	  "changed, its uptime went back or the sentinel key is gone); keys: "
 	  "how many published keys it should hold" },
+	{ "cache_evicted", LOG_WARNING, 0,
+	  "server evicted examples evicted_<family>?",
+	  "the reader watch saw the server evict published keys (at most "
+	  "once a second): how many, a few LMS keys, counts by family; they "
+	  "are written back at once" },
 	{ "cache_miss", LOG_WARNING, 0,
 	  "reason missing examples missing_<family>?",
 	  "a verification found published keys missing: how many, a few "
@@ -137,6 +142,30 @@ const struct event events_table[] = {
 	  "site programs_before programs_now max_shrink error",
 	  "a site that shrank past max_shrink or to nothing keeps its "
 	  "previous values" },
+	{ "reader_miss", LOG_WARNING, VARIES,
+	  "server lost absent elsewhere examples lost_<family>? "
+	  "absent_<family>? elsewhere_<family>?",
+	  "the LMS missed keys of the programs cache (at most once a second "
+	  "while it does): lost (published, written back at once), absent "
+	  "(no program has it: a correct answer), elsewhere (published on "
+	  "another server), a few LMS keys, counts by kind and family; info "
+	  "when all were absent" },
+	{ "reader_watch_down", LOG_WARNING, 0,
+	  "server error",
+	  "the reader watch of a server stopped (it reconnects, with a "
+	  "backoff); polling covers the server meanwhile" },
+	{ "reader_watch_skipped", LOG_WARNING, 0,
+	  "server skipped",
+	  "memcached skipped watch lines because the daemon fell behind "
+	  "(at most once a minute: the lines since the last one)" },
+	{ "reader_watch_unavailable", LOG_WARNING, VARIES,
+	  "server error fix?",
+	  "the server cannot be watched (memcached -W, Redis without the "
+	  "notifications, CONFIG or SUBSCRIBE refused): fix says what to do; "
+	  "polling covers it (once until the watch comes up)" },
+	{ "reader_watch_up", LOG_INFO, 0,
+	  "server version",
+	  "the reader watch of a server started" },
 	{ "refresh_dropped", LOG_WARNING, 0,
 	  "error",
 	  "the lease was lost during a refresh: nothing of it is written" },
@@ -182,14 +211,22 @@ const struct event events_table[] = {
 	  "the state file was not loaded (damaged, or other cache "
 	  "settings)" },
 	{ "snapshot_loaded", LOG_INFO, 0,
-	  "file entries bytes age_s duration_ms",
-	  "the state file was loaded at start-up" },
+	  "file entries bytes texts age_s duration_ms",
+	  "the state file was loaded at start-up: entries and their value "
+	  "bytes, texts (the sites and programs as published)" },
 	{ "snapshot_saved", LOG_INFO, 0,
-	  "file entries bytes duration_ms",
-	  "the state file was written after a publish" },
+	  "file kind entries bytes changed removed written file_bytes "
+	  "duration_ms",
+	  "the state file was written after a publish: a new base or a delta "
+	  "(kind) of the records that changed or went, written bytes this "
+	  "time, file_bytes in all" },
 	{ "stale_deleted", LOG_INFO, 0,
 	  "keys stale_after examples",
 	  "keys absent upstream for stale_after refreshes were deleted" },
+	{ "state_dir_locked", LOG_ERR, 0,
+	  "dir pid error",
+	  "another process (pid) writes this state_dir: --once or --domain "
+	  "or a second daemon exits 1" },
 	{ "timestamp_ahead", LOG_WARNING, 0,
 	  "site program modified tolerance_s",
 	  "a program's data_modified_timestamp is later than Discovery's own "

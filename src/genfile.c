@@ -1,5 +1,5 @@
 /*
- * genfile.c: the sites text of the snapshot file.
+ * genfile.c: the sites texts of the snapshot file.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,39 +43,83 @@ facts_json(const struct program *p)
 	return j;
 }
 
-/*
- * The sites of a generation as text, for the file: each site's list, its
- * programs' facts and its pathways; the values themselves are entries.
- */
-char *
-genfile_text(const struct catalog *gen)
+/* The name of a site's text, and of one of its programs'. */
+static char *
+site_name(const char *domain)
 {
-	json_t	*doc, *sites, *site, *progs;
-	size_t	 i, j;
-	char	*text;
+	return xasprintf("%s\n%s", GENFILE_SITE, domain);
+}
 
-	sites = json_array();
+static char *
+program_name(const char *domain, const char *uuid)
+{
+	return xasprintf("%s\n%s\n%s", GENFILE_PROGRAM, domain, uuid);
+}
+
+/* Add a JSON document to snap as the text called name (taking doc). */
+static void
+put_json(struct snapshot *snap, const char *name, json_t *doc)
+{
+	char	*text = jsonld_dumps(doc);
+
+	snapshot_add_text(snap, name, text, strlen(text));
+	free(text);
+	json_decref(doc);
+}
+
+/* One site's text: what it is, its lists, and its programs' names. */
+static json_t *
+site_json(const struct catalog_site *cs)
+{
+	json_t	*site, *progs;
+	size_t	 j;
+
+	progs = json_array();
+	for (j = 0; j < cs->nprograms; j++)
+		json_array_append_new(progs,
+		    json_string(program_uuid(cs->programs[j])));
+	site = json_pack("{s:s, s:I, s:i, s:b, s:o, s:o}",
+	    "domain", cs->domain, "site_id", (json_int_t)cs->site_id,
+	    "status", (int)cs->status, "has_data", cs->has_data,
+	    "uuids", str_list((const char *const *)cs->uuids, cs->nuuids),
+	    "programs", progs);
+	json_object_set(site, "pathways", cs->pathways != NULL ?
+	    cs->pathways : json_null());
+	json_object_set_new(site, "full_ok", json_boolean(cs->full_ok));
+	return site;
+}
+
+void
+genfile_put(struct snapshot *snap, const struct catalog *gen)
+{
+	json_t		*domains = json_array();
+	struct map	 done;
+	const char	*uuid;
+	char		*name;
+	size_t		 i, j;
+
 	for (i = 0; i < gen->nsites; i++) {
 		const struct catalog_site *cs = gen->sites[i];
 
-		progs = json_array();
-		for (j = 0; j < cs->nprograms; j++)
-			json_array_append_new(progs,
-			    facts_json(cs->programs[j]));
-		site = json_pack("{s:s, s:I, s:i, s:b, s:o, s:o}",
-		    "domain", cs->domain, "site_id", (json_int_t)cs->site_id,
-		    "status", (int)cs->status, "has_data", cs->has_data,
-		    "uuids", str_list((const char *const *)cs->uuids,
-		    cs->nuuids), "programs", progs);
-		json_object_set(site, "pathways", cs->pathways != NULL ?
-		    cs->pathways : json_null());
-		json_object_set_new(site, "full_ok", json_boolean(cs->full_ok));
-		json_array_append_new(sites, site);
+		json_array_append_new(domains, json_string(cs->domain));
+		name = site_name(cs->domain);
+		put_json(snap, name, site_json(cs));
+		free(name);
+		/* One text a program (a UUID listed twice is one record). */
+		map_init(&done);
+		for (j = 0; j < cs->nprograms; j++) {
+			uuid = program_uuid(cs->programs[j]);
+			if (map_find(&done, uuid, strlen(uuid)) != NULL)
+				continue;
+			map_put(&done, uuid, strlen(uuid))->val = &done;
+			name = program_name(cs->domain, uuid);
+			put_json(snap, name, facts_json(cs->programs[j]));
+			free(name);
+		}
+		map_free(&done);
 	}
-	doc = json_pack("{s:i, s:o}", "version", 1, "sites", sites);
-	text = jsonld_dumps(doc);
-	json_decref(doc);
-	return text;
+	put_json(snap, GENFILE_SITES, json_pack("{s:i, s:o}", "version",
+	    GENFILE_VERSION, "sites", domains));
 }
 
 /* A list of strings from the text, as a C array (borrowed strings). */
@@ -128,14 +172,28 @@ program_from(const json_t *jp, const struct map *byprog)
 	return p;
 }
 
-/* One site from the text. */
+/* The parsed text called name, or NULL. */
+static json_t *
+text_json(const struct map *texts, const char *name)
+{
+	const struct snapshot_text	*t;
+	json_error_t			 err;
+
+	if ((t = map_get(texts, name, strlen(name))) == NULL)
+		return NULL;
+	return jsonld_load(t->text, t->len, 0, &err);
+}
+
+/* One site from its text and its programs' texts. */
 static struct catalog_site *
-site_from(const json_t *js, const struct map *byprog)
+site_from(const json_t *js, const struct map *texts, const struct map *byprog)
 {
 	struct catalog_site	*cs;
 	const json_t		*v, *pw;
 	struct program		*p;
 	const char		*domain;
+	json_t			*jp;
+	char			*name;
 	size_t			 i;
 
 	if ((domain = json_string_value(json_object_get(js, "domain"))) ==
@@ -155,8 +213,14 @@ site_from(const json_t *js, const struct map *byprog)
 		cs->uuids[cs->nuuids++] = xstrdup(json_string_value(v));
 	}
 	json_array_foreach(json_object_get(js, "programs"), i, v) {
-		if ((p = program_from(v, byprog)) != NULL)
+		if (!json_is_string(v))
+			continue;
+		name = program_name(domain, json_string_value(v));
+		jp = text_json(texts, name);
+		free(name);
+		if (jp != NULL && (p = program_from(jp, byprog)) != NULL)
 			catalog_site_add_program(cs, p);
+		json_decref(jp);
 	}
 	pw = json_object_get(js, "pathways");
 	if (json_is_array(pw))
@@ -166,28 +230,32 @@ site_from(const json_t *js, const struct map *byprog)
 
 /*
  * The generation a snapshot was published from: kept records whose values
- * point into the snapshot.  NULL (logged) if the text does not hold.
+ * point into the snapshot.  NULL (logged) if the texts do not hold.
  */
 struct catalog *
 genfile_read(const struct snapshot *snap, const char *path)
 {
-	const struct entry	*v = snapshot_entries(snap);
-	struct catalog		*gen;
-	struct catalog_site	*cs;
-	struct map		 byprog;
-	json_error_t		 err;
-	json_t			*doc, *js;
-	const char		*text = snapshot_sites(snap), *uuid;
-	size_t			 i;
+	const struct entry		*v = snapshot_entries(snap);
+	const struct snapshot_text	*t = snapshot_texts(snap);
+	struct catalog			*gen = NULL;
+	struct catalog_site		*cs;
+	struct map			 byprog, texts;
+	json_t				*doc, *js, *d;
+	const char			*uuid;
+	char				*name;
+	size_t				 i;
 
-	if (text == NULL)
-		return NULL;
-	if ((doc = jsonld_load(text, strlen(text), 0, &err)) == NULL ||
+	map_init(&texts);
+	for (i = 0; i < snapshot_ntexts(snap); i++)
+		map_put(&texts, t[i].name, strlen(t[i].name))->val =
+		    (void *)&t[i];
+	doc = text_json(&texts, GENFILE_SITES);
+	if (doc == NULL || json_integer_value(json_object_get(doc,
+	    "version")) != GENFILE_VERSION ||
 	    !json_is_array(json_object_get(doc, "sites"))) {
 		log_event(LOG_ERR, "snapshot_ignored", "file=%s error=%s",
 		    path, "its sites cannot be read: repairs only");
-		json_decref(doc);
-		return NULL;
+		goto out;
 	}
 	map_init(&byprog);
 	for (i = 0; i < snapshot_count(snap); i++)
@@ -197,11 +265,20 @@ genfile_read(const struct snapshot *snap, const char *path)
 			    (void *)&v[i];
 		}
 	gen = catalog_new();
-	json_array_foreach(json_object_get(doc, "sites"), i, js) {
-		if ((cs = site_from(js, &byprog)) != NULL)
+	json_array_foreach(json_object_get(doc, "sites"), i, d) {
+		if (!json_is_string(d))
+			continue;
+		name = site_name(json_string_value(d));
+		js = text_json(&texts, name);
+		free(name);
+		if (js != NULL && (cs = site_from(js, &texts, &byprog)) !=
+		    NULL)
 			catalog_add_site(gen, cs);
+		json_decref(js);
 	}
 	map_free(&byprog);
+out:
 	json_decref(doc);
+	map_free(&texts);
 	return gen;
 }

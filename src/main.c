@@ -22,7 +22,9 @@
 #include "monitor.h"
 #include "settings.h"
 #include "show.h"
+#include "snapfile.h"
 #include "snapshot.h"
+#include "statedir.h"
 #include "store.h"
 
 static const char usage_text[] =
@@ -126,33 +128,69 @@ print_version(void)
 	    HIREDIS_PATCH);
 }
 
-/* --verify: the cache against the snapshot file, on stdout. */
+/*
+ * --verify: the cache against the snapshot file, on stdout.  Read-only:
+ * nothing in state_dir is created, locked or removed.
+ */
 static int
 verify_cache(const struct cfg *cfg)
 {
 	struct snapshot	*snap;
 	struct store	*st;
+	struct keyfn	 kf;
 	char		*path, *set;
 	int		 rc = PCD_EXIT_USAGE;
 
 	path = snapshot_path(cfg->state_dir);
 	set = snapshot_settings(cfg);
-	if ((snap = snapshot_load(path, set)) == NULL) {
+	st = store_new(cfg);
+	key_init(&kf, cfg->key_function, cfg->long_key_hash, cfg->key_prefix,
+	    cfg->key_version);
+	if ((snap = snapshot_load(path, set, &kf, st, NULL)) == NULL) {
 		if (errno == ENOENT)
 			fprintf(stderr, "programs-cached: no snapshot at %s: "
 			    "nothing was published with this state_dir\n",
 			    path);
 		goto out;
 	}
-	st = store_new(cfg);
 	rc = monitor_compare(st, snap, stdout) == 0 ? PCD_EXIT_OK :
 	    PCD_EXIT_FAIL;
-	store_free(st);
 	snapshot_free(snap);
 out:
+	key_clear(&kf);
+	store_free(st);
 	free(set);
 	free(path);
 	return rc;
+}
+
+/*
+ * The daemon, --once and --domain write state_dir: become its one writer
+ * for the life of the process.  0, or the exit status when another
+ * process is the writer.  A directory that may not be used is reported
+ * by the load and by every save (snapshot_ignored, snapshot_error), which
+ * it never makes; the cache is still refreshed.
+ */
+static int
+lock_state_dir(const struct cfg *cfg)
+{
+	char	why[512];
+	pid_t	holder;
+
+	switch (statedir_lock(cfg->state_dir, &holder, why, sizeof why)) {
+	case STATEDIR_LOCKED:
+	case STATEDIR_UNTRUSTED:
+		return 0;
+	case STATEDIR_BUSY:
+		log_event(LOG_ERR, "state_dir_locked", "dir=%s pid=%ld "
+		    "error=%s", cfg->state_dir, (long)holder, why);
+		return PCD_EXIT_FAIL;
+	case STATEDIR_ERROR:
+	default:
+		log_event(LOG_ERR, "snapshot_error", "file=%s/%s op=lock "
+		    "error=%s", cfg->state_dir, STATEDIR_LOCK, why);
+		return 0;
+	}
 }
 
 int
@@ -295,6 +333,10 @@ main(int argc, char *argv[])
 		return ch;
 	}
 
+	if (!opts.dry_run && (ch = lock_state_dir(cfg)) != 0) {
+		cfg_free(cfg);
+		return ch;
+	}
 	/* A write to a closed socket must be an error, not death. */
 	signal(SIGPIPE, SIG_IGN);
 	json_object_seed(0);

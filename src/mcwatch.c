@@ -34,19 +34,6 @@ struct field {
 	size_t		 vallen;
 };
 
-/* The value of a hex digit, or -1. */
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Whether memcached's uriencode leaves the byte bare. */
 static bool
 uri_bare(unsigned char c)
@@ -68,8 +55,8 @@ mcw_uridecode(const char *in, size_t len, unsigned char out[MCW_KEY_MAX + 1])
 		if (n == MCW_KEY_MAX)
 			return -1;
 		if (p[i] == '%') {
-			if (len - i < 3 || (hi = hexval(p[i + 1])) == -1 ||
-			    (lo = hexval(p[i + 2])) == -1)
+			if (len - i < 3 || (hi = hex_digit(p[i + 1])) == -1 ||
+			    (lo = hex_digit(p[i + 2])) == -1)
 				return -1;
 			out[n++] = (unsigned char)(hi << 4 | lo);
 			i += 2;
@@ -508,8 +495,12 @@ mcw_parse(const char *line, size_t len, struct mcw_line *out,
 #define OWN_MAX		64
 /* STAT lines read before the watch, at most. */
 #define STATS_MAX	512
-/* A watch that lasted this long starts the backoff again from the minimum. */
-#define STEADY_MS	60000
+/*
+ * A watch that lasted this long starts the backoff again from the minimum:
+ * a server restarted after a second of watching is watched again within
+ * backoff_min (its keys go back at once); a connect loop still backs off.
+ */
+#define STEADY_MS	1000
 
 /*
  * A connection of the daemon's: its cfd, and the gid of the line that

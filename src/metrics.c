@@ -219,6 +219,33 @@ metrics_store_error(const char *server)
 	lseries(store_errors, "server", server, NULL, NULL)->v++;
 }
 
+static const char	reader_gets[] = "programs_cached_reader_gets_total";
+static const char	watch_up[] = "programs_cached_reader_watch_up";
+static const char	watch_skipped[] =
+    "programs_cached_reader_watch_skipped_total";
+static const char	repairs_by[] = "programs_cached_repaired_keys_total";
+
+void
+metrics_reader_get(const char *family, const char *result, uint64_t n)
+{
+	lseries(reader_gets, "family", family, "result", result)->v +=
+	    (double)n;
+}
+
+void
+metrics_reader_watch(const char *server, bool up, uint64_t skipped)
+{
+	lseries(watch_up, "server", server, NULL, NULL)->v = up ? 1 : 0;
+	lseries(watch_skipped, "server", server, NULL, NULL)->v +=
+	    (double)skipped;
+}
+
+void
+metrics_repair(const char *reason, size_t keys)
+{
+	lseries(repairs_by, "reason", reason, NULL, NULL)->v += (double)keys;
+}
+
 void
 metrics_failure(const char *site, const char *stage)
 {
@@ -498,6 +525,17 @@ metrics_render(struct buf *b)
 	render_lseries(b, failures, "counter", "Failures by site and stage "
 	    "(uuids, detail, pathways, auth, deadline, publish, ...).",
 	    false);
+	render_lseries(b, repairs_by, "counter", "Keys rewritten from the "
+	    "snapshot, by reason (verify, pid changed, reader miss, "
+	    "eviction, ...).", false);
+	render_lseries(b, reader_gets, "counter", "The cache's readers' gets "
+	    "of the programs cache's keys, seen by the reader watch: hit "
+	    "(memcached only), miss_lost (a published key missing), "
+	    "miss_absent (a key no publish holds).", false);
+	render_lseries(b, watch_up, "gauge", "Whether the reader watch of "
+	    "the server is up (1) or not (0).", false);
+	render_lseries(b, watch_skipped, "counter", "Watch lines the server "
+	    "skipped because the watcher fell behind.", false);
 
 	gauge(b, "programs_cached_lease_holder", "Whether this daemon holds "
 	    "the writer's lease (1) or stands by (0); 1 without [lease].",

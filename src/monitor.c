@@ -400,6 +400,7 @@ repair_done(void *arg, bool stopped)
 	if (!(rj->rep.lost && written == 0)) {
 		metrics.repairs++;
 		metrics.keys_repaired += written;
+		metrics_repair(rj->reason, written);
 		log_event(failed ? LOG_ERR : LOG_NOTICE, "cache_repaired",
 		    "reason=%s server=%s keys=%zu bytes=%zu keys_failed=%zu "
 		    "duration_ms=%llu", rj->reason, rj->server, written, bytes,
@@ -1051,6 +1052,66 @@ on_verify(evutil_socket_t fd, short what, void *arg)
 	if (((struct monitor *)arg)->idle)
 		return;
 	verify(arg, SIZE_MAX, "verify");
+}
+
+/* --- for the reader watch (rwatch.c) --------------------------------- */
+
+int
+monitor_repair_keys(struct monitor *m, const size_t *ids, const size_t *srv,
+    size_t n, const char *reason)
+{
+	struct fixes	 f;
+	size_t		 k;
+	int		 rc;
+
+	if (m->snap == NULL || m->idle || m->store == NULL)
+		return -1;
+	/*
+	 * A publish holds the writer: the ids are of the record it is about
+	 * to replace, so they are not queued behind it.  The reader's next
+	 * miss of the key asks again, after the publish.
+	 */
+	if (wthread_busy(m->w))
+		return -1;
+	memset(&f, 0, sizeof f);
+	for (k = 0; k < n; k++)
+		if (ids[k] < snapshot_count(m->snap) &&
+		    srv[k] < store_nservers(m->store))
+			fixes_add(&f, ids[k], srv[k]);
+	rc = 0;
+	if (f.n > 0)
+		repair(m, &f, reason, n == 1 ?
+		    store_server_name(m->store, srv[0]) : NULL, 0, NULL);
+	free(f.v);
+	return rc;
+}
+
+void
+monitor_server_lost(struct monitor *m, size_t i, const char *reason)
+{
+	struct mon_server	*ms;
+	struct store_stats	 ss;
+
+	if (m->idle || m->store == NULL || i >= store_nservers(m->store))
+		return;
+	ms = &m->sv[i];
+	store_reconnect(m->store, i);
+	store_probe(m->store, true);
+	if (store_stats(m->store, i, &ss) == -1) {
+		store_probe(m->store, false);
+		ms->down = true;
+		unconfirm(m, i);
+		return;
+	}
+	store_probe(m->store, false);
+	ms->down = false;
+	ms->known = true;
+	ms->seen = ss;
+	ms->at = mono_ms();
+	unconfirm(m, i);
+	empty_detected(m, i, reason, &ss);
+	if (m->snap != NULL)
+		repair_server(m, i, reason);
 }
 
 int

@@ -23,12 +23,17 @@
 #include "log.h"
 #include "map.h"
 #include "rdwatch.h"
+#include "secret.h"
 #include "util.h"
 
 /* How long an expectation of the daemon's own keymiss is held, at least. */
 #define LEDGER_MS	10000
-/* A watch that lasted this long starts the backoff again from the minimum. */
-#define STEADY_MS	60000
+/*
+ * A watch that lasted this long starts the backoff again from the minimum:
+ * a server restarted after a second of watching is watched again within
+ * backoff_min (its keys go back at once); a connect loop still backs off.
+ */
+#define STEADY_MS	1000
 
 enum phase {
 	PH_IDLE,	/* waiting to (re)connect */
@@ -636,16 +641,6 @@ on_auth(redisAsyncContext *ac, void *reply, void *privdata)
 		step(w);
 }
 
-/* Wipe and free a secret. */
-static void
-free_secret(char *s)
-{
-	if (s != NULL) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 /* Queue AUTH, INFO and CONFIG GET; -1 if the password cannot be read. */
 static int
 hello(struct rdw *w)
@@ -671,7 +666,7 @@ hello(struct rdw *w)
 		argv[argc] = pw;
 		lens[argc++] = strlen(pw);
 		redisAsyncCommandArgv(w->ac, on_auth, NULL, argc, argv, lens);
-		free_secret(pw);
+		secret_free(pw);
 	}
 	argv[0] = "INFO";
 	argv[1] = "server";

@@ -121,19 +121,6 @@ is_digest(const char *s, size_t len)
 	return true;
 }
 
-/* The value of a hex digit, or -1. */
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* urllib.parse.unquote_plus, into out; its length, or -1 if malformed. */
 static int
 unquote_plus(const char *s, size_t len, char out[KEY_MAX + 1])
@@ -145,8 +132,8 @@ unquote_plus(const char *s, size_t len, char out[KEY_MAX + 1])
 		if (s[i] == '+')
 			out[n++] = ' ';
 		else if (s[i] == '%') {
-			if (len - i < 3 || (hi = hexval((unsigned char)s[i + 1]))
-			    == -1 || (lo = hexval((unsigned char)s[i + 2])) == -1)
+			if (len - i < 3 || (hi = hex_digit((unsigned char)s[i + 1]))
+			    == -1 || (lo = hex_digit((unsigned char)s[i + 2])) == -1)
 				return -1;
 			out[n++] = (char)(hi << 4 | lo);
 			i += 2;

@@ -29,6 +29,8 @@ static const char *const notify_names[] = { "auto", "on", "off", NULL };
 static const char *const logfmt_names[] = {
 	"auto", "json", "journal", "text", NULL
 };
+/* In the order of enum cfg_reader_watch. */
+static const char *const rwatch_names[] = { "auto", "on", "off", NULL };
 static const char *const loglevel_names[] = {
 	"error", "warning", "notice", "info", "debug", NULL
 };
@@ -232,6 +234,10 @@ const struct setting settings_table[] = {
 	G("daemon", "workers", SETTING_INT, workers, -1, 64, "auto", RESTART,
 	    "Threads parsing details; auto: one per CPU, at most 8; "
 	    "0 or 1: none."),
+	C("daemon", "reader_watch", SETTING_CHOICE, reader_watch,
+	    rwatch_names, "auto", LIVE,
+	    "Watch the cache's reads (memcached watch, Redis keymiss "
+	    "events): lost keys back at once; on: Redis's CONFIG SET too."),
 
 	G("lease", "enabled", SETTING_BOOL, lease_enabled, 0, 0, "false",
 	    RESTART,

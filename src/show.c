@@ -14,6 +14,7 @@
 #include "jsonld.h"
 #include "keys.h"
 #include "show.h"
+#include "snapfile.h"
 #include "snapshot.h"
 #include "store.h"
 #include "tstamp.h"
@@ -447,17 +448,22 @@ show_key(const struct cfg *cfg, const char *key, bool json, FILE *out)
 	struct look	 lk;
 	struct snapshot	*snap;
 	struct store	*st;
+	struct keyfn	 kf;
 	char		*path, *set;
 	bool		 agree;
 
 	memset(&lk, 0, sizeof lk);
 	lk.key = key;
+	st = store_new(cfg);
+	key_init(&kf, cfg->key_function, cfg->long_key_hash, cfg->key_prefix,
+	    cfg->key_version);
 	path = snapshot_path(cfg->state_dir);
 	set = snapshot_settings(cfg);
-	snap = snapshot_load(path, set);	/* NULL: none, or not trusted */
+	/* NULL: none, or not trusted.  Read only: no snapfile, no lock. */
+	snap = snapshot_load(path, set, &kf, st, NULL);
+	key_clear(&kf);
 	free(set);
 	free(path);
-	st = store_new(cfg);
 	look(&lk, cfg, st, snap);
 	agree = agreed(&lk);
 	if (json)

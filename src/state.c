@@ -19,12 +19,14 @@
 
 #include <xxhash.h>
 
+#include "absentfile.h"
 #include "dryrun.h"
 #include "genfile.h"
 #include "log.h"
 #include "map.h"
 #include "plan.h"
 #include "pool.h"
+#include "snapfile.h"
 #include "state.h"
 #include "util.h"
 #include "wthread.h"
@@ -34,6 +36,16 @@
 
 struct publish;
 
+/*
+ * A record and the plan its entries point into, held by the state and by
+ * every save that reads them: the last holder frees them (on the loop).
+ */
+struct hold {
+	int			 refs;
+	struct snapshot		*snap;
+	struct plan		*plan;		/* or NULL */
+};
+
 struct state {
 	const struct cfg	*cfg;
 	struct store		*store;		/* the loop's (placement, up) */
@@ -42,11 +54,13 @@ struct state {
 	struct pool		*pool;		/* saves, or NULL */
 	struct publish		*pub;		/* in progress, or NULL */
 	struct catalog		*gen;		/* last published, or NULL */
+	struct hold		*hold;		/* snap and plan, or NULL */
 	struct plan		*plan;		/* snap's entries point into it */
 	struct snapshot		*snap;		/* what the cache holds */
 	struct snapshot		*loaded;	/* the file; kept: records point
-						   into its mapping */
-	bool			 saved;		/* the file holds snap */
+						   into its values */
+	struct snapfile		*file;		/* state_dir's, as of start-up;
+						   the save thread's */
 	struct map		 absent;	/* key -> absences + 1 */
 	struct map		 unsure;	/* recorded, not confirmed */
 };
@@ -60,23 +74,63 @@ value_flags(const struct cfg *cfg)
 
 /* --- saving ------------------------------------------------------------ */
 
+static struct hold *
+hold_new(struct snapshot *snap, struct plan *plan)
+{
+	struct hold	*h = xcalloc(1, sizeof *h);
+
+	h->refs = 1;
+	h->snap = snap;
+	h->plan = plan;
+	return h;
+}
+
+static struct hold *
+hold_ref(struct hold *h)
+{
+	if (h != NULL)
+		h->refs++;
+	return h;
+}
+
+static void
+hold_drop(struct hold *h)
+{
+	if (h == NULL || --h->refs > 0)
+		return;
+	snapshot_free(h->snap);
+	plan_free(h->plan);
+	free(h);
+}
+
 /*
- * A save (a POOL_SAVE job): the thread writes and fsyncs the file from the
- * snapshot, which (with the plan and records its entries point into, and
- * the loaded file) stays until the job's done has run: every path that
- * frees or replaces them waits for it first.
+ * Make snap (and pl, its entries' plan) the record, taking them.  A save
+ * that still reads the old one keeps it: nothing waits for it.
+ */
+static void
+set_record(struct state *s, struct snapshot *snap, struct plan *pl)
+{
+	hold_drop(s->hold);
+	s->hold = snap != NULL ? hold_new(snap, pl) : NULL;
+	s->snap = snap;
+	s->plan = pl;
+}
+
+/*
+ * A save (a POOL_SAVE job): the thread makes the file hold next, as a
+ * delta from prev (what the file held after the save before) or a new
+ * base.  Both are held until the job's done has run; the snapfile is the
+ * save thread's (jobs of one type run one at a time, in order).
  */
 struct save_job {
-	struct state		*s;
-	const struct snapshot	*snap;
-	char			*path;
+	struct snapfile		*file;
+	struct hold		*prev;		/* or NULL */
+	struct hold		*next;
 	char			*settings;
 	int			 rc;
 	struct snapshot_outcome	 o;
 };
 
-static void	adopt(struct publish *);
-static bool	adopt_waits(const struct state *);
 
 /*
  * A test hook: PCD_TEST_STOP_AT=save stops the process (SIGSTOP) when the
@@ -98,26 +152,23 @@ save_work(void *arg)
 	struct save_job	*sj = arg;
 
 	test_stop_save();
-	sj->rc = snapshot_save(sj->snap, sj->path, sj->settings, &sj->o);
+	sj->rc = snapfile_save(sj->file, sj->prev != NULL ? sj->prev->snap :
+	    NULL, sj->next->snap, sj->settings, &sj->o);
 }
 
-/* On the loop: say how it went; the file holds snap if it worked. */
+/* On the loop: say how it went, and let go of what it read. */
 static void
 save_done(void *arg, bool cancelled)
 {
 	struct save_job	*sj = arg;
-	struct state	*s = sj->s;
 
-	if (!cancelled) {
-		snapshot_log_save(sj->snap, sj->path, &sj->o, sj->rc);
-		s->saved = sj->rc == 0;
-	}
-	free(sj->path);
+	if (!cancelled)
+		snapshot_log_save(sj->next->snap, snapfile_path(sj->file),
+		    &sj->o, sj->rc);
+	hold_drop(sj->prev);
+	hold_drop(sj->next);
 	free(sj->settings);
 	free(sj);
-	/* A publish that waited for this save to replace what it read. */
-	if (adopt_waits(s) && pool_pending(s->pool, POOL_SAVE) == 0)
-		adopt(s->pub);
 }
 
 /* Wait for the saves in progress (their outcomes are logged now). */
@@ -128,29 +179,22 @@ save_wait(struct state *s)
 		pool_wait(s->pool, POOL_SAVE);
 }
 
-/* Save the record, unless the file holds exactly this already. */
+/*
+ * Save the record s->hold, which replaced prev: the save thread writes
+ * what changed since prev (nothing, if nothing did).
+ */
 static void
-save(struct state *s, struct snapshot *snap, const struct write_stats *ws,
-    size_t deleted)
+save(struct state *s, struct hold *prev)
 {
-	const struct snapshot	*old = s->snap;
-	struct save_job		*sj;
-	const char		*a, *b;
+	struct save_job	*sj;
 
-	if (snapshot_count(snap) == 0)
+	if (snapshot_count(s->snap) == 0)
 		return;		/* never a snapshot of nothing */
-	a = snapshot_sites(snap);
-	b = old != NULL ? snapshot_sites(old) : NULL;
-	if (s->saved && old != NULL && ws->written == 0 && deleted == 0 &&
-	    snapshot_count(snap) == snapshot_count(old) &&
-	    a != NULL && b != NULL && strcmp(a, b) == 0)
-		return;
 	sj = xcalloc(1, sizeof *sj);
-	sj->s = s;
-	sj->snap = snap;
-	sj->path = snapshot_path(s->cfg->state_dir);
+	sj->file = s->file;
+	sj->prev = hold_ref(prev);
+	sj->next = hold_ref(s->hold);
 	sj->settings = snapshot_settings(s->cfg);
-	s->saved = false;
 	if (s->pool == NULL) {
 		save_work(sj);
 		save_done(sj, false);
@@ -166,12 +210,16 @@ state_new(const struct cfg *cfg, struct store *st, struct wthread *w,
     const struct keyfn *kf, struct pool *pool)
 {
 	struct state	*s = xcalloc(1, sizeof *s);
+	char		*path;
 
 	s->cfg = cfg;
 	s->store = st;
 	s->w = w;
 	s->kf = kf;
 	s->pool = pool;
+	path = snapshot_path(cfg->state_dir);
+	s->file = snapfile_new(path);
+	free(path);
 	map_init(&s->absent);
 	map_init(&s->unsure);
 	return s;
@@ -181,14 +229,9 @@ state_new(const struct cfg *cfg, struct store *st, struct wthread *w,
 static void
 state_clear(struct state *s)
 {
-	save_wait(s);
-	snapshot_free(s->snap);
-	plan_free(s->plan);
+	set_record(s, NULL, NULL);
 	catalog_unref(s->gen);
-	s->snap = NULL;
-	s->plan = NULL;
 	s->gen = NULL;
-	s->saved = false;
 	map_free(&s->absent);
 	map_init(&s->absent);
 	map_free(&s->unsure);
@@ -206,8 +249,10 @@ state_free(struct state *s)
 	wthread_wait(s->w);
 	if (s->pub != NULL)
 		publish_abandon(s->pub);
+	save_wait(s);
 	state_clear(s);
 	snapshot_free(s->loaded);
+	snapfile_free(s->file);
 	map_free(&s->absent);
 	map_free(&s->unsure);
 	free(s);
@@ -241,36 +286,39 @@ state_snapshot(const struct state *s)
 bool
 state_load(struct state *s)
 {
-	struct snapshot		*snap;
+	struct snapshot		*snap, *view;
 	const struct entry	*v;
-	char			*path, *set;
+	const char		*path = snapfile_path(s->file);
+	char			*set;
 	size_t			 i;
 
-	path = snapshot_path(s->cfg->state_dir);
+	/* The snapfile is the save thread's while a save runs. */
+	save_wait(s);
 	set = snapshot_settings(s->cfg);
-	snap = snapshot_load(path, set);
+	snap = snapshot_load(path, set, s->kf, s->store, s->file);
 	free(set);
 	if (snap == NULL || snapshot_count(snap) == 0) {
 		/* Nothing was ever published here: nothing to trust. */
 		snapshot_free(snap);
-		free(path);
 		return false;
 	}
 	state_clear(s);
 	snapshot_free(s->loaded);
 	s->loaded = snap;
 	s->gen = genfile_read(snap, path);
-	free(path);
-	/* The record is the file's, borrowed from it (it stays mapped). */
-	s->snap = snapshot_new();
+	/* The record is the file's, borrowed from it (it stays loaded). */
+	view = snapshot_new();
 	v = snapshot_entries(snap);
 	for (i = 0; i < snapshot_count(snap); i++) {
-		snapshot_add(s->snap, &v[i]);
+		snapshot_add(view, &v[i]);
 		map_put(&s->absent, v[i].key, strlen(v[i].key))->val =
 		    (void *)(uintptr_t)1;
 	}
-	snapshot_set_sites(s->snap, snapshot_sites(snap));
-	s->saved = true;
+	for (i = 0; i < snapshot_ntexts(snap); i++)
+		snapshot_add_text_ref(view, &snapshot_texts(snap)[i]);
+	absentfile_read(snap, &s->absent, s->cfg->stale_after);
+	snapfile_holds(s->file, snapshot_serial(view));
+	set_record(s, view, NULL);
 	return true;
 }
 
@@ -312,7 +360,6 @@ struct publish {
 	struct snapshot			*snap;
 	struct catalog			*gen;
 	struct buf			 stale_ex;	/* stale_deleted examples */
-	bool				 adopting;	/* waits for a save */
 };
 
 /*
@@ -891,34 +938,23 @@ record_work(struct store *st, const struct writer_gate *gate, void *arg)
 {
 	struct publish	*pb = arg;
 	struct state	*s = pb->s;
-	char		*text;
 
 	pb->snap = record(pb, st, gate, pb->pl, pb->out, pb->sweep,
 	    &pb->r.deleted);
 	if (pb->r.published || pb->r.deleted > 0 || pb->rc != WRITER_OK) {
 		pb->gen = gen_merge(pb->next, s->gen, s->cfg);
-		text = genfile_text(pb->gen);
-		snapshot_set_sites(pb->snap, text);
-		free(text);
+		genfile_put(pb->snap, pb->gen);
 	} else {
 		/* Nothing new reached the cache: the generation stays. */
 		pb->gen = gen_learn(s->gen, pb->next);
-		snapshot_set_sites(pb->snap, s->snap != NULL ?
-		    snapshot_sites(s->snap) : NULL);
+		absentfile_copy_others(pb->snap, s->snap);
 	}
-}
-
-/* Whether a publish has its record and waits for a save to end. */
-static bool
-adopt_waits(const struct state *s)
-{
-	return s->pub != NULL && s->pub->adopting;
 }
 
 /*
  * Make what was published (or learnt) the state's record, and tell the
- * caller.  The last save reads the record, plan and generation replaced
- * here: it has ended (record_done waits for it).
+ * caller.  A save still reading the record replaced here holds it
+ * (struct hold): nothing waits for the disk.
  */
 static void
 adopt(struct publish *pb)
@@ -927,23 +963,23 @@ adopt(struct publish *pb)
 	state_done_cb	 cb = pb->cb;
 	void		*arg = pb->arg;
 	struct state_result r = pb->r;
+	struct hold	*prev;
 
-	pb->adopting = false;
-	if (r.published || r.deleted > 0 || pb->rc != WRITER_OK)
-		save(s, pb->snap, &r.ws, r.deleted);
-	else if (s->snap == NULL) {
+	if (!(r.published || r.deleted > 0 || pb->rc != WRITER_OK) &&
+	    s->snap == NULL) {
 		/* Nothing ever published: nothing to record. */
 		publish_free(pb);
 		cb(&r, arg);
 		return;
 	}
+	absentfile_put(pb->snap, &s->absent);
 	/* (What this publish wrote is in the record either way.) */
 	catalog_unref(s->gen);
 	s->gen = pb->gen;
-	plan_free(s->plan);
-	s->plan = pb->pl;
-	snapshot_free(s->snap);
-	s->snap = pb->snap;
+	prev = hold_ref(s->hold);
+	set_record(s, pb->snap, pb->pl);
+	save(s, prev);
+	hold_drop(prev);
 	pb->gen = NULL;
 	pb->pl = NULL;
 	pb->snap = NULL;
@@ -963,11 +999,6 @@ record_done(void *arg, bool stopped)
 		log_event(LOG_INFO, "stale_deleted", "keys=%zu stale_after=%d "
 		    "examples=%s", pb->r.deleted, s->cfg->stale_after,
 		    (const char *)pb->stale_ex.data);
-	if (pool_pending(s->pool, POOL_SAVE) > 0) {
-		/* save_done adopts: the loop does not wait for the disk. */
-		pb->adopting = true;
-		return;
-	}
 	adopt(pb);
 }
 

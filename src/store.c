@@ -307,12 +307,23 @@ store_place(const struct store *st, const char *key, size_t keylen,
 	return st->be->place(st, key, keylen, idx);
 }
 
+/* Mark the batch on server i as the daemon's own, once (store.h). */
+static void
+announce_batch(struct store *st, size_t i)
+{
+	if (st->announce && !st->sv[i].announced) {
+		store_announce(st, i);
+		st->sv[i].announced = true;
+	}
+}
+
 enum store_rc
 store_set(struct store *st, size_t i, const char *key, size_t keylen,
     const void *val, size_t len, uint32_t flags, size_t tag)
 {
 	enum store_rc	rc;
 
+	announce_batch(st, i);
 	if ((rc = st->be->set(st, i, key, keylen, val, len, flags, tag)) !=
 	    STORE_OK)
 		return rc;
@@ -331,6 +342,7 @@ store_delete(struct store *st, size_t i, const char *key, size_t keylen)
 {
 	enum store_rc	rc;
 
+	announce_batch(st, i);
 	if ((rc = st->be->del(st, i, key, keylen)) == STORE_OK) {
 		if (st->deferred)
 			st->kept.deletes++;
@@ -343,6 +355,7 @@ store_delete(struct store *st, size_t i, const char *key, size_t keylen)
 int
 store_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 {
+	st->sv[i].announced = false;
 	return st->be->flush(st, i, refused, arg);
 }
 
@@ -356,18 +369,71 @@ store_stats(struct store *st, size_t i, struct store_stats *out)
 void
 store_reconnect(struct store *st, size_t i)
 {
+	st->sv[i].announced = false;
 	st->be->reconnect(st, i);
+}
+
+/* A store_mget told to store_set_reads()'s found. */
+struct reads_hit {
+	struct store		 *st;
+	size_t			  i;
+	const char *const	 *keys;
+	const size_t		 *lens;
+	store_hit_cb		  cb;
+	void			 *arg;
+};
+
+static void
+on_reads_hit(size_t j, const void *val, size_t len, uint32_t flags,
+    void *arg)
+{
+	struct reads_hit	*rh = arg;
+
+	if (rh->st->reads.found != NULL)
+		rh->st->reads.found(rh->st->reads.arg, rh->i, rh->keys[j],
+		    rh->lens[j]);
+	rh->cb(j, val, len, flags, rh->arg);
 }
 
 int
 store_mget(struct store *st, size_t i, const char *const *keys,
     const size_t *lens, size_t n, store_hit_cb cb, void *arg)
 {
+	struct reads_hit	 rh;
+	size_t			 j;
+
 	if (st->deferred)
 		st->kept.gets += n;
 	else
 		metrics.mc_gets += n;
-	return st->be->mget(st, i, keys, lens, n, cb, arg);
+	if (st->announce)
+		store_announce(st, i);
+	if (st->reads.asking == NULL)
+		return st->be->mget(st, i, keys, lens, n, cb, arg);
+	for (j = 0; j < n; j++)
+		st->reads.asking(st->reads.arg, i, keys[j], lens[j]);
+	rh.st = st;
+	rh.i = i;
+	rh.keys = keys;
+	rh.lens = lens;
+	rh.cb = cb;
+	rh.arg = arg;
+	return st->be->mget(st, i, keys, lens, n, on_reads_hit, &rh);
+}
+
+void
+store_set_announce(struct store *st, bool on)
+{
+	st->announce = on;
+}
+
+void
+store_set_reads(struct store *st, const struct store_reads *r)
+{
+	if (r != NULL)
+		st->reads = *r;
+	else
+		memset(&st->reads, 0, sizeof st->reads);
 }
 
 int

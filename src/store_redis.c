@@ -30,6 +30,7 @@
 #include "config.h"
 #include "log.h"
 #include "store_be.h"
+#include "secret.h"
 #include "util.h"
 
 /* Redis's default proto-max-bulk-len: the largest value it accepts. */
@@ -136,16 +137,6 @@ rd_open(struct store *st, const struct cfg *cfg)
 	st->sv[0].name = xstrdup(cfg->servers[0].name);
 }
 
-/* Wipe and free a secret. */
-static void
-free_secret(char *s)
-{
-	if (s != NULL) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 static void
 rd_close(struct store *st)
 {
@@ -158,7 +149,7 @@ rd_close(struct store *st)
 	free(rd->host);
 	free(rd->socket);
 	free(rd->user);
-	free_secret(rd->password);
+	secret_free(rd->password);
 	free(rd->password_file);
 	free(rd->pend.v);
 	free(rd->again.v);
@@ -166,26 +157,20 @@ rd_close(struct store *st)
 	free(rd);
 }
 
-/*
- * The password to send: the URL's, or the file the configuration resolved
- * (password_file, or systemd's credential redis-password if it is there);
- * *pw NULL if none.  Read at every connect, so a rotated password is
- * picked up.  -1 with err set if a file is unreadable.
- */
-static int
-read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
+int
+store_redis_password(const char *password, const char *path, bool optional,
+    char **pw, char *err, size_t errlen)
 {
-	const char	*path = rd->password_file;
 	char		 buf[1024];
 	FILE		*f;
 	size_t		 n;
 
 	*pw = NULL;
-	if (rd->password != NULL) {
-		*pw = xstrdup(rd->password);
+	if (password != NULL) {
+		*pw = xstrdup(password);
 		return 0;
 	}
-	if (path == NULL || (rd->password_optional && access(path, F_OK) != 0))
+	if (path == NULL || (optional && access(path, F_OK) != 0))
 		return 0;
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "cannot read the password file %s: %s",
@@ -200,6 +185,14 @@ read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
 	*pw = xstrdup(buf);
 	explicit_bzero(buf, sizeof buf);
 	return 0;
+}
+
+/* The password to send (store_redis_password), read at every connect. */
+static int
+read_password(const struct rd *rd, char **pw, char *err, size_t errlen)
+{
+	return store_redis_password(rd->password, rd->password_file,
+	    rd->password_optional, pw, err, errlen);
 }
 
 /* The bound of the monitor's reads (store_probe), as for memcached. */
@@ -291,10 +284,10 @@ connect_server(const struct rd *rd, char *err, size_t errlen)
 	if ((r = command(c, "SELECT", 2, argv, lens, err, errlen)) == NULL)
 		goto fail;
 	freeReplyObject(r);
-	free_secret(pw);
+	secret_free(pw);
 	return c;
 fail:
-	free_secret(pw);
+	secret_free(pw);
 	if (c != NULL)
 		redisFree(c);
 	return NULL;

@@ -28,6 +28,7 @@ struct wthread {
 	atomic_bool		 stopping;
 	uint64_t		 reconnect;	/* for the next job */
 	bool			 retry;
+	bool			 announce;	/* wthread_set_announce */
 	size_t			 pending;	/* done not run yet */
 	const void		*claim;
 	void			(*idle)(void *);
@@ -45,6 +46,7 @@ struct wjob {
 	void				*arg;
 	uint64_t			 reconnect;
 	bool				 retry;
+	bool				 announce;
 	struct store_log		*log;		/* the store's, after */
 	long				 batches;	/* gate asked */
 	bool				 stopped;
@@ -116,6 +118,7 @@ job_work(void *arg)
 			store_reconnect(w->own, i);
 	if (j->retry)
 		store_retry_now(w->own);
+	store_set_announce(w->own, j->announce);
 	j->work(w->own, &g, j->arg);
 	j->log = store_take_log(w->own);
 }
@@ -173,6 +176,12 @@ wthread_set_store(struct wthread *w, struct store *own, struct store *loop)
 }
 
 void
+wthread_set_announce(struct wthread *w, bool on)
+{
+	w->announce = on;
+}
+
+void
 wthread_submit(struct wthread *w, const char *what,
     const struct writer_gate *gate, wthread_work_cb work,
     wthread_done_cb done, void *arg)
@@ -187,6 +196,7 @@ wthread_submit(struct wthread *w, const char *what,
 	j->arg = arg;
 	j->reconnect = w->reconnect;
 	j->retry = w->retry;
+	j->announce = w->announce;
 	w->reconnect = 0;
 	w->retry = false;
 	w->pending++;

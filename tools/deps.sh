@@ -27,14 +27,15 @@ set -eu
 # libssl-dev: libmemcached.pc requires libcrypto (pkg-config fails without).
 build="gcc make pkg-config libcurl4-openssl-dev libevent-dev libjansson-dev
 libmemcached-dev libinih-dev libsodium-dev nettle-dev libxxhash-dev
-libhiredis-dev libssl-dev"
+libhiredis-dev libssl-dev libzstd-dev"
 # systemd: systemd-analyze checks the unit; mandoc lints the man pages;
 # prometheus: promtool checks /metrics and contrib/prometheus/alerts.yml
 # (19 MB, about 7 s to install).  memcached, prometheus and redis-server
 # ship services: installed here, they are neither started nor enabled.
+# zstd: test_hostile rewrites a snapshot file by hand.
 test="memcached python3 python3-django python3-pymemcache python3-pylibmc
 openssl python3-prometheus-client systemd mandoc prometheus redis-server
-python3-django-redis"
+python3-django-redis zstd"
 bench="python3-requests valgrind"
 fuzz="clang libclang-rt-14-dev"
 lint="cppcheck clang-tidy"

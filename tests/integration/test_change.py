@@ -260,10 +260,18 @@ class TutorLayout(ChangeCase):
         uuid = self.edit_title("Edited before the flapping")
         stop = threading.Event()
 
+        bumps = []
+
         def flap():
             while not stop.is_set():
                 self.bump()
+                bumps.append(time.monotonic())
                 time.sleep(0.01)
+
+        def bursts():
+            # A gap of change_debounce (1 s) ends a burst, as the daemon
+            # sees it: on a loaded machine this thread can stall that long.
+            return 1 + sum(1 for a, b in zip(bumps, bumps[1:]) if b - a >= 0.9)
         t = threading.Thread(target=flap, daemon=True)
         t0 = time.monotonic()
         t.start()
@@ -278,12 +286,17 @@ class TutorLayout(ChangeCase):
                 time.sleep(0.1)
             while time.monotonic() - t0 < 12:
                 time.sleep(0.1)
-            self.assertEqual(len(self.change_refreshes(d, mark)), 1)
+            if bursts() == 1:
+                self.assertEqual(len(self.change_refreshes(d, mark)), 1)
         finally:
             stop.set()
             t.join()
         time.sleep(5)
-        self.assertEqual(len(self.change_refreshes(d, mark)), 2)
+        n = len(self.change_refreshes(d, mark))
+        if bursts() == 1:
+            self.assertEqual(n, 2)
+        else:
+            self.assertLessEqual(n, 2 * bursts(), "%d bursts" % bursts())
 
     def test_course_run_only_edit_reaches_the_cache_after_change_full_delay(self):
         """An edit that bumps no program's data_modified_timestamp (a course

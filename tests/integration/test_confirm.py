@@ -51,7 +51,9 @@ class TruthfulSuccess(PcdTestCase):
         self.fake = self.start_fake(self.cat, timestamps=True)
         self.d = self.daemon(self.config(self.fake, [self.mc], [(DOMAIN, 1, "")], daemon={
             "incremental_interval": "1s", "refresh_interval": "1h",
-            "check_interval": "1h", "verify_interval": "1h", "listen": "127.0.0.1:0"}))
+            "check_interval": "1h", "verify_interval": "1h", "listen": "127.0.0.1:0",
+            # the polling checks are under test, not the reader watch
+            "reader_watch": "off"}))
         self.d.start()
         self.addr = self.d.wait_event("listening")["address"]
         self.d.wait_event("refresh_succeeded", timeout=20,
@@ -135,7 +137,8 @@ class FirstCheck(RedisCase):
         self.cat = catalog.generate(25, seed=5)
         self.fake = self.start_fake(self.cat)
         self.timers = {"refresh_interval": "1h", "incremental_interval": "0",
-                       "check_interval": "%ds" % CHECK_S, "verify_interval": "1h"}
+                       "check_interval": "%ds" % CHECK_S, "verify_interval": "1h",
+                       "reader_watch": "off"}
 
     def restart_and_wait(self, d, reader, restart):
         t0 = time.monotonic()

@@ -39,8 +39,11 @@ class Healing(PcdTestCase):
         ])
 
     def sections(self, mcs=None, memcached=None, **daemon):
+        # The polling checks are what these tests are about: the reader
+        # watch, which would see the same restarts first, is off
+        # (test_readers.py has it).
         cfg = {"refresh_interval": "1h", "check_interval": "%dms" % (CHECK * 1000),
-               "verify_interval": "1h"}
+               "verify_interval": "1h", "reader_watch": "off"}
         cfg.update(daemon)
         return self.config(self.fake, mcs or [self.mc], self.sites,
                            discovery={"retries": 0}, memcached=memcached, daemon=cfg)

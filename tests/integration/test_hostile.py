@@ -163,8 +163,10 @@ class Hostile(PcdTestCase):
     # -- 7. state_dir and the snapshot's temporary file ------------------------
 
     def test_planted_tmp_symlink_is_not_followed(self):
-        """programs-cache.snapshot.tmp -> victim, planted while the daemon
-        runs: the victim keeps its bytes and the snapshot is still written."""
+        """The daemon's temporary file (programs-cache.snapshot.PID.tmp) and
+        the old shared name, planted as symlinks to a victim while the
+        daemon runs: a new base is still written, the victim keeps its
+        bytes, and the daemon's own name is a file of its own again."""
         fake = self.fake()
         state = Path(self.tmpdir) / "state"
         state.mkdir(mode=0o700)
@@ -175,18 +177,24 @@ class Hostile(PcdTestCase):
                                             "refresh_interval": "1h"}))
         d.start()
         d.wait_event("snapshot_saved", timeout=30)
+        own = state / ("programs-cache.snapshot.%d.tmp" % d.pid)
+        own.symlink_to(victim)
         (state / "programs-cache.snapshot.tmp").symlink_to(victim)
+        # The file gone: the next save cannot append, it writes a base.
+        snap = state / "programs-cache.snapshot"
+        snap.unlink()
         cat = json.loads(json.dumps(self.cat))
         for p in cat["programs"].values():
             p["title"] += " (v2)"
         fake.set_catalogue(cat)
         mark = d.mark()
         d.send_signal(signal.SIGHUP)
-        d.wait_event("snapshot_saved", timeout=30, since=mark)
+        saved = d.wait_event("snapshot_saved", timeout=30, since=mark)
+        self.assertEqual(saved["kind"], "base")
         self.assertEqual(victim.read_bytes(), b"precious\n")
-        snap = state / "programs-cache.snapshot"
         self.assertTrue(snap.is_file() and not snap.is_symlink())
-        self.assertFalse(os.path.lexists(state / "programs-cache.snapshot.tmp"))
+        self.assertFalse(os.path.lexists(own))
+        self.assertEqual(d.run("--verify").returncode, 0)
 
     def test_state_dir_writable_by_others_is_refused(self):
         """A state_dir anyone can write to is neither written nor read."""
@@ -510,3 +518,124 @@ class Hostile(PcdTestCase):
         rej = [e for e in events if e["event"] == "program_rejected"]
         self.assertLessEqual(len(rej), 11)
         self.assertEqual(rej[-1]["entries"], 100001 - 10)
+
+
+# -- the snapshot file, edited by hand with its digests recomputed -------------
+
+def _u32(b, o):
+    return int.from_bytes(b[o:o + 4], "little")
+
+
+def _u64(b, o):
+    return int.from_bytes(b[o:o + 8], "little")
+
+
+def _p64(v):
+    return v.to_bytes(8, "little")
+
+
+def _zstd(data, *args):
+    import subprocess
+    return subprocess.run(["zstd", "-q", "-c", *args], input=data, check=True,
+                          stdout=subprocess.PIPE).stdout
+
+
+def recraft(path, edit):
+    """Rewrite a one-segment snapshot file (format 4, see src/snapfile.c)
+    with edit(records) applied to its records [op, family, flags, name,
+    value], every length, digest and checksum recomputed: a file only the
+    loader's own checks can refuse."""
+    import hashlib
+    b = Path(path).read_bytes()
+    assert b[:8] == b"PCDSNAP\n" and _u64(b, 32) == 1, "one base segment"
+    hlen = _u64(b, 16)
+    seg = b[hlen:hlen + 64]
+    plen = _u64(seg, 24)
+    raw = _zstd(b[hlen + 96:hlen + 96 + plen], "-d")
+    recs, o = [], 0
+    while o < len(raw):
+        op, fam, flags = raw[o], raw[o + 1], _u32(raw, o + 4)
+        nlen, vlen = _u32(raw, o + 8), _u64(raw, o + 16)
+        o += 24
+        name = raw[o:o + nlen]
+        o += nlen + 1
+        recs.append([op, fam, flags, name, raw[o:o + vlen]])
+        o += vlen + 1
+    edit(recs)
+    raw = b"".join(bytes([op, fam, 0, 0]) + flags.to_bytes(4, "little")
+                   + len(name).to_bytes(4, "little") + bytes(4) + _p64(len(val))
+                   + name + b"\0" + val + b"\0" for op, fam, flags, name, val in recs)
+    payload = _zstd(raw, "-1", "--stream-size=%d" % len(raw))
+    seg = seg[:24] + _p64(len(payload)) + _p64(len(raw)) + _p64(len(recs)) + seg[48:64]
+    digest = hashlib.blake2b(bytes(32) + payload + seg, digest_size=32).digest()
+    hdr = bytearray(b[:hlen])
+    hdr[24:32] = _p64(hlen + 96 + len(payload))
+    hdr[40:48] = _p64(len(raw))
+    hdr[48:56] = _p64(len(raw))
+    hdr[64:96] = digest
+    hdr[96:128] = hashlib.blake2b(bytes(hdr[:96]) + bytes(hdr[128:]),
+                                  digest_size=32).digest()
+    Path(path).write_bytes(bytes(hdr) + seg + digest + payload)
+
+
+class HandEditedSnapshot(PcdTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.mc = self.start_memcached()
+        self.cat = catalog.generate(6, seed=9)
+        self.fake = self.start_fake(self.cat)
+        self.d = self.daemon(self.config(self.fake, [self.mc], [(SITE, 1, "")],
+                                         daemon={"refresh_interval": "1h",
+                                                 "check_interval": "1s"}))
+        self.assertEqual(self.d.run_once().returncode, 0)
+        self.snap = self.d.state_dir / "programs-cache.snapshot"
+        self.reader_ = self.reader([self.mc])
+        self.victim = "victim-%d" % os.getpid()
+        self.reader_.set_many({self.victim: "precious"})
+
+    def restart_from_file(self):
+        """memcached emptied but for the victim, the daemon started on the
+        file: its snapshot_loaded or snapshot_ignored event."""
+        self.mc.restart()
+        self.reader_ = self.reader([self.mc])
+        self.reader_.set_many({self.victim: "precious"})
+        self.d.start()
+        for _ in range(300):
+            evs = [e for e in self.d.events
+                   if e.get("event") in ("snapshot_loaded", "snapshot_ignored")]
+            if evs:
+                return evs[0]
+            time.sleep(0.1)
+        self.fail("neither snapshot_loaded nor snapshot_ignored")
+
+    def test_the_crafting_is_right(self):
+        """The file rewritten by hand (its records as they were, recompressed,
+        its digests recomputed) loads: the refusal below is the loader's,
+        not the crafting's."""
+        key = ("program-" + self.cat["uuids"][0]).encode()
+        recraft(self.snap, lambda recs: None)
+        ev = self.restart_from_file()
+        self.assertEqual(ev["event"], "snapshot_loaded", ev)
+        # (The repair and the first refresh race to fill the cache.)
+        self.d.wait_event("refresh_succeeded", timeout=60)
+        self.assertIsNotNone(self.reader_.get(key.decode()))
+
+    def test_a_key_outside_the_families_is_refused(self):
+        """A program entry renamed to a key the daemon does not own (the
+        digests recomputed): the file is refused, the key is neither
+        written nor deleted, and the cache is filled from Discovery."""
+        key = ("program-" + self.cat["uuids"][0]).encode()
+
+        def edit(recs):
+            for r in recs:
+                if r[3] == key:
+                    r[3] = self.victim.encode()
+        recraft(self.snap, edit)
+        self.assertEqual(self.d.run("--verify").returncode, 2)
+        ev = self.restart_from_file()
+        self.assertEqual(ev["event"], "snapshot_ignored", ev)
+        self.assertIn("outside its family", ev["error"])
+        self.d.wait_event("refresh_succeeded", timeout=30)
+        self.assertEqual(self.reader_.get(self.victim), "precious")
+        self.assertCacheMatches(self.reader_, expected(self.cat), "after the refresh")
