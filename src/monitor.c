@@ -1096,6 +1096,8 @@ monitor_server_lost(struct monitor *m, size_t i, const char *reason)
 		return;
 	ms = &m->sv[i];
 	store_reconnect(m->store, i);
+	/* The writer thread's connection is to the old process too. */
+	wthread_reconnect(m->w, i);
 	store_probe(m->store, true);
 	if (store_stats(m->store, i, &ss) == -1) {
 		store_probe(m->store, false);

@@ -1,14 +1,17 @@
-"""A lease holder paused in the middle of its publish (SPEC §11, issue 21's
-first finding): when it resumes past the lease's ttl it must not send what
-it had queued, or the older values it held would lie under the new
-holder's newer indexes for good.
+"""A lease holder paused in the middle of its publish (SPEC §11): when it
+resumes past the lease's ttl it must not send what it had queued, or the
+older values it held would lie under the new holder's newer indexes for
+good.
 
 Real processes, one real memcached, the fake Discovery, the LMS's reader.
-The pause is a SIGSTOP sent as soon as the holder's first keys reach the
-cache; the test checks (through memcached's own item count) that the
-publish was really cut in the middle, and fails otherwise."""
+Two pauses: at the exact point where a batch is queued and about to be
+sent (the writer thread's test hook PCD_TEST_STOP_AT=publish:N stops the
+process there), and a SIGSTOP from outside as soon as the holder's first
+keys reach the cache, i.e. while a batch is being sent (the test checks,
+through memcached's own item count, that the publish was really cut)."""
 
 import copy
+import os
 import signal
 import socket
 import time
@@ -29,6 +32,12 @@ def v2(cat):
 
 def expected(cat):
     return reference.expected_cache([{"domain": SITE, "site_id": 1, "catalogue": cat}])
+
+
+def process_state(pid):
+    """The state letter of /proc/PID/stat (T: stopped)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def curr_items(mc):
@@ -96,18 +105,49 @@ class PausedHolder(PcdTestCase):
         return a, b, want
 
     def test_resumed_holder_sends_nothing_it_had_queued(self):
-        """verify_interval 1 h, so that no pass can hide a stray write: right
-        after the paused holder resumes and finds its lease gone, the cache
-        is still the new holder's publish, key for key."""
-        a, b, want = self.run_pause("1h")
-        time.sleep(1.5)
+        """Paused with its second batch queued and about to be sent, past
+        the ttl, while the other publishes newer data; verify_interval
+        1 h, so that no pass can hide a stray write.  Resumed, it drops the
+        batch at the gate: the cache stays the new holder's, key for key."""
+        want = expected(v2(self.cat))
+        a = self.daemon(self.holder_config("1h"), name="a")
+        a.env["PCD_TEST_STOP_AT"] = "publish:2"
+        a.start()
+        deadline = time.monotonic() + 60
+        while process_state(a.proc.pid) != "T":
+            self.assertTrue(a.running, "a exited instead of stopping")
+            self.assertLess(time.monotonic(), deadline, "a never stopped at the hook")
+            time.sleep(0.02)
+        self.fake.set_catalogue(v2(self.cat))
+        b = self.daemon(self.holder_config("1h"), name="b").start()
+        b.wait_event("lease_acquired", timeout=TTL + 10)
+        b.wait_event("refresh_succeeded", timeout=60)
+        self.assertCacheMatches(self.r, want)
+        mark = a.mark()
+        a.send_signal(signal.SIGCONT)
+        # The hook holds the batch up to 10 s, then asks the gate.
+        a.wait_event("write_stopped", timeout=20, since=mark)
+        a.wait_event("lease_lost", timeout=TTL + 5, since=mark)
+        time.sleep(1)
         self.assertCacheMatches(self.r, want)
         self.assertEqual(a.stop(), 0)
         self.assertEqual(b.stop(), 0)
 
+    def test_paused_while_sending_within_a_verify_interval(self):
+        """SIGSTOP while a batch is being sent, verify_interval 1 h: once
+        resumed, it sends at most what was on its way (the rest of that
+        one batch), never a later one."""
+        a, b, want = self.run_pause("1h")
+        time.sleep(1.5)
+        bad = self.r.compare(want)
+        self.assertLessEqual(len(bad), 256, bad[:5])
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(b.stop(), 0)
+
     def test_cache_equals_newest_publish_within_a_verify_interval(self):
-        """The same with verify_interval 2 s: whatever happened, within one
-        verify interval of the resume the cache is the newest publish."""
+        """The same with verify_interval 2 s: whatever was on its way when
+        it was paused, within one verify interval of the resume the cache
+        is the newest publish (the holder's verify rewrites what differs)."""
         a, b, want = self.run_pause("2s")
         deadline = time.monotonic() + 2 + 3
         while self.r.compare(want, limit=1) and time.monotonic() < deadline:

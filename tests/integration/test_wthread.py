@@ -69,9 +69,10 @@ class StopDuring(PcdTestCase):
             return f.read()
 
     def leftovers(self, d):
-        """Files in the state directory besides the snapshot."""
+        """Files in the state directory besides the snapshot and the lock
+        that keeps it to one writer (it stays, unlocked)."""
         return [p for p in glob.glob(os.path.join(d.state_dir, "*"))
-                if not p.endswith("/programs-cache.snapshot")]
+                if not p.endswith(("/programs-cache.snapshot", "/programs-cache.lock"))]
 
     def wait_stopped(self, d, timeout=60):
         deadline = time.monotonic() + timeout
