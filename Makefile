@@ -7,6 +7,9 @@
 #   make check           install missing Debian packages (as root), build
 #                        with -Werror and DEBUG=1 and run every test
 #   make check-asan      the same tests against an ASan+UBSan build
+#   make check-tsan      the same tests against a ThreadSanitizer build
+#                        (clang): the loop, the workers, the saver and
+#                        the writer thread share data
 #   make check-promtool  promtool check/test rules on contrib/prometheus
 #   make check-deb       build the Debian package, lintian, unpack it into
 #                        a throw-away root and run the binary from there
@@ -91,6 +94,13 @@ CFLAGS	 = -O1 -g -fno-omit-frame-pointer
 PCD_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS	+= -fsanitize=address,undefined
 endif
+# ThreadSanitizer: Debian's clang (libclang-rt-14-dev has its runtime).
+ifeq ($(SAN),thread)
+CC	 = $(CLANG)
+CFLAGS	 = -O1 -g -fno-omit-frame-pointer
+PCD_CFLAGS := $(filter-out -Wformat=2,$(PCD_CFLAGS)) -fsanitize=thread
+LDFLAGS	+= -fsanitize=thread
+endif
 
 SRCS	 = $(wildcard src/*.c)
 OBJS	 = $(SRCS:src/%.c=$(BUILD)/obj/%.o)
@@ -107,7 +117,7 @@ BENCH_BINS = $(BENCH_SRCS:bench/%.c=$(BUILD)/bench-%)
 BENCH_FLAGS ?=
 BACKEND	?= memcached
 
-.PHONY: all deps check check-unit check-integration check-asan demo \
+.PHONY: all deps check check-unit check-integration check-asan check-tsan demo \
 	install uninstall clean fuzz check-fuzz lint check-valgrind \
 	bench bench-issues bench-quick bench-profile bench-bins check-deb check-systemd \
 	check-promtool check-image man-events lint-deps FORCE
@@ -248,6 +258,14 @@ check-valgrind: deps $(BUILD)/$(PROG)
 
 check-asan: deps
 	$(MAKE) BUILD=build/asan SAN=1 WERROR=-Werror DEBUG=1 check-unit \
+	    check-integration
+
+# Every report stops the process (exit 66), and the harness fails a test
+# whose daemon printed one.
+check-tsan: deps
+	@tools/deps.sh fuzz
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+	    $(MAKE) BUILD=build/tsan SAN=thread WERROR=-Werror check-unit \
 	    check-integration
 
 # The Debian package, built from a copy of the tree into build/deb.

@@ -25,7 +25,11 @@ default max_in_flight (8) against max_in_flight = 1 (and the peer), and at
 --in-flight (32): its fetch against the bound N·L/C, where the rest of its
 wall time goes, what the fake server saw (how many requests it held at
 once, how late its replies and the client's next requests were) and the
-CPU of the loop thread and of the others while fetching.
+CPU of the loop thread and of the others while fetching.  And the event
+loop's responsiveness: /healthz every 50 ms during a first refresh, a
+repair of every key (SIGUSR1) and with one of two memcached stopped, at
+each --loop-sizes; with --baseline BUILD, another build's binary (of main,
+say) alternately with this one, and the ratios.
 
 Nothing here asserts a time: figures are reported, with the targets next
 to them.  A run that fails (exit code, wrong key count, keys written on an
@@ -564,12 +568,12 @@ class Bench:
                 "keys": second.get("keys_written"), "skipped": second.get("keys_skipped"),
                 "hwm_kb": vm.get("VmHWM"), "rss_kb": ru.ru_maxrss}
 
-    def measured(self, what, fn, *args):
-        """fn(*args), run again (up to --noisy-retries times) while other
+    def measured(self, what, fn, *args, **kw):
+        """fn(*args, **kw), run again (up to --noisy-retries times) while other
         processes used QUIET CPUs or more during it; the last result, with
         how many attempts it took."""
         for attempt in range(1 + self.a.noisy_retries):
-            r = fn(*args)
+            r = fn(*args, **kw)
             r["attempts"] = attempt + 1
             if r["other"] < QUIET:
                 break
@@ -679,11 +683,12 @@ class Bench:
         return res
 
     # -- issue 16: the loop's responsiveness ----------------------------------------
-    def start_daemon(self, conf, name):
+    def start_daemon(self, conf, name, binary=None):
         """The daemon (daemon mode) on conf, stderr to a file; (proc, path)."""
         err_path = self.work / ("%s.stderr" % name)
         with open(err_path, "wb") as err:
-            p = subprocess.Popen([str(self.bin), "-c", str(conf)], stdin=subprocess.DEVNULL,
+            p = subprocess.Popen([str(binary or self.bin), "-c", str(conf)],
+                                 stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL, stderr=err,
                                  preexec_fn=harness._die_with_parent)
         return p, err_path
@@ -716,13 +721,13 @@ class Bench:
         """No snapshot from an earlier run: a first refresh."""
         shutil.rmtree(self.work / ("%s-state" % name), ignore_errors=True)
 
-    def loop_refresh(self, fake, name):
+    def loop_refresh(self, fake, name, binary=None):
         """/healthz every 50 ms during a first refresh (daemon mode)."""
         self.fresh_state(name)
         self.fresh_memcached()
         conf = self.config(name, fake.base, daemon={"refresh_interval": "24h",
                                                     "listen": "127.0.0.1:0"})
-        p, err_path = self.start_daemon(conf, name)
+        p, err_path = self.start_daemon(conf, name, binary)
         ev = self.wait_event(p, err_path, "listening", timeout=30)
         samples = HealthSampler(ev["address"]) if ev else None
         done = self.wait_event(p, err_path, "refresh_succeeded")
@@ -749,7 +754,33 @@ class Bench:
                     fetch=health_summary(fetch),
                     duration=done.get("duration_ms", 0) / 1000)
 
-    def loop_stopped(self, fake, name, seconds=8.0):
+    def loop_repair(self, fake, name, binary=None):
+        """After a first refresh and its verify pass, SIGUSR1: /healthz
+        every 50 ms during the repair of every key (cache_repaired)."""
+        self.fresh_state(name)
+        self.fresh_memcached()
+        conf = self.config(name, fake.base, daemon={"refresh_interval": "24h",
+                                                    "listen": "127.0.0.1:0",
+                                                    "verify_interval": "24h"})
+        p, err_path = self.start_daemon(conf, name, binary)
+        ev = self.wait_event(p, err_path, "listening", timeout=30)
+        done = self.wait_event(p, err_path, "refresh_succeeded")
+        # The publish's own verify pass, then the snapshot's save.
+        self.wait_event(p, err_path, "cache_verified")
+        self.wait_event(p, err_path, "snapshot_saved")
+        samples = HealthSampler(ev["address"]) if ev else None
+        p.send_signal(signal.SIGUSR1)
+        rep = self.wait_event(p, err_path, "cache_repaired")
+        got = samples.stop() if samples else []
+        self.stop_daemon(p)
+        other = self.meter.stop(0.0)
+        if done is None or rep is None or not got:
+            self.problem("%s: no refresh, repair or samples (see %s)" % (name, err_path))
+            rep = {}
+        return dict(health_summary(got), other=other, keys=rep.get("keys"),
+                    repair=rep.get("duration_ms", 0) / 1000)
+
+    def loop_stopped(self, fake, name, seconds=8.0, binary=None):
         """After a refresh into two memcached servers, SIGSTOP one: /healthz
         every 50 ms while checks and verify passes (every second) meet it."""
         self.fresh_state(name)
@@ -761,7 +792,7 @@ class Bench:
                 "refresh_interval": "24h", "listen": "127.0.0.1:0",
                 "check_interval": "1s", "verify_interval": "1s"},
                 servers="%s, %s" % (self.mc.address, mc2.address))
-            p, err_path = self.start_daemon(conf, name)
+            p, err_path = self.start_daemon(conf, name, binary)
             ev = self.wait_event(p, err_path, "listening", timeout=30)
             done = self.wait_event(p, err_path, "refresh_succeeded")
             n0 = len([e for e in parse_events(err_path.read_text("utf-8", "replace"))
@@ -784,25 +815,35 @@ class Bench:
                     verify_ms=max([e.get("duration_ms", 0) for e in verified] or [0]))
 
     def responsiveness(self):
-        n = self.a.loop_programs
-        catdir = build_dir() / "bench" / ("cat-%d" % n)
-        gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
-        fake = Fake(catdir)
-        self.fake_pid = fake.proc.pid
-        res = {"n": n, "refresh": [], "stopped": []}
-        try:
-            for i in range(self.a.loop_runs):
-                log("loop responsiveness, %d programs, run %d/%d: during a refresh"
-                    % (n, i + 1, self.a.loop_runs))
-                res["refresh"].append(self.measured("loop, refresh", self.loop_refresh, fake,
-                                                    "loop-refresh-%d" % i))
-                log("loop responsiveness, %d programs, run %d/%d: a memcached stopped"
-                    % (n, i + 1, self.a.loop_runs))
-                res["stopped"].append(self.measured("loop, stopped", self.loop_stopped, fake,
-                                                    "loop-stopped-%d" % i))
-        finally:
-            fake.stop()
-        return res
+        """For each --loop-sizes catalogue, each kind of run, run after run:
+        this build and (with --baseline) the baseline's, alternately, so
+        that both meet the same machine."""
+        bins = [("this", self.bin)]
+        if self.a.baseline:
+            bins.append(("baseline", Path(self.a.baseline) / "programs-cached"))
+        out = []
+        for n in self.a.loop_sizes:
+            catdir = build_dir() / "bench" / ("cat-%d" % n)
+            gen.ensure(catdir, n, self.a.seed, self.a.target_bytes, log=log)
+            fake = Fake(catdir)
+            self.fake_pid = fake.proc.pid
+            res = {"n": n, "bins": {b: {"refresh": [], "repair": [], "stopped": []}
+                                    for b, _ in bins}}
+            try:
+                for i in range(self.a.loop_runs):
+                    for kind, fn in (("refresh", self.loop_refresh),
+                                     ("repair", self.loop_repair),
+                                     ("stopped", self.loop_stopped)):
+                        for b, path in bins:
+                            log("loop responsiveness, %d programs, run %d/%d, %s: %s"
+                                % (n, i + 1, self.a.loop_runs, b, kind))
+                            res["bins"][b][kind].append(self.measured(
+                                "loop, %s" % kind, fn, fake, "loop-%s-%s-%d" % (kind, b, i),
+                                binary=path))
+            finally:
+                fake.stop()
+            out.append(res)
+        return out
 
     # -- profile --------------------------------------------------------------------
     def profile(self):
@@ -1005,6 +1046,20 @@ def fmt_ms(x):
     return "–" if x is None else "%.0f ms" % (x * 1000)
 
 
+def loop_rows(lp, b):
+    """Per kind of run: (label, the runs' largest latencies, p99s) of
+    binary b, and its publish_ms and repair durations."""
+    r = lp["bins"][b]
+    fetch = [dict(x["fetch"], other=x["other"]) for x in r["refresh"]]
+    return [
+        ("during a first refresh, fetching and parsing (before the publish)", fetch),
+        ("during a first refresh, publish included (target < 100 ms)", r["refresh"]),
+        ("during a repair of every key (SIGUSR1; target < 100 ms)", r["repair"]),
+        ("one of two memcached stopped (SIGSTOP), checks and verify passes every "
+         "second (target < 100 ms)", r["stopped"]),
+    ]
+
+
 def pump_rows(runs, bound, c):
     """Rows on the request pump of --once runs at max_in_flight c (with
     daemon_once's threads and pace): the fetch against the bound, where
@@ -1054,30 +1109,42 @@ def pump_table(pp):
 
 
 def loop_table(lp):
-    rows = ["| %s programs: `/healthz` every 50 ms | largest latency, median (min … max, runs) "
-            "| p99 | samples (failed) |" % format(lp["n"], ","), "|---|---|---|---|"]
-    rf = [dict(r["fetch"], other=r["other"]) for r in lp["refresh"]]
-    for kind, label in (("fetch", "during a first refresh, fetching and parsing (before "
-                                  "the publish; target < 100 ms)"),
-                        ("refresh", "during a first refresh, publish included"),
-                        ("stopped", "one of two memcached stopped (SIGSTOP), checks and "
-                                    "verify passes every second (target < 100 ms)")):
-        rs = rf if kind == "fetch" else lp[kind]
-        rows.append("| %s | %s | %s | %s (%s) |" % (
-            label, spread([r["max"] for r in rs], fmt_ms),
-            fmt_ms(median([r["p99"] for r in rs if r["p99"] is not None] or [None])
-                   if any(r["p99"] is not None for r in rs) else None),
-            sum(r["samples"] for r in rs), sum(r["failed"] for r in rs)))
-    if lp["refresh"]:
-        rows.append("| the publish (plan, writes), on the loop: `publish_ms` | %s | | |"
-                    % spread([r["publish"] for r in lp["refresh"]], fmt_ms))
-    st = lp["stopped"]
-    if st:
-        rows.append("| verify passes while stopped; the longest pass | %s passes; %s | | |" % (
-            "/".join(str(r["passes"]) for r in st),
-            fmt_ms(max(r["verify_ms"] for r in st) / 1000)))
-    rows.append("| other processes during these runs, CPUs | %s | | |" % spread(
-        [r.get("other") for k in ("refresh", "stopped") for r in lp[k]], fmt_cpus))
+    bins = list(lp["bins"])
+    head = "| %s programs: `/healthz` every 50 ms, largest latency | " % format(lp["n"], ",")
+    head += " | ".join("%s: median (min … max) | p99" % b for b in bins)
+    if len(bins) > 1:
+        head += " | ratio of medians, this / baseline"
+    rows = [head + " |", "|---" * (1 + 2 * len(bins) + (len(bins) > 1)) + "|"]
+    per = {b: loop_rows(lp, b) for b in bins}
+    for k, (label, _) in enumerate(per[bins[0]]):
+        cells, meds = [], []
+        for b in bins:
+            rs = per[b][k][1]
+            meds.append(median([x["max"] for x in rs if x["max"] is not None] or [None])
+                        if rs else None)
+            p99 = [x["p99"] for x in rs if x.get("p99") is not None]
+            cells += [spread([x["max"] for x in rs], fmt_ms),
+                      fmt_ms(median(p99)) if p99 else "–"]
+        if len(bins) > 1:
+            cells.append(fmt_r(meds[0] / meds[1]) if meds[0] and meds[1] else "–")
+        rows.append("| %s | %s |" % (label, " | ".join(cells)))
+    for label, key, kind in (("`publish_ms` of the first refresh", "publish", "refresh"),
+                             ("the repair's `duration_ms`", "repair", "repair")):
+        cells = []
+        for b in bins:
+            cells += [spread([x[key] for x in lp["bins"][b][kind]], fmt_ms), ""]
+        if len(bins) > 1:
+            a = median([x[key] for x in lp["bins"][bins[0]][kind]] or [None])
+            z = median([x[key] for x in lp["bins"][bins[1]][kind]] or [None])
+            cells.append(fmt_r(a / z) if a and z else "–")
+        rows.append("| %s | %s |" % (label, " | ".join(cells)))
+    cells = []
+    for b in bins:
+        cells += [spread([x.get("other") for k in ("refresh", "repair", "stopped")
+                          for x in lp["bins"][b][k]], fmt_cpus), ""]
+    if len(bins) > 1:
+        cells.append("")
+    rows.append("| other processes during these runs, CPUs | %s |" % " | ".join(cells))
     return "\n".join(rows)
 
 
@@ -1161,9 +1228,13 @@ def render(a, sizes, lat, problems, started, elapsed, lp=None):
     if lat:
         parts += ["### Concurrency against latency (issue 3)", "", latency_table(lat), ""]
     if lp:
-        parts += ["### The event loop's responsiveness (issue 16)", "", loop_table(lp), "",
-                  "A client GETs `/healthz` (answered by the event loop) 50 ms after each "
-                  "answer; the figure is the request's whole round trip.", ""]
+        parts += ["### The event loop's responsiveness (issues 16, 22)", ""]
+        for one in lp:
+            parts += [loop_table(one), ""]
+        parts += ["A client GETs `/healthz` (answered by the event loop) 50 ms after each "
+                  "answer; the figure is the request's whole round trip.%s" % (
+                      " The baseline is %s, run alternately with this build in the same "
+                      "run." % a.baseline if a.baseline else ""), ""]
     parts += ["### Machine", "", machine(a), "",
               MARK_END]
     return "\n".join(parts)
@@ -1228,8 +1299,11 @@ def main(argv=None):
     ap.add_argument("--no-loop", action="store_true",
                     help="skip the issue 16 measurement (/healthz during a refresh and "
                          "with a memcached stopped)")
-    ap.add_argument("--loop-programs", type=int, default=None,
-                    help="its catalogue size (default the largest of --sizes)")
+    ap.add_argument("--loop-sizes", default=None,
+                    help="its catalogue sizes (default: --sizes)")
+    ap.add_argument("--baseline", default=None, metavar="BUILD",
+                    help="also run the responsiveness measurement with BUILD/programs-cached "
+                         "(another build, e.g. of main), alternately, for ratios")
     ap.add_argument("--loop-runs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--target-bytes", type=int, default=65000)
@@ -1253,6 +1327,9 @@ def main(argv=None):
         if not os.access(build_dir() / b, os.X_OK):
             log("%s is not built: run make bench-bins" % (build_dir() / b))
             return 2
+    if a.baseline and not os.access(Path(a.baseline) / "programs-cached", os.X_OK):
+        log("%s/programs-cached is not built" % a.baseline)
+        return 2
 
     if a.wait_quiet is None:
         a.wait_quiet = 0 if a.quick or a.profile else 120
@@ -1304,7 +1381,7 @@ def main(argv=None):
     started = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     t0 = time.monotonic()
     results, lat, lp = [], None, None
-    a.loop_programs = a.loop_programs or max(sizes)
+    a.loop_sizes = [int(x) for x in a.loop_sizes.split(",")] if a.loop_sizes else sizes
     a.loop_runs = a.loop_runs or (1 if a.quick else 3)
     try:
         for n in sizes:

@@ -13,7 +13,8 @@
  * (or is retaken when the server returns).
  *
  * The lease only decides who writes: the daemon asks lease_valid() before
- * a refresh, a repair, and between pipeline batches.  Events:
+ * a refresh, a repair, and the writer thread before every batch it sends
+ * (so lease_valid is thread-safe: the rest runs on the loop).  Events:
  * lease_acquired, lease_lost, lease_released.
  */
 #ifndef PCD_LEASE_H
@@ -50,7 +51,7 @@ void		 lease_configure(struct lease *, struct store *,
 void		 lease_free(struct lease *);
 /* Try to take the lease now, then keep trying or renewing. */
 void		 lease_start(struct lease *);
-/* Whether this daemon holds the lease and may write now. */
+/* Whether this daemon holds the lease and may write now (any thread). */
 bool		 lease_valid(const struct lease *);
 /* Whether another daemon held it at the last try (stand-by readiness). */
 bool		 lease_held_elsewhere(const struct lease *);

@@ -21,15 +21,15 @@
  * cache_diverged (another writer: a former lease holder that was paused
  * and sent what it had queued, a cache_programs cron job; counts by
  * family, a few examples, programs_cached_cache_diverged_total{family}),
- * and both are rewritten; cache_verified ends each pass.  A pass never
- * overlaps this daemon's own writes: a publish has written and
- * round-tripped every batch before its snapshot is the monitor's, and
- * a pass whose snapshot changed is dropped.  Every rewrite follows publish's phases (details, indexes,
- * site lists, each ended by a round trip) and ends with cache_repaired.
- * Values too big for a server are left out: publish could not write them
- * either, and the old value stays.
+ * and both are rewritten; cache_verified ends each pass.  Every rewrite
+ * runs on the writer thread (wthread.h), follows publish's phases
+ * (details, indexes, site lists, each ended by a round trip) and ends
+ * with cache_repaired, logged on the loop once it is done.  While the
+ * writer is busy (a publish holds it), repairs wait for it and verify
+ * passes pause.  Values too big for a server are left out: publish could
+ * not write them either, and the old value stays.
  *
- * Nothing here contacts Discovery.  libmemcached blocks, so each call is
+ * Nothing here contacts Discovery.  libmemcached blocks, so each read is
  * bounded by the memcached timeouts; a down server is skipped (logged once
  * by the store) and tried again at the next check.
  */
@@ -66,6 +66,9 @@ void		 monitor_on_repair(struct monitor *, void (*)(void *), void *);
 /* Ask gate (borrowed) before every repair batch (the writer's lease). */
 void		 monitor_set_gate(struct monitor *,
 		    const struct writer_gate *);
+/* The writer thread repairs go through (borrowed; set before start). */
+struct wthread;
+void		 monitor_set_writer(struct monitor *, struct wthread *);
 /*
  * Idle: a stand-by daemon's monitor does nothing (another one holds the
  * lease).  Waking up checks every server and verifies at once.
@@ -80,22 +83,25 @@ void		 monitor_verify_soon(struct monitor *);
  * (stats and sentinels, as every check_interval; a restart found is
  * cache_empty_detected and repaired at once, as always), and its keys
  * found by a verify pass or written by a repair since it last restarted,
- * was down or lost its sentinels.  false while idle or not started.  The
- * state asks this before it skips a value as unchanged (state.h).
+ * was down or lost its sentinels.  false while idle or not started.  Loop
+ * only: the daemon asks it for every server when a publish starts and
+ * passes the answers in state_publish_opts (state.h).
  */
 bool		 monitor_confirmed(struct monitor *, size_t i);
 /*
- * Re-publish every entry of the snapshot now (SIGUSR1).  0, or -1 if some
- * could not be written or there is no snapshot (logged).
+ * Re-publish every entry of the snapshot (SIGUSR1), on the writer thread
+ * now or once a publish lets it go.  0, or -1 if there is no snapshot or
+ * this daemon stands by (logged).
  */
 int		 monitor_repair_all(struct monitor *, const char *reason);
 
 /*
  * For the reader watch (rwatch.h), which finds keys missing without a
  * poll.  Put back entry ids[k] of the current snapshot on server
- * srv[k] (k < n) now, through the writer and the gate, and log
- * cache_repaired with reason.  0, or -1 if some failed, there is no
- * snapshot or the monitor is idle (nothing written).
+ * srv[k] (k < n) through the writer thread and the gate; its
+ * cache_repaired (with reason) says how it went.  0 once queued, or -1
+ * if there is no snapshot, the monitor is idle, or a publish holds the
+ * writer (nothing queued: the ids are of the record it replaces).
  */
 int		 monitor_repair_keys(struct monitor *, const size_t *ids,
 		    const size_t *srv, size_t n, const char *reason);

@@ -37,7 +37,8 @@ struct plan {
 	size_t			  n;
 	size_t			  nprograms;	/* distinct program keys */
 	size_t			  npathways;	/* distinct pathway keys */
-	int			  errors;	/* values not encodable (logged) */
+	int			  errors;	/* values not encodable */
+	char			**failed;	/* their keys and errors */
 	const struct catalog	 *gen;		/* held: values point into it */
 	unsigned char		**own;		/* what the plan allocated */
 	size_t			  nown;
@@ -46,13 +47,17 @@ struct plan {
 /*
  * Lay out every entry of every site of gen in publish order, each with its
  * wire key (kf), servers (st; NULL: none) and flags.  A value that cannot
- * be encoded is logged, left out (and out of the lists that would name
- * it), and counted in errors.  Keys shared between sites take the last
- * site's value, as upstream's dict.update() leaves them.
+ * be encoded is left out (and out of the lists that would name it), and
+ * counted in errors for plan_log().  Keys shared between sites take the
+ * last site's value, as upstream's dict.update() leaves them.  It logs
+ * nothing and changes nothing outside the plan but gen's hold (the
+ * caller's to make safe): the writer thread plans a publish.
  */
 struct plan	*plan_build(const struct catalog *gen, const struct plan_opts *,
 		    const struct keyfn *kf, const struct store *st,
 		    uint32_t flags);
+/* On the loop: refresh_failed (stage encode) for each value left out. */
+void		 plan_log(const struct plan *);
 void		 plan_free(struct plan *);
 
 #endif

@@ -7,6 +7,10 @@
  *			on the loop)
  *	POOL_SAVE	writing and fsyncing the snapshot file (state.c), on
  *			one thread of its own, one save after the other
+ *	POOL_WRITE	every write to the cache (wthread.c: a publish's
+ *			plan and phases, repairs, deletes), on one thread of
+ *			its own with a store of its own, one job after the
+ *			other in the order submitted
  *
  * A job is two functions: work runs on a thread of its type and touches
  * nothing the loop owns (no log_event, no metrics, no libevent, no shared
@@ -33,6 +37,7 @@ struct pool;
 enum pool_type {
 	POOL_PARSE,
 	POOL_SAVE,
+	POOL_WRITE,
 	POOL_TYPES
 };
 
@@ -49,9 +54,9 @@ typedef void	(*pool_done_cb)(void *arg, bool cancelled);
 #define POOL_AUTO_MAX	8
 int		 pool_size(int setting);
 /*
- * A pool on base with parse_threads for POOL_PARSE (fewer than 2: none)
- * and one thread for POOL_SAVE.  fatal if a thread cannot be started
- * (start-up only).
+ * A pool on base with parse_threads for POOL_PARSE (fewer than 2: none),
+ * one thread for POOL_SAVE and one for POOL_WRITE.  fatal if a thread
+ * cannot be started (start-up only).
  */
 struct pool	*pool_new(struct event_base *, int parse_threads);
 /* Cancel every job (see pool_cancel) and stop the threads. */

@@ -16,13 +16,16 @@
  * value the cache refuses is treated like a failed detail, and the plan
  * made again, so that no index names it), stale keys deleted, and the
  * record (and file) changed only for what reached the cache.  A snapshot
- * of nothing is never saved.
+ * of nothing is never saved.  The planning, writing and recording run on
+ * the writer thread (wthread.h), step by step with the loop in between;
+ * the loop is never held for them, and the caller hears of the result in
+ * a callback.
  *
  * The file is written and fsynced by a POOL_SAVE job while the loop goes
- * on; the next state_publish() (once it has written, before it replaces
- * the record), state_configure() or state_free() waits for it before
- * freeing anything it reads (snapshot_saved or snapshot_error is logged
- * then, on the loop).
+ * on; the next publish (once it has written, before it replaces the
+ * record: it waits for the save's end without holding the loop),
+ * state_configure() or state_free() waits for it before freeing anything
+ * it reads (snapshot_saved or snapshot_error is logged then, on the loop).
  */
 #ifndef PCD_STATE_H
 #define PCD_STATE_H
@@ -42,18 +45,25 @@
 
 struct pool;
 struct state;
+struct wthread;
 
 /*
- * cfg, st, kf and pool (saves; NULL: saved in the call) are borrowed until
+ * cfg, st (the loop's store: placement, servers up), w (the writer), kf
+ * and pool (saves; NULL: saved in the call) are borrowed until
  * state_configure() or state_free().
  */
 struct state	*state_new(const struct cfg *, struct store *,
-		    const struct keyfn *, struct pool *);
+		    struct wthread *w, const struct keyfn *, struct pool *);
+/*
+ * After the writer's jobs (a publish that wthread_stop() cut short is
+ * abandoned: nothing of it is recorded or saved) and the last save.
+ */
 void		 state_free(struct state *);
 /*
- * Other settings (SIGHUP).  With keys_changed (servers, key function,
- * value format...), what is recorded no longer describes the cache: it is
- * dropped, and the next publish writes everything.
+ * Other settings (SIGHUP; never while a publish runs).  With keys_changed
+ * (servers, key function, value format...), what is recorded no longer
+ * describes the cache: it is dropped, and the next publish writes
+ * everything.
  */
 void		 state_configure(struct state *, const struct cfg *,
 		    struct store *, const struct keyfn *, bool keys_changed);
@@ -97,15 +107,26 @@ struct state_result {
 	bool			published;	/* something new is in place */
 };
 
+/* A publish has ended: r is borrowed for the call. */
+typedef void	(*state_done_cb)(const struct state_result *r, void *arg);
+
 /*
- * Publish a refresh's report (its records are taken; the caller frees
- * fr): make the next generation, plan, write in phases, and record what
- * reached the cache (saved to the snapshot file when it changed).  0 when
- * everything of every site is in the cache, -1 otherwise (each cause
- * logged where it is known).
+ * Publish a refresh's report (its records are taken at once; the caller
+ * frees fr when it likes): make the next generation, plan, write in
+ * phases, and record what reached the cache (saved to the snapshot file
+ * when it changed).  done runs on the loop once it is over (at once when
+ * there is nothing to write), with r->complete when everything of every
+ * site is in the cache (each cause of anything less logged where it is
+ * known).  One publish at a time; opts is copied, its gate borrowed until
+ * done.  A publish that wthread_stop() cuts short never calls done: the
+ * record and the file stay as the last complete publish left them.
  */
-int		 state_publish(struct state *, struct fetch_result *fr,
-		    const struct state_publish_opts *, struct state_result *);
+void		 state_publish(struct state *, struct fetch_result *fr,
+		    const struct state_publish_opts *, state_done_cb done,
+		    void *arg);
+/* Whether a publish has started and not ended. */
+bool		 state_publishing(const struct state *);
+
 struct state_dry_opts {
 	bool		 force;		/* as state_publish_opts */
 	bool		 every_site;	/* as state_publish_opts */

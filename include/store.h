@@ -23,6 +23,12 @@
  * A server that fails is marked down, logged once (memcached_error), and
  * skipped until it is tried again after a short pause; the caller learns
  * which writes did not happen.
+ *
+ * A store is used by one thread at a time.  The writer thread has a store
+ * of its own, made from the same configuration (store_defer): what it
+ * sees is kept, not logged or counted, and store_replay() gives it to the
+ * loop's store afterwards, so that logs, metrics and /readyz are the
+ * loop's and say the same whichever store saw it.
  */
 #ifndef PCD_STORE_H
 #define PCD_STORE_H
@@ -41,6 +47,24 @@ struct store;
 
 struct store	*store_new(const struct cfg *);
 void		 store_free(struct store *);
+/*
+ * Make st the writer thread's: from now on it logs nothing and bumps no
+ * metric; what it would have said is kept, in order, for store_replay().
+ */
+void		 store_defer(struct store *st);
+struct store_log;
+/*
+ * On the thread that uses the deferred store st: what it kept since the
+ * last call (st forgets it), or NULL if nothing.
+ */
+struct store_log *store_take_log(struct store *st);
+/*
+ * On the loop: log and count what a deferred store kept, and make to's
+ * servers (the same configuration) follow its ups and downs, as if to had
+ * seen them (memcached_error, memcached_recovered: logged once per change
+ * of to's state).  Frees log (NULL: nothing).
+ */
+void		 store_replay(struct store_log *log, struct store *to);
 /*
  * A number no other store of this process has had: whoever keeps a
  * borrowed store across calls tells a new one by it (an address can be
@@ -84,15 +108,16 @@ enum store_rc {
 };
 
 /*
- * Queue a set (exptime 0) on server i.  key and val are borrowed: they must
- * stay valid until the next store_flush(i).  tag is the caller's; it comes
- * back through store_flush's refused callback if the server did not take
- * the value.
+ * Queue a set (exptime 0) on server i: nothing is sent before
+ * store_flush(i), and store_reconnect(i) drops it unsent.  key and val are
+ * borrowed: they must stay valid until then.  tag is the caller's; it
+ * comes back through store_flush's refused callback if the server did not
+ * take the value.
  */
 enum store_rc	 store_set(struct store *, size_t i, const char *key,
 		    size_t keylen, const void *val, size_t len,
 		    uint32_t flags, size_t tag) PCD_WUR;
-/* Queue a delete on server i. */
+/* Queue a delete on server i (sent by store_flush, like a set). */
 enum store_rc	 store_delete(struct store *, size_t i, const char *key,
 		    size_t keylen);
 
@@ -106,7 +131,8 @@ typedef void	(*store_refused_cb)(size_t tag, bool kept, void *arg);
 
 /*
  * Send everything queued on server i and wait until the server has done
- * it.  Refusals are always seen (SPEC §7): NOREPLY hides memcached's
+ * it (the writer's lease is asked just before: what is queued is what a
+ * process paused at that moment may still send).  Refusals are always seen (SPEC §7): NOREPLY hides memcached's
  * SERVER_ERROR answers, so the server's store_no_memory and
  * store_too_large counters are read before and after the batch, and when
  * they moved (or cannot be read) every value of the batch is read back;
@@ -140,9 +166,10 @@ struct store_stats {
  */
 int		 store_stats(struct store *, size_t i, struct store_stats *);
 /*
- * Drop server i's write connection: after a restart its socket is dead
- * and anything buffered on it would be lost without an error.  The next
- * write connects again at once, even to a server paused as down.
+ * Drop server i's write connection and what is queued on it, unsent:
+ * after a restart its socket is dead and anything buffered on it would be
+ * lost without an error; when the lease is lost, nothing queued may go.
+ * The next write connects again at once, even to a server paused as down.
  */
 void		 store_reconnect(struct store *, size_t i);
 

@@ -21,12 +21,41 @@ struct store_server {
 	bool		 announced;	/* this batch's store_announce sent */
 };
 
+/* What a deferred store (store_defer) saw, kept for store_replay(). */
+enum store_note_kind {
+	STORE_NOTE_DOWN,	/* store_mark_down */
+	STORE_NOTE_UP,		/* store_mark_up */
+	STORE_NOTE_REFUSED,	/* store_refused */
+	STORE_NOTE_RETRIED	/* store_retried */
+};
+
+struct store_note {
+	enum store_note_kind	 kind;
+	size_t			 srv;
+	const char		*op;		/* a literal */
+	char			*key;		/* or NULL */
+	size_t			 bytes;
+	size_t			 count;
+	size_t			 retried;	/* STORE_NOTE_RETRIED */
+	char			*error;		/* or NULL */
+};
+
+/* What a deferred store kept since store_take_log(). */
+struct store_log {
+	struct store_note	*notes;
+	size_t			 nnotes;
+	size_t			 capnotes;
+	uint64_t		 sets, set_bytes, deletes, gets;
+};
+
 struct store {
 	const struct store_be	*be;
 	uint64_t		 serial;	/* store_serial() */
 	void			*impl;		/* the backend's own */
 	size_t			 n;
 	struct store_server	 sv[STORE_MAX_SERVERS];
+	bool			 deferred;	/* store_defer() */
+	struct store_log	 kept;		/* (deferred) */
 	struct store_reads	 reads;		/* store_set_reads() */
 	bool			 announce;	/* store_set_announce() */
 };
@@ -77,6 +106,23 @@ void	store_mark_down(struct store *, size_t i, const char *op,
 	    const char *error);
 /* Server i answered: log memcached_recovered if it had been down. */
 void	store_mark_up(struct store *, size_t i);
+/*
+ * Server i did not apply a write (op "set" or "delete"): count it and log
+ * it (memcached_error with the key and its value's bytes, or, with count
+ * above 0, a summary of count refusals naming the first).  key may be
+ * NULL.
+ */
+void	store_refused(struct store *, size_t i, const char *op,
+	    const char *key, size_t keylen, size_t bytes, size_t count,
+	    const char *error);
+/*
+ * A batch's SETs that server i answered with an error (Redis: the old
+ * value stays): refused of them not written, retried sent again after
+ * -LOADING or -BUSY; key, bytes and error those of the first.  One
+ * memcached_error, a warning when none was refused in the end.
+ */
+void	store_retried(struct store *, size_t i, const char *key,
+	    size_t bytes, size_t refused, size_t retried, const char *error);
 /* Whether server i may be tried now (up, or its pause is over). */
 bool	store_may_try(const struct store *, size_t i);
 

@@ -1,7 +1,8 @@
 /*
  * daemon.c: the loop that owns the refresh timer, the signals and the
  * generations.  Event callbacks only decode what happened and call the
- * function that does the work.
+ * function that does the work.  A refresh is fetched (fetch.c), then
+ * published (state.c, on the writer thread), and only then over.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "state.h"
 #include "store.h"
 #include "util.h"
+#include "wthread.h"
 
 struct daemon {
 	struct event_base		*base;
@@ -47,7 +49,11 @@ struct daemon {
 	struct writer_gate		 gate;		/* lease_valid() */
 	bool				 rewrite;	/* lease taken: write all */
 	struct fetch			*fetch;		/* refresh running */
-	struct pool			*pool;		/* parses details */
+	bool				 publishing;	/* ... or publishing */
+	struct fetch_result		*pub_fr;	/* what it publishes */
+	uint64_t			 pub_started;
+	struct pool			*pool;		/* parses, saves, writes */
+	struct wthread			*writer;	/* every write */
 	const char			*queued;	/* a full one's reason */
 	bool				 stopping;
 	int				 exit_code;
@@ -81,6 +87,13 @@ static bool
 standby(const struct daemon *d)
 {
 	return d->lease != NULL && !lease_valid(d->lease);
+}
+
+/* A refresh runs: fetching, or publishing what it fetched. */
+static bool
+refreshing(const struct daemon *d)
+{
+	return d->fetch != NULL || d->publishing;
 }
 
 static void	start_refresh(struct daemon *, const char *reason);
@@ -120,6 +133,9 @@ watch_follow(struct daemon *d)
 		return;
 	rwatch_configure(d->rwatch, d->cfg, d->store, &d->kf);
 	rwatch_set_snapshot(d->rwatch, state_snapshot(d->state));
+	/* The writer thread's connections write: they announce too. */
+	wthread_set_announce(d->writer, d->cfg->backend != BACKEND_REDIS &&
+	    d->cfg->reader_watch != READER_WATCH_OFF);
 }
 
 /* A repair put everything back: for /readyz, as good as a publish. */
@@ -177,8 +193,16 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	if (d->store == NULL || d->cfg == NULL ||
 	    settings_differ(d->cfg, cfg, SETTING_NEW_STORE)) {
 		old = d->store;
+		/* Nothing writes through the old servers from here on. */
+		wthread_wait(d->writer);
 		monitor_set_snapshot(d->mon, NULL);
 		d->store = store_new(cfg);
+		/* The writer thread's own: libmemcached is not thread-safe. */
+		if (d->writer == NULL)
+			d->writer = wthread_new(d->pool, store_new(cfg),
+			    d->store);
+		else
+			wthread_set_store(d->writer, store_new(cfg), d->store);
 		key_clear(&d->kf);
 		key_init(&d->kf, cfg->key_function, cfg->long_key_hash,
 		    cfg->key_prefix, cfg->key_version);
@@ -193,7 +217,8 @@ apply_config(struct daemon *d, struct cfg *cfg)
 	lease_configure(d->lease, d->store, &d->kf, cfg->lease_key);
 	store_free(old);
 	if (d->state == NULL)
-		d->state = state_new(cfg, d->store, &d->kf, d->pool);
+		d->state = state_new(cfg, d->store, d->writer, &d->kf,
+		    d->pool);
 	else
 		state_configure(d->state, cfg, d->store, &d->kf, changed);
 	monitor_configure(d->mon, d->store, cfg->check_interval_ms,
@@ -382,14 +407,50 @@ server_confirmed(void *arg, size_t i)
 	return monitor_confirmed(arg, i);
 }
 
-/* A refresh has fetched all it could: publish it and report. */
+/* The publish is over: report the refresh, and what comes next. */
+static void
+on_published(const struct state_result *rp, void *arg)
+{
+	struct daemon		*d = arg;
+	struct fetch_result	*fr = d->pub_fr;
+	struct state_result	 r = *rp;
+	enum metrics_outcome	 outcome;
+	uint64_t		 ms, pub;
+
+	pub = mono_ms() - d->pub_started;
+	d->publishing = false;
+	d->pub_fr = NULL;
+	if (r.published)
+		d->rewrite = false;
+	heal_follow(d);
+	ms = mono_ms() - d->refresh_started;
+	log_result(fr, &r, ms, pub);
+	d->exit_code = r.complete ? PCD_EXIT_OK : PCD_EXIT_FAIL;
+	/* An incremental one says nothing of the full schedule. */
+	if (!d->incremental)
+		d->failures = r.complete ? 0 : d->failures + 1;
+	outcome = outcome_of(&r);
+	record_metrics(fr, &r, outcome, ms);
+	ops_refreshed(d->ops, outcome, r.programs);
+	record_sites(state_generation(d->state), d->opts->domain);
+	if (r.published)
+		ops_published(d->ops);
+	/* An incremental refresh that wrote nothing has nothing to check. */
+	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
+		monitor_verify_soon(d->mon);
+	ops_status(d->ops);
+	change_refresh_done(d->change, d->for_change, !d->incremental,
+	    fr->details_fetched > 0 || r.ws.written > 0 || r.deleted > 0);
+	log_context(NULL, NULL);	/* the refresh's events end here */
+	fetch_result_free(fr);
+	after_refresh(d);
+}
+
+/* A refresh has fetched all it could: publish it (on_published reports). */
 static void
 refresh_done(struct daemon *d, struct fetch_result *fr)
 {
 	struct state_publish_opts	 po;
-	struct state_result		 r;
-	enum metrics_outcome		 outcome;
-	uint64_t			 ms, pub;
 
 	if (d->opts->dry_run) {
 		dry_run_done(d, fr);
@@ -418,33 +479,10 @@ refresh_done(struct daemon *d, struct fetch_result *fr)
 	po.gate = &d->gate;
 	/* Only full refreshes count for stale keys: the same delay either way. */
 	po.every_site = d->opts->domain == NULL && !d->incremental;
-	pub = mono_ms();
-	(void)state_publish(d->state, fr, &po, &r);
-	pub = mono_ms() - pub;
-	if (r.published)
-		d->rewrite = false;
-	heal_follow(d);
-	ms = mono_ms() - d->refresh_started;
-	log_result(fr, &r, ms, pub);
-	d->exit_code = r.complete ? PCD_EXIT_OK : PCD_EXIT_FAIL;
-	/* An incremental one says nothing of the full schedule. */
-	if (!d->incremental)
-		d->failures = r.complete ? 0 : d->failures + 1;
-	outcome = outcome_of(&r);
-	record_metrics(fr, &r, outcome, ms);
-	ops_refreshed(d->ops, outcome, r.programs);
-	record_sites(state_generation(d->state), d->opts->domain);
-	if (r.published)
-		ops_published(d->ops);
-	/* An incremental refresh that wrote nothing has nothing to check. */
-	if (!d->incremental || r.ws.written > 0 || r.deleted > 0)
-		monitor_verify_soon(d->mon);
-	ops_status(d->ops);
-	change_refresh_done(d->change, d->for_change, !d->incremental,
-	    fr->details_fetched > 0 || r.ws.written > 0 || r.deleted > 0);
-	log_context(NULL, NULL);	/* the refresh's events end here */
-	fetch_result_free(fr);
-	after_refresh(d);
+	d->publishing = true;
+	d->pub_fr = fr;
+	d->pub_started = mono_ms();
+	state_publish(d->state, fr, &po, on_published, d);
 }
 
 /*
@@ -462,7 +500,7 @@ on_lease(bool held, void *arg)
 		d->rewrite = true;
 		monitor_set_idle(d->mon, false);
 		change_watch(d->change, true);
-		if (d->fetch == NULL)
+		if (!refreshing(d))
 			start_refresh(d, "lease");
 		else
 			d->queued = "lease";
@@ -588,7 +626,7 @@ on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->fetch != NULL) {
+	if (refreshing(d)) {
 		d->queued = "schedule";	/* after the incremental one */
 		return;
 	}
@@ -602,7 +640,7 @@ on_incr_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (d->fetch != NULL)
+	if (refreshing(d))
 		return;		/* armed again when it ends */
 	if (incremental_ready(d))
 		start_incremental(d, "schedule");
@@ -631,13 +669,13 @@ on_change_refresh(enum change_refresh kind, void *arg)
 	struct daemon	*d = arg;
 
 	if (kind == CHANGE_FULL) {
-		if (d->fetch == NULL)
+		if (!refreshing(d))
 			start_refresh(d, "change_full");
 		else if (d->queued == NULL)
 			d->queued = "change_full";
 		return;
 	}
-	if (d->fetch == NULL)
+	if (!refreshing(d))
 		start_change(d);
 	else
 		d->change_wanted = true;	/* after_refresh starts it */
@@ -669,7 +707,7 @@ reload(struct daemon *d)
 	} else {
 		log_event(LOG_INFO, "config_loaded", "file=%s sites=%zu "
 		    "servers=%zu", cfg->path, cfg->nsites, cfg->nservers);
-		if (d->fetch != NULL) {
+		if (refreshing(d)) {
 			/* The running refresh still reads the old one. */
 			cfg_free(d->pending_cfg);
 			d->pending_cfg = cfg;
@@ -679,7 +717,7 @@ reload(struct daemon *d)
 	ops_reloaded(d->ops, metrics.config_reload_success ? NULL : why);
 	/* Reloaded as systemd means it: the configuration is read. */
 	notify_reloaded();
-	if (d->fetch != NULL)
+	if (refreshing(d))
 		d->queued = "signal";
 	else
 		start_refresh(d, "signal");
@@ -692,7 +730,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	log_event(LOG_NOTICE, "signal", "signal=SIG%s refreshing=%s",
-	    sigabbrev_np((int)sig), d->fetch != NULL ? "true" : "false");
+	    sigabbrev_np((int)sig), refreshing(d) ? "true" : "false");
 	switch (sig) {
 	case SIGHUP:
 		if (!d->opts->once)
@@ -706,6 +744,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGINT:
 		notify_stopping();
 		d->stopping = true;
+		/* A write in progress ends at its next batch. */
+		wthread_stop(d->writer);
 		event_base_loopexit(d->base, NULL);
 		break;
 	}
@@ -761,6 +801,7 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 	d.gate.may_write = may_write;
 	d.gate.arg = &d;
 	monitor_set_gate(d.mon, &d.gate);
+	monitor_set_writer(d.mon, d.writer);
 	if (!opts->once && (d.lease = lease_new(d.base, d.cfg, d.store, &d.kf,
 	    on_lease, &d)) != NULL) {
 		monitor_set_idle(d.mon, true);
@@ -799,19 +840,28 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		event_base_dispatch(d.base);
 	}
 
+	/*
+	 * The writer finishes or drops the batch it has in flight and stops:
+	 * a publish cut short is abandoned (nothing of it recorded or saved),
+	 * a repair logs what it put back.
+	 */
+	wthread_stop(d.writer);
+	wthread_wait(d.writer);
 	if (d.stopping) {
 		/* A daemon asked to stop has done its job; --once has not. */
 		if (!opts->once)
 			d.exit_code = PCD_EXIT_OK;
-		else if (d.fetch != NULL)
+		else if (refreshing(&d))
 			d.exit_code = PCD_EXIT_FAIL;
 	}
 	fetch_free(d.fetch);
+	fetch_result_free(d.pub_fr);
 	change_free(d.change);
 	lease_free(d.lease);		/* released: the next takes over now */
 	rwatch_free(d.rwatch);		/* before the store it tells */
 	monitor_free(d.mon);
 	state_free(d.state);		/* after the last save */
+	wthread_free(d.writer);
 	pool_free(d.pool);
 	log_event(LOG_INFO, "shutdown", "status=%d", d.exit_code);
 	log_context(NULL, NULL);

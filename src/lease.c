@@ -1,7 +1,12 @@
 /*
  * lease.c: the writer's lease, in the cache itself (memcached or Redis,
  * through store_lease()).
+ *
+ * Everything here runs on the loop but lease_valid(), which the writer
+ * thread asks before every batch: it reads one atomic, the moment until
+ * which the loop knows nobody else can hold the lease.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +30,7 @@ struct lease {
 	bool			 held;
 	bool			 elsewhere;	/* another held it, last try */
 	uint64_t		 renewed;	/* mono_ms of the last success */
+	_Atomic uint64_t	 valid_until;	/* mono_ms; 0: not held */
 	lease_cb		 cb;
 	void			*arg;
 };
@@ -33,8 +39,16 @@ struct lease {
 bool
 lease_valid(const struct lease *l)
 {
-	return l != NULL && l->held &&
-	    mono_ms() < l->renewed + (uint64_t)l->ttl_ms * 2 / 3;
+	return l != NULL && mono_ms() < atomic_load(&l->valid_until);
+}
+
+/* Renewed (or taken) now: valid for two thirds of the ttl. */
+static void
+renewed(struct lease *l)
+{
+	l->renewed = mono_ms();
+	atomic_store(&l->valid_until, l->renewed +
+	    (uint64_t)l->ttl_ms * 2 / 3);
 }
 
 bool
@@ -48,6 +62,8 @@ static void
 changed(struct lease *l, bool held, const char *why)
 {
 	l->held = held;
+	if (!held)
+		atomic_store(&l->valid_until, 0);
 	if (held) {
 		metrics.lease_acquisitions++;
 		log_event(LOG_NOTICE, "lease_acquired", "id=%s server=%s "
@@ -74,7 +90,7 @@ take(struct lease *l)
 	/* 1: someone holds it.  -1: nobody can tell; try again later. */
 	l->elsewhere = rc == 1;
 	if (rc == 0) {
-		l->renewed = mono_ms();
+		renewed(l);
 		changed(l, true, NULL);
 	}
 }
@@ -89,7 +105,7 @@ renew(struct lease *l)
 	rc = store_lease(l->store, l->srv, STORE_LEASE_RENEW, l->key,
 	    l->keylen, l->id, l->ttl_ms, err, sizeof err);
 	if (rc == 0)
-		l->renewed = mono_ms();
+		renewed(l);
 	else if (rc == 1) {
 		l->elsewhere = true;
 		changed(l, false, "another daemon holds the lease");
@@ -142,6 +158,7 @@ leave(struct lease *l, const char *why)
 		    "lease_ttl)");
 	}
 	l->held = false;
+	atomic_store(&l->valid_until, 0);	/* the writer's gate too */
 	metrics.lease_holder = false;
 	l->cb(false, l->arg);
 }
@@ -203,6 +220,7 @@ lease_new(struct event_base *base, const struct cfg *cfg, struct store *st,
 	if (!cfg->lease_enabled)
 		return NULL;
 	l = xcalloc(1, sizeof *l);
+	atomic_init(&l->valid_until, 0);
 	metrics.lease_holder = false;
 	l->cb = cb;
 	l->arg = arg;

@@ -1,10 +1,15 @@
 /*
  * monitor.c: restart detection, verification and repair from the snapshot.
  *
- * Timers only decide when; check_server(), verify() and repair() do the
- * work, synchronously (libmemcached has no other way), with every batch
- * bounded by the store; a verify pass is cut into slices (on_slice), one
- * per turn of the loop, and its reads bounded by store_probe().
+ * Timers only decide when; check_server() and verify() read the cache
+ * synchronously (libmemcached has no other way) on the loop's store, with
+ * every read bounded by store_probe(); a verify pass is cut into slices
+ * (on_slice), one per turn of the loop.  repair() hands its writes to the
+ * writer thread (wthread.h) and logs cache_repaired when they are done.
+ * While the writer is busy (a publish holds it, or a job runs), repairs
+ * wait (struct later) and verify slices pause, and both go on when it is
+ * idle again: nothing is written between a publish's phases, and a pass
+ * does not count as missing what a repair is writing.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +22,7 @@
 #include "family.h"
 #include "writer.h"
 #include "util.h"
+#include "wthread.h"
 
 /* Seconds of disagreement tolerated between uptime and our clock. */
 #define UPTIME_SLACK_S	2
@@ -85,6 +91,20 @@ struct vpass {
 	const char		*again_reason;
 };
 
+/* Repairs asked for while the writer was busy, run when it is idle. */
+struct later {
+	bool			 all;		/* SIGUSR1 */
+	const char		*all_reason;
+	uint64_t		 servers;	/* restarted: repair whole */
+	const char		*reasons[STORE_MAX_SERVERS];
+	struct fixes		 f;		/* a pass's misses */
+	const char		*f_reason;
+	size_t			 f_only;
+	uint64_t		 f_snap;	/* the snapshot they are of */
+	uint64_t		 f_confirm;	/* as repair()'s */
+	unsigned		 f_epoch[STORE_MAX_SERVERS];
+};
+
 struct monitor {
 	struct event_base	*base;
 	struct store		*store;
@@ -102,12 +122,18 @@ struct monitor {
 	void			*repaired_arg;
 	const struct writer_gate *gate;	/* may it write (NULL: always) */
 	bool			 idle;		/* stand-by: do nothing */
+	struct wthread		*w;		/* writes */
+	struct later		 later;
+	struct event		*later_ev;	/* the writer is idle */
+	bool			 paused;	/* a pass waits for the writer */
 };
 
 static void	on_check(evutil_socket_t, short, void *);
 static void	on_verify(evutil_socket_t, short, void *);
 static void	on_slice(evutil_socket_t, short, void *);
+static void	on_later(evutil_socket_t, short, void *);
 static void	verify(struct monitor *, size_t, const char *);
+static void	next_slice(struct monitor *);
 
 struct monitor *
 monitor_new(struct event_base *base)
@@ -119,6 +145,7 @@ monitor_new(struct event_base *base)
 	m->check_ev = event_new(base, -1, EV_PERSIST, on_check, m);
 	m->verify_ev = event_new(base, -1, EV_PERSIST, on_verify, m);
 	m->slice_ev = event_new(base, -1, 0, on_slice, m);
+	m->later_ev = event_new(base, -1, 0, on_later, m);
 	return m;
 }
 
@@ -127,11 +154,34 @@ monitor_free(struct monitor *m)
 {
 	if (m == NULL)
 		return;
+	if (m->w != NULL)
+		wthread_on_idle(m->w, NULL, NULL);
 	event_free(m->check_ev);
 	event_free(m->verify_ev);
 	event_free(m->slice_ev);
+	event_free(m->later_ev);
 	free(m->pass.f.v);
+	free(m->later.f.v);
 	free(m);
+}
+
+/* The writer is idle: on the next turn, what waited for it. */
+static void
+writer_idle(void *arg)
+{
+	struct monitor	*m = arg;
+	struct timeval	 zero = { 0, 0 };
+
+	if (m->later.all || m->later.servers != 0 || m->later.f.n > 0 ||
+	    m->paused)
+		evtimer_add(m->later_ev, &zero);
+}
+
+void
+monitor_set_writer(struct monitor *m, struct wthread *w)
+{
+	m->w = w;
+	wthread_on_idle(w, writer_idle, m);
 }
 
 /*
@@ -153,6 +203,15 @@ unconfirm(struct monitor *m, size_t i)
 {
 	m->sv[i].confirmed = false;
 	m->sv[i].epoch++;
+}
+
+/* Every server of the store, as a mask. */
+static uint64_t
+all_servers(const struct monitor *m)
+{
+	size_t	n = store_nservers(m->store);
+
+	return n >= 64 ? UINT64_MAX : ((uint64_t)1 << n) - 1;
 }
 
 /* (Re)arm a persistent timer. */
@@ -284,56 +343,121 @@ fixes_add(struct fixes *f, size_t e, size_t srv)
 	f->n++;
 }
 
-/*
- * Write the fixes back through the writer, phase by phase (details,
- * indexes, site lists, each ended by a round trip); a phase that failed
- * stops the later ones.  server names the one server repaired, or NULL.
- * 0, or -1 if any failed.
- */
-static int
-repair(struct monitor *m, const struct fixes *f, const char *reason,
-    const char *server)
-{
-	const struct entry	*v = snapshot_entries(m->snap);
+/* A repair on the writer thread: copies of the entries, one server each. */
+struct repair_job {
+	struct monitor		*m;
 	struct entry		*ev;
 	enum write_outcome	*out;
-	size_t			 k, written = 0, bytes = 0;
-	uint64_t		 t0 = mono_ms();
+	size_t			 n;
+	const char		*reason;	/* a literal */
+	char			*server;	/* the one repaired, or NULL */
+	uint64_t		 t0;
+	struct writer_report	 rep;
+	/*
+	 * The servers it confirms once it wrote everything (monitor_confirmed),
+	 * unless they lost something since: their epochs when it was asked
+	 * for, of the store it was asked for on.
+	 */
+	uint64_t		 confirm;
+	unsigned		 epoch[STORE_MAX_SERVERS];
+	uint64_t		 store;
+};
+
+/*
+ * Writer thread: phase by phase (details, indexes, site lists, each ended
+ * by a round trip); a phase that failed stops the later ones.
+ */
+static void
+repair_work(struct store *st, const struct writer_gate *gate, void *arg)
+{
+	struct repair_job	*rj = arg;
 	int			 phase;
+
+	for (phase = 0; phase < FAMILY_PHASES; phase++)
+		if (writer_phase(st, rj->ev, rj->n, phase, gate, rj->out,
+		    &rj->rep) != WRITER_OK)
+			break;
+}
+
+/* On the loop: what the repair put back (cache_repaired). */
+static void
+repair_done(void *arg, bool stopped)
+{
+	struct repair_job	*rj = arg;
+	struct monitor		*m = rj->m;
+	size_t			 k, written = 0, bytes = 0;
 	bool			 failed = false;
 
-	ev = xcalloc(f->n + 1, sizeof *ev);
-	out = xcalloc(f->n + 1, sizeof *out);
-	for (k = 0; k < f->n; k++) {
-		ev[k] = v[f->v[k].e];
-		ev[k].servers = (uint64_t)1 << f->v[k].srv;
-	}
-	for (phase = 0; phase < FAMILY_PHASES && !failed; phase++)
-		if (writer_phase(m->store, ev, f->n, phase, m->gate, out,
-		    NULL) != WRITER_OK)
-			failed = true;
-	for (k = 0; k < f->n; k++) {
-		if (out[k] == WRITE_OK) {
+	writer_report_log(&rj->rep, m->store, stopped);
+	for (k = 0; k < rj->n; k++) {
+		if (rj->out[k] == WRITE_OK) {
 			written++;
-			bytes += ev[k].len;
+			bytes += rj->ev[k].len;
 		} else
 			failed = true;
 	}
-	free(ev);
-	free(out);
-	metrics.repairs++;
-	metrics.keys_repaired += written;
-	metrics_repair(reason, written);
-	log_event(failed ? LOG_ERR : LOG_NOTICE, "cache_repaired", "reason=%s "
-	    "server=%s keys=%zu bytes=%zu keys_failed=%zu duration_ms=%llu",
-	    reason, server, written, bytes, f->n - written,
-	    (unsigned long long)(mono_ms() - t0));
-	if (!failed && m->repaired != NULL)
+	/* The lease went before anything was sent: write_stopped says so. */
+	if (!(rj->rep.lost && written == 0)) {
+		metrics.repairs++;
+		metrics.keys_repaired += written;
+		metrics_repair(rj->reason, written);
+		log_event(failed ? LOG_ERR : LOG_NOTICE, "cache_repaired",
+		    "reason=%s server=%s keys=%zu bytes=%zu keys_failed=%zu "
+		    "duration_ms=%llu", rj->reason, rj->server, written, bytes,
+		    rj->n - written, (unsigned long long)(mono_ms() - rj->t0));
+	}
+	for (k = 0; !failed && !stopped && rj->store == m->store_serial &&
+	    k < STORE_MAX_SERVERS; k++)
+		if ((rj->confirm >> k & 1) != 0 && rj->epoch[k] == m->sv[k].epoch)
+			m->sv[k].confirmed = true;
+	if (!failed && !stopped && m->repaired != NULL)
 		m->repaired(m->repaired_arg);
-	return failed ? -1 : 0;
+	writer_report_free(&rj->rep);
+	free(rj->server);
+	free(rj->ev);
+	free(rj->out);
+	free(rj);
 }
 
-/* Put back every key server i owns. */
+/*
+ * Write the fixes back through the writer thread; cache_repaired says how
+ * it went.  server names the one server repaired, or NULL.  The servers
+ * of confirm are confirmed once every fix is written, if their epochs are
+ * still those of epoch (NULL: now).  The entries point into the snapshot,
+ * which no publish replaces before the job is done (its own jobs come
+ * after this one).
+ */
+static void
+repair(struct monitor *m, const struct fixes *f, const char *reason,
+    const char *server, uint64_t confirm, const unsigned *epoch)
+{
+	const struct entry	*v = snapshot_entries(m->snap);
+	struct repair_job	*rj;
+	size_t			 k;
+
+	/* Not the writer (the lease is gone): the holder repairs. */
+	if (m->gate != NULL && !m->gate->may_write(m->gate->arg))
+		return;
+	rj = xcalloc(1, sizeof *rj);
+	rj->m = m;
+	rj->n = f->n;
+	rj->reason = reason;
+	rj->server = server != NULL ? xstrdup(server) : NULL;
+	rj->t0 = mono_ms();
+	rj->confirm = confirm;
+	for (k = 0; k < STORE_MAX_SERVERS; k++)
+		rj->epoch[k] = epoch != NULL ? epoch[k] : m->sv[k].epoch;
+	rj->store = m->store_serial;
+	rj->ev = xcalloc(f->n + 1, sizeof *rj->ev);
+	rj->out = xcalloc(f->n + 1, sizeof *rj->out);
+	for (k = 0; k < f->n; k++) {
+		rj->ev[k] = v[f->v[k].e];
+		rj->ev[k].servers = (uint64_t)1 << f->v[k].srv;
+	}
+	wthread_submit(m->w, "repair", m->gate, repair_work, repair_done, rj);
+}
+
+/* Put back every key server i owns (now, or once the writer is idle). */
 static void
 repair_server(struct monitor *m, size_t i, const char *reason)
 {
@@ -341,22 +465,41 @@ repair_server(struct monitor *m, size_t i, const char *reason)
 	struct fixes			 f;
 	size_t				 j, n = snapshot_count(m->snap);
 
+	if (wthread_busy(m->w)) {
+		m->later.servers |= (uint64_t)1 << i;
+		m->later.reasons[i] = reason;
+		return;
+	}
 	memset(&f, 0, sizeof f);
 	for (j = 0; j < n; j++)
 		if (wanted(m, &v[j], i))
 			fixes_add(&f, j, i);
-	if (repair(m, &f, reason, store_server_name(m->store, i)) == 0)
-		m->sv[i].confirmed = true;
+	repair(m, &f, reason, store_server_name(m->store, i),
+	    (uint64_t)1 << i, NULL);
+	free(f.v);
+}
+
+/* Every entry of the snapshot, on every server it belongs on. */
+static void
+repair_everything(struct monitor *m, const char *reason)
+{
+	const struct entry	*v = snapshot_entries(m->snap);
+	struct fixes		 f;
+	size_t			 i, j, n = snapshot_count(m->snap);
+
+	memset(&f, 0, sizeof f);
+	for (j = 0; j < n; j++)
+		for (i = 0; i < store_nservers(m->store); i++)
+			if (wanted(m, &v[j], i))
+				fixes_add(&f, j, i);
+	repair(m, &f, reason, NULL, all_servers(m), NULL);
 	free(f.v);
 }
 
 int
 monitor_repair_all(struct monitor *m, const char *reason)
 {
-	const struct entry	*v;
-	struct fixes			 f;
-	size_t				 i, j, n;
-	int				 rc;
+	size_t	i;
 
 	if (m->snap == NULL) {
 		log_event(LOG_WARNING, "repair_skipped", "reason=%s error=%s",
@@ -368,21 +511,94 @@ monitor_repair_all(struct monitor *m, const char *reason)
 		    reason, "standing by: another daemon holds the lease");
 		return -1;
 	}
-	v = snapshot_entries(m->snap);
-	n = snapshot_count(m->snap);
 	/* Start clean: a restart not seen yet leaves a dead socket behind. */
-	for (i = 0; i < store_nservers(m->store); i++)
+	for (i = 0; i < store_nservers(m->store); i++) {
 		store_reconnect(m->store, i);
-	memset(&f, 0, sizeof f);
-	for (j = 0; j < n; j++)
-		for (i = 0; i < store_nservers(m->store); i++)
-			if (wanted(m, &v[j], i))
-				fixes_add(&f, j, i);
-	rc = repair(m, &f, reason, NULL);
-	for (i = 0; rc == 0 && i < store_nservers(m->store); i++)
-		m->sv[i].confirmed = true;
+		wthread_reconnect(m->w, i);
+	}
+	if (wthread_busy(m->w)) {
+		m->later.all = true;
+		m->later.all_reason = reason;
+		return 0;
+	}
+	repair_everything(m, reason);
+	return 0;
+}
+
+/*
+ * A pass's misses: put back now, or once the writer is idle; confirm and
+ * epoch as repair()'s.
+ */
+static void
+repair_misses(struct monitor *m, struct fixes *f, const char *reason,
+    size_t only, uint64_t confirm, const unsigned *epoch)
+{
+	struct later	*l = &m->later;
+
+	if (!wthread_busy(m->w)) {
+		repair(m, f, reason, only != SIZE_MAX ?
+		    store_server_name(m->store, only) : NULL, confirm, epoch);
+		return;
+	}
+	/* The last pass's misses are the ones that count. */
+	free(l->f.v);
+	l->f = *f;
+	memset(f, 0, sizeof *f);
+	l->f_reason = reason;
+	l->f_only = only;
+	l->f_snap = snapshot_serial(m->snap);
+	l->f_confirm = confirm;
+	memcpy(l->f_epoch, epoch, sizeof l->f_epoch);
+}
+
+/* What waited for the writer, now that it is idle. */
+static void
+run_later(struct monitor *m)
+{
+	struct later	*l = &m->later;
+	struct fixes	 f;
+	size_t		 i;
+
+	if (m->snap == NULL || m->idle) {
+		free(l->f.v);
+		memset(l, 0, sizeof *l);
+		return;
+	}
+	if (l->all) {
+		/* Everything: the servers and misses with it. */
+		repair_everything(m, l->all_reason);
+		free(l->f.v);
+		memset(l, 0, sizeof *l);
+		return;
+	}
+	for (i = 0; i < store_nservers(m->store); i++)
+		if ((l->servers >> i & 1) != 0)
+			repair_server(m, i, l->reasons[i]);
+	l->servers = 0;
+	f = l->f;
+	memset(&l->f, 0, sizeof l->f);
+	/* Misses of a snapshot a publish replaced: its own pass follows. */
+	if (f.n > 0 && l->f_snap == snapshot_serial(m->snap))
+		repair(m, &f, l->f_reason, l->f_only != SIZE_MAX ?
+		    store_server_name(m->store, l->f_only) : NULL, l->f_confirm,
+		    l->f_epoch);
 	free(f.v);
-	return rc;
+}
+
+static void
+on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct monitor	*m = arg;
+
+	(void)fd;
+	(void)what;
+	if (wthread_busy(m->w))
+		return;		/* busy again: its idle calls back */
+	run_later(m);
+	if (m->paused) {
+		m->paused = false;
+		next_slice(m);
+	}
 }
 
 /* What one server's multi-get is matched against. */
@@ -533,20 +749,23 @@ static void
 verify_end(struct monitor *m)
 {
 	struct vpass	*p = &m->pass;
+	uint64_t	 whole = 0;
 	size_t		 i;
-	int		 rc = 0;
 
+	/* What the pass found whole (and nothing lost since it began). */
+	for (i = 0; i < store_nservers(m->store); i++)
+		if ((p->only == SIZE_MAX || p->only == i) &&
+		    (p->unsure >> i & 1) == 0 && p->epoch[i] == m->sv[i].epoch)
+			whole |= (uint64_t)1 << i;
 	if (p->f.n > 0) {
 		log_fixes(m, &p->f, false, p->reason);
 		log_fixes(m, &p->f, true, p->reason);
-		rc = repair(m, &p->f, p->reason, p->only != SIZE_MAX ?
-		    store_server_name(m->store, p->only) : NULL);
-	}
-	/* What the pass found whole (and nothing lost since it began). */
-	for (i = 0; rc == 0 && i < store_nservers(m->store); i++)
-		if ((p->only == SIZE_MAX || p->only == i) &&
-		    (p->unsure >> i & 1) == 0 && p->epoch[i] == m->sv[i].epoch)
-			m->sv[i].confirmed = true;
+		/* Confirmed once what is missing or diverged is back. */
+		repair_misses(m, &p->f, p->reason, p->only, whole, p->epoch);
+	} else
+		for (i = 0; i < store_nservers(m->store); i++)
+			if ((whole >> i & 1) != 0)
+				m->sv[i].confirmed = true;
 	log_event(LOG_INFO, "cache_verified", "reason=%s keys=%zu missing=%zu "
 	    "diverged=%zu servers_skipped=%zu duration_ms=%llu", p->reason,
 	    p->asked, p->missing, p->diverged, p->skipped,
@@ -592,6 +811,11 @@ on_slice(evutil_socket_t fd, short what, void *arg)
 	if (snapshot_serial(m->snap) != p->snap ||
 	    store_serial(m->store) != p->store || m->idle) {
 		verify_drop(m);
+		return;
+	}
+	if (wthread_busy(m->w)) {
+		/* What is being written is not missing: after it. */
+		m->paused = true;
 		return;
 	}
 	n = snapshot_count(m->snap);
@@ -775,8 +999,9 @@ check_server(struct monitor *m, size_t i)
 	ms->at = now;
 
 	if (reason != NULL) {
-		/* Whatever was buffered on the old connection is lost. */
+		/* Whatever was buffered on the old connections is lost. */
 		store_reconnect(m->store, i);
+		wthread_reconnect(m->w, i);
 		unconfirm(m, i);
 		empty_detected(m, i, reason, &ss);
 		if (m->snap != NULL)
@@ -841,13 +1066,22 @@ monitor_repair_keys(struct monitor *m, const size_t *ids, const size_t *srv,
 
 	if (m->snap == NULL || m->idle || m->store == NULL)
 		return -1;
+	/*
+	 * A publish holds the writer: the ids are of the record it is about
+	 * to replace, so they are not queued behind it.  The reader's next
+	 * miss of the key asks again, after the publish.
+	 */
+	if (wthread_busy(m->w))
+		return -1;
 	memset(&f, 0, sizeof f);
 	for (k = 0; k < n; k++)
 		if (ids[k] < snapshot_count(m->snap) &&
 		    srv[k] < store_nservers(m->store))
 			fixes_add(&f, ids[k], srv[k]);
-	rc = f.n == 0 ? 0 : repair(m, &f, reason, n == 1 ?
-	    store_server_name(m->store, srv[0]) : NULL);
+	rc = 0;
+	if (f.n > 0)
+		repair(m, &f, reason, n == 1 ?
+		    store_server_name(m->store, srv[0]) : NULL, 0, NULL);
 	free(f.v);
 	return rc;
 }
@@ -862,6 +1096,8 @@ monitor_server_lost(struct monitor *m, size_t i, const char *reason)
 		return;
 	ms = &m->sv[i];
 	store_reconnect(m->store, i);
+	/* The writer thread's connection is to the old process too. */
+	wthread_reconnect(m->w, i);
 	store_probe(m->store, true);
 	if (store_stats(m->store, i, &ss) == -1) {
 		store_probe(m->store, false);

@@ -42,6 +42,7 @@ struct builder {
 	struct map		 fam[FAM_COUNT];	/* key -> entry */
 	struct pickle		 pk;
 	int			 errors;
+	char			**failed;	/* "key\0error", for plan_log */
 };
 
 /*
@@ -68,13 +69,33 @@ put_entry(struct builder *b, enum family f, char *key,
 	e->own = own ? (unsigned char *)val : NULL;
 }
 
-/* A value that could not be encoded: logged, counted, left out. */
+/*
+ * A value that could not be encoded: counted, left out, and kept for
+ * plan_log() (plan_build may run on the writer thread, which logs
+ * nothing).
+ */
 static void
 encode_failed(struct builder *b, const char *key, const char *error)
 {
-	log_event(LOG_ERR, "refresh_failed", "stage=encode key=%s error=%s",
-	    key, error);
-	b->errors++;
+	size_t	kl = strlen(key), el = strlen(error);
+	char	*f = xmalloc(kl + el + 2);
+
+	memcpy(f, key, kl + 1);
+	memcpy(f + kl + 1, error, el + 1);
+	b->failed = xreallocarray(b->failed, (size_t)b->errors + 1,
+	    sizeof *b->failed);
+	b->failed[b->errors++] = f;
+}
+
+void
+plan_log(const struct plan *pl)
+{
+	int	i;
+
+	for (i = 0; i < pl->errors; i++)
+		log_event(LOG_ERR, "refresh_failed", "stage=encode key=%s "
+		    "error=%s", pl->failed[i], pl->failed[i] +
+		    strlen(pl->failed[i]) + 1);
 }
 
 /* Encode a list of program uuids (program["uuid"] objects); take key. */
@@ -430,6 +451,7 @@ plan_build(const struct catalog *gen, const struct plan_opts *o,
 	pl->nprograms = b.fam[FAM_PROGRAM].nitems;
 	pl->npathways = b.fam[FAM_PATHWAY].nitems;
 	pl->errors = b.errors;
+	pl->failed = b.failed;
 	lay_out(&b, pl, kf, st, flags);
 	for (f = 0; f < FAM_COUNT; f++)
 		map_free(&b.fam[f]);
@@ -447,6 +469,9 @@ plan_free(struct plan *pl)
 	for (i = 0; i < pl->nown; i++)
 		free(pl->own[i]);
 	free(pl->own);
+	for (i = 0; i < (size_t)pl->errors; i++)
+		free(pl->failed[i]);
+	free(pl->failed);
 	free(pl->v);
 	catalog_release(pl->gen);
 	free(pl);

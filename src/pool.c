@@ -212,6 +212,17 @@ pool_size(int setting)
 	return n > POOL_AUTO_MAX ? POOL_AUTO_MAX : (int)n;
 }
 
+/* The index after the last thread of type t (threads are by type). */
+static int
+thread_end(const struct pool *p, int t)
+{
+	int	u, end = 0;
+
+	for (u = 0; u <= t; u++)
+		end += p->nthreads[u];
+	return end;
+}
+
 struct pool *
 pool_new(struct event_base *base, int parse_threads)
 {
@@ -230,12 +241,16 @@ pool_new(struct event_base *base, int parse_threads)
 	event_add(p->ev, NULL);
 	p->nthreads[POOL_PARSE] = parse_threads >= 2 ? parse_threads : 0;
 	p->nthreads[POOL_SAVE] = 1;
-	p->nworkers = p->nthreads[POOL_PARSE] + p->nthreads[POOL_SAVE];
+	p->nthreads[POOL_WRITE] = 1;
+	for (t = 0; t < POOL_TYPES; t++)
+		p->nworkers += p->nthreads[t];
 	p->workers = xcalloc((size_t)p->nworkers, sizeof *p->workers);
-	for (i = 0; i < p->nworkers; i++) {
+	for (i = 0, t = 0; i < p->nworkers; i++) {
 		w = &p->workers[i];
 		w->pool = p;
-		w->type = i < p->nthreads[POOL_PARSE] ? POOL_PARSE : POOL_SAVE;
+		while (i >= thread_end(p, t))
+			t++;
+		w->type = (enum pool_type)t;
 		if ((rc = pthread_create(&w->thread, NULL, worker_main,
 		    w)) != 0) {
 			errno = rc;

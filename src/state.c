@@ -1,5 +1,16 @@
 /*
  * state.c: the last publish, and how the next one becomes the cache's.
+ *
+ * A publish is a sequence of steps: the loop makes the next generation
+ * (the failure rules log as they go), then the writer thread plans it and
+ * writes its details, the loop looks at what the cache refused (and plans
+ * again, gen_refuse, while it refuses program values), the thread writes
+ * the indexes, then the site lists, then records what reached the cache
+ * (and deletes stale keys), and the loop adopts the record and saves it.
+ * Between two steps the publish is the loop's; during one, what the step
+ * reads or changes (the publish, the record's maps) is the thread's, and
+ * the loop leaves it alone: it only reads the state's generation and
+ * record, which nothing changes until the publish adopts its own.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -18,9 +29,12 @@
 #include "snapfile.h"
 #include "state.h"
 #include "util.h"
+#include "wthread.h"
 
 /* Rounds of writing the details again after the cache refused some. */
 #define REFUSAL_ROUNDS	3
+
+struct publish;
 
 /*
  * A record and the plan its entries point into, held by the state and by
@@ -34,9 +48,11 @@ struct hold {
 
 struct state {
 	const struct cfg	*cfg;
-	struct store		*store;
+	struct store		*store;		/* the loop's (placement, up) */
+	struct wthread		*w;		/* writes */
 	const struct keyfn	*kf;
 	struct pool		*pool;		/* saves, or NULL */
+	struct publish		*pub;		/* in progress, or NULL */
 	struct catalog		*gen;		/* last published, or NULL */
 	struct hold		*hold;		/* snap and plan, or NULL */
 	struct plan		*plan;		/* snap's entries point into it */
@@ -115,12 +131,27 @@ struct save_job {
 	struct snapshot_outcome	 o;
 };
 
+
+/*
+ * A test hook: PCD_TEST_STOP_AT=save stops the process (SIGSTOP) when the
+ * save thread starts a save, so that a test can send SIGTERM then.
+ */
+static void
+test_stop_save(void)
+{
+	const char	*e = getenv("PCD_TEST_STOP_AT");
+
+	if (e != NULL && strcmp(e, "save") == 0)
+		raise(SIGSTOP);
+}
+
 /* On the save thread: nothing here logs. */
 static void
 save_work(void *arg)
 {
 	struct save_job	*sj = arg;
 
+	test_stop_save();
 	sj->rc = snapfile_save(sj->file, sj->prev != NULL ? sj->prev->snap :
 	    NULL, sj->next->snap, sj->settings, &sj->o);
 }
@@ -144,7 +175,8 @@ save_done(void *arg, bool cancelled)
 static void
 save_wait(struct state *s)
 {
-	pool_wait(s->pool, POOL_SAVE);
+	while (pool_pending(s->pool, POOL_SAVE) > 0)
+		pool_wait(s->pool, POOL_SAVE);
 }
 
 /*
@@ -174,14 +206,15 @@ save(struct state *s, struct hold *prev)
 /* --- the record -------------------------------------------------------- */
 
 struct state *
-state_new(const struct cfg *cfg, struct store *st, const struct keyfn *kf,
-    struct pool *pool)
+state_new(const struct cfg *cfg, struct store *st, struct wthread *w,
+    const struct keyfn *kf, struct pool *pool)
 {
 	struct state	*s = xcalloc(1, sizeof *s);
 	char		*path;
 
 	s->cfg = cfg;
 	s->store = st;
+	s->w = w;
 	s->kf = kf;
 	s->pool = pool;
 	path = snapshot_path(cfg->state_dir);
@@ -205,11 +238,17 @@ state_clear(struct state *s)
 	map_init(&s->unsure);
 }
 
+static void	publish_abandon(struct publish *);
+
 void
 state_free(struct state *s)
 {
 	if (s == NULL)
 		return;
+	/* A publish cut short by wthread_stop() ends in its step's done. */
+	wthread_wait(s->w);
+	if (s->pub != NULL)
+		publish_abandon(s->pub);
 	save_wait(s);
 	state_clear(s);
 	snapshot_free(s->loaded);
@@ -291,15 +330,36 @@ struct confirmed {
 	XXH128_hash_t	hash;
 };
 
-/* What one publish keeps while it works. */
+/*
+ * What one publish keeps while it works: the loop's between steps, the
+ * writer thread's during one.
+ */
 struct publish {
 	struct state			*s;
-	const struct state_publish_opts	*opts;
+	struct state_publish_opts	 opts;
+	state_done_cb			 cb;
+	void				*arg;
 	struct catalog			*next;
 	struct map			 old;		/* key -> old entry */
 	struct map			 confirmed;	/* key -> struct confirmed */
 	uint64_t			 trusted;	/* servers asked: confirmed */
+	struct plan_opts		 po;
+	struct plan			*pl;
+	enum write_outcome		*out;
 	enum writer_rc			 rc;		/* the writer's last */
+	struct writer_report		 rep;		/* the step's */
+	int				 round;		/* of the details */
+	int				 phase;
+	struct state_result		 r;
+	/* What the cache refused in a round of the details. */
+	char				**uuids;
+	bool				*stays;
+	size_t				 nrefused;
+	/* The record, made by the last step. */
+	bool				 sweep;
+	struct snapshot			*snap;
+	struct catalog			*gen;
+	struct buf			 stale_ex;	/* stale_deleted examples */
 };
 
 /*
@@ -341,7 +401,7 @@ is_same(const struct publish *pb, const struct entry *e)
 	if (c != NULL)
 		return c->len == e->len && XXH128_isEqual(c->hash,
 		    XXH3_128bits(e->val, e->len));
-	if (!pb->opts->skip_same || (e->servers & ~pb->trusted) != 0 ||
+	if (!pb->opts.skip_same || (e->servers & ~pb->trusted) != 0 ||
 	    map_get(&pb->s->unsure, e->key, strlen(e->key)) != NULL)
 		return false;
 	o = map_get(&pb->old, e->key, strlen(e->key));
@@ -352,19 +412,19 @@ is_same(const struct publish *pb, const struct entry *e)
 }
 
 /* Write one phase of the plan, skipping what the cache holds. */
-static enum writer_rc
-write_phase(struct publish *pb, const struct plan *pl, int phase,
-    enum write_outcome *out)
+static void
+write_phase(struct publish *pb, struct store *st,
+    const struct writer_gate *gate, int phase)
 {
-	size_t	i;
+	const struct plan	*pl = pb->pl;
+	size_t			 i;
 
 	for (i = 0; i < pl->n; i++)
-		if (out[i] == WRITE_PENDING && pl->v[i].phase == phase &&
+		if (pb->out[i] == WRITE_PENDING && pl->v[i].phase == phase &&
 		    is_same(pb, &pl->v[i]))
-			out[i] = WRITE_SAME;
-	pb->rc = writer_phase(pb->s->store, pl->v, pl->n, phase,
-	    pb->opts->gate, out, NULL);
-	return pb->rc;
+			pb->out[i] = WRITE_SAME;
+	pb->rc = writer_phase(st, pl->v, pl->n, phase, gate, pb->out,
+	    &pb->rep);
 }
 
 /* Remember what a round confirmed, for the rounds after it. */
@@ -422,51 +482,18 @@ refused_programs(const struct publish *pb, const struct plan *pl,
 	return n;
 }
 
-/*
- * Write the details; while the cache refuses program values, settle those
- * programs (gen_refuse) and plan again (a program dropped can change
- * others' pathway ids).  Returns the final plan and its outcomes.
- */
-static struct plan *
-write_details(struct publish *pb, enum write_outcome **outp, size_t *errors)
+static void
+refused_free(struct publish *pb)
 {
-	struct state		*s = pb->s;
-	struct plan_opts	 po;
-	struct plan		*pl;
-	enum write_outcome	*out;
-	char			**uuids;
-	bool			*stays;
-	size_t			 i, n;
-	int			 round;
+	size_t	i;
 
-	plan_opts_from(s->cfg, &po);
-	for (round = 0; ; round++) {
-		pl = plan_build(pb->next, &po, s->kf, s->store,
-		    value_flags(s->cfg));
-		out = xcalloc(pl->n + 1, sizeof *out);
-		if (write_phase(pb, pl, 0, out) != WRITER_OK ||
-		    round + 1 == REFUSAL_ROUNDS)
-			break;
-		n = refused_programs(pb, pl, out, &uuids, &stays);
-		if (n == 0) {
-			free(uuids);
-			free(stays);
-			break;
-		}
-		/* The plan points into next's records: done with it first. */
-		confirm(pb, pl, out);
-		plan_free(pl);
-		free(out);
-		for (i = 0; i < n; i++) {
-			(void)gen_refuse(pb->next, s->gen, uuids[i], stays[i]);
-			free(uuids[i]);
-		}
-		free(uuids);
-		free(stays);
-		gen_finish(pb->next, false, errors);
-	}
-	*outp = out;
-	return pl;
+	for (i = 0; pb->uuids != NULL && pb->uuids[i] != NULL; i++)
+		free(pb->uuids[i]);
+	free(pb->uuids);
+	free(pb->stays);
+	pb->uuids = NULL;
+	pb->stays = NULL;
+	pb->nrefused = 0;
 }
 
 /*
@@ -499,37 +526,32 @@ keep_absent(struct map *absent, const struct map_item *it, uintptr_t n)
 
 /*
  * Delete the stale keys (absent stale_after times) through the writer;
- * those it could not delete stay in the record, counting on.
+ * those it could not delete stay in the record, counting on.  The few
+ * examples stale_deleted names are kept for the loop.
  */
 static void
-delete_stale(struct publish *pb, struct snapshot *snap, struct map *absent,
-    const struct map_item **items, const struct entry **v, uintptr_t *counts,
-    size_t n, size_t *deleted)
+delete_stale(struct publish *pb, struct store *st,
+    const struct writer_gate *gate, struct snapshot *snap,
+    struct map *absent, const struct map_item **items,
+    const struct entry **v, uintptr_t *counts, size_t n, size_t *deleted)
 {
 	struct entry		*ev = xcalloc(n + 1, sizeof *ev);
 	enum write_outcome	*out = xcalloc(n + 1, sizeof *out);
-	struct buf		 ex;
 	size_t			 i;
 
 	for (i = 0; i < n; i++)
 		ev[i] = *v[i];
-	(void)writer_delete(pb->s->store, ev, n, pb->opts->gate, out);
-	buf_init(&ex);
+	(void)writer_delete(st, ev, n, gate, out);
 	for (i = 0; i < n; i++) {
 		if (out[i] == WRITE_OK) {
 			if ((*deleted)++ < 5)
-				buf_printf(&ex, "%s%s", *deleted > 1 ? " " : "",
-				    v[i]->key);
+				buf_printf(&pb->stale_ex, "%s%s",
+				    *deleted > 1 ? " " : "", v[i]->key);
 			continue;
 		}
 		keep_absent(absent, items[i], counts[i]);
 		snapshot_add_copy(snap, v[i]);
 	}
-	if (*deleted > 0)
-		log_event(LOG_INFO, "stale_deleted", "keys=%zu stale_after=%d "
-		    "examples=%s", *deleted, pb->s->cfg->stale_after,
-		    (const char *)ex.data);
-	buf_free(&ex);
 	free(ev);
 	free(out);
 }
@@ -541,8 +563,9 @@ delete_stale(struct publish *pb, struct snapshot *snap, struct map *absent,
  * every site), keys absent stale_after times are deleted instead.
  */
 static struct snapshot *
-record(struct publish *pb, const struct plan *pl,
-    const enum write_outcome *out, bool sweep, size_t *deleted)
+record(struct publish *pb, struct store *st, const struct writer_gate *gate,
+    const struct plan *pl, const enum write_outcome *out, bool sweep,
+    size_t *deleted)
 {
 	struct state		 *s = pb->s;
 	struct snapshot		 *snap = snapshot_new();
@@ -601,7 +624,9 @@ record(struct publish *pb, const struct plan *pl,
 		keep_absent(&absent, it, n);
 		snapshot_add_copy(snap, o);
 	}
-	delete_stale(pb, snap, &absent, sitems, sv, scounts, ns, deleted);
+	if (ns > 0)
+		delete_stale(pb, st, gate, snap, &absent, sitems, sv, scounts,
+		    ns, deleted);
 	free(sitems);
 	free(sv);
 	free(scounts);
@@ -609,18 +634,6 @@ record(struct publish *pb, const struct plan *pl,
 	map_free(&s->absent);
 	s->absent = absent;
 	return snap;
-}
-
-static void
-publish_free(struct publish *pb)
-{
-	struct map_item	*it;
-
-	MAP_FOREACH(&pb->confirmed, it)
-		free(it->val);
-	map_free(&pb->confirmed);
-	map_free(&pb->old);
-	catalog_unref(pb->next);
 }
 
 /*
@@ -763,98 +776,324 @@ recount(const struct catalog *next, struct gen_counts *c)
 	}
 }
 
-/* Make what was published (or learnt) the state's record. */
+/* Free what a publish holds and let the writer go. */
 static void
-adopt(struct publish *pb, struct plan *pl, struct snapshot *snap,
-    const struct state_result *r)
+publish_free(struct publish *pb)
 {
-	struct state	*s = pb->s;
-	struct catalog	*gen;
-	struct hold	*prev;
+	struct map_item	*it;
 
-	if (r->published || r->deleted > 0 || pb->rc != WRITER_OK) {
-		gen = gen_merge(pb->next, s->gen, s->cfg);
-		genfile_put(snap, gen);
-	} else {
-		/* Nothing new reached the cache: the generation stays. */
-		gen = gen_learn(s->gen, pb->next);
-		absentfile_copy_others(snap, s->snap);
-		if (s->snap == NULL) {
-			catalog_unref(gen);
-			snapshot_free(snap);
-			plan_free(pl);
-			return;
-		}
-	}
-	absentfile_put(snap, &s->absent);
-	/* (What this publish wrote is in the record either way.) */
-	catalog_unref(s->gen);
-	s->gen = gen;
-	/* A save still reading the old record holds it. */
-	prev = hold_ref(s->hold);
-	set_record(s, snap, pl);
-	save(s, prev);
-	hold_drop(prev);
+	pb->s->pub = NULL;
+	wthread_release(pb->s->w, pb);
+	MAP_FOREACH(&pb->confirmed, it)
+		free(it->val);
+	map_free(&pb->confirmed);
+	map_free(&pb->old);
+	refused_free(pb);
+	writer_report_free(&pb->rep);
+	buf_free(&pb->stale_ex);
+	plan_free(pb->pl);
+	free(pb->out);
+	snapshot_free(pb->snap);
+	catalog_unref(pb->gen);
+	catalog_unref(pb->next);
+	free(pb);
 }
 
-int
-state_publish(struct state *s, struct fetch_result *fr,
-    const struct state_publish_opts *opts, struct state_result *r)
+/*
+ * Stopped (wthread_stop: the process is shutting down) in the middle: the
+ * record and the file stay as the last complete publish left them, and
+ * done is not called.
+ */
+static void
+publish_abandon(struct publish *pb)
 {
-	struct gen_opts		 go = { s->cfg, opts->force };
-	struct publish		 pb;
-	struct plan		*pl;
-	struct snapshot		*snap;
-	enum write_outcome	*out;
-	const struct entry	*v;
-	size_t			 i;
-	int			 phase;
+	publish_free(pb);
+}
 
-	memset(r, 0, sizeof *r);
-	memset(&pb, 0, sizeof pb);
-	pb.next = gen_build(fr, s->gen, &go, &r->sites);
-	pb.trusted = trusted_servers(s, opts);
-	if (opts->skip_same && same_generation(s, pb.next, pb.trusted)) {
-		/* Nothing to plan, write or record (stale keys: not counted). */
-		same_result(s, r);
-		catalog_unref(pb.next);
-		return r->complete ? 0 : -1;
-	}
-	pb.s = s;
-	pb.opts = opts;
-	map_init(&pb.old);
-	map_init(&pb.confirmed);
-	for (i = 0; s->snap != NULL && i < snapshot_count(s->snap); i++) {
-		v = &snapshot_entries(s->snap)[i];
-		map_put(&pb.old, v->key, strlen(v->key))->val = (void *)v;
-	}
-	/* A publish is worth one new try of a server that was down. */
-	store_retry_now(s->store);
+/*
+ * After each step of the writer thread: log what it saw.  false if the
+ * publish was stopped (it is then abandoned).
+ */
+static bool
+step_done(struct publish *pb, bool stopped)
+{
+	struct state	*s = pb->s;
 
-	pl = write_details(&pb, &out, &r->sites.errors);
-	for (phase = 1; phase < FAMILY_PHASES && pb.rc == WRITER_OK; phase++) {
-		test_stop_point(phase - 1);
-		(void)write_phase(&pb, pl, phase, out);
+	writer_report_log(&pb->rep, s->store, wthread_stopping(s->w));
+	writer_report_free(&pb->rep);
+	if (stopped) {
+		publish_abandon(pb);
+		return false;
 	}
-	r->server_failed = pb.rc == WRITER_FAILED;
-	r->lease_lost = pb.rc == WRITER_LEASE_LOST;
+	return true;
+}
+
+static void	next_phase(struct publish *, int);
+static void	details(struct publish *);
+
+/* Writer thread: plan the generation and write its details. */
+static void
+details_work(struct store *st, const struct writer_gate *gate, void *arg)
+{
+	struct publish	*pb = arg;
+	struct state	*s = pb->s;
+
+	pb->pl = plan_build(pb->next, &pb->po, s->kf, st, value_flags(s->cfg));
+	pb->out = xcalloc(pb->pl->n + 1, sizeof *pb->out);
+	write_phase(pb, st, gate, 0);
+}
+
+/* Writer thread: done with a round's plan before next changes. */
+static void
+settle_work(struct store *st, const struct writer_gate *gate, void *arg)
+{
+	struct publish	*pb = arg;
+
+	(void)st;
+	(void)gate;
+	confirm(pb, pb->pl, pb->out);
+	plan_free(pb->pl);
+	free(pb->out);
+	pb->pl = NULL;
+	pb->out = NULL;
+}
+
+/*
+ * The programs the cache refused are settled (gen_refuse: a program
+ * dropped can change others' pathway ids) and the details planned again.
+ */
+static void
+settle_done(void *arg, bool stopped)
+{
+	struct publish	*pb = arg;
+	size_t		 i;
+
+	if (!step_done(pb, stopped))
+		return;
+	for (i = 0; i < pb->nrefused; i++)
+		(void)gen_refuse(pb->next, pb->s->gen, pb->uuids[i],
+		    pb->stays[i]);
+	refused_free(pb);
+	gen_finish(pb->next, false, &pb->r.sites.errors);
+	pb->round++;
+	details(pb);
+}
+
+/* The details are written: while the cache refuses programs, again. */
+static void
+details_done(void *arg, bool stopped)
+{
+	struct publish	*pb = arg;
+
+	if (!step_done(pb, stopped))
+		return;
+	plan_log(pb->pl);
+	if (pb->rc == WRITER_OK && pb->round + 1 < REFUSAL_ROUNDS) {
+		pb->nrefused = refused_programs(pb, pb->pl, pb->out,
+		    &pb->uuids, &pb->stays);
+		if (pb->nrefused > 0) {
+			wthread_submit(pb->s->w, "publish", pb->opts.gate,
+			    settle_work, settle_done, pb);
+			return;
+		}
+		refused_free(pb);
+	}
+	next_phase(pb, 1);
+}
+
+/* Plan and write the details (a round). */
+static void
+details(struct publish *pb)
+{
+	wthread_submit(pb->s->w, "publish", pb->opts.gate, details_work,
+	    details_done, pb);
+}
+
+/* Writer thread: a later phase (indexes, site lists). */
+static void
+phase_work(struct store *st, const struct writer_gate *gate, void *arg)
+{
+	struct publish	*pb = arg;
+
+	write_phase(pb, st, gate, pb->phase);
+}
+
+static void
+phase_done(void *arg, bool stopped)
+{
+	struct publish	*pb = arg;
+
+	if (!step_done(pb, stopped))
+		return;
+	next_phase(pb, pb->phase + 1);
+}
+
+/*
+ * Writer thread: the record of what reached the cache (stale keys
+ * deleted), and the generation it is of, with the sites text the file
+ * keeps.
+ */
+static void
+record_work(struct store *st, const struct writer_gate *gate, void *arg)
+{
+	struct publish	*pb = arg;
+	struct state	*s = pb->s;
+
+	pb->snap = record(pb, st, gate, pb->pl, pb->out, pb->sweep,
+	    &pb->r.deleted);
+	if (pb->r.published || pb->r.deleted > 0 || pb->rc != WRITER_OK) {
+		pb->gen = gen_merge(pb->next, s->gen, s->cfg);
+		genfile_put(pb->snap, pb->gen);
+	} else {
+		/* Nothing new reached the cache: the generation stays. */
+		pb->gen = gen_learn(s->gen, pb->next);
+		absentfile_copy_others(pb->snap, s->snap);
+	}
+}
+
+/*
+ * Make what was published (or learnt) the state's record, and tell the
+ * caller.  A save still reading the record replaced here holds it
+ * (struct hold): nothing waits for the disk.
+ */
+static void
+adopt(struct publish *pb)
+{
+	struct state	*s = pb->s;
+	state_done_cb	 cb = pb->cb;
+	void		*arg = pb->arg;
+	struct state_result r = pb->r;
+	struct hold	*prev;
+
+	if (!(r.published || r.deleted > 0 || pb->rc != WRITER_OK) &&
+	    s->snap == NULL) {
+		/* Nothing ever published: nothing to record. */
+		publish_free(pb);
+		cb(&r, arg);
+		return;
+	}
+	absentfile_put(pb->snap, &s->absent);
+	/* (What this publish wrote is in the record either way.) */
+	catalog_unref(s->gen);
+	s->gen = pb->gen;
+	prev = hold_ref(s->hold);
+	set_record(s, pb->snap, pb->pl);
+	save(s, prev);
+	hold_drop(prev);
+	pb->gen = NULL;
+	pb->pl = NULL;
+	pb->snap = NULL;
+	publish_free(pb);
+	cb(&r, arg);
+}
+
+static void
+record_done(void *arg, bool stopped)
+{
+	struct publish	*pb = arg;
+	struct state	*s = pb->s;
+
+	if (!step_done(pb, stopped))
+		return;
+	if (pb->r.deleted > 0)
+		log_event(LOG_INFO, "stale_deleted", "keys=%zu stale_after=%d "
+		    "examples=%s", pb->r.deleted, s->cfg->stale_after,
+		    (const char *)pb->stale_ex.data);
+	adopt(pb);
+}
+
+/* Every phase written (or writing stopped): count, then record. */
+static void
+writes_done(struct publish *pb)
+{
+	struct state_result	*r = &pb->r;
+
+	r->server_failed = pb->rc == WRITER_FAILED;
+	r->lease_lost = pb->rc == WRITER_LEASE_LOST;
 	if (r->server_failed)
-		log_server_failed(s->store);
-	tally(pl, out, r);
-	recount(pb.next, &r->sites);
-	r->complete = pb.rc == WRITER_OK && r->ws.failed == 0 &&
-	    pl->errors == 0 && r->sites.errors == 0 &&
+		log_server_failed(pb->s->store);
+	tally(pb->pl, pb->out, r);
+	recount(pb->next, &r->sites);
+	r->complete = pb->rc == WRITER_OK && r->ws.failed == 0 &&
+	    pb->pl->errors == 0 && r->sites.errors == 0 &&
 	    r->sites.sites_ok + r->sites.sites_unconfigured == r->sites.sites;
-	r->published = pb.rc == WRITER_OK &&
+	r->published = pb->rc == WRITER_OK &&
 	    r->sites.sites_ok + r->sites.sites_partial > 0 &&
 	    r->ws.written + r->ws.skipped > 0;
+	pb->sweep = r->complete && pb->opts.every_site;
+	wthread_submit(pb->s->w, "publish", pb->opts.gate, record_work,
+	    record_done, pb);
+}
 
-	snap = record(&pb, pl, out, r->complete && opts->every_site,
-	    &r->deleted);
-	adopt(&pb, pl, snap, r);
-	free(out);
-	publish_free(&pb);
-	return r->complete ? 0 : -1;
+/* Write phase (and those after it) unless the writer stopped. */
+static void
+next_phase(struct publish *pb, int phase)
+{
+	if (pb->rc != WRITER_OK || phase >= FAMILY_PHASES) {
+		writes_done(pb);
+		return;
+	}
+	test_stop_point(phase - 1);
+	pb->phase = phase;
+	wthread_submit(pb->s->w, "publish", pb->opts.gate, phase_work,
+	    phase_done, pb);
+}
+
+void
+state_publish(struct state *s, struct fetch_result *fr,
+    const struct state_publish_opts *opts, state_done_cb cb, void *arg)
+{
+	struct gen_opts		 go = { s->cfg, opts->force };
+	struct publish		*pb;
+	struct catalog		*next;
+	struct state_result	 r;
+	const struct entry	*v;
+	uint64_t		 trusted;
+	size_t			 i;
+
+	memset(&r, 0, sizeof r);
+	next = gen_build(fr, s->gen, &go, &r.sites);
+	/*
+	 * Asked here, on the loop (the monitor is the loop's): the writer
+	 * thread reads the answers in pb->trusted, never the monitor.
+	 */
+	trusted = trusted_servers(s, opts);
+	if (opts->skip_same && same_generation(s, next, trusted)) {
+		/* Nothing to plan, write or record (stale keys: not counted). */
+		same_result(s, &r);
+		catalog_unref(next);
+		cb(&r, arg);
+		return;
+	}
+	pb = xcalloc(1, sizeof *pb);
+	pb->s = s;
+	pb->opts = *opts;
+	pb->opts.confirmed = NULL;	/* asked above: trusted */
+	pb->opts.confirmed_arg = NULL;
+	pb->trusted = trusted;
+	pb->cb = cb;
+	pb->arg = arg;
+	pb->next = next;
+	pb->r = r;
+	map_init(&pb->old);
+	map_init(&pb->confirmed);
+	buf_init(&pb->stale_ex);
+	plan_opts_from(s->cfg, &pb->po);
+	for (i = 0; s->snap != NULL && i < snapshot_count(s->snap); i++) {
+		v = &snapshot_entries(s->snap)[i];
+		map_put(&pb->old, v->key, strlen(v->key))->val = (void *)v;
+	}
+	s->pub = pb;
+	wthread_claim(s->w, pb);
+	/* A publish is worth one new try of a server that was down. */
+	wthread_retry_now(s->w);
+	details(pb);
+}
+
+bool
+state_publishing(const struct state *s)
+{
+	return s->pub != NULL;
 }
 
 /* --- --dry-run --------------------------------------------------------- */
@@ -954,6 +1193,7 @@ state_dry_run(struct state *s, struct fetch_result *fr,
 	next = gen_build(fr, s->gen, &go, &c);
 	plan_opts_from(s->cfg, &po);
 	pl = plan_build(next, &po, s->kf, s->store, value_flags(s->cfg));
+	plan_log(pl);
 	complete = pl->errors == 0 && c.errors == 0 &&
 	    c.sites_ok + c.sites_unconfigured == c.sites;
 	memset(&r, 0, sizeof r);

@@ -6,7 +6,11 @@
  * BUFFER_REQUESTS without NOREPLY aborts the process, so buffering is
  * only ever used with NOREPLY; NOREPLY hides E2BIG, so item sizes are
  * checked here against the server's own item_size_max; a write pipeline
- * is only known to be done after a round trip on the same connection.
+ * is only known to be done after a round trip on the same connection;
+ * memcached_quit() sends what libmemcached has buffered before it closes
+ * (and libmemcached writes its buffer out whenever it fills), so a batch
+ * is kept here, unsent, until the flush: dropping it (store_reconnect)
+ * then really drops it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +20,6 @@
 
 #include "log.h"
 #include "mcwatch.h"
-#include "metrics.h"
 #include "place.h"
 #include "store_be.h"
 #include "util.h"
@@ -29,7 +32,10 @@
  */
 #define MGET_BATCH	200
 
-/* A set sent since the last flush, to read back if the server refused any. */
+/*
+ * A write queued for the next flush (sent then), and read back if the
+ * server refused any set.
+ */
 struct pending {
 	const char	*key;
 	size_t		 keylen;
@@ -37,6 +43,8 @@ struct pending {
 	size_t		 len;
 	uint32_t	 flags;
 	size_t		 tag;
+	bool		 del;		/* a delete (else a set) */
+	bool		 sent;		/* the set went out (read it back) */
 };
 
 /* One server; its name and up/down state are store.c's (store_be.h). */
@@ -51,10 +59,10 @@ struct server {
 	memcached_st	*lc;		/* the lease: replying, with CAS */
 	bool		 checked;	/* item_size_max read */
 	size_t		 item_max;
-	struct pending	*pend;		/* sets of the batch */
+	struct pending	*pend;		/* writes of the batch, unsent */
 	size_t		 npend;
 	size_t		 cappend;
-	bool		 counted;	/* refusals read at batch start */
+	bool		 counted;	/* refusals read after the last batch */
 	uint64_t	 refusals;	/* store_no_memory + store_too_large */
 };
 
@@ -222,6 +230,7 @@ server_down(struct server *s, const char *op, const char *error)
 {
 	store_mark_down(s->st, s->i, op, error);
 	s->checked = false;
+	s->counted = false;
 	/* Drop the half-used connections; the next ones start clean. */
 	memcached_quit(s->mc);
 	memcached_quit(s->ctl);
@@ -328,15 +337,13 @@ server_ready(struct server *s)
 	return ok;
 }
 
-/* Remember a set of the batch; the first one reads the refusal count. */
+/* Queue a write of the batch (sent at the flush). */
 static void
 pending_add(struct server *s, const char *key, size_t keylen,
-    const void *val, size_t len, uint32_t flags, size_t tag)
+    const void *val, size_t len, uint32_t flags, size_t tag, bool del)
 {
 	struct pending	*p;
 
-	if (s->npend == 0)
-		s->counted = read_refusals(s, &s->refusals);
 	if (s->npend == s->cappend) {
 		s->cappend = s->cappend == 0 ? 256 : s->cappend * 2;
 		s->pend = xreallocarray(s->pend, s->cappend, sizeof *s->pend);
@@ -348,53 +355,85 @@ pending_add(struct server *s, const char *key, size_t keylen,
 	p->len = len;
 	p->flags = flags;
 	p->tag = tag;
+	p->del = del;
+	p->sent = false;
 }
 
-/* store_set: a NOREPLY set, remembered for a read-back. */
+/* store_set: queued for the flush. */
 static enum store_rc
 mc_set(struct store *store, size_t i, const char *key, size_t keylen,
     const void *val, size_t len, uint32_t flags, size_t tag)
 {
-	struct server		*s = &mc_of(store)->sv[i];
-	memcached_return_t	 rc;
+	struct server	*s = &mc_of(store)->sv[i];
 
 	if (!server_ready(s))
 		return STORE_DOWN;
 	if (keylen + len + ITEM_OVERHEAD > s->item_max)
 		return STORE_TOO_BIG;
-	pending_add(s, key, keylen, val, len, flags, tag);
-	rc = memcached_set(s->mc, key, keylen, val, len, 0, flags);
-	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED)
-		return STORE_OK;
-	if (memcached_fatal(rc) || rc == MEMCACHED_CONNECTION_FAILURE ||
-	    rc == MEMCACHED_SERVER_TEMPORARILY_DISABLED ||
-	    rc == MEMCACHED_SERVER_MARKED_DEAD) {
-		server_down(s, "set", memcached_strerror(s->mc, rc));
-		return STORE_DOWN;
-	}
-	s->npend--;		/* not sent: nothing to read back */
-	metrics_store_error(s->name);
-	log_event(LOG_ERR, "memcached_error", "backend=memcached server=%s "
-	    "op=set key=%.*s error=%s", s->name, (int)keylen, key,
-	    memcached_strerror(s->mc, rc));
-	return STORE_ERROR;
+	pending_add(s, key, keylen, val, len, flags, tag, false);
+	return STORE_OK;
 }
 
-/* store_delete: a NOREPLY delete. */
+/* store_delete: queued for the flush. */
 static enum store_rc
 mc_del(struct store *store, size_t i, const char *key, size_t keylen)
 {
-	struct server		*s = &mc_of(store)->sv[i];
-	memcached_return_t	 rc;
+	struct server	*s = &mc_of(store)->sv[i];
 
 	if (!server_ready(s))
 		return STORE_DOWN;
-	rc = memcached_delete(s->mc, key, keylen, 0);
-	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED ||
-	    rc == MEMCACHED_NOTFOUND)
-		return STORE_OK;
-	server_down(s, "delete", memcached_strerror(s->mc, rc));
-	return STORE_DOWN;
+	pending_add(s, key, keylen, NULL, 0, 0, SIZE_MAX, true);
+	return STORE_OK;
+}
+
+/* Whether a libmemcached error means the connection is gone. */
+static bool
+conn_failed(memcached_return_t rc)
+{
+	return memcached_fatal(rc) || rc == MEMCACHED_CONNECTION_FAILURE ||
+	    rc == MEMCACHED_SERVER_TEMPORARILY_DISABLED ||
+	    rc == MEMCACHED_SERVER_MARKED_DEAD;
+}
+
+/*
+ * Send the batch (NOREPLY, buffered): a set libmemcached refuses is
+ * reported through refused and not read back.  -1 if the connection
+ * failed (the server is then down).
+ */
+static int
+send_batch(struct store *st, size_t i, store_refused_cb refused, void *arg)
+{
+	struct server		*s = &mc_of(st)->sv[i];
+	struct pending		*p;
+	memcached_return_t	 rc;
+	size_t			 k;
+
+	for (k = 0; k < s->npend; k++) {
+		p = &s->pend[k];
+		if (p->del) {
+			rc = memcached_delete(s->mc, p->key, p->keylen, 0);
+			if (rc == MEMCACHED_SUCCESS ||
+			    rc == MEMCACHED_BUFFERED || rc == MEMCACHED_NOTFOUND)
+				continue;
+			server_down(s, "delete", memcached_strerror(s->mc, rc));
+			return -1;
+		}
+		rc = memcached_set(s->mc, p->key, p->keylen, p->val, p->len, 0,
+		    p->flags);
+		if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED) {
+			p->sent = true;
+			continue;
+		}
+		if (conn_failed(rc)) {
+			server_down(s, "set", memcached_strerror(s->mc, rc));
+			return -1;
+		}
+		store_refused(st, i, "set", p->key, p->keylen, p->len, 0,
+		    memcached_strerror(s->mc, rc));
+		if (refused != NULL)
+			refused(p->tag, false, arg);
+	}
+	return 0;
 }
 
 /* What a read-back of a batch has found so far. */
@@ -437,12 +476,10 @@ read_back(struct store *st, size_t i, store_refused_cb refused, void *arg)
 	rb.same = xcalloc(n, 1);
 	rc = mc_mget(st, i, keys, lens, n, on_readback, &rb);
 	for (j = 0; rc == 0 && j < n; j++) {
-		if (rb.same[j])
+		if (rb.same[j] || !s->pend[j].sent)
 			continue;
-		metrics_store_error(s->name);
-		log_event(LOG_ERR, "memcached_error", "backend=memcached "
-		    "server=%s op=set key=%s bytes=%zu error=%s", s->name, s->pend[j].key,
-		    s->pend[j].len, "refused by the server (out of memory?): "
+		store_refused(st, i, "set", s->pend[j].key, s->pend[j].keylen,
+		    s->pend[j].len, 0, "refused by the server (out of memory?): "
 		    "the value is not in the cache");
 		if (refused != NULL)
 			refused(s->pend[j].tag, false, arg);
@@ -462,10 +499,26 @@ mc_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 	memcached_return_t	 rc;
 	const char		*keys[1] = { "programs-cached:barrier" };
 	size_t			 lens[1] = { strlen(keys[0]) };
-	uint64_t		 after;
+	uint64_t		 before = 0, after = 0;
+	size_t			 k, nsets = 0;
+	bool			 counted = false;
 	int			 ret = -1;
 
 	if (!st->sv[i].up)
+		goto out;
+	for (k = 0; k < s->npend; k++)
+		nsets += !s->pend[k].del;
+	/*
+	 * The refusals so far, to tell whether this batch had any: as read
+	 * after the last batch (the counters only grow, so another client's
+	 * refusals since then can only cause a read-back), or now.
+	 */
+	if (nsets > 0 && s->counted) {
+		before = s->refusals;
+		counted = true;
+	} else if (nsets > 0)
+		counted = read_refusals(s, &before);
+	if (send_batch(st, i, refused, arg) == -1)
 		goto out;
 	/*
 	 * A get on the same connection: memcached answers in order, so its
@@ -487,9 +540,12 @@ mc_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 	}
 	ret = 0;
 	/* NOREPLY hid any SERVER_ERROR: did the server refuse a set? */
-	if (s->npend > 0 && (!s->counted || !read_refusals(s, &after) ||
-	    after != s->refusals))
+	s->counted = false;
+	if (nsets > 0 && (!counted || !(s->counted = read_refusals(s,
+	    &after)) || after != before))
 		ret = read_back(st, i, refused, arg);
+	if (s->counted)
+		s->refusals = after;
 out:
 	s->npend = 0;
 	return ret;
@@ -529,15 +585,19 @@ out:
 	return ret;
 }
 
-/* store_reconnect: drop both connections; the next write reconnects. */
+/*
+ * store_reconnect: drop the batch (never sent: see the top) and both
+ * connections; the next write reconnects.
+ */
 static void
 mc_reconnect(struct store *st, size_t i)
 {
 	struct server	*s = &mc_of(st)->sv[i];
 
+	s->npend = 0;
+	s->counted = false;
 	memcached_quit(s->mc);
 	memcached_quit(s->ctl);
-	s->npend = 0;
 	/* A restarted server may have another item size limit. */
 	s->checked = false;
 	/* The caller knows better than the pause: try it at the next write. */

@@ -2,18 +2,18 @@
  * store_redis.c: the Redis backend (SPEC §9), through hiredis.
  *
  * One server.  Writes are SET key value (no expiry) and DEL, appended to
- * the connection's output buffer and written out in 1 MB chunks; the
- * replies are read every few thousand commands, before a read, and at
- * store_flush.  Every error reply to a SET is a refused write reported
- * through the flush's callback, nothing is silent, and Redis keeps the
- * key's old value (an error reply changes nothing, unlike memcached,
- * which drops the old item when it refuses a set): -OOM under maxmemory
- * with noeviction, -READONLY on a replica, -NOAUTH, -MISCONF...  -LOADING
- * (a restarted server still reading its data file) and -BUSY (a script
- * running) pass: those SETs are sent again at the flush, a few times.
- * AUTH and SELECT run at each connect, so a wrong password or database is
- * one clear error there.  Values carry no flags in Redis: store_mget
- * reports the configured ones.  Keys have no length limit.
+ * the connection's output buffer and written out at store_flush (so that
+ * store_reconnect drops a batch unsent: the writer's batches are bounded),
+ * where the replies are read.  Every error reply to a SET is a refused
+ * write reported through the flush's callback, nothing is silent, and
+ * Redis keeps the key's old value (an error reply changes nothing, unlike
+ * memcached, which drops the old item when it refuses a set): -OOM under
+ * maxmemory with noeviction, -READONLY on a replica, -NOAUTH, -MISCONF...
+ * -LOADING (a restarted server still reading its data file) and -BUSY (a
+ * script running) pass: those SETs are sent again at the flush, a few
+ * times.  AUTH and SELECT run at each connect, so a wrong password or
+ * database is one clear error there.  Values carry no flags in Redis:
+ * store_mget reports the configured ones.  Keys have no length limit.
  */
 #include <sys/time.h>
 
@@ -29,21 +29,12 @@
 
 #include "config.h"
 #include "log.h"
-#include "metrics.h"
 #include "store_be.h"
 #include "secret.h"
 #include "util.h"
 
 /* Redis's default proto-max-bulk-len: the largest value it accepts. */
 #define MAX_BULK	(512UL * 1024 * 1024)
-/*
- * Appended bytes after which the output buffer is written out (it stays
- * small), and commands in flight after which their replies are read: in
- * between, Redis works on one chunk while the next is formatted, and the
- * replies waiting (+OK, 5 bytes each) stay a few kilobytes.
- */
-#define WRITE_BYTES	(1024 * 1024)
-#define DRAIN_CMDS	4096
 /* Keys per MGET. */
 #define MGET_BATCH	500
 /*
@@ -89,7 +80,6 @@ struct rd {
 	redisContext	*c;		/* the write connection */
 	redisContext	*lc;		/* the lease's, or NULL */
 	struct rlist	 pend;		/* replies not read yet */
-	size_t		 obytes;	/* appended since the last write */
 	bool		 failed;	/* the connection failed in this batch */
 	struct rlist	 again;		/* -LOADING, -BUSY: to send again */
 	size_t		 retried;	/* SETs sent again in this batch */
@@ -314,7 +304,6 @@ drop(struct rd *rd)
 		rd->failed = true;
 	rd->pend.n = 0;
 	rd->again.n = 0;
-	rd->obytes = 0;
 }
 
 /* The write connection failed: mark the server down and drop it. */
@@ -414,7 +403,6 @@ drain(struct store *st, const char *op)
 		}
 		r = v;
 		if (r->type == REDIS_REPLY_ERROR) {
-			metrics_store_error(st->sv[0].name);
 			if (p->set)
 				note_error(rd, p, r->str);
 			if (p->set && transient(r->str))
@@ -422,32 +410,12 @@ drain(struct store *st, const char *op)
 			else if (p->set)
 				refusal(rd, p);
 			else
-				log_event(LOG_ERR, "memcached_error",
-				    "backend=redis server=%s op=delete "
-				    "error=%s", st->sv[0].name, r->str);
+				store_refused(st, 0, "delete", NULL, 0, 0, 0,
+				    r->str);
 		}
 		freeReplyObject(r);
 	}
 	rd->pend.n = 0;
-	rd->obytes = 0;
-	return 0;
-}
-
-/* Write the output buffer out (blocking); -1 if the connection failed. */
-static int
-write_out(struct store *st, const char *op)
-{
-	struct rd	*rd = rd_of(st);
-	int		 done = 0;
-
-	while (!done) {
-		if (redisBufferWrite(rd->c, &done) != REDIS_OK) {
-			server_down(st, op, rd->c->errstr[0] != '\0' ?
-			    rd->c->errstr : "write failed");
-			return -1;
-		}
-	}
-	rd->obytes = 0;
 	return 0;
 }
 
@@ -463,13 +431,6 @@ append(struct store *st, int argc, const char **argv, const size_t *lens,
 	if (redisAppendCommandArgv(rd->c, argc, argv, lens) != REDIS_OK)
 		fatalx("redisAppendCommandArgv: out of memory");
 	rlist_add(&rd->pend, p);
-	rd->obytes += lens[argc - 1] + 32;
-	if (rd->obytes >= WRITE_BYTES && write_out(st, p->set ? "set" :
-	    "delete") == -1)
-		return STORE_DOWN;
-	if (rd->pend.n >= DRAIN_CMDS && drain(st, p->set ? "set" :
-	    "delete") == -1)
-		return STORE_DOWN;
 	return STORE_OK;
 }
 
@@ -591,21 +552,21 @@ retry_transient(struct store *st)
 	return 0;
 }
 
-/* Log the batch's error replies: one line, the first reply in it. */
+/*
+ * The batch's error replies, as one memcached_error (the first reply in
+ * it): through store_retried, so that the writer thread's store keeps it
+ * for the loop.
+ */
 static void
-log_refusals(const struct store *st, const struct rd *rd)
+note_refusals(struct store *st, const struct rd *rd)
 {
-	char	error[512];
+	char	error[600];
 
-	if (rd->nrefused == 0 && rd->retried == 0)
-		return;
 	snprintf(error, sizeof error, "%s: %s", rd->first_error,
 	    rd->nrefused > 0 ? "not written, Redis keeps the old values" :
 	    "written when sent again");
-	log_event(rd->nrefused > 0 ? LOG_ERR : LOG_WARNING, "memcached_error",
-	    "backend=redis server=%s op=set refused=%zu retried=%zu key=%s "
-	    "bytes=%zu error=%s", st->sv[0].name, rd->nrefused, rd->retried,
-	    rd->first_key, rd->first_len, error);
+	store_retried(st, 0, rd->first_key, rd->first_len, rd->nrefused,
+	    rd->retried, error);
 }
 
 /* store_flush: read every reply; report the SETs refused. */
@@ -623,7 +584,8 @@ rd_flush(struct store *st, size_t i, store_refused_cb refused, void *arg)
 	    retry_transient(st) == -1))
 		goto out;
 	ret = 0;
-	log_refusals(st, rd);
+	if (rd->nrefused > 0 || rd->retried > 0)
+		note_refusals(st, rd);
 	for (k = 0; refused != NULL && k < rd->nrefused; k++)
 		refused(rd->refused[k], true, arg);
 out:
@@ -744,7 +706,6 @@ rd_reconnect(struct store *st, size_t i)
 	rd->again.n = 0;
 	rd->retried = 0;
 	rd->first_seen = false;
-	rd->obytes = 0;
 	rd->nrefused = 0;
 	rd->failed = false;
 	st->sv[0].retry_at = 0;

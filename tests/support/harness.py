@@ -736,6 +736,12 @@ class PcdTestCase(unittest.TestCase):
             if os.environ.get("PCD_TEST_VERBOSE") and d._stderr_file.exists():
                 print("\n--- %s stderr ---\n%s" % (d.name, d._stderr_file.read_text()))
             d.close()
+            # A ThreadSanitizer build (make check-tsan) reports on stderr.
+            text = (d._stderr_file.read_text("utf-8", "replace")
+                    if d._stderr_file.exists() else "")
+            at = text.find("WARNING: ThreadSanitizer")
+            if at >= 0:
+                raise AssertionError("%s: ThreadSanitizer:\n%s" % (d.name, text[at:at + 6000]))
         self.addCleanup(cleanup)
         return d
 

@@ -1,7 +1,8 @@
 /*
  * t.h: the smallest test harness that reports what failed and where.
  * Each test program includes it once, calls T_CHECK and friends, and ends
- * main with `return t_done();`.
+ * main with `return t_done();`.  The counts are atomic: some tests check
+ * from several threads (make check-tsan runs them).
  */
 #ifndef PCD_T_H
 #define PCD_T_H
@@ -12,9 +13,9 @@
 static int t_failed, t_run;
 
 #define T_CHECK(cond) do {						\
-	t_run++;							\
+	__atomic_add_fetch(&t_run, 1, __ATOMIC_RELAXED);							\
 	if (!(cond)) {							\
-		t_failed++;						\
+		__atomic_add_fetch(&t_failed, 1, __ATOMIC_RELAXED);						\
 		fprintf(stderr, "%s:%d: check failed: %s\n",		\
 		    __FILE__, __LINE__, #cond);				\
 	}								\
@@ -22,9 +23,9 @@ static int t_failed, t_run;
 
 #define T_STREQ(got, want) do {						\
 	const char *t_g = (got), *t_w = (want);				\
-	t_run++;							\
+	__atomic_add_fetch(&t_run, 1, __ATOMIC_RELAXED);							\
 	if (t_g == NULL || strcmp(t_g, t_w) != 0) {			\
-		t_failed++;						\
+		__atomic_add_fetch(&t_failed, 1, __ATOMIC_RELAXED);						\
 		fprintf(stderr, "%s:%d: %s\n  got:  %s\n  want: %s\n",	\
 		    __FILE__, __LINE__, #got, t_g ? t_g : "(null)", t_w);\
 	}								\
@@ -32,9 +33,9 @@ static int t_failed, t_run;
 
 #define T_INTEQ(got, want) do {						\
 	long long t_g = (long long)(got), t_w = (long long)(want);	\
-	t_run++;							\
+	__atomic_add_fetch(&t_run, 1, __ATOMIC_RELAXED);							\
 	if (t_g != t_w) {						\
-		t_failed++;						\
+		__atomic_add_fetch(&t_failed, 1, __ATOMIC_RELAXED);						\
 		fprintf(stderr, "%s:%d: %s: got %lld, want %lld\n",	\
 		    __FILE__, __LINE__, #got, t_g, t_w);		\
 	}								\

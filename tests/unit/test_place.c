@@ -139,7 +139,7 @@ test_ties(void)
 	};
 	static const char *const keys[] = {
 		"", "k", "default:1:program-x",
-		"\xc3\x9cn\xc3\xaf" "code \xe4\xb8\xad"
+		("\xc3\x9cn\xc3\xaf" "code \xe4\xb8\xad")	/* one key */
 	};
 	size_t	i;
 

@@ -22,12 +22,14 @@
 #include "log.h"
 #include "state.h"
 #include "testbe.h"
+#include "wthread.h"
 #include "t.h"
 
 static char		 dir[] = "/tmp/pcd-test-state-XXXXXX";
 static struct cfg	*cfg;
 static struct keyfn	 kf;
-static struct store	*st;
+static struct store	*st;		/* the loop's */
+static struct wthread	*w;		/* in the caller: no pool */
 
 /* A detail: one course run, a type, an organization. */
 static json_t *
@@ -84,6 +86,16 @@ report(const struct prog *p, size_t n, enum fetch_status status)
 	return fr;
 }
 
+/* The publish's callback: keep the result. */
+static int	published;
+
+static void
+on_published(const struct state_result *r, void *arg)
+{
+	*(struct state_result *)arg = *r;
+	published++;
+}
+
 /* What the monitor would say of each server (confirmed()). */
 static bool	held[TESTBE_SERVERS];
 static size_t	asked;
@@ -97,21 +109,28 @@ confirmed(void *arg, size_t i)
 	return held[i];
 }
 
-/* Publish a report (freed here) as the daemon does; the result. */
+/*
+ * Publish a report (freed here) as the daemon does; the result.  Without
+ * a pool the writer's steps run in the call, so it is over on return.
+ */
 static struct state_result
 publish(struct state *s, struct fetch_result *fr, bool force,
     const struct writer_gate *gate)
 {
 	struct state_publish_opts	 po;
 	struct state_result		 r;
+	int				 before = published;
 
 	memset(&po, 0, sizeof po);
+	memset(&r, 0, sizeof r);
 	po.gate = gate;
 	po.force = force;
 	po.skip_same = true;
 	po.every_site = true;
 	po.confirmed = confirmed;
-	(void)state_publish(s, fr, &po, &r);
+	state_publish(s, fr, &po, on_published, &r);
+	T_INTEQ(published, before + 1);
+	T_CHECK(!state_publishing(s));
 	fetch_result_free(fr);
 	return r;
 }
@@ -145,7 +164,7 @@ fresh(void)
 	for (i = 0; i < TESTBE_SERVERS; i++)
 		held[i] = true;
 	testbe_reset();
-	return state_new(cfg, st, &kf, NULL);
+	return state_new(cfg, st, w, &kf, NULL);
 }
 
 static void
@@ -332,7 +351,8 @@ test_refused_kept(void)
 	    state_generation(s)->sites[0], "b"));
 	memset(&po, 0, sizeof po);
 	po.every_site = true;
-	(void)state_publish(s, fr, &po, &r);
+	state_publish(s, fr, &po, on_published, &r);
+	T_CHECK(!state_publishing(s));
 	fetch_result_free(fr);
 	T_CHECK(!r.complete && r.published);
 	T_CHECK(has("program-b", "\"title\":\"B\""));
@@ -417,13 +437,15 @@ test_lease_lost(void)
 	struct writer_gate	 gate = { closed, NULL };
 	struct state_result	 r;
 	static const struct prog a2[] = { { "a", "A2" }, { "b", "B" } };
-	size_t			 sets;
+	size_t			 flushes;
 
 	(void)publish(s, report(ab, 2, FETCH_LISTED), false, NULL);
-	sets = tb.sets;
+	flushes = tb.flushes;
 	r = publish(s, report(a2, 2, FETCH_LISTED), false, &gate);
 	T_CHECK(r.lease_lost && !r.server_failed && !r.complete);
-	T_INTEQ(tb.sets, sets);
+	/* The batch queued when the gate was asked was dropped, unsent. */
+	T_INTEQ(tb.flushes, flushes);
+	T_INTEQ(tb.nqueue[0] + tb.nqueue[1], 0);
 	T_CHECK(has("program-a", "\"title\":\"A\""));
 	state_free(s);
 }
@@ -527,6 +549,8 @@ main(void)
 	    cfg->key_version);
 	testbe_reset();
 	st = store_new_with(&testbe, cfg);
+	/* The writer's own store: the same servers, as the daemon's is. */
+	w = wthread_new(NULL, store_new_with(&testbe, cfg), st);
 	test_publish_and_same();
 	test_unconfirmed_and_down();
 	test_failed_detail_and_list();
@@ -537,6 +561,7 @@ main(void)
 	test_lease_lost();
 	test_stale();
 	test_dry_run_counts();
+	wthread_free(w);
 	store_free(st);
 	testbe_reset();
 	key_clear(&kf);

@@ -2,13 +2,16 @@
  * test_writer.c: the one writer, against the test backend: phases, skips,
  * refusals, values too big, invalid keys, a server down or failing at the
  * flush, the lease's gate (closed before a phase, closing between
- * batches), and deletes; each with the outcome of every entry and the
- * call's return.
+ * batches: the batch queued then is dropped unsent), and deletes; each
+ * with the outcome of every entry and the call's return.  What the loop
+ * must log (values too big, invalid keys, the gate closed) is noted in
+ * the report, not logged by the writer.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
 #include "log.h"
 #include "testbe.h"
 #include "writer.h"
@@ -59,25 +62,47 @@ static void
 test_phases(void)
 {
 	enum write_outcome	out[N];
-	struct write_stats	ws;
+	struct writer_report	rep;
 
 	testbe_reset();
 	entries(10);
 	memset(out, 0, sizeof out);
-	memset(&ws, 0, sizeof ws);
+	memset(&rep, 0, sizeof rep);
 	out[1] = WRITE_SAME;
-	T_INTEQ(writer_phase(st, v, 10, 0, NULL, out, &ws), WRITER_OK);
+	T_INTEQ(writer_phase(st, v, 10, 0, NULL, out, &rep), WRITER_OK);
 	T_INTEQ(count(out, 5, WRITE_OK), 4);
 	T_INTEQ(count(out + 5, 5, WRITE_PENDING), 5);	/* phase 1: not yet */
-	T_INTEQ(ws.written, 4);
-	T_INTEQ(ws.skipped, 1);
+	T_INTEQ(rep.ws.written, 4);
+	T_INTEQ(rep.ws.skipped, 1);
 	T_STREQ(testbe_get("w:program-0"), "\"v0\"");
 	T_CHECK(testbe_get("w:program-1") == NULL);	/* skipped: not sent */
 	T_CHECK(testbe_get("w:program-5") == NULL);
-	T_INTEQ(writer_phase(st, v, 10, 1, NULL, out, &ws), WRITER_OK);
+	T_INTEQ(writer_phase(st, v, 10, 1, NULL, out, &rep), WRITER_OK);
 	T_INTEQ(count(out, 10, WRITE_OK), 9);
 	T_STREQ(testbe_get("w:program-9"), "\"v9\"");
 	T_INTEQ(tb.sets, 9);
+	T_INTEQ(rep.nnotes, 0);
+	T_CHECK(!rep.lost);
+	writer_report_free(&rep);
+}
+
+/* Batches of 256 entries per server, each ended by its own flush. */
+static void
+test_batches(void)
+{
+	enum write_outcome	out[N];
+
+	testbe_reset();
+	entries(N);
+	for (size_t i = 0; i < N; i++) {
+		v[i].phase = 0;
+		v[i].servers = 1;	/* one server: 600 = 256 + 256 + 88 */
+	}
+	memset(out, 0, sizeof out);
+	T_INTEQ(writer_phase(st, v, N, 0, NULL, out, NULL), WRITER_OK);
+	T_INTEQ(count(out, N, WRITE_OK), N);
+	T_INTEQ(tb.flushes, 3);
+	T_INTEQ(tb.reconnects, 0);
 }
 
 /* Refused, too big, invalid: each its outcome, nothing else touched. */
@@ -85,28 +110,48 @@ static void
 test_refusals(void)
 {
 	enum write_outcome	out[N];
-	struct write_stats	ws;
+	struct writer_report	rep;
+	char			longval[2001];
 
 	testbe_reset();
 	entries(8);
+	memset(longval, 'x', sizeof longval - 1);
+	longval[sizeof longval - 1] = '\0';
 	v[2].wire = NULL;			/* the key function refused */
+	v[3].val = (const unsigned char *)longval;
 	v[3].len = 2000;			/* over the item size */
 	testbe_item_max(1000);
 	testbe_refuse("program-1");		/* out of memory, say */
 	memset(out, 0, sizeof out);
-	memset(&ws, 0, sizeof ws);
-	T_INTEQ(writer_phase(st, v, 8, 0, NULL, out, &ws), WRITER_OK);
+	memset(&rep, 0, sizeof rep);
+	CAPTURE(T_INTEQ(writer_phase(st, v, 8, 0, NULL, out, &rep),
+	    WRITER_OK));
+	T_STREQ(captured, "");			/* the writer logs nothing */
 	T_INTEQ(out[0], WRITE_OK);
 	T_INTEQ(out[1], WRITE_REFUSED);
 	T_INTEQ(out[2], WRITE_INVALID);
 	T_INTEQ(out[3], WRITE_TOO_BIG);
 	T_CHECK(testbe_get("w:program-1") == NULL);
 	T_CHECK(testbe_get("w:program-3") == NULL);
-	T_INTEQ(ws.written, 1);
-	T_INTEQ(ws.failed, 3);
+	T_INTEQ(rep.ws.written, 1);
+	T_INTEQ(rep.ws.failed, 3);
 	T_CHECK(writer_in_cache(WRITE_OK) && writer_in_cache(WRITE_SAME) &&
 	    !writer_in_cache(WRITE_REFUSED) && !writer_in_cache(WRITE_DOWN) &&
 	    !writer_in_cache(WRITE_KEPT));
+	/* Noted for the loop, which logs them. */
+	T_INTEQ(rep.nnotes, 2);
+	T_STREQ(rep.notes[0].key, "program-2");
+	T_INTEQ(rep.notes[0].what, WRITE_INVALID);
+	T_STREQ(rep.notes[1].key, "program-3");
+	T_INTEQ(rep.notes[1].what, WRITE_TOO_BIG);
+	T_INTEQ(rep.notes[1].bytes, 2000);
+	log_setup(LOG_FORMAT_JSON, LOG_INFO);
+	CAPTURE(writer_report_log(&rep, st, false));
+	log_setup(LOG_FORMAT_TEXT, LOG_CRIT);
+	T_CHECK(strstr(captured, "\"key\":\"program-2\"") != NULL);
+	T_CHECK(strstr(captured, "\"key\":\"program-3\",\"bytes\":2000") !=
+	    NULL);
+	writer_report_free(&rep);
 
 	/* Refused by a cache that keeps the old value (Redis): KEPT. */
 	testbe_heal();
@@ -117,12 +162,13 @@ test_refusals(void)
 	v[1].len = 5;
 	testbe_refuse_keep("program-1");
 	memset(out, 0, sizeof out);
-	memset(&ws, 0, sizeof ws);
-	T_INTEQ(writer_phase(st, v, 2, 0, NULL, out, &ws), WRITER_OK);
+	memset(&rep, 0, sizeof rep);
+	T_INTEQ(writer_phase(st, v, 2, 0, NULL, out, &rep), WRITER_OK);
 	T_INTEQ(out[0], WRITE_OK);
 	T_INTEQ(out[1], WRITE_KEPT);
 	T_STREQ(testbe_get("w:program-1"), "\"v1\"");
-	T_INTEQ(ws.failed, 1);
+	T_INTEQ(rep.ws.failed, 1);
+	writer_report_free(&rep);
 	testbe_heal();
 }
 
@@ -162,50 +208,82 @@ test_servers_fail(void)
 	store_retry_now(st);
 }
 
-/* The gate: asked before the first entry and every 256 after. */
+/* The gate: asked immediately before every batch is sent. */
 static int	gate_calls, gate_open_for;
+static size_t	sets_at_gate[8];
 
 static bool
 may_write(void *arg)
 {
 	(void)arg;
+	if (gate_calls < 8)
+		sets_at_gate[gate_calls] = tb.sets;
 	return gate_calls++ < gate_open_for;
+}
+
+/* Where the first batch ends: the entry that fills a server's 256. */
+static size_t
+first_batch(size_t n)
+{
+	size_t	i, per[TESTBE_SERVERS] = { 0 };
+
+	for (i = 0; i < n; i++)
+		if (++per[v[i].servers == 1 ? 0 : 1] == 256)
+			return i + 1;
+	return n;
 }
 
 static void
 test_gate(void)
 {
 	struct writer_gate	 gate = { may_write, NULL };
+	struct writer_report	 rep;
 	enum write_outcome	 out[N];
-	size_t			 i, sent = 0;
+	size_t			 i, b1;
 
-	/* Closed from the start: nothing sent, everything pending. */
+	/* Closed from the start: the first batch is queued, then dropped. */
 	testbe_reset();
 	entries(N);
 	gate_calls = 0;
 	gate_open_for = 0;
 	memset(out, 0, sizeof out);
-	T_INTEQ(writer_phase(st, v, N, 0, &gate, out, NULL),
+	memset(&rep, 0, sizeof rep);
+	T_INTEQ(writer_phase(st, v, N, 0, &gate, out, &rep),
 	    WRITER_LEASE_LOST);
 	T_INTEQ(count(out, N, WRITE_PENDING), N);
-	T_INTEQ(tb.sets, 0);
+	T_INTEQ(tb.nitems, 0);
+	T_INTEQ(tb.flushes, 0);
+	T_CHECK(rep.lost);
+	writer_report_free(&rep);
 
-	/* Open for one batch: 256 sent and flushed, the rest pending. */
+	/*
+	 * Open for one batch: it is sent and flushed; the gate closes while
+	 * the second is queued, which is never sent: its entries stay
+	 * pending, its servers' queues are dropped.
+	 */
 	testbe_reset();
 	entries(N);
 	for (i = 0; i < N; i++)
 		v[i].phase = 0;
+	b1 = first_batch(N);
+	T_CHECK(b1 < N);
 	gate_calls = 0;
 	gate_open_for = 1;
 	memset(out, 0, sizeof out);
 	T_INTEQ(writer_phase(st, v, N, 0, &gate, out, NULL),
 	    WRITER_LEASE_LOST);
-	for (i = 0; i < N; i++)
-		sent += out[i] == WRITE_OK;
-	T_INTEQ(sent, 256);
-	T_INTEQ(count(out, N, WRITE_PENDING), N - 256);
+	T_INTEQ(gate_calls, 2);
+	/* Asked after each batch was queued, before it was sent. */
+	T_INTEQ(sets_at_gate[0], b1);
+	T_CHECK(sets_at_gate[1] > b1);
+	T_INTEQ(count(out, b1, WRITE_OK), b1);
+	T_INTEQ(count(out + b1, N - b1, WRITE_PENDING), N - b1);
+	T_INTEQ(tb.nitems, b1);
+	T_INTEQ(tb.nqueue[0] + tb.nqueue[1], 0);	/* dropped */
+	T_CHECK(tb.reconnects > 0);
 	T_STREQ(testbe_get("w:program-0"), "\"v0\"");
-	T_CHECK(testbe_get("w:program-300") == NULL);
+	T_CHECK(testbe_get(wires[b1]) == NULL);
+	T_CHECK(testbe_get(wires[N - 1]) == NULL);
 }
 
 /* Deletes go through the writer too, gated like the rest. */
@@ -226,6 +304,7 @@ test_deletes(void)
 	memset(out, 0, sizeof out);
 	T_INTEQ(writer_delete(st, v, 2, &gate, out), WRITER_LEASE_LOST);
 	T_INTEQ(tb.nitems, 4);
+	T_INTEQ(out[0], WRITE_PENDING);
 	T_INTEQ(writer_delete(st, v, 2, NULL, out), WRITER_OK);
 	T_INTEQ(out[0], WRITE_OK);
 	T_INTEQ(out[1], WRITE_OK);
@@ -246,6 +325,7 @@ main(void)
 	testbe_reset();
 	st = store_new_with(&testbe, NULL);
 	test_phases();
+	test_batches();
 	test_refusals();
 	test_servers_fail();
 	test_gate();

@@ -17,6 +17,9 @@
  *	testbe_down(i, b)	server i refuses everything (STORE_DOWN)
  *	testbe_item_max(n)	values over n bytes are STORE_TOO_BIG
  *	testbe_heal()		every command off again
+ *
+ * store_reconnect(i) drops what is queued on server i, unsent, as the
+ * real backends do.  Counts: tb.sets, deletes, flushes, reconnects.
  */
 #ifndef PCD_TESTBE_H
 #define PCD_TESTBE_H
@@ -55,7 +58,7 @@ static struct {
 	bool			 fail_flush[TESTBE_SERVERS];
 	bool			 down[TESTBE_SERVERS];
 	size_t			 item_max;
-	size_t			 sets, deletes, flushes;
+	size_t			 sets, deletes, flushes, reconnects;
 } tb;
 
 static void
@@ -293,11 +296,19 @@ tbe_stats(struct store *st, size_t i, struct store_stats *out)
 	return 0;
 }
 
+/* Like the real backends: what is queued on server i is dropped unsent. */
 static void
 tbe_reconnect(struct store *st, size_t i)
 {
+	size_t	j;
+
 	(void)st;
-	(void)i;
+	tb.reconnects++;
+	for (j = 0; j < tb.nqueue[i]; j++) {
+		free(tb.queue[i][j].it.key);
+		free(tb.queue[i][j].it.val);
+	}
+	tb.nqueue[i] = 0;
 }
 
 static int
