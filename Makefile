@@ -247,8 +247,12 @@ check-unit: $(UNIT_BINS) $(TOOL_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 	@$(MAKE) --no-print-directory check-fuzz
 
+# The integration modules, TEST_JOBS at a time (tools/runtests.py: they
+# mostly wait on daemons and timers); ITESTS names a subset (test_lease ...).
+TEST_JOBS	?= 3
 check-integration: $(BUILD)/$(PROG) $(TOOL_BINS)
-	PCD_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/integration -t . $(TESTFLAGS)
+	PCD_BUILD=$(BUILD) $(PYTHON) tools/runtests.py -j $(TEST_JOBS) \
+	    $(foreach f,$(TESTFLAGS),--flag=$(f)) $(ITESTS)
 
 # Full refreshes under valgrind (slow: not in check; .ci/run runs it).
 check-valgrind: deps $(BUILD)/$(PROG)
