@@ -16,14 +16,17 @@
 #define PCD_NORETURN		__attribute__((noreturn))
 /* A result that must not be dropped (a failure would go unseen). */
 #define PCD_WUR			__attribute__((warn_unused_result))
+/* They exit on failure: what they return is never NULL. */
+#define PCD_NONNULL_RET		__attribute__((returns_nonnull))
 
 void	*xmalloc(size_t);
 void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);
-char	*xstrdup(const char *);
+char	*xstrdup(const char *) PCD_NONNULL_RET;
 char	*xstrndup(const char *, size_t);
-char	*xasprintf(const char *, ...) PCD_ATTR_PRINTF(1, 2);
-char	*xvasprintf(const char *, va_list) PCD_ATTR_PRINTF(1, 0);
+char	*xasprintf(const char *, ...) PCD_ATTR_PRINTF(1, 2) PCD_NONNULL_RET;
+char	*xvasprintf(const char *, va_list) PCD_ATTR_PRINTF(1, 0)
+	    PCD_NONNULL_RET;
 
 /* A growable byte buffer. data is NUL-terminated past len when non-NULL. */
 struct buf {

@@ -368,11 +368,10 @@ on_mcw_line(const struct mcw_line *l, void *arg)
 	struct csrv	*v = arg;
 	struct chgsrc	*s = v->src;
 
-	if (l->kind == MCW_STORE && l->keylen == s->keylen &&
-	    memcmp(l->key, s->key, s->keylen) == 0)
+	/* A skipped line may have been a store of the key. */
+	if ((l->kind == MCW_STORE && l->keylen == s->keylen &&
+	    memcmp(l->key, s->key, s->keylen) == 0) || l->kind == MCW_SKIPPED)
 		pushed(s);
-	else if (l->kind == MCW_SKIPPED)
-		pushed(s);	/* it may have been among the lines lost */
 }
 
 /* mcwatch: the watch's state. */

@@ -33,7 +33,8 @@
 #include "util.h"
 #include "wthread.h"
 
-struct daemon {
+/* Grouped by what it is for, not packed: there is one of it. */
+struct daemon {	/* NOLINT(clang-analyzer-optin.performance.Padding) */
 	struct event_base		*base;
 	const struct daemon_opts	*opts;
 	struct cfg			*cfg;

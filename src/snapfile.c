@@ -227,7 +227,7 @@ seal_header(unsigned char *hdr, size_t hdrlen, uint64_t committed,
 /* --- writing ---------------------------------------------------------- */
 
 /* Where a segment's compressed bytes go: the file, and the digest. */
-struct sink {
+struct sink {	/* NOLINT(clang-analyzer-optin.performance.Padding): one per save */
 	int				 fd;
 	uint64_t			 off;
 	int				 error;		/* errno */
@@ -535,7 +535,8 @@ write_base(struct snapfile *f, const struct snapshot *next,
 	put32(hdr + 8, SNAPSHOT_VERSION);
 	put32(hdr + 12, (uint32_t)slen);
 	put64(hdr + 16, hlen);
-	memcpy(hdr + HDR_FIXED, settings, slen);
+	/* The settings text without its NUL: the header says its length. */
+	memcpy(hdr + HDR_FIXED, settings, slen);	/* NOLINT(bugprone-not-null-terminated-result) */
 	seal_header(hdr, hdrlen, hlen + so.len, 1, so.raw, so.raw, so.digest);
 	if (pwrite_all(fd, hdr, hdrlen, 0) == -1) {
 		fail(o, "write", "%s", strerror(errno));
@@ -1265,6 +1266,10 @@ build(struct snapshot *s, const struct seg *sg, uint64_t nseg,
 	for (i = 0; i < nseg && why == NULL; i++) {
 		if ((why = inflate(dc, &sg[i], i, &raw)) != NULL)
 			break;
+		if (raw == NULL) {	/* inflate sets it when it says nothing */
+			why = xstrdup("segment not decompressed");
+			break;
+		}
 		snapshot_keep(s, raw);
 		why = replay_segment(&rp, raw, (size_t)sg[i].raw, &sg[i], i);
 	}
@@ -1296,6 +1301,10 @@ load_fd(int fd, const char *settings, const struct keyfn *kf,
 
 	if ((why = read_header(fd, settings, &sb, &hdr, &hdrlen)) != NULL)
 		goto out;
+	if (hdr == NULL) {
+		why = xstrdup("no header");	/* read_header sets it on success */
+		goto out;
+	}
 	len = (size_t)(get64(hdr + 24) - get64(hdr + 16));
 	nseg = get64(hdr + 32);
 	if ((body = malloc(len + 1)) == NULL) {
