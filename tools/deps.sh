@@ -16,12 +16,15 @@
 #   next).  The units of the packages it installed are then disabled, so
 #   that a reboot does not start them either (the tests start their own
 #   memcached, redis-server and fake Discovery on loopback ports).
-# - Nothing installed is upgraded or removed.  apt-get gets --no-upgrade; a
-#   package built from the same source as an installed one is asked for at
-#   the installed version when the archive still has it (systemd-container
-#   must match systemd, libcurl4-openssl-dev libcurl4); and if apt-get would
-#   still upgrade or remove anything, it stops and names them, unless
-#   PCD_DEPS_UPGRADE=yes.
+# - Installed packages change as little as possible.  apt-get gets
+#   --no-upgrade; a package built from the same source as an installed one
+#   is asked for at the installed version when the archive still has it
+#   (systemd-container must match systemd, libcurl4-openssl-dev libcurl4),
+#   and so are its dependencies of that source.  When the archive no longer
+#   has that version (a Debian 12 machine behind its security updates), the
+#   installed packages the new ones need are upgraded, and named; with
+#   PCD_DEPS_UPGRADE=no it stops and names them instead.  Nothing is
+#   removed: it stops and names what would be, unless PCD_DEPS_UPGRADE=yes.
 set -eu
 
 # libssl-dev: libmemcached.pc requires libcrypto (pkg-config fails without).
@@ -110,6 +113,33 @@ pinned_version() {
 	done
 }
 
+# The dependencies to pin with the names: name=version for each package the
+# plan for "$@" would newly install that was built from the same source as
+# an installed package, at that package's version (when the archive has
+# it).  A pinned libevent-dev needs libevent-extra-2.1-7 of its own version;
+# left to apt, a dependency not installed yet comes at the candidate (a
+# security update, say) and the pinned package cannot be installed.
+dependency_pins() {
+	# shellcheck disable=SC2086 # the names are words
+	sim=$(apt-get -s install -y --no-install-recommends --no-upgrade "$@" \
+	    2>/dev/null) || return 0
+	fresh=$(printf '%s\n' "$sim" | sed -n 's/^Inst \([^ []*\) (.*/\1/p')
+	[ -n "$fresh" ] || return 0
+	srcs=$(dpkg-query -W -f '${db:Status-Status} ${source:Package}\n' \
+	    2>/dev/null | awk '$1 == "installed" { print $2 }' | sort -u)
+	# shellcheck disable=SC2086
+	apt-cache show --no-all-versions $fresh 2>/dev/null | awk '
+	    /^Package:/ { p = $2; s = $2 }
+	    /^Source:/ { s = $2 }
+	    /^$/ { if (p != "") print p, s; p = "" }
+	    END { if (p != "") print p, s }' |
+	while read -r p s; do
+		printf '%s\n' "$srcs" | grep -qxF "$s" || continue
+		v=$(pinned_version "$p")
+		[ -z "$v" ] || echo "$p=$v"
+	done
+}
+
 # Disable the units the packages named install enabled (started they are not).
 disable_units() {
 	command -v systemctl >/dev/null || return 0
@@ -135,18 +165,48 @@ install_packages() {
 		esac
 		args="$args $p"
 	done
+	# Asked of the names as given: pinned, the plan may not be possible.
+	deps=""
+	for d in $(dependency_pins "$@"); do
+		case " $* " in
+		*" ${d%%=*} "*) ;;
+		*)	deps="$deps $d" ;;
+		esac
+	done
+	args="$args$deps"
 	# shellcheck disable=SC2086 # the names are words
-	plan=$(apt-get -s install -y --no-install-recommends --no-upgrade $args 2>&1) ||
-	    { printf '%s\n' "$plan" >&2; exit 1; }
-	changes=$(printf '%s\n' "$plan" | sed -n \
-	    -e 's/^Inst \([^ ]*\) \[\([^]]*\)\] (\([^ ]*\).*/  upgrade \1 (\2 -> \3)/p' \
-	    -e 's/^Remv \([^ ]*\).*/  remove \1/p')
-	if [ -n "$changes" ] && [ "${PCD_DEPS_UPGRADE:-}" != yes ]; then
-		echo "deps: installing$args would change installed packages:" >&2
-		printf '%s\n' "$changes" >&2
-		echo "deps: nothing installed; upgrade them yourself first" \
-		    "(apt-get upgrade), or allow it: PCD_DEPS_UPGRADE=yes $0" >&2
+	if ! plan=$(apt-get -s install -y --no-install-recommends --no-upgrade \
+	    $args 2>&1); then
+		# Not every package of a source is in the archive at the
+		# installed version any more: take the names as apt-get would.
+		args=" $*"
+		deps=""
+		plan=$(apt-get -s install -y --no-install-recommends \
+		    --no-upgrade "$@" 2>&1) ||
+		    { printf '%s\n' "$plan" >&2; exit 1; }
+	fi
+	upgrades=$(printf '%s\n' "$plan" | sed -n \
+	    's/^Inst \([^ ]*\) \[\([^]]*\)\] (\([^ ]*\).*/  upgrade \1 (\2 -> \3)/p')
+	removals=$(printf '%s\n' "$plan" | sed -n 's/^Remv \([^ ]*\).*/  remove \1/p')
+	if [ -n "$removals" ] && [ "${PCD_DEPS_UPGRADE:-}" != yes ]; then
+		echo "deps: installing$args would remove installed packages:" >&2
+		printf '%s\n' "$removals" >&2
+		echo "deps: nothing installed; remove them yourself, or allow" \
+		    "it: PCD_DEPS_UPGRADE=yes $0" >&2
 		exit 1
+	fi
+	if [ -n "$upgrades" ] && [ "${PCD_DEPS_UPGRADE:-}" = no ]; then
+		echo "deps: installing$args would upgrade installed packages:" >&2
+		printf '%s\n' "$upgrades" >&2
+		echo "deps: nothing installed (PCD_DEPS_UPGRADE=no); upgrade" \
+		    "them yourself first (apt-get upgrade)" >&2
+		exit 1
+	fi
+	if [ -n "$upgrades" ]; then
+		# The archive has moved on (a security or point release): the
+		# new packages need the installed ones' newer versions.
+		echo "deps: installing$args upgrades what it needs:" >&2
+		printf '%s\n' "$upgrades" >&2
 	fi
 	new=$(printf '%s\n' "$plan" | sed -n 's/^Inst \([^ []*\) (.*/\1/p')
 	echo "deps: installing$args (services not started)" >&2
@@ -155,6 +215,11 @@ install_packages() {
 	apt-get install -y -qq --no-install-recommends --no-upgrade $args >&2
 	restore_policy
 	trap - EXIT HUP INT TERM
+	# What was pinned only to keep a source in step was installed as a
+	# dependency, and stays marked as one.
+	for p in $deps; do
+		apt-mark auto "${p%%=*}" >/dev/null
+	done
 	# shellcheck disable=SC2086
 	disable_units $new
 }
@@ -209,7 +274,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing Debian packages:$missing" >&2
 	echo "deps: run as root: $0 ${1:-all}" >&2
 	echo "deps: (it installs them without starting or enabling their" \
-	    "services, and upgrades nothing)" >&2
+	    "services, and upgrades only what the new ones need)" >&2
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive

@@ -6,9 +6,12 @@ root is an overlay on a tmpfs: nothing installed here reaches the host.
 
 The packages: pcd-svc ships a unit and the maintainer scripts debhelper
 writes for one (enable it, deb-systemd-invoke start it); pcd-lib 1.0 and
-2.0, and pcd-lib-dev built from the same source, which wants its own
-version of pcd-lib (as systemd-container wants systemd's); pcd-tool, of
-another source, which needs pcd-lib 2.0; pcd-fails, whose preinst fails.
+2.0, and pcd-lib-dev and pcd-lib-extra built from the same source, each
+wanting its own version of the others (as systemd-container wants
+systemd's, libevent-dev libevent-extra-2.1-7's); pcd-tool, of another
+source, which needs pcd-lib 2.0 (as a security update's -dev package
+needs the new library); pcd-rival, which conflicts with pcd-tool;
+pcd-fails, whose preinst fails.
 """
 
 import hashlib
@@ -93,9 +96,16 @@ class Repo:
                  {"postinst": POSTINST, "prerm": PRERM, "postrm": POSTRM}),
                 ("pcd-lib", "1.0", "", {}, {}),
                 ("pcd-lib", "2.0", "", {}, {}),
-                ("pcd-lib-dev", "1.0", "Source: pcd-lib\nDepends: pcd-lib (= 1.0)\n", {}, {}),
-                ("pcd-lib-dev", "2.0", "Source: pcd-lib\nDepends: pcd-lib (= 2.0)\n", {}, {}),
+                ("pcd-lib-extra", "1.0", "Source: pcd-lib\nDepends: pcd-lib (= 1.0)\n",
+                 {}, {}),
+                ("pcd-lib-extra", "2.0", "Source: pcd-lib\nDepends: pcd-lib (= 2.0)\n",
+                 {}, {}),
+                ("pcd-lib-dev", "1.0", "Source: pcd-lib\n"
+                 "Depends: pcd-lib (= 1.0), pcd-lib-extra (= 1.0)\n", {}, {}),
+                ("pcd-lib-dev", "2.0", "Source: pcd-lib\n"
+                 "Depends: pcd-lib (= 2.0), pcd-lib-extra (= 2.0)\n", {}, {}),
                 ("pcd-tool", "2.0", "Depends: pcd-lib (>= 2.0)\n", {}, {}),
+                ("pcd-rival", "1.0", "Conflicts: pcd-tool\n", {}, {}),
                 ("pcd-fails", "1.0", "", {}, {"preinst": "#!/bin/sh\nexit 1\n"})]:
             entries.append(self.build(name, version, extra, files, scripts))
         (self.pool / "Packages").write_text("\n".join(entries))
@@ -150,7 +160,11 @@ class Repo:
 
     def close(self):
         self.run("apt-get", "purge", "-y", "-qq", "pcd-svc", "pcd-lib", "pcd-lib-dev",
-                 "pcd-tool", "pcd-fails", check=False)
+                 "pcd-lib-extra", "pcd-tool", "pcd-rival", "pcd-fails", check=False)
+
+    def auto(self, package):
+        """Whether apt has package marked as installed automatically."""
+        return self.run("apt-mark", "showauto", package).stdout.split() == [package]
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -231,29 +245,45 @@ def check_policy_restored_on_failure(repo):
         "policy-rc.d is back, byte for byte" % failed)
 
 
-def check_nothing_upgraded(repo):
-    """pcd-lib 1.0 installed, 2.0 available."""
+def check_upgrades(repo):
+    """pcd-lib 1.0 installed, 2.0 available: kept where it can be, upgraded
+    where what is installed needs it, never removed."""
     assert repo.version("pcd-lib") == "1.0"
     plan = repo.run("apt-get", "-s", "install", "pcd-lib-dev").stdout
     assert "Inst pcd-lib [1.0] (2.0" in plan, "the control: " + plan
+    # Pinning the name alone is not enough: pcd-lib-extra, not installed,
+    # comes at 2.0 and the plan fails (libevent-dev after libevent's
+    # security update, on a machine that has libevent-core of the release).
+    r = repo.run("apt-get", "-s", "install", "pcd-lib-dev=1.0", check=False)
+    assert r.returncode != 0, "the control: " + r.stdout
     r = repo.deps("pcd-lib-dev")
     assert r.returncode == 0, r.stderr
-    got = (repo.version("pcd-lib-dev"), repo.version("pcd-lib"))
-    assert got == ("1.0", "1.0"), "pcd-lib-dev, pcd-lib: %s %s" % got
+    got = tuple(repo.version(p) for p in ("pcd-lib-dev", "pcd-lib-extra", "pcd-lib"))
+    assert got == ("1.0", "1.0", "1.0"), "pcd-lib-dev, -extra, pcd-lib: %s %s %s" % got
+    assert repo.auto("pcd-lib-extra") and not repo.auto("pcd-lib-dev"), \
+        "pinned as a dependency, pcd-lib-extra must stay marked as one"
     r = repo.deps("pcd-lib")
     assert r.returncode == 0 and repo.version("pcd-lib") == "1.0", (r.stderr,
                                                                     repo.version("pcd-lib"))
-    r = repo.deps("pcd-tool")
+    r = repo.deps("pcd-tool", PCD_DEPS_UPGRADE="no")
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "upgrade pcd-lib (1.0 -> 2.0)" in r.stderr, r.stderr
     assert (repo.version("pcd-tool"), repo.version("pcd-lib")) == (None, "1.0")
-    r = repo.deps("pcd-tool", PCD_DEPS_UPGRADE="yes")
+    r = repo.deps("pcd-tool")
     assert r.returncode == 0, r.stderr
-    assert (repo.version("pcd-tool"), repo.version("pcd-lib")) == ("2.0", "2.0")
-    log("ok: deps.sh install pcd-lib-dev took 1.0, the installed pcd-lib's version "
-        "(apt-get alone upgrades pcd-lib to 2.0); pcd-lib itself is not upgraded; "
-        "pcd-tool, which needs pcd-lib 2.0, is refused naming the upgrade, and "
-        "installed with PCD_DEPS_UPGRADE=yes")
+    assert "upgrade pcd-lib (1.0 -> 2.0)" in r.stderr, r.stderr
+    got = tuple(repo.version(p) for p in ("pcd-tool", "pcd-lib", "pcd-lib-dev"))
+    assert got == ("2.0", "2.0", "2.0"), "pcd-tool, pcd-lib, pcd-lib-dev: %s %s %s" % got
+    r = repo.deps("pcd-rival")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "remove pcd-tool" in r.stderr, r.stderr
+    assert (repo.version("pcd-rival"), repo.version("pcd-tool")) == (None, "2.0")
+    log("ok: deps.sh install pcd-lib-dev took 1.0, the installed pcd-lib's version, "
+        "and pcd-lib-extra 1.0 with it, marked automatic (apt-get alone upgrades "
+        "pcd-lib to 2.0; pinned alone, the plan fails); pcd-lib itself is not upgraded; "
+        "pcd-tool, which needs pcd-lib 2.0, is refused naming the upgrade with "
+        "PCD_DEPS_UPGRADE=no, and installed, naming it, without; pcd-rival, which would "
+        "remove pcd-tool, is refused naming it")
 
 
 def run():
@@ -264,7 +294,7 @@ def run():
         check_control(repo)
         check_no_service_starts(repo)
         check_policy_restored_on_failure(repo)
-        check_nothing_upgraded(repo)
+        check_upgrades(repo)
     finally:
         repo.close()
         set_policy(machine, mode)
