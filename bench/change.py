@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""change.py: the change-driven refresh (issue 24, SPEC §14).
+"""change.py: the change-driven refresh (issue 24).
 
     PCD_BUILD=build /usr/bin/python3 bench/change.py [--programs 1000]
         [--edits 20] [--idle-programs 10000] [--idle-seconds 120]

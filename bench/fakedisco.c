@@ -7,14 +7,14 @@
  * by bench/gen.py from memory, without copying the bodies (evbuffer
  * references), on one thread, with TCP_NODELAY on every connection (with
  * Nagle, a 65 KB reply ends in a small segment held for the delayed ACK:
- * research/peers.md §3.4 measured 23 req/s).
+ * 23 requests a second were measured so).
  *
  *	bench-fakedisco -d DIR [-H HOST] [-p PORT] [-P PAGE_SIZE]
  *	    [-l LATENCY_MS] [-L all|detail]
  *
- * URLs and query strings are those of SPEC §2, query parameters in any
- * order (compared as a multiset, as the Python fake does); anything else
- * is a 400 or 404:
+ * URLs and query strings are those of design.md: Talking to Discovery, query
+ * parameters in any order (compared as a multiset, as the Python fake does);
+ * anything else is a 400 or 404:
  *	GET /api/v1/programs/?exclude_utm=1&status=active&status=retired&uuids_only=1
  *	GET /api/v1/programs/{uuid}/?exclude_utm=1
  *	GET /api/v1/pathways/?status=published&exclude_utm=1&page=N

@@ -1,4 +1,4 @@
-"""incremental.py: incremental refresh at scale (issue 17, SPEC §10).
+"""incremental.py: incremental refresh at scale (issue 17).
 
     PCD_BUILD=build /usr/bin/python3 bench/incremental.py [--programs 10000]
         [--samples 3] [--interval 60] [--output BENCH.md | --no-write]

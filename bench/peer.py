@@ -3,7 +3,7 @@
     /usr/bin/python3 bench/peer.py --base http://127.0.0.1:PORT/api/v1 \\
         --servers 127.0.0.1:11211 [--domain lms.example.com] [--site-id 1]
 
-The command's handle() and helpers (research/edx-platform.md §2, §2.1) with
+The command's handle() and helpers (edx-platform's cache_programs.py) with
 only what needs a Django project replaced: the site loop has one site,
 whose catalog URL is --base; the API client is a requests.Session with the
 headers edx-rest-api-client sets (User-Agent, Authorization: JWT); the cache

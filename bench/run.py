@@ -468,7 +468,7 @@ class Bench:
         return out
 
     def daemon_once_redis(self, fake, name):
-        """daemon --once into a redis-server started empty (SPEC §9)."""
+        """daemon --once into a redis-server started empty."""
         if self.redis is not None:
             self.redis.close()
         self.redis = RedisServer().start()

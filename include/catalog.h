@@ -2,14 +2,13 @@
  * catalog.h: a generation, what one refresh knows of every site: each
  * site's UUID list, its program records and its pathways.
  *
- * Who writes one: gen.c makes the next generation from a refresh's report
- * and the last publish (the failure rules, SPEC §7), genfile.c reads the
- * last one back from the snapshot file; nothing else changes a generation
- * (the plan, plan.h, only reads it).  A generation is reference counted,
- * and so are its program records: the refresh that builds the next one,
- * the state that keeps the last one published and the plan that points
- * into it each hold what they use, so the order in which they finish does
- * not matter.
+ * Who writes one: gen.c makes the next generation from a refresh's report and
+ * the last publish (the failure rules, design.md: Failures), genfile.c reads
+ * the last one back from the snapshot file; nothing else changes a generation
+ * (the plan, plan.h, only reads it).  A generation is reference counted, and
+ * so are its program records: the refresh that builds the next one, the state
+ * that keeps the last one published and the plan that points into it each hold
+ * what they use, so the order in which they finish does not matter.
  */
 #ifndef PCD_CATALOG_H
 #define PCD_CATALOG_H
@@ -30,7 +29,10 @@ enum site_status {
 	SITE_UNCONFIGURED	/* no catalog URL: [] lists */
 };
 
-/* Whether a site's Discovery filters its list by timestamp (SPEC §10). */
+/*
+ * Whether a site's Discovery filters its list by timestamp (design.md:
+ * Incremental refresh).
+ */
 enum catalog_incr {
 	INCR_UNKNOWN,		/* not probed yet (in this process) */
 	INCR_SUPPORTED,
@@ -53,7 +55,10 @@ struct catalog_site {
 	/* pathway objects in page order ("programs" still in), or NULL */
 	json_t			 *pathways;
 	bool			  pathways_failed;
-	/* incremental refreshes (SPEC §10): carried from one to the next */
+	/*
+	 * incremental refreshes (design.md: Incremental refresh): carried from
+	 * one to the next
+	 */
 	bool			  full_ok;	/* last full refresh: listed */
 	enum catalog_incr	  incr;
 };

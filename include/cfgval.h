@@ -1,5 +1,6 @@
 /*
- * cfgval.h: the grammar of configuration values (SPEC §8).
+ * cfgval.h: the grammar of configuration values (configuration.md:
+ * Configuration).
  *
  * Each function reads one value as written after "key =" and either
  * stores what it means and returns 0, or returns -1 and leaves its

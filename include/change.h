@@ -1,20 +1,20 @@
 /*
- * change.h: the change-driven refresh (SPEC §14): when a change of
- * Discovery's api_timestamp (chgsrc.h) starts a refresh, and which.
+ * change.h: the change-driven refresh (operations.md: the change key): when a
+ * change of Discovery's api_timestamp (chgsrc.h) starts a refresh, and which.
  *
  * A burst is bumps less than change_debounce apart.  Its first refresh (an
- * incremental one, SPEC §10) starts once the key has been quiet for
- * change_debounce, or CHANGE_DEBOUNCE_MAX (change_debounce if longer)
- * after the burst's first bump, whichever comes first.  Its second, and
- * last, starts once the key is quiet again, if it moved while the first
- * ran, or CHANGE_RETRY_MS after the first if that found nothing new (the
- * bump may come from a post_save signal whose transaction had not
- * committed yet).  A burst never costs more than these two, however long
- * the key keeps moving: the schedule (incremental_interval,
- * refresh_interval) covers the rest.  When the burst's last refresh found
- * nothing new (a course-run edit that bumped no program's timestamp), a
- * full refresh follows change_full_delay later: one for every change that
- * needs one meanwhile, and none if a full refresh ends first.
+ * incremental one, design.md: Incremental refresh) starts once the key has
+ * been quiet for change_debounce, or CHANGE_DEBOUNCE_MAX (change_debounce if
+ * longer) after the burst's first bump, whichever comes first.  Its second,
+ * and last, starts once the key is quiet again, if it moved while the first
+ * ran, or CHANGE_RETRY_MS after the first if that found nothing new (the bump
+ * may come from a post_save signal whose transaction had not committed yet).
+ * A burst never costs more than these two, however long the key keeps moving:
+ * the schedule (incremental_interval, refresh_interval) covers the rest.  When
+ * the burst's last refresh found nothing new (a course-run edit that bumped no
+ * program's timestamp), a full refresh follows change_full_delay later: one
+ * for every change that needs one meanwhile, and none if a full refresh ends
+ * first.
  *
  * The time of a bump is when it was seen, or, when the value is a
  * timestamp (chgsrc_timestamp_ms), that time, as long as it lies between

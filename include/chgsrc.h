@@ -1,6 +1,6 @@
 /*
- * chgsrc.h: Discovery's change key on its source (SPEC §14), watched two
- * ways: pushed where the source can push, and polled always.
+ * chgsrc.h: Discovery's change key on its source (operations.md: the change
+ * key), watched two ways: pushed where the source can push, and polled always.
  *
  * Discovery sets its Django cache key api_timestamp (the pickled float of
  * time.time()) on every save or delete of a catalogue model.  The source

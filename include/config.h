@@ -1,5 +1,6 @@
 /*
- * config.h: the INI configuration (SPEC §8), read with inih.
+ * config.h: the INI configuration (configuration.md: Configuration), read with
+ * inih.
  *
  * cfg_load() validates everything it reads: an unknown section or key, a
  * bad value, a line too long, a missing or unreadable file, a file that is
@@ -118,11 +119,12 @@ struct cfg {
 	long			 max_detail_size;	/* bytes */
 	int			 max_pages;
 	/*
-	 * The change-driven refresh (SPEC §14): Discovery's api_timestamp key
-	 * (change_key, a wire key: NULL when off) on its source.  Resolved
-	 * when loaded: change_backend and the address below are
-	 * change_source's, or (unset) the cache the daemon writes, with its
-	 * credentials; change_name is the source as logged (no password).
+	 * The change-driven refresh (operations.md: the change key):
+	 * Discovery's api_timestamp key (change_key, a wire key: NULL when
+	 * off) on its source.  Resolved when loaded: change_backend and the
+	 * address below are change_source's, or (unset) the cache the daemon
+	 * writes, with its credentials; change_name is the source as logged
+	 * (no password).
 	 */
 	char			*change_key;
 	char			*change_source;		/* as written */
@@ -159,9 +161,9 @@ struct cfg {
 	long			 mc_io_timeout_ms;
 
 	/*
-	 * [redis] (SPEC §9).  The shared settings above (key_function, ...,
-	 * the timeouts) are set from [redis] too, and servers holds the one
-	 * server under its display name (no password).
+	 * [redis] (operations.md: Redis).  The shared settings above
+	 * (key_function, ..., the timeouts) are set from [redis] too, and
+	 * servers holds the one server under its display name (no password).
 	 */
 	enum cfg_backend	 backend;
 	char			*redis_url;		/* as written */
@@ -182,8 +184,8 @@ struct cfg {
 
 	/* [daemon] */
 	long			 refresh_interval_ms;
-	long			 failed_refresh_retry_ms;	/* SPEC §7 */
-	long			 incremental_interval_ms;	/* SPEC §10 */
+	long			 failed_refresh_retry_ms;	/* doubling */
+	long			 incremental_interval_ms;	/* 0: none */
 	long			 incremental_overlap_ms;
 	long			 check_interval_ms;
 	long			 verify_interval_ms;

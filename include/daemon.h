@@ -1,13 +1,14 @@
 /*
- * daemon.h: the event loop, its timers and signals (SPEC §4, §8).
+ * daemon.h: the event loop, its timers and signals (design.md: What a refresh
+ * does; configuration.md: Configuration).
  *
- * One refresh at start-up, then every refresh_interval +/- 10 %; between
- * them, every incremental_interval, an incremental refresh (SPEC §10) when
- * the last generation allows one (after a restart, the start-up refresh is
- * incremental too when the snapshot allows it).  SIGHUP re-reads the
- * configuration and runs a full refresh now (coalesced: while a refresh
- * runs, at most one more is queued).  SIGTERM and SIGINT stop
- * cleanly: requests in flight are dropped, nothing half-written is left.
+ * One refresh at start-up, then every refresh_interval +/- 10 %; between them,
+ * every incremental_interval, an incremental refresh (design.md: Incremental
+ * refresh) when the last generation allows one (after a restart, the start-up
+ * refresh is incremental too when the snapshot allows it).  SIGHUP re-reads
+ * the configuration and runs a full refresh now (coalesced: while a refresh
+ * runs, at most one more is queued).  SIGTERM and SIGINT stop cleanly:
+ * requests in flight are dropped, nothing half-written is left.
  */
 #ifndef PCD_DAEMON_H
 #define PCD_DAEMON_H
@@ -25,7 +26,7 @@ struct daemon_opts {
 	const char	*diff;		/* dry_run: this key's changes too */
 };
 
-/* Exit codes of one-shot runs (SPEC §7). */
+/* Exit codes of one-shot runs (design.md: Failures). */
 #define PCD_EXIT_OK	0	/* every site published */
 #define PCD_EXIT_FAIL	1	/* any failure, for any site */
 #define PCD_EXIT_USAGE	2	/* bad usage or configuration */

@@ -1,10 +1,11 @@
 /*
- * detail.h: one program detail's body made into a record (SPEC §3, §12):
- * parsed with jansson (in an arena, within a value budget), checked and
- * encoded, on a worker of the pool, or on the loop when there are no
- * workers.  Every call with workers is queued for them: the caller bounds
- * how many bodies wait (fetch.c sends fewer requests while the workers
- * are behind), so the loop never parses while it could serve transfers.
+ * detail.h: one program detail's body made into a record (configuration.md:
+ * Keys, values and servers; design.md: Security): parsed with jansson (in an
+ * arena, within a value budget), checked and encoded, on a worker of the pool,
+ * or on the loop when there are no workers.  Every call with workers is queued
+ * for them: the caller bounds how many bodies wait (fetch.c sends fewer
+ * requests while the workers are behind), so the loop never parses while it
+ * could serve transfers.
  *
  * A worker touches only its job: its copy of the body, and prev (which
  * the caller holds) through program_new's reading of it.  The result is

@@ -1,10 +1,10 @@
 /*
- * dryrun.h: --dry-run (SPEC §8): fetch and build, write nothing, and say
- * what a publish would do: which keys it would write (new or changed,
- * read from the cache), which stale keys it would delete or keep counting
- * (the state knows the counts), which sites the shrink guard would hold;
- * and with --diff KEY, the field-level changes of one value against what
- * the cache holds now.
+ * dryrun.h: --dry-run (configuration.md: Configuration): fetch and build,
+ * write nothing, and say what a publish would do: which keys it would write
+ * (new or changed, read from the cache), which stale keys it would delete or
+ * keep counting (the state knows the counts), which sites the shrink guard
+ * would hold; and with --diff KEY, the field-level changes of one value
+ * against what the cache holds now.
  */
 #ifndef PCD_DRYRUN_H
 #define PCD_DRYRUN_H

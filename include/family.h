@@ -1,7 +1,7 @@
 /*
- * family.h: the nine key families the LMS reads (SPEC §3), in one table:
- * each family's name as logs and metrics spell it, the prefix of its keys,
- * and the phase it is published in.
+ * family.h: the nine key families the LMS reads (configuration.md: Keys,
+ * values and servers), in one table: each family's name as logs and metrics
+ * spell it, the prefix of its keys, and the phase it is published in.
  *
  * Keys are made here and only here (family_key), and an entry remembers
  * where its subject starts (entry.h), so nothing parses a key it made.
@@ -27,9 +27,10 @@ enum family {
 };
 
 /*
- * The publish phases (SPEC §4): 0 the details (programs, pathways), 1 the
- * indexes, 2 the site lists.  Each phase is in the cache before the next
- * starts, so no reader finds an index naming a program not there yet.
+ * The publish phases (design.md: What a refresh does): 0 the details
+ * (programs, pathways), 1 the indexes, 2 the site lists.  Each phase is in the
+ * cache before the next starts, so no reader finds an index naming a program
+ * not there yet.
  */
 #define FAMILY_PHASES	3
 

@@ -1,6 +1,6 @@
 /*
- * fetch.h: one refresh of every configured site from Discovery (SPEC §2,
- * §10), reported as it was found.
+ * fetch.h: one refresh of every configured site from Discovery (design.md:
+ * Talking to Discovery, Incremental refresh), reported as it was found.
  *
  * Per site, in domain order: the UUID list; then every program's detail,
  * concurrently (the HTTP layer bounds how many at once), together with the
@@ -9,11 +9,11 @@
  * programs new or modified since the last one, and reuses the records of
  * the last generation for the rest.
  *
- * The engine fetches and reports; it decides nothing about what is
- * published: a failed detail is reported as failed (p NULL), failed
- * pathways as NULL, a site whose list could not be had as FETCH_FAILED;
- * gen.c applies the failure rules (SPEC §7) to the report.  Every failure
- * is logged once, where it is known, as refresh_failed or program_rejected.
+ * The engine fetches and reports; it decides nothing about what is published:
+ * a failed detail is reported as failed (p NULL), failed pathways as NULL, a
+ * site whose list could not be had as FETCH_FAILED; gen.c applies the failure
+ * rules (design.md: Failures) to the report.  Every failure is logged once,
+ * where it is known, as refresh_failed or program_rejected.
  */
 #ifndef PCD_FETCH_H
 #define PCD_FETCH_H
@@ -92,7 +92,7 @@ struct fetch_opts {
 	/* the last published generation (a reference is held), or NULL */
 	const struct catalog	*prev;
 	const char		*only_domain;	/* NULL: every site */
-	bool			 incremental;	/* SPEC §10 */
+	bool			 incremental;	/* an incremental refresh */
 };
 
 /*

@@ -1,6 +1,7 @@
 /*
  * gen.h: the next generation, made from a refresh's report and the last
- * publish by the failure rules (SPEC §7).  This is where they are applied:
+ * publish by the failure rules (design.md: Failures).  This is where they are
+ * applied:
  *
  * - a site whose list failed, or that shrank too much (the shrink guard:
  *   more than max_shrink fewer programs than the last publish, or none;
@@ -75,9 +76,9 @@ void		 gen_finish(struct catalog *next, bool log, size_t *errors);
 struct catalog	*gen_merge(struct catalog *next, const struct catalog *last,
 		    const struct cfg *);
 /*
- * last, with what a refresh that published nothing learnt of its sites'
- * kinds (SPEC §10: the probe's answer, a site held back) in next.  A new
- * generation sharing last's records (NULL if last is).
+ * last, with what a refresh that published nothing learnt of its sites' kinds
+ * (design.md: Incremental refresh: the probe's answer, a site held back) in
+ * next.  A new generation sharing last's records (NULL if last is).
  */
 struct catalog	*gen_learn(const struct catalog *last,
 		    const struct catalog *next);

@@ -1,6 +1,6 @@
 /*
  * genfile.h: a generation as the snapshot file keeps it, in named texts
- * (snapshot.h) of JSON (SPEC §4, §7):
+ * (snapshot.h) of JSON (design.md: What a refresh does, Failures):
  *
  *	"sites"			{"version": 2, "sites": [domain, ...]}
  *	"site\nDOMAIN"		the site: its status, UUID list, the UUIDs of

@@ -95,7 +95,7 @@ void		 http_cancel_all(struct http *, const char *why);
 /*
  * Whether url has the scheme, host and port of base (default ports filled
  * in; parsed by libcurl's URL API).  False if either does not parse or is
- * relative.  Where a token may be sent (SPEC §12).
+ * relative.  Where a token may be sent (design.md: Security).
  */
 bool		 http_same_origin(const char *base, const char *url);
 

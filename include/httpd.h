@@ -1,21 +1,21 @@
 /*
- * httpd.h: the optional HTTP listener for operators (SPEC §6), on the
- * daemon's own event loop with libevent's evhttp.
+ * httpd.h: the optional HTTP listener for operators (operations.md: Observe),
+ * on the daemon's own event loop with libevent's evhttp.
  *
  *	/metrics	Prometheus text: metrics_render() and the caller's
  *			extra series
  *	/healthz	200 "ok" whenever the loop answers at all
  *	/readyz		200 "ready", or 503 and the caller's one-line reason
  *
- * GET and HEAD only (405 otherwise), one request per connection
- * (Connection: close), an 8 KiB request head.  A local client cannot
- * exhaust the daemon (SPEC §12): at most 64 connections (a new one closes
- * the oldest), 10 s from accept to the last byte of the answer however
- * slowly the request trickles in, 64 descriptors kept free for Discovery
- * and memcached (connections beyond are closed at once), and an accept
- * error (EMFILE) pauses the listener for a second; both are logged as
- * listen_error at most once a minute.  It is off unless [daemon] listen is
- * set; the address is loopback unless the operator names another.
+ * GET and HEAD only (405 otherwise), one request per connection (Connection:
+ * close), an 8 KiB request head.  A local client cannot exhaust the daemon
+ * (design.md: Security): at most 64 connections (a new one closes the oldest),
+ * 10 s from accept to the last byte of the answer however slowly the request
+ * trickles in, 64 descriptors kept free for Discovery and memcached
+ * (connections beyond are closed at once), and an accept error (EMFILE) pauses
+ * the listener for a second; both are logged as listen_error at most once a
+ * minute.  It is off unless [daemon] listen is set; the address is loopback
+ * unless the operator names another.
  */
 #ifndef PCD_HTTPD_H
 #define PCD_HTTPD_H

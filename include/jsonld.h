@@ -3,17 +3,18 @@
  *
  * jansson holds integers in 64 bits and reals in doubles, and refuses a
  * document with a number beyond them; Python's json (what the LMS command
- * parses with) makes arbitrary-size ints and inf.  SPEC §3 asks for ints of
- * any size to round-trip, so such a number is carried through jansson as a
- * marked string: JSONLD_NUMBER_MARK, then the number as it was written.
- * pickle_json() and jsonld_dumps() turn it back into the number.
+ * parses with) makes arbitrary-size ints and inf.  The values must be the
+ * command's (configuration.md: Keys, values and servers), ints of any size
+ * included, so such a number is carried through jansson as a marked string:
+ * JSONLD_NUMBER_MARK, then the number as it was written.  pickle_json() and
+ * jsonld_dumps() turn it back into the number.
  *
- * The mark cannot come from Discovery (SPEC §12): it holds the byte 0xFF,
- * which is never part of valid UTF-8, and every string jansson's loader
- * makes is valid UTF-8 whatever the escaping ("\u00ff" is U+00FF, two
- * bytes; a lone surrogate is refused).  Only jsonld_load makes marked
- * strings (json_stringn_nocheck).  It starts with a NUL too, so that code
- * refusing strings with a NUL (keys, UUIDs) refuses a marked number.
+ * The mark cannot come from Discovery (design.md: Security): it holds the byte
+ * 0xFF, which is never part of valid UTF-8, and every string jansson's loader
+ * makes is valid UTF-8 whatever the escaping ("\u00ff" is U+00FF, two bytes; a
+ * lone surrogate is refused).  Only jsonld_load makes marked strings
+ * (json_stringn_nocheck).  It starts with a NUL too, so that code refusing
+ * strings with a NUL (keys, UUIDs) refuses a marked number.
  *
  * Integers of more than JSONLD_MAX_DIGITS digits refuse the whole
  * document, as Python's json does (int_max_str_digits): converting them is

@@ -11,7 +11,8 @@
  * bytes, no space or control character); on Redis (django-redis) any key
  * is written as it is: Redis keys are binary and django-redis validates
  * nothing, so the LMS reads long keys unchanged.
- * research/edx-platform.md §5.3 has the source and the test vectors.
+ * Upstream: edx-platform's common/djangoapps/util/memcache.py;
+ * tests/unit/test_keys.c has its test vectors.
  */
 #ifndef PCD_KEYS_H
 #define PCD_KEYS_H

@@ -1,5 +1,5 @@
 /*
- * lease.h: several hosts, one writer (SPEC §11).
+ * lease.h: several hosts, one writer (operations.md: Several hosts).
  *
  * With [lease] enabled, a daemon writes to the cache only while it holds a
  * lease kept in the cache itself: a key (through the key function) on the

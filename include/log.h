@@ -1,7 +1,8 @@
 /*
  * log.h: the one way to say anything.
  *
- * Every line is one event with a stable name and typed fields (SPEC §6):
+ * Every line is one event with a stable name and typed fields (operations.md:
+ * Observe):
  *
  *	log_event(LOG_ERR, "refresh_failed",
  *	    "site=%s stage=%s url=%s http_status=%ld error=%s",

@@ -1,5 +1,5 @@
 /*
- * metrics.h: the counters and gauges behind /metrics (SPEC §6).
+ * metrics.h: the counters and gauges behind /metrics (operations.md: Observe).
  *
  * One process-wide struct, as memcached keeps its stats: the loop is single
  * threaded, so modules bump fields directly where things happen, and
@@ -36,7 +36,10 @@ struct metrics {
 	uint64_t	keys[FAM_COUNT];	/* by family, last generation */
 	uint64_t	programs_rejected;
 	uint64_t	details_unchanged;	/* same body: not parsed */
-	/* by kind of refresh: 0 full, 1 incremental (SPEC §10) */
+	/*
+	 * by kind of refresh: 0 full, 1 incremental (design.md: Incremental
+	 * refresh)
+	 */
 	uint64_t	refreshes_by_kind[2];
 	uint64_t	details_fetched[2];
 	double		last_change;		/* last write, unix s, or 0 */
@@ -63,16 +66,16 @@ struct metrics {
 	uint64_t	keys_repaired;
 	uint64_t	repairs;
 
-	/* the writer's lease (SPEC §11) */
+	/* the writer's lease (operations.md: Several hosts) */
 	bool		lease_holder;
 	uint64_t	lease_acquisitions;
 	uint64_t	lease_losses;
 
 	/*
-	 * The change-driven refresh (SPEC §14), while change_key is set:
-	 * changes seen by how (0 a poll, 1 a push), whether polls and pushes
-	 * work, what polls cost, and the time from a bump to the end of the
-	 * publish that carried it (metrics_change_publish).
+	 * The change-driven refresh (operations.md: the change key), while
+	 * change_key is set: changes seen by how (0 a poll, 1 a push), whether
+	 * polls and pushes work, what polls cost, and the time from a bump to
+	 * the end of the publish that carried it (metrics_change_publish).
 	 */
 	bool		change_on;
 	bool		change_push_on;		/* change_notify is not off */

@@ -1,5 +1,6 @@
 /*
- * monitor.h: keep what the snapshot says in memcached (SPEC §5).
+ * monitor.h: keep what the snapshot says in memcached (design.md:
+ * Self-healing).
  *
  * Every check_interval (the first at start-up), per server: its stats
  * (memcached's pid, Redis's run_id; the uptime) and a few sentinel keys

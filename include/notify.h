@@ -1,5 +1,6 @@
 /*
- * notify.h: telling the service manager how we are (sd_notify(3), SPEC §6).
+ * notify.h: telling the service manager how we are (sd_notify(3),
+ * operations.md: Observe).
  *
  * Every call is a no-op returning 0 when $NOTIFY_SOCKET is not set, so the
  * daemon calls them unconditionally.  A message that cannot be delivered

@@ -1,5 +1,6 @@
 /*
- * oauth.h: an OAuth2 client-credentials JWT for Discovery (SPEC §2).
+ * oauth.h: an OAuth2 client-credentials JWT for Discovery (design.md: Talking
+ * to Discovery).
  *
  * POST {oauth_url}/oauth2/access_token with grant_type=client_credentials,
  * client_id, client_secret and token_type=jwt; the answer's access_token is

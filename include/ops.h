@@ -1,7 +1,7 @@
 /*
- * ops.h: what operators see of the daemon (SPEC §6): READY=1, STATUS= and
- * the watchdog for systemd, and the HTTP listener's /readyz and the
- * series /metrics adds to metrics_render()'s.
+ * ops.h: what operators see of the daemon (operations.md: Observe): READY=1,
+ * STATUS= and the watchdog for systemd, and the HTTP listener's /readyz and
+ * the series /metrics adds to metrics_render()'s.
  *
  * READY=1 says the daemon runs (its loop, with a valid configuration),
  * not that the cache holds data: that is /readyz's, programs_cached_ready

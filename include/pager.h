@@ -1,7 +1,7 @@
 /*
- * pager.h: the one way a paginated list's "next" is followed (SPEC §2,
- * §12), for the UUID list, the filtered list of an incremental refresh and
- * the pathway pages.
+ * pager.h: the one way a paginated list's "next" is followed (design.md:
+ * Talking to Discovery, Security), for the UUID list, the filtered list of an
+ * incremental refresh and the pathway pages.
  *
  * A list whose next is a URL (PAGER_URL) is followed only to the scheme,
  * host and port of the site's catalog_api_url: the token goes nowhere

@@ -2,8 +2,8 @@
  * place.h: which memcached server a key lives on, as pymemcache's HashClient
  * (Django's PyMemcacheCache) chooses it: rendezvous hashing, the highest
  * murmur3_32(node + "-" + key, seed 0) wins, ties to the larger node name
- * (research/edx-platform.md §6.2).  Node names are "host:port" in the order
- * of Django's LOCATION.
+ * (pymemcache/client/rendezvous.py, murmur3.py).  Node names are
+ * "host:port" in the order of Django's LOCATION.
  *
  * pymemcache hashes a Python str: one unit per code point, masked to 8 bits,
  * and the length in code points.  Keys and node names here are UTF-8 and are

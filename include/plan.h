@@ -1,6 +1,7 @@
 /*
  * plan.h: every cache entry a generation makes, in publish order, with its
- * wire key, its servers and its value, computed once (SPEC §3, §4).
+ * wire key, its servers and its value, computed once (configuration.md: Keys,
+ * values and servers; design.md: What a refresh does).
  *
  * The families follow cache_programs and its helpers in
  * openedx/core/djangoapps/catalog (process_pathways, get_courses,

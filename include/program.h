@@ -1,8 +1,8 @@
 /*
- * program.h: one program as the cache needs it (SPEC §3): its value,
- * encoded as the detail arrives and left open before "pathway_ids" (known
- * only once the site's pathways are read), and the facts the index
- * families are made of.  Whole JSON trees are not kept.
+ * program.h: one program as the cache needs it (configuration.md: Keys, values
+ * and servers): its value, encoded as the detail arrives and left open before
+ * "pathway_ids" (known only once the site's pathways are read), and the facts
+ * the index families are made of.  Whole JSON trees are not kept.
  *
  * Records are reference counted: a generation shares the records of the
  * one before for programs whose detail did not change.  A shared record is
@@ -10,8 +10,8 @@
  *
  * A kept record holds a value that is final whatever the pathways say: a
  * program whose detail failed keeps the value the last publish wrote
- * (SPEC §7), whether that publish is in memory or only in the snapshot
- * file.
+ * (design.md: Failures), whether that publish is in memory or only in the
+ * snapshot file.
  */
 #ifndef PCD_PROGRAM_H
 #define PCD_PROGRAM_H
@@ -49,7 +49,7 @@ struct program_facts {
  * prev, if not NULL, is the record the last generation had: when the new
  * one encodes to the same bytes, prev is returned with one more reference.
  * NULL with the reason in why (exactly where cache_programs would have
- * raised, or SPEC §7's shape rules).
+ * raised, or the shape rules of design.md: Failures).
  */
 struct program	*program_new(const json_t *detail, const char *list_uuid,
 		    enum cfg_value_format, int proto, struct program *prev,

@@ -1,9 +1,9 @@
 /*
  * readers.h: what a wire key a reader asked for is, given the last publish
- * (SPEC §13): one of its keys (a miss on it is "lost"), a key of one of
- * the nine program families that it does not hold (a miss is "absent": the
- * LMS asked about a run or an org in no program), or foreign (sessions,
- * other prefixes or versions, anything else).
+ * (operations.md: What the LMS misses): one of its keys (a miss on it is
+ * "lost"), a key of one of the nine program families that it does not hold (a
+ * miss is "absent": the LMS asked about a run or an org in no program), or
+ * foreign (sessions, other prefixes or versions, anything else).
  *
  * The table is built once per publish from its entries (Django key, wire
  * key, family, servers).  A wire key that is not in it is decoded with the

@@ -1,5 +1,6 @@
 /*
- * redisurl.h: a [redis] url as redis-py's from_url reads it (SPEC §9).
+ * redisurl.h: a [redis] url as redis-py's from_url reads it (operations.md:
+ * Redis).
  *
  *   redis://[user[:password]@]host[:port][/db]	port 6379, db 0
  *   unix://[user[:password]@]/path[?db=N]

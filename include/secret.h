@@ -1,14 +1,14 @@
 /*
  * secret.h: files that hold a secret or the configuration, read with care.
  *
- * The configuration and the files holding secrets are named by an operator
- * and live where local users may put things (SPEC §12): a name may be a
- * FIFO (whose open would block without a writer), a device (/dev/zero
- * never ends) or a directory.  secret_read() reads only a regular file,
- * and only up to a bound.  systemd's credentials directory
- * ($CREDENTIALS_DIRECTORY, filled by LoadCredential=) is looked up here
- * and nowhere else; the configuration resolves it once, when it is loaded
- * (config.h: client_secret_path, redis_password_path).
+ * The configuration and the files holding secrets are named by an operator and
+ * live where local users may put things (design.md: Security): a name may be a
+ * FIFO (whose open would block without a writer), a device (/dev/zero never
+ * ends) or a directory.  secret_read() reads only a regular file, and only up
+ * to a bound.  systemd's credentials directory ($CREDENTIALS_DIRECTORY, filled
+ * by LoadCredential=) is looked up here and nowhere else; the configuration
+ * resolves it once, when it is loaded (config.h: client_secret_path,
+ * redis_password_path).
  */
 #ifndef PCD_SECRET_H
 #define PCD_SECRET_H

@@ -1,5 +1,6 @@
 /*
- * settings.h: the table of every configuration key (SPEC §8).
+ * settings.h: the table of every configuration key (configuration.md:
+ * Configuration).
  *
  * One row per key, as tmux's options-table.c: its section, name, type,
  * range or choices, default, what a change of it needs on SIGHUP (nothing,

@@ -1,5 +1,6 @@
 /*
- * snapfile.h: the snapshot file under state_dir (SPEC §4, §12).
+ * snapfile.h: the snapshot file under state_dir (design.md: What a refresh
+ * does, Security).
  *
  * The file is a base (every entry and text of one snapshot) followed by
  * deltas (the entries and texts one later save changed or removed), each

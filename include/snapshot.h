@@ -1,7 +1,7 @@
 /*
  * snapshot.h: what the cache holds, as the last publish left it, kept to
  * refill the cache without Discovery and to know "the previous value" in
- * every mode (SPEC §4, §7).
+ * every mode (design.md: What a refresh does, Failures).
  *
  * An entry is one key as written: the Django cache key, the wire key, the
  * flags, the value bytes and the servers it went to.  Beside the entries,

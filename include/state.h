@@ -1,5 +1,6 @@
 /*
- * state.h: the one owner of what the cache holds (SPEC §4, §7).
+ * state.h: the one owner of what the cache holds (design.md: What a refresh
+ * does, Failures).
  *
  * The state is the last publish as this process knows it: the generation
  * it published (sites, program records, pathways), the entries now in the

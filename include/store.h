@@ -4,19 +4,19 @@
  * Every cache operation of the daemon goes through these functions,
  * whatever the backend (include/store_be.h is what a backend implements).
  *
- * Redis (SPEC §9) is one server: every key is placed on it, writes are
- * pipelined SETs with no expiry whose replies are read at store_flush (an
- * error reply, -OOM, -READONLY or -NOAUTH, is a refused write that keeps
- * the old value; -LOADING and -BUSY are sent again a few times first), keys
- * have no length limit, and values carry no flags: store_mget reports the
- * flags the configuration writes (1 for pickle), so callers compare values
- * the same way for both backends.
+ * Redis (operations.md: Redis) is one server: every key is placed on it,
+ * writes are pipelined SETs with no expiry whose replies are read at
+ * store_flush (an error reply, -OOM, -READONLY or -NOAUTH, is a refused write
+ * that keeps the old value; -LOADING and -BUSY are sent again a few times
+ * first), keys have no length limit, and values carry no flags: store_mget
+ * reports the flags the configuration writes (1 for pickle), so callers
+ * compare values the same way for both backends.
  *
  * memcached: each server has its own connection: the daemon decides placement itself
  * (pymemcache's rendezvous hashing is not among libmemcached's
  * distributions), so every key goes to exactly the server the LMS reads it
  * from.  Writes are pipelined without replies (NOREPLY + BUFFER_REQUESTS:
- * one round trip per batch instead of per key; research/libs.md §2.6), so
+ * one round trip per batch instead of per key, measured), so
  * sizes and keys are checked here before sending, and store_flush() ends
  * each batch with a round trip that proves the server has processed it.
  *
@@ -130,16 +130,16 @@ enum store_rc	 store_delete(struct store *, size_t i, const char *key,
 typedef void	(*store_refused_cb)(size_t tag, bool kept, void *arg);
 
 /*
- * Send everything queued on server i and wait until the server has done
- * it (the writer's lease is asked just before: what is queued is what a
- * process paused at that moment may still send).  Refusals are always seen (SPEC §7): NOREPLY hides memcached's
- * SERVER_ERROR answers, so the server's store_no_memory and
- * store_too_large counters are read before and after the batch, and when
- * they moved (or cannot be read) every value of the batch is read back;
- * each one missing or different is reported through refused (may be
- * NULL).  0, or -1 if the server failed on the way (it is then marked
- * down and none of its writes since the last flush can be trusted; they
- * are not reported one by one).
+ * Send everything queued on server i and wait until the server has done it
+ * (the writer's lease is asked just before: what is queued is what a process
+ * paused at that moment may still send).  Refusals are always seen (design.md:
+ * Failures): NOREPLY hides memcached's SERVER_ERROR answers, so the server's
+ * store_no_memory and store_too_large counters are read before and after the
+ * batch, and when they moved (or cannot be read) every value of the batch is
+ * read back; each one missing or different is reported through refused (may be
+ * NULL).  0, or -1 if the server failed on the way (it is then marked down and
+ * none of its writes since the last flush can be trusted; they are not
+ * reported one by one).
  */
 int		 store_flush(struct store *, size_t i, store_refused_cb,
 		    void *arg) PCD_WUR;
@@ -159,7 +159,7 @@ struct store_stats {
 /*
  * Read server i's stats (memcached: stats; Redis: INFO server) over a
  * fresh replying connection (stats callbacks
- * never fire on the NOREPLY write connection, research/libs.md §0.3).
+ * never fire on the NOREPLY write connection of libmemcached 1.1).
  * A down server is asked too (these calls are the retries); one that
  * answers is marked up (memcached_recovered).  0, or -1 (logged once per
  * change of state).
@@ -206,13 +206,13 @@ int		 store_lease(struct store *, size_t i, enum store_lease_op,
 
 /*
  * Mark what follows on server i's write connection as the daemon's own, so
- * that a reader watch never counts it (SPEC §13).  memcached: queues a
- * no-reply delete of MCW_SELF_KEY (mcwatch.h) ahead of the next batch on
- * that connection, sent with it (no round trip); the watch learns the
- * connection's cfd from that line.  Call it before every batch of sets,
- * deletes or gets on server i: a reconnect in between gives the connection
- * a new cfd, and the batch's own line comes first on it.  Redis: nothing
- * (keymiss events do not name the client; see rdwatch.h's rdw_expect).
+ * that a reader watch never counts it (operations.md: What the LMS misses).
+ * memcached: queues a no-reply delete of MCW_SELF_KEY (mcwatch.h) ahead of the
+ * next batch on that connection, sent with it (no round trip); the watch
+ * learns the connection's cfd from that line.  Call it before every batch of
+ * sets, deletes or gets on server i: a reconnect in between gives the
+ * connection a new cfd, and the batch's own line comes first on it.  Redis:
+ * nothing (keymiss events do not name the client; see rdwatch.h's rdw_expect).
  */
 void		 store_announce(struct store *, size_t i);
 /*

@@ -1,7 +1,7 @@
 /*
  * tstamp.h: timestamps as Discovery writes them (ISO 8601: a date, 'T' or
  * a space, a time, an optional fraction, 'Z' or an offset), to compare
- * and to send back in its timestamp filter (SPEC §10).
+ * and to send back in its timestamp filter (design.md: Incremental refresh).
  */
 #ifndef PCD_TSTAMP_H
 #define PCD_TSTAMP_H

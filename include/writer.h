@@ -1,5 +1,6 @@
 /*
- * writer.h: the one way the cache is changed (SPEC §4, §7).
+ * writer.h: the one way the cache is changed (design.md: What a refresh does,
+ * Failures).
  *
  * A publish, a repair after a restart or a miss, SIGUSR1 and the deletion
  * of stale keys all go through here: entries of one phase pipelined to
@@ -48,9 +49,9 @@ enum writer_rc {
 };
 
 /*
- * Whether this process may write now (the writer's lease, SPEC §11): asked
- * on the writer thread before every batch is sent, so it must be
- * thread-safe.  NULL: always.
+ * Whether this process may write now (the writer's lease, operations.md:
+ * Several hosts): asked on the writer thread before every batch is sent, so it
+ * must be thread-safe.  NULL: always.
  */
 struct writer_gate {
 	bool	(*may_write)(void *arg);

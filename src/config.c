@@ -796,8 +796,8 @@ memcached_key_ok(const char *key)
 }
 
 /*
- * [discovery] change_key and change_source (SPEC §14): the source's
- * address and credentials, as for the daemon's own cache.
+ * [discovery] change_key and change_source (operations.md: the change key):
+ * the source's address and credentials, as for the daemon's own cache.
  */
 static void
 cfg_change(struct loader *ld)

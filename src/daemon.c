@@ -61,9 +61,9 @@ struct daemon {	/* NOLINT(clang-analyzer-optin.performance.Padding) */
 	int				 failures;	/* refreshes failed in a row */
 	uint64_t			 refresh_started;
 	struct event			*refresh_timer;
-	struct event			*incr_timer;	/* SPEC §10 */
+	struct event			*incr_timer;	/* incremental */
 	bool				 incremental;	/* the running one */
-	struct change			*change;	/* SPEC §14 */
+	struct change			*change;	/* change key */
 	bool				 change_wanted;	/* change.c asked */
 	bool				 for_change;	/* the running one serves it */
 	struct event			*sig_hup;
@@ -149,11 +149,11 @@ on_repaired(void *arg)
 }
 
 /*
- * Load the snapshot file: what the last publish wrote.  Every mode needs
- * it (the previous values of SPEC §7, the shrink guard's counts); the
- * daemon also starts the monitor, which can repair from the file before
- * the first fetch from Discovery.  A file that holds a real publish makes
- * the daemon ready (SPEC §6): the cache can be served from it.
+ * Load the snapshot file: what the last publish wrote.  Every mode needs it
+ * (the previous values the failure rules keep, the shrink guard's counts); the
+ * daemon also starts the monitor, which can repair from the file before the
+ * first fetch from Discovery.  A file that holds a real publish makes the
+ * daemon ready (operations.md: Observe): the cache can be served from it.
  */
 static void
 heal_start(struct daemon *d)
@@ -211,9 +211,9 @@ apply_config(struct daemon *d, struct cfg *cfg)
 		changed = true;
 	}
 	/*
-	 * Before the old store goes: a lease that moves (another store,
-	 * server or key) is released there first, and this daemon stands by
-	 * until it holds the lease on the new one (SPEC §15).
+	 * Before the old store goes: a lease that moves (another store, server
+	 * or key) is released there first, and this daemon stands by until it
+	 * holds the lease on the new one (operations.md: Several hosts).
 	 */
 	lease_configure(d->lease, d->store, &d->kf, cfg->lease_key);
 	store_free(old);
@@ -235,8 +235,8 @@ apply_config(struct daemon *d, struct cfg *cfg)
 
 /*
  * Arm the refresh timer.  After a success: the interval, +/- 10 % so hosts
- * drift apart.  After a failure (SPEC §7): failed_refresh_retry, doubling
- * with each failure in a row up to the interval, times 1 to 1.2.
+ * drift apart.  After a failure (design.md: Failures): failed_refresh_retry,
+ * doubling with each failure in a row up to the interval, times 1 to 1.2.
  */
 static void
 schedule_refresh(struct daemon *d)
@@ -393,7 +393,10 @@ after_refresh(struct daemon *d)
 	}
 	if (standby(d))
 		return;		/* the holder refreshes */
-	/* The full refreshes keep their own schedule (SPEC §10). */
+	/*
+	 * The full refreshes keep their own schedule (design.md: Incremental
+	 * refresh).
+	 */
 	if (!d->incremental || !evtimer_pending(d->refresh_timer, NULL))
 		schedule_refresh(d);
 	schedule_incremental(d);
@@ -582,8 +585,8 @@ start_refresh(struct daemon *d, const char *reason)
 }
 
 /*
- * An incremental refresh (SPEC §10): what changed since the last one.  The
- * full refresh timer keeps running.
+ * An incremental refresh (design.md: Incremental refresh): what changed since
+ * the last one.  The full refresh timer keeps running.
  */
 static void
 start_incremental(struct daemon *d, const char *reason)
@@ -650,8 +653,8 @@ on_incr_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The refresh a change asked for (SPEC §14): an incremental one where it
- * can be, else a full one.
+ * The refresh a change asked for (operations.md: the change key): an
+ * incremental one where it can be, else a full one.
  */
 static void
 start_change(struct daemon *d)
@@ -825,9 +828,10 @@ daemon_run(struct cfg *cfg, const struct daemon_opts *opts)
 		heal_start(&d);
 		/*
 		 * After a restart, a snapshot whose sites an incremental
-		 * refresh can continue from needs no full one first (SPEC
-		 * §10); the full ones come on refresh_interval.  With a
-		 * lease, the one that takes it starts with a full one.
+		 * refresh can continue from needs no full one first
+		 * (design.md: Incremental refresh); the full ones come on
+		 * refresh_interval.  With a lease, the one that takes it
+		 * starts with a full one.
 		 */
 		if (d.lease == NULL)
 			change_watch(d.change, true);	/* always the writer */

@@ -83,7 +83,9 @@ status_hint(const struct fetch *f, long status)
 	}
 }
 
-/* The most bytes a response of this endpoint may have (SPEC §12). */
+/*
+ * The most bytes a response of this endpoint may have (design.md: Security).
+ */
 static size_t
 body_cap(const struct site_fetch *sf, const char *endpoint)
 {
@@ -426,7 +428,10 @@ on_pathways(struct site_fetch *sf, const struct http_result *r, size_t slot,
 	json_decref(j);
 	return;
 fail:
-	/* Reported: gen.c keeps the site's previous pathways (SPEC §7). */
+	/*
+	 * Reported: gen.c keeps the site's previous pathways (design.md:
+	 * Failures).
+	 */
 	sf->pathways_failed = true;
 	sf->partial = true;
 }
@@ -464,14 +469,14 @@ next_detail(struct site_fetch *sf, size_t *slot, const char **uuid)
 /*
  * Send details while fewer than twice max_in_flight are out, a detail
  * being out from its request until its record (or failure) is in its
- * slot: a request exists only from shortly before it goes in flight (SPEC
- * §12), and the bodies held, in transfer or waiting for a worker, are at
- * most that many, so memory follows max_in_flight, not the length of the
- * list.  Parsing never runs on the loop while there are workers: when
- * they fall behind, fewer requests go out instead (the loop keeps
- * serving the transfers in flight).  After the deadline (or at shutdown)
- * the rest are not sent: they are reported failed, and keep their
- * previous values as failed details do (SPEC §7).
+ * slot: a request exists only from shortly before it goes in flight
+ * (design.md: Security), and the bodies held, in transfer or waiting for
+ * a worker, are at most that many, so memory follows max_in_flight, not
+ * the length of the list.  Parsing never runs on the loop while there are
+ * workers: when they fall behind, fewer requests go out instead (the loop
+ * keeps serving the transfers in flight).  After the deadline (or at
+ * shutdown) the rest are not sent: they are reported failed, and keep their
+ * previous values as failed details do (design.md: Failures).
  */
 static void
 feed_details(struct site_fetch *sf)

@@ -39,7 +39,10 @@ struct site_fetch {
 	struct pager			 pw_pager;
 	json_t				*pathways;
 	bool				 pathways_failed;
-	/* an incremental refresh of the site (SPEC §10, incr.c) */
+	/*
+	 * an incremental refresh of the site (design.md: Incremental refresh,
+	 * incr.c)
+	 */
 	bool				 incr;
 	bool				 incr_details;	/* phase 2 began */
 	bool				 incr_off;	/* not refreshed */

@@ -10,9 +10,9 @@
 #include "util.h"
 
 /*
- * A kept record for a program whose detail failed: the last publish's
- * value, final whatever the pathways say now, and not known to be
- * current (an incremental refresh fetches it again, SPEC §10).
+ * A kept record for a program whose detail failed: the last publish's value,
+ * final whatever the pathways say now, and not known to be current (an
+ * incremental refresh fetches it again, design.md: Incremental refresh).
  */
 static struct program *
 kept_from(struct program *old)
@@ -45,7 +45,10 @@ site_listed(struct fetch_site *fs, const struct catalog_site *last)
 			fs->progs[i].p = NULL;
 			continue;
 		}
-		/* SPEC §7: a failed detail keeps its published value. */
+		/*
+		 * design.md: Failures: a failed detail keeps its published
+		 * value.
+		 */
 		old = last != NULL ? catalog_site_program(last,
 		    fs->progs[i].uuid) : NULL;
 		if (old != NULL)
@@ -55,7 +58,9 @@ site_listed(struct fetch_site *fs, const struct catalog_site *last)
 		cs->pathways = fs->pathways;
 		fs->pathways = NULL;
 	} else {
-		/* SPEC §7: failed pathways keep the previous ones. */
+		/*
+		 * design.md: Failures: failed pathways keep the previous ones.
+		 */
 		cs->pathways_failed = true;
 		if (last != NULL && last->pathways != NULL)
 			cs->pathways = json_incref(last->pathways);
@@ -101,10 +106,10 @@ site_from(struct fetch_site *fs, const struct catalog_site *last)
 }
 
 /*
- * The shrink guard (SPEC §7): a site whose count of programs obtained falls
- * by more than max_shrink since the last publish, or to zero, is held
- * unless forced.  With no publish known, a list whose programs all failed
- * is held too: the cache may hold another writer's values.
+ * The shrink guard (design.md: Failures): a site whose count of programs
+ * obtained falls by more than max_shrink since the last publish, or to zero,
+ * is held unless forced.  With no publish known, a list whose programs all
+ * failed is held too: the cache may hold another writer's values.
  */
 static bool
 shrink_held(const struct catalog_site *cs, const struct catalog *last,
@@ -148,10 +153,12 @@ carried_over(struct catalog_site *cs, const struct catalog *last)
 		keep = catalog_site_copy(prev);
 	else
 		keep = catalog_site_new(cs->domain, cs->site_id);
-	/* SPEC §7: nothing of the site is written; it stays. */
+	/* design.md: Failures: nothing of the site is written; it stays. */
 	keep->status = cs->status;
-	/* What the refresh learnt of its kinds (SPEC §10) holds; a site
-	   held back waits for a full refresh. */
+	/*
+	 * What the refresh learnt of its kinds (design.md: Incremental
+	 * refresh) holds; a site held back waits for a full refresh.
+	 */
 	keep->full_ok = cs->full_ok && cs->status != SITE_HELD;
 	keep->incr = cs->incr;
 	catalog_site_free(cs);

@@ -37,7 +37,10 @@ facts_json(const struct program *p)
 	    "courses", str_list(f.courses, f.ncourses),
 	    "type", f.type, "slug", f.slug,
 	    "orgs", str_list(f.orgs, f.norgs));
-	/* SPEC §10: the watermark of incremental refreshes survives. */
+	/*
+	 * design.md: Incremental refresh: the watermark of incremental
+	 * refreshes survives.
+	 */
 	if (f.modified != NULL)
 		json_object_set_new(j, "modified", json_string(f.modified));
 	return j;

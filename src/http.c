@@ -1,8 +1,8 @@
 /*
  * http.c: libcurl's multi_socket interface on a libevent loop.
  *
- * The glue follows curl's docs/examples/multi-event.c and the rules of
- * research/libs.md §1: one non-repeating timer, one event per socket,
+ * The glue follows curl's docs/examples/multi-event.c and libcurl's rules
+ * for it: one non-repeating timer, one event per socket,
  * handles removed only after curl_multi_socket_action() has returned, the
  * status code read with CURLINFO_RESPONSE_CODE (not CURLOPT_FAILONERROR,
  * which throws the body away and closes the connection).
@@ -396,7 +396,9 @@ req_setup(struct http_req *r)
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* SPEC §12: no redirects, so the token goes nowhere else. */
+	/*
+	 * design.md: Security: no redirects, so the token goes nowhere else.
+	 */
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);

@@ -4,10 +4,10 @@
  * The handlers run on the daemon's loop and only read counters, so they
  * need no locking, and an answer from /healthz proves the loop is turning.
  *
- * libevent 2.1's evhttp has no connection limit and its timeout restarts
- * with every byte, so a local client trickling a few hundred connections
- * could use up the process's descriptors (SPEC §12).  evhttp still does
- * all the HTTP; around it, with libevent's public API only:
+ * libevent 2.1's evhttp has no connection limit and its timeout restarts with
+ * every byte, so a local client trickling a few hundred connections could use
+ * up the process's descriptors (design.md: Security).  evhttp still does all
+ * the HTTP; around it, with libevent's public API only:
  *   - the listening socket is our evconnlistener (evhttp_bind_listener),
  *     whose accept errors (EMFILE) pause it for a second instead of
  *     spinning, logged at most once a minute;

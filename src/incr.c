@@ -1,6 +1,7 @@
 /*
- * incr.c: incremental refreshes of a site (SPEC §10): the lists, what
- * changed since the newest timestamp held, and the details of only that.
+ * incr.c: incremental refreshes of a site (design.md: Incremental refresh):
+ * the lists, what changed since the newest timestamp held, and the details of
+ * only that.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,7 +335,10 @@ incr_details(struct site_fetch *sf)
 	if (sf->incr_off || sf->uuids_failed)
 		return false;
 	if (sf->filter_failed || sf->filter_waits || sf->f->expired) {
-		/* What changed is not known: the site failed (SPEC §7). */
+		/*
+		 * What changed is not known: the site failed (design.md:
+		 * Failures).
+		 */
 		sf->uuids_failed = true;
 		return false;
 	}

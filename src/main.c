@@ -1,5 +1,5 @@
 /*
- * main.c: the command line (SPEC §8).
+ * main.c: the command line (configuration.md: Configuration).
  */
 #include <errno.h>
 #include <getopt.h>

@@ -308,7 +308,10 @@ render_durations(struct buf *b)
 	}
 }
 
-/* The histogram of change to publish times (SPEC §14), in seconds. */
+/*
+ * The histogram of change to publish times (operations.md: the change key), in
+ * seconds.
+ */
 static const double	chg_bounds[] = {
 	0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 900
 };

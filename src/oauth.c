@@ -17,7 +17,9 @@
 
 /* Renew this long before the token runs out (at most a tenth of it). */
 #define MARGIN_MS	(5 * 60 * 1000)
-/* A longer lifetime is taken as this: no overflow in ms (SPEC §12). */
+/*
+ * A longer lifetime is taken as this: no overflow in ms (design.md: Security).
+ */
 #define MAX_EXPIRES_S	(24 * 60 * 60)
 #define SECRET_MAX	4096
 

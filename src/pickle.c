@@ -6,8 +6,8 @@
  * pickle_save is the start of save() (the frame boundary check), pickle_room
  * is _Pickler_Write (which opens a frame), pickle_commit is
  * _Pickler_CommitFrame, and the batch opcodes are written at the moments
- * batch_dict_exact and batch_list_exact write them.  research/edx-platform.md
- * §7 has the rules.
+ * batch_dict_exact and batch_list_exact write them (the names are those
+ * of CPython's Modules/_pickle.c).
  *
  * The memo only has to answer "was this object memoised, and at which
  * index?" for the objects that can repeat in a JSON-shaped value: dict keys

@@ -317,9 +317,9 @@ family_indexes(struct builder *b, const struct catalog_site *s)
 }
 
 /*
- * program-uuids-{domain}: the list as Discovery returned it, less the
- * programs that are not in the generation (neither fetched now nor kept
- * from before): an index never names a program that is not there (SPEC §7).
+ * program-uuids-{domain}: the list as Discovery returned it, less the programs
+ * that are not in the generation (neither fetched now nor kept from before):
+ * an index never names a program that is not there (design.md: Failures).
  */
 static void
 family_site_programs(struct builder *b, const struct catalog_site *s)
@@ -403,7 +403,10 @@ lay_entry(struct plan *pl, enum family f, struct pending_entry *pe,
 		e->servers |= (uint64_t)1 << idx[i];
 }
 
-/* Lay the collected entries out in publish order (SPEC §4). */
+/*
+ * Lay the collected entries out in publish order (design.md: What a refresh
+ * does).
+ */
 static void
 lay_out(struct builder *b, struct plan *pl, const struct keyfn *kf,
     const struct store *st, uint32_t flags)

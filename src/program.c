@@ -344,7 +344,10 @@ get_facts(struct program *p, const json_t *d, struct why *w)
 		strv_add(&p->orgs, s);
 		free(s);
 	}
-	/* SPEC §10: what incremental refreshes compare (a string, as sent). */
+	/*
+	 * design.md: Incremental refresh: what incremental refreshes compare
+	 * (a string, as sent).
+	 */
 	v = json_object_get(d, "data_modified_timestamp");
 	if (json_is_string(v) && json_string_length(v) > 0 &&
 	    json_string_length(v) < 64 &&
@@ -657,7 +660,7 @@ program_finish(struct program **pp, json_t *ids)
 	int		 rc;
 
 	if (p->kept)
-		return 0;	/* SPEC §7: the published value stays */
+		return 0;	/* the published value stays */
 
 	if (p->fin_ids != NULL && json_equal(p->fin_ids, ids))
 		return 0;

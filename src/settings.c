@@ -113,8 +113,9 @@ const struct setting settings_table[] = {
 	G("discovery", "max_pages", SETTING_INT, max_pages, 1, 1000000,
 	    "1000", LIVE, "Pagination stops after this many pages."),
 	/*
-	 * The change-driven refresh (SPEC §14).  A change of any of these
-	 * reconnects to the change source (change.c compares them).
+	 * The change-driven refresh (operations.md: the change key).  A change
+	 * of any of these reconnects to the change source (change.c compares
+	 * them).
 	 */
 	G("discovery", "change_key", SETTING_STRING, change_key, 0, 0, NULL,
 	    LIVE, "Discovery's api_timestamp as a wire key (Tutor: "
@@ -167,9 +168,9 @@ const struct setting settings_table[] = {
 	    1, 600 * SEC_MS, "2s", STORE, "memcached read and write timeout."),
 
 	/*
-	 * [redis] instead of [memcached] (SPEC §9).  The keys it shares with
-	 * [memcached] set the same fields, so they have no default here
-	 * (the [memcached] one applies; key_function becomes django in
+	 * [redis] instead of [memcached] (operations.md: Redis).  The keys it
+	 * shares with [memcached] set the same fields, so they have no default
+	 * here (the [memcached] one applies; key_function becomes django in
 	 * config.c's cfg_redis when not given).
 	 */
 	G("redis", "url", SETTING_STRING, redis_url, 0, 0, NULL, STORE,
@@ -205,7 +206,7 @@ const struct setting settings_table[] = {
 	    "refresh_interval."),
 	G("daemon", "incremental_interval", SETTING_DURATION,
 	    incremental_interval_ms, 0, DAY_MS, "1m", LIVE,
-	    "Time between incremental refreshes (SPEC 10); 0: none."),
+	    "Time between incremental refreshes; 0: none."),
 	G("daemon", "incremental_overlap", SETTING_DURATION,
 	    incremental_overlap_ms, 0, DAY_MS, "5m", LIVE,
 	    "How far before the newest timestamp held they look."),

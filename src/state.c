@@ -699,10 +699,10 @@ tally(const struct plan *pl, const enum write_outcome *out,
 
 /*
  * Whether next is the generation last published, record for record: an
- * incremental refresh that found nothing new (SPEC §10).  Every site
- * fetched whole, the same lists, the very same program records (shared,
- * so the same values) and equal pathways; nothing unsure, no stale key
- * being counted, every server asked and holding what was recorded.
+ * incremental refresh that found nothing new (design.md: Incremental refresh).
+ * Every site fetched whole, the same lists, the very same program records
+ * (shared, so the same values) and equal pathways; nothing unsure, no stale
+ * key being counted, every server asked and holding what was recorded.
  */
 static bool
 same_generation(const struct state *s, const struct catalog *next,

@@ -2,7 +2,7 @@
  * store_mc.c: the memcached backend, through libmemcached (1.1, the
  * awesome fork).
  *
- * Pitfalls measured on this libmemcached (research/libs.md §0, §2):
+ * Pitfalls measured on this libmemcached (Debian 12's 1.1.4):
  * BUFFER_REQUESTS without NOREPLY aborts the process, so buffering is
  * only ever used with NOREPLY; NOREPLY hides E2BIG, so item sizes are
  * checked here against the server's own item_size_max; a write pipeline
@@ -28,7 +28,8 @@
 #define ITEM_OVERHEAD	64
 /*
  * Keys per multi-get: the request stays well under a socket buffer
- * (research/libs.md §2.4: a huge mget can deadlock in the kernel).
+ * (a huge mget can deadlock: both ends blocked writing, each with
+ * its receive buffer full).
  */
 #define MGET_BATCH	200
 

@@ -1,5 +1,5 @@
 /*
- * store_redis.c: the Redis backend (SPEC §9), through hiredis.
+ * store_redis.c: the Redis backend (operations.md: Redis), through hiredis.
  *
  * One server.  Writes are SET key value (no expiry) and DEL, appended to
  * the connection's output buffer and written out at store_flush (so that

@@ -1,4 +1,4 @@
-"""The change-driven refresh (SPEC §14): Discovery's api_timestamp, bumped the
+"""The change-driven refresh: Discovery's api_timestamp, bumped the
 way Discovery bumps it (Django's cache.set('api_timestamp', time.time(),
 None) through Django's own cache backends: django-redis under Tutor's
 layout, PyMemcacheCache on a native install), starts an incremental refresh

@@ -1,5 +1,5 @@
 """The configuration file as an attacker or a mistaken operator gives it
-(SPEC §8, §12): files that are not regular files or are too large, too
+(docs/configuration.md; design.md, Security): files that are not regular files or are too large, too
 many servers, a secret only the unit can read, a site with no way to get
 a token, a URL left in the example's domain, and a SIGHUP with a bad
 file, seen through the exit status, the events, sd_notify's STATUS= and

@@ -135,7 +135,7 @@ class EndToEnd(PcdTestCase):
         self.assertEqual(self.fake.requests, [])
 
     def test_failed_uuid_list_writes_nothing_and_exits_1(self):
-        """A site whose UUID list fails writes nothing (SPEC §7), and the
+        """A site whose UUID list fails writes nothing (the failure rules), and the
         one-shot exit code says so."""
         self.fake.set_fault(self.fake.uuids_path(), kind="status", status=500)
         rc, events, stderr = self.run_daemon(discovery={"retries": 0})[1]

@@ -1,4 +1,4 @@
-"""The failure rules of SPEC §7 in every mode: a mode x fault matrix.
+"""The failure rules (docs/design.md, Failures) in every mode: a mode x fault matrix.
 
 Each case publishes catalogue v1 (a good run), then Discovery serves v2, in
 which every program's title changes and the pathways change (one is

@@ -1,5 +1,5 @@
 """Discovery faults, each injected per URL over real HTTP, with the cache
-contents compared before and after (SPEC §7: a failed refresh never makes
+contents compared before and after (the failure rules: a failed refresh never makes
 the cache worse).
 
 Each test publishes a catalogue, then changes every program's title (so a

@@ -1,4 +1,4 @@
-"""A lease holder paused in the middle of its publish (SPEC §11): when it
+"""A lease holder paused in the middle of its publish: when it
 resumes past the lease's ttl it must not send what it had queued, or the
 older values it held would lie under the new holder's newer indexes for
 good.

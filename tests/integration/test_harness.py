@@ -71,7 +71,7 @@ class CatalogTest(unittest.TestCase):
                          "tests/support/catalog.py --sample -o tests/data/sample_catalogue.json")
 
     def test_shapes_follow_the_factories(self):
-        """Field order is the factories' (research §9): it decides the
+        """Field order is the factories' (edx-platform's catalog tests): it decides the
         pickle bytes' order, so the daemon must keep document order."""
         cat = catalog.generate(3, seed=1, quirks=False, child_program=False)
         self.assertEqual(len(cat["uuids"]), 3)
@@ -708,7 +708,7 @@ class ReaderTest(PcdTestCase):
         self.assertEqual(len(r.compare(self.exp)), len(self.exp))
 
     def test_wire_keys_match_upstream_examples(self):
-        """research/edx-platform.md §5.3 examples of safe_key."""
+        """Examples of upstream safe_key (common/djangoapps/util/memcache.py)."""
         r = Reader(["127.0.0.1:1"])
         cases = {
             "program-6f9c4e3a-2b1d-4c8e-9f0a-1234567890ab":
@@ -730,7 +730,7 @@ class ReaderTest(PcdTestCase):
         self.assertIsNone(r.key_problem("programs-by-type-1-professional certificate"))
 
     def test_long_keys_are_hashed_md4_or_blake2b(self):
-        """The 288-character example of research §5.3; MD4 via the fallback."""
+        """A 288-character key, hashed by safe_key; MD4 via the fallback."""
         combined = "default:1:course-programs-course-v1%3A" + "A" * 250
         self.assertEqual(len(combined), 288)
         self.assertEqual(md4_hexdigest(combined.encode()), "3cb38801d242eca1122a6db52043cc91")

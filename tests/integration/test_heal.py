@@ -1,4 +1,4 @@
-"""Self-healing (SPEC §4 snapshot, §5): real memcached processes are killed,
+"""Self-healing (docs/design.md, Self-healing): real memcached processes are killed,
 restarted, flushed and starved while the daemon runs, often with Discovery
 stopped; every test ends by reading the cache back the way the LMS does and
 comparing it with what cache_programs would have cached."""

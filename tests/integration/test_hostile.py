@@ -1,4 +1,4 @@
-"""Hostile input and local attackers (SPEC §12): a scriptable hostile
+"""Hostile input and local attackers (docs/design.md, Security): a scriptable hostile
 Discovery on loopback, a local client hammering the listener, planted files
 under state_dir.  Each test fails against the code before its fix."""
 

@@ -1,4 +1,4 @@
-"""Incremental refresh (SPEC §10): between full refreshes, the UUID list, the
+"""Incremental refresh: between full refreshes, the UUID list, the
 list filtered by Discovery's `timestamp`, the pathway pages, and only the
 details that changed; only changed keys written.
 
@@ -286,7 +286,7 @@ class Incremental(PcdTestCase):
         self.assertEqual(ahead[0]["tolerance_s"], 300)
 
     def test_failed_filtered_list_writes_nothing_of_the_site(self):
-        """SPEC §7 unchanged: a failed filtered list fails the site's
+        """The failure rules unchanged: a failed filtered list fails the site's
         incremental refresh (nothing written); the next one catches up."""
         self.start(discovery={"retries": "0"})
         self.wait_ok("incremental")
@@ -376,7 +376,7 @@ class Incremental(PcdTestCase):
         self.assertCacheMatches(self.reader_, self.expected())
 
     def test_held_site_waits_for_a_full_refresh(self):
-        """An incremental refresh the shrink guard holds (SPEC §7) keeps the
+        """An incremental refresh the shrink guard holds keeps the
         previous values, and the site gets no more incremental refreshes
         (no publish_held every minute) until a full one succeeds."""
         self.start()

@@ -6,7 +6,7 @@ The same few thousand keys (ASCII, spaces, reserved and control characters,
 "Ünïcode Org", CJK, emoji, long ones either side of 250 characters) go
 through
 
-  * edx-platform's safe_key (research/edx-platform.md §5.3, copied below
+  * edx-platform's safe_key (common/djangoapps/util/memcache.py, copied below
     verbatim) with urllib.parse.quote_plus and hashlib, MD4 and BLAKE2b-128;
   * Django's default_key_func and the checks that make Django
     (memcache_key_warnings) and pymemcache (check_key_helper) refuse a key;
@@ -47,7 +47,7 @@ activate = 1
 activate = 1
 """
 
-# common/djangoapps/util/memcache.py, the newest upstream version (§5.3 (b)),
+# common/djangoapps/util/memcache.py, the newest upstream version,
 # with stand-ins for django.conf.settings and edx_django_utils' increment.
 SAFE_KEY = r'''
 import hashlib

@@ -1,4 +1,4 @@
-"""Several daemons, one writer: the lease in the cache itself (SPEC §11).
+"""Several daemons, one writer: the lease in the cache itself.
 
 Real processes, one real memcached, the fake Discovery counting requests,
 and the LMS's reader checking what is in the cache."""
@@ -197,7 +197,7 @@ RTTL = 9.0      # the reload tests' lease_ttl: renewals and takes every 3 s
 
 class LeaseReload(PcdTestCase):
     """A SIGHUP that moves the store (memcached to Redis, other servers) or
-    the lease key (SPEC §15): the lease is released on the old store at once
+    the lease key: the lease is released on the old store at once
     (its stand-bys take over without waiting out the ttl), and the daemon
     stands by on the new store until it holds the lease there: it writes
     nothing where another daemon holds it."""

@@ -1,4 +1,4 @@
-"""Rows of the fault matrix (research/peers.md §3.5) that the other suites
+"""Rows of the fault matrix (docs/design.md, Failures) that the other suites
 do not cover, each asserting what is in the cache, not only the log."""
 
 import signal

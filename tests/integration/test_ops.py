@@ -1,4 +1,4 @@
-"""Operations: what systemd, journald and a Prometheus scraper see (SPEC §6).
+"""Operations: what systemd, journald and a Prometheus scraper see.
 
 sd_notify messages are read from a datagram socket standing in for
 $NOTIFY_SOCKET (path and abstract forms), journald entries from one standing

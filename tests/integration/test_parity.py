@@ -317,7 +317,7 @@ class UpstreamFailureAssertions(PcdTestCase):
 
     def test_partial_program_failure(self):
         """exit 1; the other programs cached.  Unlike upstream, the UUID
-        list does not name the program that is not in the cache (SPEC §7:
+        list does not name the program that is not in the cache (the failure rules:
         no index names a program whose value is missing)."""
         bad = self.cat["uuids"][3]
         self.fake.set_fault(self.fake.program_path(bad), kind="status", status=500)

@@ -1,4 +1,4 @@
-"""The Redis backend (SPEC §9) against a real redis-server started here, read
+"""The Redis backend against a real redis-server started here, read
 back the way Tutor's LMS reads it (Django 3.2 + Debian's django-redis,
 RedisCache, KEY_PREFIX "default", VERSION "1", db 1): parity of all nine
 families with cache_programs' reference, refused writes under maxmemory,

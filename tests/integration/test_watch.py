@@ -1,4 +1,4 @@
-"""The reader watch's connections (SPEC §13, §14) against real servers:
+"""The reader watch's connections (the reader watch, the change key) against real servers:
 memcached's `watch` stream (mcwatch.c) and Redis keyspace notifications
 (rdwatch.c), driven by build/watchtool, read by Django's own cache clients
 (pymemcache through Django, django-redis), with the daemon's store doing the
@@ -258,7 +258,7 @@ class Memcached(WatchCase):
 
 
 class HostilePeer(WatchCase):
-    """A peer that is not memcached (the network is not trusted, SPEC §12):
+    """A peer that is not memcached (the network is not trusted):
     lines it sends that do not parse are counted and dropped, a line longer
     than memcached's longest is dropped up to its end, one cut off by the
     close is not delivered, and the watch reconnects."""

@@ -9,7 +9,7 @@ A catalogue is a plain JSON-compatible dict:
     }
 
 Each detail has the fields of edx-platform's ProgramFactory, in its order
-(research/edx-platform.md §9), nested CurriculumFactory / CourseFactory /
+(openedx/core/djangoapps/catalog/tests/factories.py), nested CurriculumFactory / CourseFactory /
 CourseRunFactory / OrganizationFactory / PersonFactory shapes, and each
 pathway the PathwayFactory fields with ``programs`` as a list of small program
 dicts (uuid, title, ... as Discovery's pathway serializer nests them).

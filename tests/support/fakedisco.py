@@ -1,7 +1,7 @@
 """fakedisco.py: a fake Open edX Discovery (and LMS OAuth2 endpoint) over real HTTP.
 
 It serves a catalogue (see catalog.py: {"uuids", "programs", "pathways"})
-at exactly the URLs cache_programs uses (SPEC §2), checks the query strings
+at exactly the URLs cache_programs uses, checks the query strings
 strictly, records every request, and injects faults on demand.
 
     fake = FakeDiscovery(catalogue)          # or sites={"": cat1, "/b": cat2}
@@ -758,7 +758,7 @@ class FakeDiscovery:
         return 200, site.cache[key], []
 
     def _filtered(self, h, req, site):
-        """The minimal program list filtered by timestamp (SPEC §10)."""
+        """The minimal program list filtered by timestamp."""
         if not self.timestamps:
             return self._bad_query(req, UUIDS_QUERY, "timestamp (timestamps=False)")
         stamp = req.query_dict()["timestamp"][0]

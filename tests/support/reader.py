@@ -2,7 +2,7 @@
 
 The LMS reads with Django's PyMemcacheCache (pymemcache HashClient,
 pickle_serde) configured as openedx-platform's CACHES['default']
-(research/edx-platform.md §5.1) and Open edX's KEY_FUNCTION safe_key (§5.3).
+(lms/envs/common.py) and Open edX's KEY_FUNCTION safe_key (memcache.py).
 Reader builds exactly that backend, so what it gets is what the LMS gets:
 
     r = Reader(["127.0.0.1:%d" % port])          # key_function="edx", md4
@@ -62,7 +62,7 @@ def _setup_django():
     _django_ready = True
 
 
-# --- common/djangoapps/util/memcache.py (upstream, research §5.3 (b)) ----------
+# --- common/djangoapps/util/memcache.py (upstream) ---------------------------
 
 @functools.lru_cache(maxsize=4096)
 def md4_hexdigest(data):

@@ -1,5 +1,5 @@
 """rediscache.py: a real redis-server for the tests, and the LMS-side reader of a
-Redis-backed programs cache (SPEC §9).
+Redis-backed programs cache.
 
 Tutor's LMS reads its default cache with django-redis:
 

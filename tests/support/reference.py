@@ -2,7 +2,7 @@
 
 The functions below follow openedx-platform's
 openedx/core/djangoapps/catalog/management/commands/cache_programs.py and the
-utils.py helpers it calls (research/edx-platform.md §2, §2.1, §3), with
+utils.py helpers it calls, with
 Discovery replaced by catalogue dicts (catalog.py format) and the Django
 cache by a dict.  What the command would leave in the cache after one run:
 

@@ -1,6 +1,6 @@
 /*
  * test_keys.c: safe_key and Django's default key function, against the
- * vectors in research/edx-platform.md §5.3 and values from CPython's
+ * examples of upstream's memcache.py and values from CPython's
  * urllib.parse.quote_plus and hashlib.
  */
 #include <stdlib.h>
@@ -77,7 +77,7 @@ test_quote_plus(void)
 	buf_free(&b);
 }
 
-/* The examples of §5.3 with the default prefix and version. */
+/* Upstream's examples with the default prefix and version. */
 static void
 test_edx_examples(void)
 {
@@ -114,7 +114,7 @@ test_edx_long(void)
 	key_init(&md4, KEYFN_EDX, KEYHASH_MD4, "default", "1");
 	key_init(&b2b, KEYFN_EDX, KEYHASH_BLAKE2B, "default", "1");
 
-	/* The 288-character example of §5.3. */
+	/* A 288-character key: hashed. */
 	key = repeat('A', 26 + 250, "");
 	memcpy(key, "course-programs-course-v1:", 26);
 	T_STREQ(make(&md4, key), "3cb38801d242eca1122a6db52043cc91");

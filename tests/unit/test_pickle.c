@@ -1,7 +1,7 @@
 /*
  * test_pickle.c: the pickle encoder against bytes CPython 3.11 wrote.
  *
- * The golden vectors are research/edx-platform.md §7.4, built the way the
+ * The golden vectors are values built the way the
  * cache_programs command builds its values; the other expected bytes (and
  * the length + FNV-1a of the larger ones) come from pickle.dumps on
  * /usr/bin/python3 (3.11.2).  tests/integration/test_pickle_diff.py compares
@@ -172,7 +172,7 @@ program_tail(struct pickle *p, const int64_t *ids, size_t n)
 	T_INTEQ(pickle_finish(p), 0);
 }
 
-/* The table of research/edx-platform.md §7.4. */
+/* The golden vectors: the command's kinds of value, by CPython. */
 static void
 test_golden(void)
 {
@@ -223,7 +223,7 @@ test_golden(void)
 	    "0158948c07636f7572736573945d94287d942868018c026331948c036b657994"
 	    "8c016b94757d942868018c02633294680c8c026b32947565752e");
 
-	/* libs.md §6.3: the same value in every protocol. */
+	/* The same value in every protocol. */
 	pickle_free(&p);
 	pickle_init(&p, 2);
 	encode_json(&p, "{\"a\":[1,\"\\u00e9\"]}");
@@ -403,7 +403,7 @@ test_atoms(void)
 	SAME_HEX(&p.out, want);
 	pickle_free(&p);
 
-	/* The research's table, 2**64 left out (jansson has no such int). */
+	/* The golden ints, 2**64 left out (jansson has no such int). */
 	pickle_init(&p, 5);
 	encode_json(&p, "[0,255,256,65535,65536,-1,2147483647,2147483648,"
 	    "-2147483649]");

@@ -1,6 +1,6 @@
 /*
  * test_place.c: murmur3_32 and pymemcache's rendezvous hashing, against
- * research/edx-platform.md §6.2 and values from pymemcache itself.
+ * MurmurHash3's published vectors and values from pymemcache itself.
  */
 #include <string.h>
 
@@ -26,7 +26,7 @@ place(const char *const *nodes, size_t n, const char *key)
 	return place_rendezvous(nodes, n, key, strlen(key));
 }
 
-/* The vectors of §6.2 and the usual seeded ones. */
+/* Unseeded vectors and the usual seeded ones (0x9747b28c). */
 static void
 test_murmur3(void)
 {
@@ -44,7 +44,7 @@ test_murmur3(void)
 	    0x9747b28c), 0x2fa826cd);
 }
 
-/* The example of §6.2: scores 1856117098 / 564306481 / 2187447640. */
+/* Three nodes, one key: scores 1856117098 / 564306481 / 2187447640. */
 static void
 test_example(void)
 {

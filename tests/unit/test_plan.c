@@ -149,7 +149,10 @@ test_families_and_order(void)
 	T_INTEQ(pl->errors, 0);
 	T_INTEQ(pl->nprograms, 2);
 	T_INTEQ(pl->npathways, 1);
-	/* SPEC §4: every detail, then every index, the site lists last. */
+	/*
+	 * design.md: What a refresh does: every detail, then every index, the
+	 * site lists last.
+	 */
 	for (i = 0; i < pl->n; i++) {
 		int phase = pl->v[i].phase;
 
@@ -261,7 +264,10 @@ test_refused_key(void)
 	key_clear(&kf);
 }
 
-/* SPEC §7: a detail that is another program is refused, saying why. */
+/*
+ * design.md: Failures: a detail that is another program is refused, saying
+ * why.
+ */
 static void
 test_wrong_uuid(void)
 {

@@ -1,16 +1,15 @@
 /*
- * test_state.c: the state's publish against the test backend (testbe.h),
- * rule by rule (SPEC §7), asserting what the cache holds: a complete
- * publish; a failed detail keeps its value and its place in the indexes;
- * a failed list writes nothing of the site; a refused value drops the
- * program from every index (memcached) or keeps the old one and the
- * program's place (Redis); a value too big keeps the old one where the
- * cache has it; the shrink guard holds (and --force publishes); a server
- * that fails stops the later phases; a lost lease writes nothing more;
- * stale keys go after stale_after full refreshes, through the writer;
- * an unchanged refresh writes nothing, but only on servers that say they
- * hold what was recorded: on another the values are written again, and a
- * down one fails the refresh.
+ * test_state.c: the state's publish against the test backend (testbe.h), rule
+ * by rule (design.md: Failures), asserting what the cache holds: a complete
+ * publish; a failed detail keeps its value and its place in the indexes; a
+ * failed list writes nothing of the site; a refused value drops the program
+ * from every index (memcached) or keeps the old one and the program's place
+ * (Redis); a value too big keeps the old one where the cache has it; the
+ * shrink guard holds (and --force publishes); a server that fails stops the
+ * later phases; a lost lease writes nothing more; stale keys go after
+ * stale_after full refreshes, through the writer; an unchanged refresh writes
+ * nothing, but only on servers that say they hold what was recorded: on
+ * another the values are written again, and a down one fails the refresh.
  */
 #include <sys/stat.h>
 
