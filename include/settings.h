@@ -96,6 +96,19 @@ bool			 settings_section_known(const char *section);
 bool			 settings_differ(const struct cfg *a,
 			    const struct cfg *b, unsigned changes) PCD_WUR;
 /*
+ * The next row from *i on (start at 0) whose change is one of changes and
+ * whose value differs in a and b, with *i moved past it; NULL at the end.
+ */
+const struct setting	*settings_next_differ(const struct cfg *a,
+			    const struct cfg *b, unsigned changes, size_t *i);
+/*
+ * Copy into to from's value of every key whose change is one of changes
+ * (SETTING_RESTART: what a reload cannot change stays as it runs).  For
+ * the keys of [daemon] and the other global sections, but servers.
+ */
+void			 settings_keep(struct cfg *to, const struct cfg *from,
+			    unsigned changes);
+/*
  * Every key as a commented-out "key = default" line under its section,
  * each after a line of help with its type and range and what a change of
  * it needs on SIGHUP (the hidden option --print-settings).

@@ -693,6 +693,26 @@ config_loaded(bool ok)
 	metrics.config_reload_time = wall_ms() / 1000;
 }
 
+/*
+ * Keys read at start-up only (workers, the lease's enabled and ttl,
+ * state_dir): a reload that changes one says so and keeps the running
+ * value, so that the configuration in use is the one the daemon runs by.
+ */
+static void
+keep_startup_keys(const struct cfg *running, struct cfg *cfg)
+{
+	const struct setting	*st;
+	size_t			 i = 0;
+
+	while ((st = settings_next_differ(running, cfg, SETTING_RESTART,
+	    &i)) != NULL)
+		log_event(LOG_WARNING, "config_not_applied", "file=%s "
+		    "section=%s key=%s error=%s", cfg->path, st->section,
+		    st->name, "read at start-up only: the daemon keeps the "
+		    "value it started with until it is restarted");
+	settings_keep(cfg, running, SETTING_RESTART);
+}
+
 /* SIGHUP: re-read the configuration, and refresh now (or right after). */
 static void
 reload(struct daemon *d)
@@ -711,6 +731,7 @@ reload(struct daemon *d)
 	} else {
 		log_event(LOG_INFO, "config_loaded", "file=%s sites=%zu "
 		    "servers=%zu", cfg->path, cfg->nsites, cfg->nservers);
+		keep_startup_keys(d->cfg, cfg);
 		if (refreshing(d)) {
 			/* The running refresh still reads the old one. */
 			cfg_free(d->pending_cfg);

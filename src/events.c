@@ -69,6 +69,11 @@ const struct event events_table[] = {
 	{ "config_loaded", LOG_INFO, 0,
 	  "file sites servers version?",
 	  "the configuration was read (the version at start-up)" },
+	{ "config_not_applied", LOG_WARNING, 0,
+	  "file section key error",
+	  "a reload changed a key that is read at start-up only (workers, "
+	  "[lease] enabled and ttl, state_dir): the daemon runs on with the "
+	  "value it started with; restart it for the new one" },
 	{ "config_warning", LOG_WARNING, 0,
 	  "file line key warning",
 	  "a setting that does not stop the daemon, such as a secret file "

@@ -5,12 +5,16 @@
  * conf/programs-cached.conf and man/programs-cached.conf.5 in step:
  * `make check-unit` fails otherwise.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "settings.h"
+#include "util.h"
 
 static const char *const keyfn_names[] = { "edx", "django", NULL };
 static const char *const keyhash_names[] = { "md4", "blake2b", NULL };
@@ -217,7 +221,7 @@ const struct setting settings_table[] = {
 	    100, 7 * DAY_MS, "10m", LIVE,
 	    "How often every published key is read back."),
 	G("daemon", "state_dir", SETTING_STRING, state_dir, 0, 0,
-	    "/var/lib/programs-cached", LIVE,
+	    "/var/lib/programs-cached", RESTART,
 	    "Where the snapshot of the last publish is kept."),
 	G("daemon", "listen", SETTING_LISTEN, listen, 0, 0, NULL, LIVE,
 	    "Address of /metrics, /healthz and /readyz; unset: none."),
@@ -350,21 +354,85 @@ same_sites(const struct setting *st, const struct cfg *a,
 	return true;
 }
 
+const struct setting *
+settings_next_differ(const struct cfg *a, const struct cfg *b,
+    unsigned changes, size_t *i)
+{
+	const struct setting	*st;
+
+	while (*i < settings_count) {
+		st = &settings_table[(*i)++];
+		if ((st->change & changes) == 0)
+			continue;
+		if (st->scope == SETTING_SITE ? !same_sites(st, a, b) :
+		    !same_field(st, a, b))
+			return st;
+	}
+	return NULL;
+}
+
 bool
 settings_differ(const struct cfg *a, const struct cfg *b, unsigned changes)
 {
+	size_t	i = 0;
+
+	return settings_next_differ(a, b, changes, &i) != NULL;
+}
+
+/* The bytes of a field that is not a string, by its C type. */
+static size_t
+field_size(const struct setting *st)
+{
+	switch (st->ctype) {
+	case SETTING_C_LONG:
+		return sizeof(long);
+	case SETTING_C_SIZE:
+		return sizeof(size_t);
+	case SETTING_C_INT:
+	case SETTING_C_OTHER:
+		break;
+	}
+	return sizeof(int);
+}
+
+void
+settings_keep(struct cfg *to, const struct cfg *from, unsigned changes)
+{
 	const struct setting	*st;
 	size_t			 i;
+	char			**s;
 
 	for (i = 0; i < settings_count; i++) {
 		st = &settings_table[i];
 		if ((st->change & changes) == 0)
 			continue;
-		if (st->scope == SETTING_SITE ? !same_sites(st, a, b) :
-		    !same_field(st, a, b))
-			return true;
+		if (st->scope != SETTING_GLOBAL || st->type == SETTING_SERVERS)
+			fatalx("settings_keep: [%s] %s is kept by no code",
+			    st->section, st->name);
+		switch (st->type) {
+		case SETTING_STRING:
+		case SETTING_LISTEN:
+		case SETTING_URL:
+			s = (char **)((char *)to + st->off);
+			free(*s);
+			*s = *(char *const *)((const char *)from + st->off);
+			if (*s != NULL)
+				*s = xstrdup(*s);
+			break;
+		case SETTING_BOOL:
+			*(bool *)((char *)to + st->off) =
+			    *(const bool *)((const char *)from + st->off);
+			break;
+		case SETTING_FRACTION:
+			*(double *)((char *)to + st->off) =
+			    *(const double *)((const char *)from + st->off);
+			break;
+		default:
+			memcpy((char *)to + st->off,
+			    (const char *)from + st->off, field_size(st));
+			break;
+		}
 	}
-	return false;
 }
 
 /* What a value of each type looks like, for settings_print(). */

@@ -82,6 +82,40 @@ class StateDir(PcdTestCase):
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertFalse([e for e in res.events if e.get("event") == "state_dir_locked"])
 
+    def test_a_reload_keeps_the_directory_it_started_with(self):
+        """state_dir (like workers and the lease's enabled and ttl) is read
+        at start-up: a SIGHUP that names another directory and another
+        lease ttl says so for each, and the daemon goes on holding the
+        lock and saving its snapshot where it started; the new directory
+        is never made."""
+        d = self.make()
+        d.start()
+        d.wait_event("snapshot_saved", timeout=30)
+        old = d.state_dir
+        new = Path(self.tmpdir) / "elsewhere"
+        d.sections["daemon"]["state_dir"] = str(new)
+        d.sections["lease"] = {"ttl": "90s"}
+        d.write_config()
+        mark = d.mark()
+        self.changed("v2")
+        d.send_signal(signal.SIGHUP)
+        kept = d.wait_events("config_not_applied", 2, since=mark)
+        self.assertEqual(sorted((e["section"], e["key"]) for e in kept),
+                         [("daemon", "state_dir"), ("lease", "ttl")])
+        self.assertTrue(all(e["file"] == str(d.config_path) for e in kept), kept)
+        saved = d.wait_event("snapshot_saved", timeout=30, since=mark)
+        self.assertEqual(saved["file"], str(old / "programs-cache.snapshot"))
+        self.assertFalse(os.path.lexists(new))
+        self.assertEqual(d.events_named("config_not_applied", since=mark), kept)
+        # The lock is still the running daemon's, on the old directory.
+        d.sections["daemon"]["state_dir"] = str(old)
+        d.write_config()
+        res = d.run("--once")
+        self.assertEqual(res.returncode, 1, res.stderr)
+        locked = [e for e in res.events if e.get("event") == "state_dir_locked"]
+        self.assertEqual([int(e["pid"]) for e in locked], [d.pid], res.stderr)
+        self.assertEqual(d.stop(), 0)
+
     def test_read_only_modes_leave_the_directory_byte_identical(self):
         """--verify, --dry-run, --show, --check-config and --health create,
         change and remove nothing under state_dir: not with a snapshot, not

@@ -430,6 +430,7 @@ test_changes(void)
 		{ "daemon", "workers", SETTING_RESTART },
 		{ "lease", "enabled", SETTING_RESTART },
 		{ "lease", "ttl", SETTING_RESTART },
+		{ "daemon", "state_dir", SETTING_RESTART },
 		{ "lease", "key", SETTING_APPLIES },
 		{ "daemon", "listen", SETTING_APPLIES },
 		{ "site", "catalog_api_url", SETTING_APPLIES },
@@ -547,6 +548,50 @@ test_differ(void)
 	cfg_free(a);
 }
 
+/*
+ * What a reload keeps: settings_next_differ() names each key read at
+ * start-up only that changed, and settings_keep() puts the running values
+ * back, leaving every other change in place.
+ */
+static void
+test_keep(void)
+{
+	const unsigned	 all = SETTING_APPLIES | SETTING_NEW_STORE |
+	    SETTING_NEW_TOKEN | SETTING_RESTART;
+	const char	*path = write_tmp("keep.conf", "[discovery]\n"
+	    "auth = none\n[site a]\nsite_id = 1\n");
+	const struct setting	*st, *other = settings_find("daemon",
+	    "refresh_interval");
+	struct cfg	*a, *b;
+	size_t		 i, j, n = 0;
+
+	a = cfg_load(path);
+	b = cfg_load(path);
+	T_CHECK(a != NULL && b != NULL && other != NULL);
+	if (a == NULL || b == NULL || other == NULL)
+		abort();
+	for (i = 0; i < settings_count; i++)
+		if (settings_table[i].change == SETTING_RESTART) {
+			mutate(&settings_table[i], b, b);
+			n++;
+		}
+	T_CHECK(n >= 4);	/* workers, state_dir, [lease] enabled, ttl */
+	mutate(other, b, b);
+	/* Each changed row once, in table order, then the end. */
+	for (i = j = 0; (st = settings_next_differ(a, b, SETTING_RESTART,
+	    &j)) != NULL; i++)
+		T_INTEQ(st->change, SETTING_RESTART);
+	T_INTEQ(i, n);
+	T_CHECK(settings_next_differ(a, b, SETTING_RESTART, &j) == NULL);
+	settings_keep(b, a, SETTING_RESTART);
+	T_CHECK(!settings_differ(a, b, all & ~SETTING_APPLIES));
+	T_CHECK(settings_differ(a, b, SETTING_APPLIES));
+	T_STREQ(b->state_dir, a->state_dir);
+	T_CHECK(b->state_dir != a->state_dir);	/* a copy: both are freed */
+	cfg_free(a);
+	cfg_free(b);
+}
+
 /* Two loads, one line apart: what a reload would compare. */
 static bool
 files_differ(const char *one, const char *two, unsigned changes)
@@ -658,6 +703,7 @@ main(void)
 	test_changes();
 	test_differ();
 	test_differ_derived();
+	test_keep();
 	test_credentials();
 	{
 		char cmd[600];
