@@ -20,11 +20,13 @@
  * Sequence on each connection: AUTH (when there is a password), INFO
  * server (run_id, uptime: a changed run_id is a restarted server), CONFIG
  * GET notify-keyspace-events, in mode on a CONFIG SET adding what is
- * missing (keeping every flag already set), then SUBSCRIBE to the channels
- * of the features available.  Subscribed, the connection can send nothing
- * but (un)subscriptions: a heartbeat re-SUBSCRIBEs the first channel and
- * expects Redis's confirmation, so a server that stopped answering is
- * noticed.  The db matters only for the channel names.
+ * missing (keeping every flag already set; the watches of one process in
+ * mode on take turns from GET to SET, so one cannot set over what another
+ * just added; other processes are not ordered), then SUBSCRIBE to the
+ * channels of the features available.  Subscribed, the connection can send
+ * nothing but (un)subscriptions: a heartbeat re-SUBSCRIBEs the first
+ * channel and expects Redis's confirmation, so a server that stopped
+ * answering is noticed.  The db matters only for the channel names.
  */
 #ifndef PCD_RDWATCH_H
 #define PCD_RDWATCH_H

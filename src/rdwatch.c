@@ -96,9 +96,83 @@ struct rdw {
 	uint64_t		 ledger_at;
 
 	struct rdw_counts	 counts;
+
+	/* waiting for the turn at CONFIG GET ... SET (mode on) */
+	bool			 turn_waiting;
+	struct rdw		*turn_next;
 };
 
 static void	rdw_connect(struct rdw *);
+static void	config_get(struct rdw *);
+static void	arm(struct event *, long);
+
+/* --- taking turns at the flags ----------------------------------------- */
+
+/*
+ * The watches of this process in mode on take turns at CONFIG GET ... SET.
+ * Two that both read the flags before either set them would each set what
+ * it read plus its own letters, and the later SET would drop the other's
+ * (on one server, the change key's K$ and the reader watch's Eme).  A
+ * watch holds the turn from its CONFIG GET until its SET is answered, it
+ * has decided none is needed, or its connection goes; the others wait in
+ * the order they asked.  Only the loop thread runs this file.  Another
+ * process setting the flags at the same moment is not covered (rdwatch.h).
+ */
+static struct rdw	*turn;			/* holds it, or NULL */
+static struct rdw	*turn_head, *turn_tail;	/* waiting, in order */
+
+/* CONFIG GET now, or once the turn is w's. */
+static void
+turn_ask(struct rdw *w)
+{
+	if (w->mode != RDW_ON) {
+		config_get(w);		/* reads only: no turn needed */
+		return;
+	}
+	if (turn == NULL) {
+		turn = w;
+		config_get(w);
+		return;
+	}
+	w->turn_waiting = true;
+	w->turn_next = NULL;
+	if (turn_tail != NULL)
+		turn_tail->turn_next = w;
+	else
+		turn_head = w;
+	turn_tail = w;
+}
+
+/* w is done with the flags (or gone): the next waiting watch's turn. */
+static void
+turn_done(struct rdw *w)
+{
+	struct rdw	**pp, *prev = NULL, *next;
+
+	if (w->turn_waiting) {
+		for (pp = &turn_head; *pp != w; pp = &(*pp)->turn_next)
+			prev = *pp;
+		*pp = w->turn_next;
+		if (turn_tail == w)
+			turn_tail = prev;
+		w->turn_waiting = false;
+		w->turn_next = NULL;
+		return;
+	}
+	if (turn != w)
+		return;
+	turn = NULL;
+	if ((next = turn_head) == NULL)
+		return;
+	turn_head = next->turn_next;
+	if (turn_head == NULL)
+		turn_tail = NULL;
+	next->turn_waiting = false;
+	next->turn_next = NULL;
+	turn = next;
+	config_get(next);
+	arm(next->timer, next->timeout_ms);
+}
 
 /* --- the flags --------------------------------------------------------- */
 
@@ -275,6 +349,7 @@ teardown(struct rdw *w)
 	w->phase = PH_IDLE;
 	w->pending = 0;
 	w->beat_wait = false;
+	turn_done(w);
 }
 
 /* The kill event: drop the connection, report, and plan the next one. */
@@ -485,6 +560,7 @@ on_config_set(redisAsyncContext *ac, void *reply, void *privdata)
 	(void)privdata;
 	if (w == NULL || r == NULL)
 		return;
+	turn_done(w);
 	if (r->type == REDIS_REPLY_ERROR) {
 		snprintf(why, sizeof why, "CONFIG SET refused: %s; run %s as "
 		    "an administrator, or use reader_watch = auto", r->str,
@@ -500,8 +576,11 @@ on_config_set(redisAsyncContext *ac, void *reply, void *privdata)
 	subscribe_all(w);
 }
 
-/* What to do with the server's flags: subscribe, set them, or give up. */
-static void
+/*
+ * What to do with the server's flags: subscribe, set them, or give up.
+ * Whether a CONFIG SET was sent (the turn is kept until it is answered).
+ */
+static bool
 decide(struct rdw *w)
 {
 	unsigned	have;
@@ -511,11 +590,11 @@ decide(struct rdw *w)
 		if (w->mode == RDW_ON) {
 			rdw_lost(w, RDW_REFUSED, "CONFIG GET refused: cannot "
 			    "check or turn on notify-keyspace-events");
-			return;
+			return false;
 		}
 		w->info.active = w->want;
 		subscribe_all(w);
-		return;
+		return false;
 	}
 	rdw_flags_needed(w->info.flags, w->want, &have, w->add);
 	w->info.active = have & w->want;
@@ -543,15 +622,16 @@ decide(struct rdw *w)
 		lens[3] = strlen(flags);
 		redisAsyncCommandArgv(w->ac, on_config_set, NULL, 4, av, lens);
 		step(w);
-		return;
+		return true;
 	}
 	if (w->info.active == 0) {
 		snprintf(why, sizeof why, "notify-keyspace-events is '%s': "
 		    "run %s", w->info.flags, w->info.config_set);
 		rdw_lost(w, RDW_UNAVAILABLE, why);
-		return;
+		return false;
 	}
 	subscribe_all(w);
+	return false;
 }
 
 /* CONFIG GET notify-keyspace-events: ["notify-keyspace-events", flags]. */
@@ -579,7 +659,8 @@ on_config_get(redisAsyncContext *ac, void *reply, void *privdata)
 		w->info.flags[r->element[1]->len] = '\0';
 		w->info.flags_known = true;
 	}
-	decide(w);
+	if (!decide(w))
+		turn_done(w);
 }
 
 /* The value of "name:" in an INFO reply, into out. */
@@ -641,7 +722,10 @@ on_auth(redisAsyncContext *ac, void *reply, void *privdata)
 		step(w);
 }
 
-/* Queue AUTH, INFO and CONFIG GET; -1 if the password cannot be read. */
+/*
+ * Queue AUTH, INFO and CONFIG GET (or wait for the turn at the flags); -1
+ * if the password cannot be read.
+ */
 static int
 hello(struct rdw *w)
 {
@@ -673,14 +757,18 @@ hello(struct rdw *w)
 	lens[0] = 4;
 	lens[1] = 6;
 	redisAsyncCommandArgv(w->ac, on_info, NULL, 2, argv, lens);
-	argv[0] = "CONFIG";
-	argv[1] = "GET";
-	argv[2] = "notify-keyspace-events";
-	lens[0] = 6;
-	lens[1] = 3;
-	lens[2] = strlen(argv[2]);
-	redisAsyncCommandArgv(w->ac, on_config_get, NULL, 3, argv, lens);
+	turn_ask(w);
 	return 0;
+}
+
+/* Queue CONFIG GET notify-keyspace-events (its answer decides). */
+static void
+config_get(struct rdw *w)
+{
+	const char	*argv[3] = { "CONFIG", "GET", "notify-keyspace-events" };
+	size_t		 lens[3] = { 6, 3, 22 };
+
+	redisAsyncCommandArgv(w->ac, on_config_get, NULL, 3, argv, lens);
 }
 
 /* hiredis: the connection is up, or failed (it then frees the context). */

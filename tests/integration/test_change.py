@@ -221,6 +221,42 @@ class TutorLayout(ChangeCase):
         c.close()
         self.assertTrue(set("K$Ex") <= set(flags), flags)
 
+    def test_on_with_the_reader_watch_keeps_both_flags(self):
+        """change_notify = on and reader_watch = on both add flags to a
+        server that has none: each reads the flags and sets what it lacks,
+        and neither may set over what the other just added (a GET of both
+        before either SET would leave only one).  Both then work: a bump
+        is pushed, and a reader's miss of a lost key is seen and put
+        back."""
+        for _ in range(3):
+            d = self.start_tutor(flags="", discovery={"change_notify": "on"},
+                                 reader_watch="on")
+            d.wait_event("change_source_available", timeout=10,
+                         predicate=lambda e: e["how"] == "notification")
+            d.wait_event("reader_watch_up", timeout=10)
+            d.wait_event("refresh_succeeded", timeout=20)
+            c = self.srv.client(0)
+            flags = c.config_get("notify-keyspace-events")["notify-keyspace-events"]
+            self.assertTrue(set("K$Eme") <= set(flags), flags)
+            mark = d.mark()
+            self.bump()
+            d.wait_event("change_detected", since=mark, timeout=5,
+                         predicate=lambda e: e["how"] == "notification")
+            c.close()
+            key = "program-" + self.fake.catalogue()["uuids"][0]
+            c = self.srv.client(1)
+            self.assertEqual(c.delete(self.lms.make_key(key)), 1)
+            c.close()
+            self.assertIsNone(self.lms.get(key))
+            d.wait_event("reader_miss", since=mark, timeout=5,
+                         predicate=lambda e: int(e["lost"]) >= 1)
+            deadline = time.monotonic() + 5
+            while self.lms.get(key) is None:
+                self.assertLess(time.monotonic(), deadline, "not put back")
+                time.sleep(0.05)
+            self.assertEqual(d.stop(), 0)
+            self.srv.stop()
+
     def test_no_bump_no_discovery_request(self):
         """While the key does not move, Discovery hears nothing at all (the
         polls cost the cache one GET a second)."""
