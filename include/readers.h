@@ -16,7 +16,10 @@
  * longer one), and encoding it again must give the same wire key, which
  * the LMS's key function would have sent.  An edx key longer than 250
  * characters goes on the wire as its 32-hex-digit digest: one the table
- * does not hold cannot be told from a foreign key.
+ * does not hold cannot be told from a foreign key.  A wire key longer than
+ * KEY_MAX (Redis takes any length with the django key function) is looked
+ * up in the table like any other; one it does not hold is not decoded and
+ * counts as foreign.
  */
 #ifndef PCD_READERS_H
 #define PCD_READERS_H

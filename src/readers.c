@@ -173,8 +173,6 @@ readers_classify(const struct readers *r, size_t server, const char *wire,
 	out->buf[0] = '\0';
 	out->key = out->buf;
 	out->keylen = 0;
-	if (len > KEY_MAX)
-		return READERS_FOREIGN;		/* nothing published is */
 	if (r->kf.fn == KEYFN_EDX && is_digest(wire, len)) {
 		if ((e = map_get(&r->table, wire, len)) != NULL)
 			return held(e, server, out);
@@ -183,7 +181,10 @@ readers_classify(const struct readers *r, size_t server, const char *wire,
 	if (len <= r->prefixlen || memcmp(wire, r->prefix, r->prefixlen) != 0)
 		return READERS_FOREIGN;
 	if ((e = map_get(&r->table, wire, len)) != NULL)
-		return held(e, server, out);
+		return held(e, server, out);	/* any length (Redis) */
+	/* Longer than a memcached key: not decoded (out->buf's size). */
+	if (len > KEY_MAX)
+		return READERS_FOREIGN;
 
 	wire += r->prefixlen;
 	len -= r->prefixlen;

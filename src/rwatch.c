@@ -44,11 +44,13 @@ struct rw_report {
 	uint64_t	 total;
 	uint64_t	 evicted[FAM_COUNT];
 	uint64_t	 nevicted;
-	char		 ex[EXAMPLES_MAX][KEY_MAX + 1];
+	char		*ex[EXAMPLES_MAX];	/* Django keys, any length */
 	size_t		 nex;
-	char		 evex[EXAMPLES_MAX][KEY_MAX + 1];
+	char		*evex[EXAMPLES_MAX];
 	size_t		 nevex;
 };
+
+static void	report_clear(struct rw_report *);
 
 struct rw_server {
 	struct rwatch	*rw;
@@ -135,6 +137,7 @@ stop(struct rwatch *rw)
 		if (s->up)
 			metrics_reader_watch(s->name, false, 0);
 		free(s->name);
+		report_clear(&s->rep);
 		memset(s, 0, sizeof *s);
 	}
 	rw->n = 0;
@@ -193,7 +196,7 @@ rwatch_set_snapshot(struct rwatch *rw, const struct snapshot *snap)
 /* --- reports ---------------------------------------------------------- */
 
 static void
-add_example(char ex[][KEY_MAX + 1], size_t *n, const char *key)
+add_example(char **ex, size_t *n, const char *key)
 {
 	size_t	j;
 
@@ -202,11 +205,24 @@ add_example(char ex[][KEY_MAX + 1], size_t *n, const char *key)
 	for (j = 0; j < *n; j++)
 		if (strcmp(ex[j], key) == 0)
 			return;
-	snprintf(ex[(*n)++], KEY_MAX + 1, "%s", key);
+	ex[(*n)++] = xstrdup(key);
+}
+
+/* Forget a report, its examples freed. */
+static void
+report_clear(struct rw_report *r)
+{
+	size_t	j;
+
+	for (j = 0; j < r->nex; j++)
+		free(r->ex[j]);
+	for (j = 0; j < r->nevex; j++)
+		free(r->evex[j]);
+	memset(r, 0, sizeof *r);
 }
 
 static void
-examples(struct buf *b, char ex[][KEY_MAX + 1], size_t n)
+examples(struct buf *b, char *const *ex, size_t n)
 {
 	size_t	j;
 
@@ -294,7 +310,7 @@ report_server(struct rw_server *s)
 		buf_free(&ex);
 	}
 	(void)nc;
-	memset(r, 0, sizeof *r);
+	report_clear(r);
 }
 
 static void

@@ -72,7 +72,7 @@ struct listing {
 struct look {
 	const char		*key;
 	int			 family;
-	char			 wire[KEY_MAX + 1];
+	char			*wire;		/* NULL: refused */
 	size_t			 wirelen;
 	size_t			 srv[STORE_MAX_SERVERS];
 	size_t			 nsrv;
@@ -245,6 +245,7 @@ look(struct look *lk, const struct cfg *cfg, struct store *st,
     const struct snapshot *snap)
 {
 	struct keyfn		 kf;
+	struct buf		 wb;
 	const struct entry	*e = NULL;
 	int			 n;
 	size_t			 i;
@@ -252,8 +253,13 @@ look(struct look *lk, const struct cfg *cfg, struct store *st,
 	lk->family = family_of_key(lk->key, strlen(lk->key), NULL);
 	key_init(&kf, cfg->key_function, cfg->long_key_hash, cfg->key_prefix,
 	    cfg->key_version);
-	n = key_make_short(&kf, lk->key, strlen(lk->key), lk->wire);
+	/* Any length: a Redis key with the django key function can be long. */
+	buf_init(&wb);
+	n = key_make(&kf, lk->key, strlen(lk->key), &wb);
 	key_clear(&kf);
+	if (n == 0)
+		lk->wire = (char *)buf_steal(&wb, &lk->wirelen);
+	buf_free(&wb);
 	lk->snap.where = "snapshot";
 	lk->snap.state = snap == NULL ? SIDE_NO_SNAPSHOT : SIDE_ABSENT;
 	if (snap != NULL && (e = find_entry(snap, lk->key)) != NULL) {
@@ -266,9 +272,8 @@ look(struct look *lk, const struct cfg *cfg, struct store *st,
 	}
 	if (snap != NULL)
 		lk->saved_ms = snapshot_created(snap);
-	if (n < 0)
+	if (lk->wire == NULL)
 		return;		/* the key function refuses it: no wire key */
-	lk->wirelen = (size_t)n;
 	lk->nsrv = store_place(st, lk->wire, lk->wirelen, lk->srv);
 	for (i = 0; i < lk->nsrv; i++) {
 		read_side(st, lk->srv[i], lk->wire, lk->wirelen, &lk->cache[i]);
@@ -303,6 +308,7 @@ look_free(struct look *lk)
 		side_free(&lk->cache[i]);
 	side_free(&lk->snap);
 	free(lk->lists);
+	free(lk->wire);
 }
 
 /* --- printing ---------------------------------------------------------- */
@@ -358,8 +364,8 @@ print_text(const struct look *lk, FILE *out)
 	fprintf(out, "key       %s\n", lk->key);
 	fprintf(out, "family    %s\n", lk->family >= 0 ?
 	    family_name((enum family)lk->family) : "none");
-	fprintf(out, "wire      %s\n", lk->nsrv > 0 || lk->wirelen > 0 ?
-	    lk->wire : "(the key function refuses this key)");
+	fprintf(out, "wire      %s\n", lk->wire != NULL ? lk->wire :
+	    "(the key function refuses this key)");
 	for (i = 0; i < lk->nsrv; i++)
 		print_side(out, "cache", &lk->cache[i]);
 	print_side(out, "snapshot", &lk->snap);
@@ -409,8 +415,8 @@ print_json(const struct look *lk, bool agree, FILE *out)
 
 	o = json_pack("{s:s, s:o, s:o}", "key", lk->key, "family",
 	    lk->family >= 0 ? json_string(family_name(
-	    (enum family)lk->family)) : json_null(), "wire", lk->nsrv > 0 ||
-	    lk->wirelen > 0 ? json_string(lk->wire) : json_null());
+	    (enum family)lk->family)) : json_null(), "wire", lk->wire != NULL ?
+	    json_string(lk->wire) : json_null());
 	a = json_array();
 	for (i = 0; i < lk->nsrv; i++) {
 		x = side_json(&lk->cache[i]);

@@ -3,6 +3,7 @@ redis-server, the fake Discovery, and Django's own cache clients as the LMS.
 check_interval and verify_interval are an hour, so that no poll can explain
 a key coming back: only the reader watch can."""
 
+import json
 import os
 import signal
 import socket
@@ -304,6 +305,39 @@ class Redis(RedisCase, ReaderCase):
                         "not back within a second")
         self.assertEqual(reader.get(key), self.expected[key])
         self.assertLostOnce(d, mark, key, srv.url(1))
+        self.assertEqual(d.stop(), 0)
+
+    def test_long_key_lost_and_back(self):
+        """Redis takes keys of any length with the django key function: a
+        course run key whose cache key is longer than memcached's 250
+        bytes, deleted and read by django-redis, is seen as lost (named in
+        full) and put back within a second."""
+        self.cat = catalog.generate(20, seed=23, long_run_key=True)
+        self.fake.set_catalogue(self.cat)
+        self.expected = reference.expected_cache([
+            {"domain": "lms.example.com", "site_id": 1, "catalogue": self.cat}])
+        srv = self.start_redis()
+        d = self.start_daemon(srv, reader_watch="on")
+        d.wait_event("reader_watch_up", timeout=10)
+        reader = self.redis_reader(srv)
+        key = max((k for k in self.expected if fam(k) == "course_programs"), key=len)
+        wire = reader.make_key(key)
+        self.assertGreater(len(wire.encode()), 250)
+        self.assertIn(wire, srv.keys(1))
+        mark = d.mark()
+        c = srv.client(1)
+        c.delete(wire)
+        c.close()
+        self.assertIsNone(reader.get(key))
+        self.assertTrue(wait_for(lambda: wire in srv.keys(1), 1.0),
+                        "not back within a second")
+        self.assertEqual(reader.get(key), self.expected[key])
+        self.assertLostOnce(d, mark, key, srv.url(1))
+        # --show names the whole key and finds it where the LMS reads it.
+        res = d.run("--show", key, "--json")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        o = json.loads(res.stdout)
+        self.assertEqual((o["wire"], o["cache"][0]["agreement"]), (wire, "same bytes"))
         self.assertEqual(d.stop(), 0)
 
     def test_own_verify_miss_not_counted(self):

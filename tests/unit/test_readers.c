@@ -2,6 +2,7 @@
  * test_readers.c: the classifier of reader keys, with both key functions,
  * hashed long keys, and the family templates that start one another.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,6 +208,48 @@ test_django(void)
 	key_clear(&kf);
 }
 
+/*
+ * Redis keeps keys of any length (django key function): a published key
+ * longer than a memcached key is found, and one not published is foreign.
+ */
+static void
+test_django_long(void)
+{
+	struct keyfn		 kf;
+	struct entry		 e;
+	struct buf		 wire, other;
+	struct readers		*r;
+	struct readers_key	 k;
+	char			 key[400];
+
+	key_init(&kf, KEYFN_DJANGO_ANY, KEYHASH_MD4, "default", "1");
+	snprintf(key, sizeof key, "course-programs-course-v1:LongX+%0240d+1T2025",
+	    0);
+	buf_init(&wire);
+	T_INTEQ(key_make(&kf, key, strlen(key), &wire), 0);
+	T_CHECK(wire.len > KEY_MAX);
+	memset(&e, 0, sizeof e);
+	e.key = key;
+	e.wire = (const char *)wire.data;
+	e.wirelen = (uint32_t)wire.len;
+	e.family = FAM_COURSE;
+	e.servers = 1;
+	r = readers_new(&e, 1, &kf);
+	T_INTEQ(readers_classify(r, 0, (const char *)wire.data, wire.len, &k),
+	    READERS_HELD);
+	T_STREQ(k.key, key);
+	T_CHECK(k.entry == &e);
+	buf_init(&other);
+	buf_add(&other, wire.data, wire.len);
+	other.data[other.len - 1] = '6';	/* 1T2026: not published */
+	T_INTEQ(readers_classify(r, 0, (const char *)other.data, other.len,
+	    &k), READERS_FOREIGN);
+	readers_free(r);
+	buf_free(&wire);
+	buf_free(&other);
+	key_clear(&kf);
+}
+
 static void
 test_family(void)
 {
@@ -229,6 +272,7 @@ main(void)
 	test_edx(KEYHASH_MD4);
 	test_edx(KEYHASH_BLAKE2B);
 	test_django();
+	test_django_long();
 	test_family();
 	return t_done();
 }
