@@ -8,6 +8,7 @@
  * file starts goes through the kill event, which runs outside hiredis.
  */
 #include <arpa/inet.h>
+#include <sys/queue.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,7 @@ struct rdw {
 
 	/* waiting for the turn at CONFIG GET ... SET (mode on) */
 	bool			 turn_waiting;
-	struct rdw		*turn_next;
+	TAILQ_ENTRY(rdw)	 turn_entry;
 };
 
 static void	rdw_connect(struct rdw *);
@@ -118,8 +119,8 @@ static void	arm(struct event *, long);
  * the order they asked.  Only the loop thread runs this file.  Another
  * process setting the flags at the same moment is not covered (rdwatch.h).
  */
-static struct rdw	*turn;			/* holds it, or NULL */
-static struct rdw	*turn_head, *turn_tail;	/* waiting, in order */
+static struct rdw	*turn;		/* holds it, or NULL */
+static TAILQ_HEAD(, rdw) turn_queue = TAILQ_HEAD_INITIALIZER(turn_queue);
 
 /* CONFIG GET now, or once the turn is w's. */
 static void
@@ -135,40 +136,27 @@ turn_ask(struct rdw *w)
 		return;
 	}
 	w->turn_waiting = true;
-	w->turn_next = NULL;
-	if (turn_tail != NULL)
-		turn_tail->turn_next = w;
-	else
-		turn_head = w;
-	turn_tail = w;
+	TAILQ_INSERT_TAIL(&turn_queue, w, turn_entry);
 }
 
 /* w is done with the flags (or gone): the next waiting watch's turn. */
 static void
 turn_done(struct rdw *w)
 {
-	struct rdw	**pp, *prev = NULL, *next;
+	struct rdw	*next;
 
 	if (w->turn_waiting) {
-		for (pp = &turn_head; *pp != w; pp = &(*pp)->turn_next)
-			prev = *pp;
-		*pp = w->turn_next;
-		if (turn_tail == w)
-			turn_tail = prev;
+		TAILQ_REMOVE(&turn_queue, w, turn_entry);
 		w->turn_waiting = false;
-		w->turn_next = NULL;
 		return;
 	}
 	if (turn != w)
 		return;
 	turn = NULL;
-	if ((next = turn_head) == NULL)
+	if ((next = TAILQ_FIRST(&turn_queue)) == NULL)
 		return;
-	turn_head = next->turn_next;
-	if (turn_head == NULL)
-		turn_tail = NULL;
+	TAILQ_REMOVE(&turn_queue, next, turn_entry);
 	next->turn_waiting = false;
-	next->turn_next = NULL;
 	turn = next;
 	config_get(next);
 	arm(next->timer, next->timeout_ms);
