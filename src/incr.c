@@ -15,7 +15,9 @@
 
 /*
  * How far a data_modified_timestamp may be ahead of Discovery's own clock
- * (the Date header of its replies) and still count for the watermark.
+ * (the Date header of its replies; the daemon's own clock when no reply
+ * had one, as behind a proxy that drops it) and still count for the
+ * watermark.
  * Date has a one-second resolution and Discovery's web servers and database
  * may disagree by seconds; five minutes covers that.  A timestamp ignored
  * only lowers the watermark (more of the list is fetched), never hides an
@@ -99,6 +101,9 @@ filter_from_clock(struct site_fetch *sf)
 	char	ts[64];
 
 	sf->filter_waits = false;
+	/* No Date header: ours, or a far-future timestamp would count. */
+	if (sf->clock_us == 0)
+		sf->clock_us = (int64_t)wall_ms() * 1000;
 	if (!watermark(sf->prev, sf->clock_us, &max)) {
 		fetch_failed(sf, "filtered", NULL, "every data_modified_timestamp "
 		    "held is ahead of Discovery's clock (see timestamp_ahead)");

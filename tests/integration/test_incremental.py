@@ -261,9 +261,18 @@ class Incremental(PcdTestCase):
         ignores it (timestamp_ahead, once), T stays Discovery's clock's, and
         an edit made after it is picked up by the next incremental
         refresh."""
+        self._far_future()
+
+    def test_far_future_timestamp_without_a_date_header(self):
+        """The same behind a proxy that drops the Date header: the
+        daemon's own clock caps the watermark instead."""
+        self._far_future(send_date=False)
+
+    def _far_future(self, send_date=True):
         liar = self.cat["uuids"][2]
         self.cat["programs"][liar]["data_modified_timestamp"] = "2999-01-01T00:00:00Z"
         self.start()
+        self.fake.send_date = send_date      # the incremental refreshes' replies
         self.wait_ok("incremental")
         target = self.cat["uuids"][5]
 

@@ -322,9 +322,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- raw writing ------------------------------------------------------
     def write_head(self, status, headers):
         lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status"))]
-        # Discovery's clock, the one its timestamps are stamped with.
-        lines.append("Date: %s" % email.utils.formatdate(
-            time.time() + self.server.fake.clock_skew, usegmt=True))
+        # Discovery's clock, the one its timestamps are stamped with (none
+        # with send_date False, as behind a proxy that drops the header).
+        if self.server.fake.send_date:
+            lines.append("Date: %s" % email.utils.formatdate(
+                time.time() + self.server.fake.clock_skew, usegmt=True))
         lines.append("Server: fakedisco/1")
         for k, v in headers:
             lines.append("%s: %s" % (k, v))
@@ -358,6 +360,7 @@ class FakeDiscovery:
         self.timestamps = timestamps
         self.timestamp_filter = timestamp_filter
         self.clock_skew = clock_skew
+        self.send_date = True
         self._lock = threading.RLock()
         self._sites = {}
         self._faults = []
