@@ -792,6 +792,14 @@ on_awake(evutil_socket_t fd, short what, void *arg)
 			awake_drop(w);
 			return;
 		}
+		/*
+		 * A numeric host is "resolved" at once, and a connect that
+		 * fails then (no descriptor left: EMFILE) runs
+		 * on_awake_event before the call returns 0: the connection
+		 * is already dropped.
+		 */
+		if (w->abev == NULL)
+			return;
 	}
 	bufferevent_write(w->abev, get, sizeof get - 1);
 }
