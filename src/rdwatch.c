@@ -119,8 +119,9 @@ static void	arm(struct event *, long);
  * the order they asked.  Only the loop thread runs this file.  Another
  * process setting the flags at the same moment is not covered (rdwatch.h).
  */
+TAILQ_HEAD(rdw_queue, rdw);
 static struct rdw	*turn;		/* holds it, or NULL */
-static TAILQ_HEAD(, rdw) turn_queue = TAILQ_HEAD_INITIALIZER(turn_queue);
+static struct rdw_queue	 turn_queue = TAILQ_HEAD_INITIALIZER(turn_queue);
 
 /* CONFIG GET now, or once the turn is w's. */
 static void

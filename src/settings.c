@@ -379,10 +379,14 @@ settings_differ(const struct cfg *a, const struct cfg *b, unsigned changes)
 	return settings_next_differ(a, b, changes, &i) != NULL;
 }
 
-/* The bytes of a field that is not a string, by its C type. */
+/* The bytes of a field that is not a string. */
 static size_t
 field_size(const struct setting *st)
 {
+	if (st->type == SETTING_BOOL)
+		return sizeof(bool);
+	if (st->type == SETTING_FRACTION)
+		return sizeof(double);
 	switch (st->ctype) {
 	case SETTING_C_LONG:
 		return sizeof(long);
@@ -400,7 +404,9 @@ settings_keep(struct cfg *to, const struct cfg *from, unsigned changes)
 {
 	const struct setting	*st;
 	size_t			 i;
-	char			**s;
+	void			*dst;
+	const void		*src;
+	char			*s;
 
 	for (i = 0; i < settings_count; i++) {
 		st = &settings_table[i];
@@ -409,27 +415,21 @@ settings_keep(struct cfg *to, const struct cfg *from, unsigned changes)
 		if (st->scope != SETTING_GLOBAL || st->type == SETTING_SERVERS)
 			fatalx("settings_keep: [%s] %s is kept by no code",
 			    st->section, st->name);
+		dst = (char *)to + st->off;
+		src = (const char *)from + st->off;
 		switch (st->type) {
 		case SETTING_STRING:
 		case SETTING_LISTEN:
 		case SETTING_URL:
-			s = (char **)((char *)to + st->off);
-			free(*s);
-			*s = *(char *const *)((const char *)from + st->off);
-			if (*s != NULL)
-				*s = xstrdup(*s);
-			break;
-		case SETTING_BOOL:
-			*(bool *)((char *)to + st->off) =
-			    *(const bool *)((const char *)from + st->off);
-			break;
-		case SETTING_FRACTION:
-			*(double *)((char *)to + st->off) =
-			    *(const double *)((const char *)from + st->off);
+			memcpy(&s, dst, sizeof s);
+			free(s);
+			memcpy(&s, src, sizeof s);
+			if (s != NULL)
+				s = xstrdup(s);
+			memcpy(dst, &s, sizeof s);
 			break;
 		default:
-			memcpy((char *)to + st->off,
-			    (const char *)from + st->off, field_size(st));
+			memcpy(dst, src, field_size(st));
 			break;
 		}
 	}
